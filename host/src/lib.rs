@@ -1,1 +1,4 @@
-//! nfvhost library
+//! nfvhost: run network functions as WebAssembly modules in service chains.
+
+pub mod chain;
+pub mod sys;
