@@ -51,9 +51,12 @@ pub const IMPORT_NOW_NS: &str = "now_ns";
 /// `fn emit(port: i32, ptr: i32, len: i32) -> i32`: queue a new frame for
 /// transmission; returns [`STATUS_OK`] or a negative status.
 pub const IMPORT_EMIT: &str = "emit";
-/// `fn counter_define(name_ptr, name_len, help_ptr, help_len, cell_ptr) -> i32`:
-/// declare a counter whose current value is the little-endian `u64` at
-/// `cell_ptr` in linear memory. Only valid during `nfv_init`.
+/// `fn counter_define(kind, name_ptr, name_len, help_ptr, help_len, cell_ptr) -> i32`:
+/// declare a metric of [`MetricKind`] `kind` whose current value is the
+/// little-endian `u64` at `cell_ptr` in linear memory (8-byte aligned). The
+/// host reads the cell; the module updates it without a host call. Names are
+/// `[a-z][a-z0-9_]*`; the host exports them as
+/// `nfvhost_vnf_<name>` with the VNF's labels. Only valid during `nfv_init`.
 pub const IMPORT_COUNTER_DEFINE: &str = "counter_define";
 /// `fn config_error(path_ptr, path_len, msg_ptr, msg_len)`: explain why
 /// `nfv_init` refused its configuration; `path` is a dotted key path
@@ -65,7 +68,7 @@ pub const PROVIDED_IMPORTS: &[(&str, &str)] = &[
     (IMPORT_LOG, "func(i32, i32, i32)"),
     (IMPORT_NOW_NS, "func() -> i64"),
     (IMPORT_EMIT, "func(i32, i32, i32) -> i32"),
-    (IMPORT_COUNTER_DEFINE, "func(i32, i32, i32, i32, i32) -> i32"),
+    (IMPORT_COUNTER_DEFINE, "func(i32, i32, i32, i32, i32, i32) -> i32"),
     (IMPORT_CONFIG_ERROR, "func(i32, i32, i32, i32)"),
 ];
 
@@ -285,6 +288,16 @@ closed_enum! {
         TxError = 67 => "tx_error",
         /// Host: the module's call exceeded its time budget.
         Timeout = 68 => "timeout",
+    }
+}
+
+closed_enum! {
+    /// What a module-declared metric is.
+    MetricKind {
+        /// Only goes up (exported with a `_total` suffix).
+        Counter = 0 => "counter",
+        /// Goes up and down (table sizes, leases in use).
+        Gauge = 1 => "gauge",
     }
 }
 

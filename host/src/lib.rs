@@ -2,3 +2,5 @@
 
 pub mod chain;
 pub mod sys;
+pub mod engine;
+pub mod logging;

@@ -1,4 +1,111 @@
 //! vnf-sdk: write nfvhost network functions in safe Rust.
+//!
+//! A function is a type that implements [`Vnf`], exported with one macro:
+//!
+//! ```ignore
+//! use vnf_sdk::prelude::*;
+//!
+//! #[derive(serde::Deserialize)]
+//! #[serde(deny_unknown_fields)]
+//! struct Config { out_port: String }
+//!
+//! struct Wire { out: u16 }
+//!
+//! impl Vnf for Wire {
+//!     type Config = Config;
+//!     fn new(ctx: &mut InitContext, config: Config) -> Result<Self, ConfigError> {
+//!         let out = ctx.port(&config.out_port).ok_or_else(|| ConfigError::at("out_port", "no such port"))?;
+//!         Ok(Wire { out })
+//!     }
+//!     fn process(&mut self, _ctx: &mut Context, _frame: &mut Frame) -> Verdict {
+//!         Verdict::Forward(self.out)
+//!     }
+//! }
+//!
+//! vnf_sdk::export_vnf!(Wire);
+//! ```
+//!
+//! Build it with `cargo build --target wasm32-unknown-unknown`; test its logic
+//! natively with [`testing::Harness`]. A VNF author never writes `unsafe`:
+//! the one module that talks to the host (`hostcalls`) and the generated
+//! entry points are the only places that do.
 #![deny(unsafe_code)]
 
+extern crate alloc;
+
+mod context;
+mod counter;
+mod frame;
+mod hostcalls;
+#[doc(hidden)]
+pub mod runtime;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
+mod vnf;
 pub mod wire;
+
+pub use context::{Context, InitContext};
+pub use counter::Counter;
+pub use frame::Frame;
+pub use hostcalls::EmitError;
+pub use nfvhost_abi::{DropReason, LogLevel, Verdict};
+pub use vnf::{ConfigError, Vnf};
+
+/// Everything a VNF usually needs.
+pub mod prelude {
+    pub use crate::wire;
+    pub use crate::{
+        log_debug, log_error, log_info, log_warn, ConfigError, Context, Counter, DropReason, Frame,
+        InitContext, Verdict, Vnf,
+    };
+}
+
+
+/// Logs an error through the host.
+#[macro_export]
+macro_rules! log_error { ($($arg:tt)*) => { $crate::runtime::log($crate::LogLevel::Error, &$crate::runtime::format(format_args!($($arg)*))) }; }
+/// Logs a warning through the host.
+#[macro_export]
+macro_rules! log_warn { ($($arg:tt)*) => { $crate::runtime::log($crate::LogLevel::Warn, &$crate::runtime::format(format_args!($($arg)*))) }; }
+/// Logs information through the host.
+#[macro_export]
+macro_rules! log_info { ($($arg:tt)*) => { $crate::runtime::log($crate::LogLevel::Info, &$crate::runtime::format(format_args!($($arg)*))) }; }
+/// Logs a debug message through the host.
+#[macro_export]
+macro_rules! log_debug { ($($arg:tt)*) => { $crate::runtime::log($crate::LogLevel::Debug, &$crate::runtime::format(format_args!($($arg)*))) }; }
+
+/// Exports a [`Vnf`] implementation as an nfvhost module (ABI v1).
+///
+/// Expands to the `nfv_*` entry points; each only dispatches into
+/// [`runtime`], which calls the type's [`Vnf`] methods.
+#[macro_export]
+macro_rules! export_vnf {
+    ($vnf:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        mod __nfv_exports {
+            use super::*;
+            static INSTANCE: $crate::runtime::Slot<$vnf> = $crate::runtime::Slot::new();
+
+            #[no_mangle]
+            extern "C" fn nfv_abi_version() -> i32 {
+                $crate::runtime::abi_version()
+            }
+            #[no_mangle]
+            extern "C" fn nfv_alloc(len: i32) -> i32 {
+                $crate::runtime::alloc(len)
+            }
+            #[no_mangle]
+            extern "C" fn nfv_init(ptr: i32, len: i32) -> i32 {
+                $crate::runtime::init(&INSTANCE, ptr, len)
+            }
+            #[no_mangle]
+            extern "C" fn nfv_process(ptr: i32, count: i32) -> i32 {
+                $crate::runtime::process(&INSTANCE, ptr, count)
+            }
+            #[no_mangle]
+            extern "C" fn nfv_tick(now_ns: i64) {
+                $crate::runtime::tick(&INSTANCE, now_ns)
+            }
+        }
+    };
+}

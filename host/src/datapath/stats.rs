@@ -1,0 +1,217 @@
+//! The stats segment: a file-backed shared memory region the worker writes
+//! with relaxed atomic stores and the supervisor maps read-only, so a scrape
+//! never asks the worker anything (the model is VPP's stats segment).
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use nfvhost_abi::{MAX_COUNTERS, MAX_PORTS};
+
+/// Identifies a segment and its layout version.
+pub const MAGIC: u64 = u64::from_le_bytes(*b"NFVSTAT1");
+
+/// Upper bounds of the call-duration histogram, in nanoseconds.
+pub const CALL_NS_BUCKETS: [u64; 14] = [
+    1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000, 1_000_000, 2_000_000, 5_000_000,
+    10_000_000, 50_000_000,
+];
+/// Upper bounds of the batch-size histogram, in frames.
+pub const BATCH_BUCKETS: [u64; 9] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
+/// Trap kinds, in slot order (see `CallFailure::label`).
+pub const TRAP_KINDS: [&str; 10] = [
+    "timeout",
+    "unreachable",
+    "memory_out_of_bounds",
+    "stack_overflow",
+    "division_by_zero",
+    "integer_overflow",
+    "bad_call",
+    "other",
+    "host",
+    "status",
+];
+
+/// Per-port counters.
+#[repr(C)]
+#[derive(Default)]
+pub struct PortCounters {
+    pub rx_packets: AtomicU64,
+    pub rx_bytes: AtomicU64,
+    pub tx_packets: AtomicU64,
+    pub tx_bytes: AtomicU64,
+    pub rx_errors: AtomicU64,
+    pub tx_errors: AtomicU64,
+    pub up: AtomicU64,
+    _reserved: AtomicU64,
+}
+
+/// A histogram: cumulative counts per bucket are computed by the reader.
+#[repr(C)]
+pub struct Histogram<const N: usize> {
+    /// Observations per bucket; the last slot is for values above every bound.
+    pub buckets: [AtomicU64; N],
+    pub count: AtomicU64,
+    pub sum: AtomicU64,
+}
+
+/// The whole segment.
+#[repr(C)]
+pub struct StatsLayout {
+    pub magic: AtomicU64,
+    /// Worker pid, for `inspect`.
+    pub pid: AtomicU64,
+    /// Bumped every time the worker (re)creates the module instance.
+    pub instance_generation: AtomicU64,
+    pub port_count: AtomicU64,
+    pub ports: [PortCounters; MAX_PORTS],
+    /// Frames handed to the module.
+    pub received: AtomicU64,
+    pub forwarded: AtomicU64,
+    pub consumed: AtomicU64,
+    pub dropped: AtomicU64,
+    /// Frames the module emitted.
+    pub emitted: AtomicU64,
+    /// Drops by `DropReason` number.
+    pub drops_by_reason: [AtomicU64; 256],
+    /// Traps by `TRAP_KINDS` index.
+    pub traps: [AtomicU64; 16],
+    /// Call duration in nanoseconds; `CALL_NS_BUCKETS.len() + 1` buckets used.
+    pub call_ns: Histogram<16>,
+    /// Frames per call; `BATCH_BUCKETS.len() + 1` buckets used.
+    pub batch_frames: Histogram<16>,
+    pub module_memory_bytes: AtomicU64,
+    pub module_memory_limit: AtomicU64,
+    /// Values of the module's declared metrics (names in the sidecar file).
+    pub module_metrics: [AtomicU64; MAX_COUNTERS],
+}
+
+impl StatsLayout {
+    /// Bucket index for an observation.
+    pub fn bucket(bounds: &[u64], value: u64) -> usize {
+        bounds.iter().position(|b| value <= *b).unwrap_or(bounds.len())
+    }
+
+    pub fn observe_call(&self, ns: u64, frames: u64) {
+        let h = &self.call_ns;
+        h.buckets[Self::bucket(&CALL_NS_BUCKETS, ns)].fetch_add(1, Relaxed);
+        h.count.fetch_add(1, Relaxed);
+        h.sum.fetch_add(ns, Relaxed);
+        if frames > 0 {
+            let b = &self.batch_frames;
+            b.buckets[Self::bucket(&BATCH_BUCKETS, frames)].fetch_add(1, Relaxed);
+            b.count.fetch_add(1, Relaxed);
+            b.sum.fetch_add(frames, Relaxed);
+        }
+    }
+
+    pub fn trap(&self, kind: &str) {
+        let i = TRAP_KINDS.iter().position(|k| *k == kind).unwrap_or(7);
+        self.traps[i].fetch_add(1, Relaxed);
+    }
+}
+
+/// A mapped segment. Writers use `create`; readers use `open`.
+pub struct StatsSegment {
+    ptr: *mut StatsLayout,
+    _file: File,
+}
+
+// SAFETY: the mapping is only accessed through atomics, which are safe to
+// share between threads and processes.
+unsafe impl Send for StatsSegment {}
+// SAFETY: as above.
+unsafe impl Sync for StatsSegment {}
+
+const SIZE: usize = size_of::<StatsLayout>();
+
+impl StatsSegment {
+    /// Creates (or resets) the segment file and maps it read-write.
+    pub fn create(path: &Path) -> io::Result<Self> {
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)?;
+        file.set_len(SIZE as u64)?;
+        let seg = Self::map(file, libc::PROT_READ | libc::PROT_WRITE)?;
+        seg.magic.store(MAGIC, Relaxed);
+        Ok(seg)
+    }
+
+    /// Maps an existing segment read-only; refuses a file of the wrong size
+    /// or magic.
+    pub fn open(path: &Path) -> io::Result<Self> {
+        let file = File::open(path)?;
+        if file.metadata()?.len() != SIZE as u64 {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "stats segment has the wrong size"));
+        }
+        let seg = Self::map(file, libc::PROT_READ)?;
+        if seg.magic.load(Relaxed) != MAGIC {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "not an nfvhost stats segment"));
+        }
+        Ok(seg)
+    }
+
+    fn map(file: File, prot: libc::c_int) -> io::Result<Self> {
+        // SAFETY: mapping SIZE bytes of a file at least that long, shared;
+        // the result is checked before use.
+        let ptr = unsafe { libc::mmap(std::ptr::null_mut(), SIZE, prot, libc::MAP_SHARED, file.as_raw_fd(), 0) };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(StatsSegment { ptr: ptr.cast(), _file: file })
+    }
+}
+
+impl std::ops::Deref for StatsSegment {
+    type Target = StatsLayout;
+    fn deref(&self) -> &StatsLayout {
+        // SAFETY: ptr maps SIZE bytes, page-aligned, for the life of self;
+        // every field is an atomic (zero is a valid value), so any bytes
+        // another process writes are a valid StatsLayout.
+        unsafe { &*self.ptr }
+    }
+}
+
+impl Drop for StatsSegment {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly the region mapped in `map`.
+        unsafe {
+            libc::munmap(self.ptr.cast(), SIZE);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writer_and_reader_share_counters() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r1.stats");
+        let w = StatsSegment::create(&path).unwrap();
+        let r = StatsSegment::open(&path).unwrap();
+        w.ports[1].rx_packets.fetch_add(3, Relaxed);
+        w.observe_call(1_500, 32);
+        assert_eq!(r.ports[1].rx_packets.load(Relaxed), 3);
+        assert_eq!(r.call_ns.buckets[1].load(Relaxed), 1);
+        assert_eq!(r.batch_frames.buckets[5].load(Relaxed), 1);
+        assert_eq!(r.batch_frames.sum.load(Relaxed), 32);
+    }
+
+    #[test]
+    fn refuses_a_foreign_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x");
+        std::fs::write(&path, b"hello").unwrap();
+        assert!(StatsSegment::open(&path).is_err());
+    }
+
+    #[test]
+    fn buckets_are_inclusive_upper_bounds() {
+        assert_eq!(StatsLayout::bucket(&BATCH_BUCKETS, 1), 0);
+        assert_eq!(StatsLayout::bucket(&BATCH_BUCKETS, 3), 2);
+        assert_eq!(StatsLayout::bucket(&BATCH_BUCKETS, 256), 8);
+        assert_eq!(StatsLayout::bucket(&BATCH_BUCKETS, 999), 9);
+    }
+}

@@ -1,0 +1,148 @@
+//! Refuse a module that does not speak ABI v1, saying exactly why.
+
+use nfvhost_abi::{IMPORT_MODULE, PROVIDED_IMPORTS, REQUIRED_EXPORTS};
+use wasmtime::{ExternType, FuncType, ValType};
+
+/// Why a module was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AbiError {
+    #[error("module does not export `{name}` ({sig}); is it built with vnf-sdk's export_vnf! macro?")]
+    MissingExport { name: &'static str, sig: &'static str },
+    #[error("export `{name}` has type {found}, ABI v1 requires {expected}")]
+    ExportType { name: &'static str, expected: &'static str, found: String },
+    #[error("module imports `{module}.{name}`, which nfvhost does not provide (nfvhost provides {provided})")]
+    UnknownImport { module: String, name: String, provided: String },
+    #[error("import `{module}.{name}` has type {found}, nfvhost provides {expected}")]
+    ImportType { module: String, name: String, expected: &'static str, found: String },
+    #[error("module was built for nfvhost ABI version {found}; this nfvhost speaks version {expected}; rebuild it against a matching vnf-sdk")]
+    Version { found: i32, expected: u32 },
+}
+
+/// Formats a function type the way `nfvhost_abi` writes signatures:
+/// `func(i32, i32) -> i32`.
+pub(crate) fn signature(ty: &FuncType) -> String {
+    let name = |v: ValType| match v {
+        ValType::I32 => "i32".to_string(),
+        ValType::I64 => "i64".to_string(),
+        ValType::F32 => "f32".to_string(),
+        ValType::F64 => "f64".to_string(),
+        other => other.to_string(),
+    };
+    let params: Vec<String> = ty.params().map(name).collect();
+    let results: Vec<String> = ty.results().map(name).collect();
+    match results.len() {
+        0 => format!("func({})", params.join(", ")),
+        1 => format!("func({}) -> {}", params.join(", "), results[0]),
+        _ => format!("func({}) -> ({})", params.join(", "), results.join(", ")),
+    }
+}
+
+fn describe(ty: &ExternType) -> String {
+    match ty {
+        ExternType::Func(f) => signature(f),
+        ExternType::Memory(_) => "memory".into(),
+        ExternType::Global(_) => "global".into(),
+        ExternType::Table(_) => "table".into(),
+        ExternType::Tag(_) => "tag".into(),
+    }
+}
+
+/// Checks the module's imports and exports against ABI v1. The version
+/// itself is checked after instantiation by calling `nfv_abi_version`.
+pub fn check_module(module: &wasmtime::Module) -> Result<(), AbiError> {
+    for import in module.imports() {
+        let found = describe(&import.ty());
+        let provided = PROVIDED_IMPORTS.iter().find(|(n, _)| import.module() == IMPORT_MODULE && *n == import.name());
+        match provided {
+            None => {
+                let list: Vec<String> = PROVIDED_IMPORTS.iter().map(|(n, _)| format!("{IMPORT_MODULE}.{n}")).collect();
+                return Err(AbiError::UnknownImport {
+                    module: import.module().into(),
+                    name: import.name().into(),
+                    provided: list.join(", "),
+                });
+            }
+            Some((_, expected)) if *expected != found => {
+                return Err(AbiError::ImportType {
+                    module: import.module().into(),
+                    name: import.name().into(),
+                    expected,
+                    found,
+                })
+            }
+            Some(_) => {}
+        }
+    }
+    for (name, sig) in REQUIRED_EXPORTS {
+        let Some(export) = module.get_export(name) else {
+            return Err(AbiError::MissingExport { name, sig });
+        };
+        let found = describe(&export);
+        if found != *sig {
+            return Err(AbiError::ExportType { name, expected: sig, found });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn module(wat: &str) -> wasmtime::Module {
+        wasmtime::Module::new(&wasmtime::Engine::default(), wat).unwrap()
+    }
+
+    const GOOD_EXPORTS: &str = r#"
+        (memory (export "memory") 1)
+        (func (export "nfv_abi_version") (result i32) i32.const 1)
+        (func (export "nfv_alloc") (param i32) (result i32) i32.const 0)
+        (func (export "nfv_init") (param i32 i32) (result i32) i32.const 0)
+        (func (export "nfv_process") (param i32 i32) (result i32) i32.const 0)
+        (func (export "nfv_tick") (param i64))
+    "#;
+
+    #[test]
+    fn accepts_a_complete_module() {
+        let m = module(&format!(r#"(module (import "nfv" "now_ns" (func (result i64))) {GOOD_EXPORTS})"#));
+        assert_eq!(check_module(&m), Ok(()));
+    }
+
+    #[test]
+    fn names_a_missing_export() {
+        let m = module(r#"(module (memory (export "memory") 1))"#);
+        let err = check_module(&m).unwrap_err();
+        assert_eq!(err, AbiError::MissingExport { name: "nfv_abi_version", sig: "func() -> i32" });
+        assert!(err.to_string().contains("does not export `nfv_abi_version`"));
+    }
+
+    #[test]
+    fn names_an_unknown_import() {
+        let m = module(&format!(r#"(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32))) {GOOD_EXPORTS})"#));
+        let err = check_module(&m).unwrap_err().to_string();
+        assert!(err.contains("`wasi_snapshot_preview1.fd_write`"), "{err}");
+        assert!(err.contains("nfv.emit"), "{err}");
+    }
+
+    #[test]
+    fn names_a_mistyped_import() {
+        let m = module(&format!(r#"(module (import "nfv" "emit" (func (param i32 i32) (result i32))) {GOOD_EXPORTS})"#));
+        let err = check_module(&m).unwrap_err();
+        assert_eq!(
+            err,
+            AbiError::ImportType {
+                module: "nfv".into(),
+                name: "emit".into(),
+                expected: "func(i32, i32, i32) -> i32",
+                found: "func(i32, i32) -> i32".into()
+            }
+        );
+    }
+
+    #[test]
+    fn names_a_mistyped_export() {
+        let exports = GOOD_EXPORTS.replace(r#"(func (export "nfv_tick") (param i64))"#, r#"(func (export "nfv_tick") (param i32))"#);
+        let err = check_module(&module(&format!("(module {exports})"))).unwrap_err();
+        assert_eq!(err, AbiError::ExportType { name: "nfv_tick", expected: "func(i64)", found: "func(i32)".into() });
+    }
+}

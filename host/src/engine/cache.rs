@@ -1,0 +1,39 @@
+//! On-disk cache of compiled modules, keyed by the module's digest and the
+//! engine's compatibility hash, so a second deploy does not recompile.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+pub(super) fn digest(bytes: &[u8]) -> String {
+    let hash = Sha256::digest(bytes);
+    hash.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn entry(engine: &wasmtime::Engine, dir: &Path, digest: &str) -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut h);
+    dir.join(format!("{digest}-{:016x}.cwasm", h.finish()))
+}
+
+pub(super) fn fetch(engine: &wasmtime::Engine, dir: &Path, digest: &str) -> Option<wasmtime::Module> {
+    let path = entry(engine, dir, digest);
+    if !path.exists() {
+        return None;
+    }
+    // SAFETY: the file is one this code wrote with `Module::serialize` for an
+    // engine with the same compatibility hash (part of the file name), in a
+    // directory owned by the user running nfvhost. wasmtime still checks the
+    // header and refuses an incompatible artifact.
+    unsafe { wasmtime::Module::deserialize_file(engine, &path) }.ok()
+}
+
+pub(super) fn store(dir: &Path, digest: &str, module: &wasmtime::Module) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let path = entry(module.engine(), dir, digest);
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, module.serialize()?)?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(())
+}

@@ -1,0 +1,433 @@
+//! One VNF instance: a `Store`, its module instance, and the batch region in
+//! its linear memory.
+//!
+//! Frames are received straight into fixed-size slots in the module's
+//! memory ([`VnfInstance::slot_mut`]); one call to `nfv_process` handles the
+//! whole batch; verdicts and new lengths are read back from the descriptors.
+
+use std::ops::Range;
+use std::time::Instant;
+
+use nfvhost_abi::{
+    FrameDesc, LogLevel, MetricKind, Verdict, ABI_VERSION, FRAME_DESC_SIZE, IMPORT_MODULE, MAX_BATCH, MAX_COUNTERS,
+    MAX_EMIT_LEN, MAX_EMIT_PER_CALL, STATUS_BAD_ARGUMENT, STATUS_BAD_CONFIG, STATUS_NO_SUCH_PORT, STATUS_OK,
+    STATUS_QUEUE_FULL, STATUS_TOO_LARGE, STATUS_WRONG_PHASE,
+};
+use wasmtime::{Caller, Linker, Memory, Store, StoreLimits, StoreLimitsBuilder, Trap, TypedFunc};
+
+use super::{abi_check::AbiError, Engine, LoadedModule};
+
+/// Bounds on one instance.
+#[derive(Clone, Debug)]
+pub struct InstanceLimits {
+    /// Most bytes of linear memory.
+    pub memory_bytes: usize,
+    /// Epoch ticks ([`super::EPOCH_TICK`]) a single call may run.
+    pub call_deadline_ticks: u64,
+    /// Bytes per frame slot (the largest frame received).
+    pub slot_size: usize,
+    /// Frames per batch (at most [`MAX_BATCH`]).
+    pub batch_size: usize,
+}
+
+impl Default for InstanceLimits {
+    fn default() -> Self {
+        InstanceLimits { memory_bytes: 64 << 20, call_deadline_ticks: 20, slot_size: 2048, batch_size: 64 }
+    }
+}
+
+/// Errors creating an instance.
+#[derive(Debug, thiserror::Error)]
+pub enum InstanceError {
+    #[error("couldn't instantiate module: {0:#}")]
+    Instantiate(wasmtime::Error),
+    #[error(transparent)]
+    Abi(#[from] AbiError),
+    #[error("the module has no room for its {0}-byte batch region (nfv_alloc returned 0); raise its wasm memory limit")]
+    NoRoom(usize),
+    #[error("config{}: {message}", if path.is_empty() { String::new() } else { format!(" key `{path}`") })]
+    Config { path: String, message: String },
+    #[error("nfv_init returned status {0}")]
+    InitStatus(i32),
+    #[error("nfv_init failed: {0}")]
+    InitCall(CallFailure),
+}
+
+/// Why a call into the module failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CallFailure {
+    /// The call ran past its epoch deadline and was interrupted.
+    #[error("call exceeded its time budget")]
+    Timeout,
+    /// The module trapped; `kind` is a short stable label for metrics.
+    #[error("module trapped ({kind}): {message}")]
+    Trap { kind: &'static str, message: String },
+    /// The module returned a failure status.
+    #[error("module returned status {0}")]
+    Status(i32),
+}
+
+impl CallFailure {
+    fn from_error(e: wasmtime::Error) -> Self {
+        let kind = match e.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => return CallFailure::Timeout,
+            Some(Trap::UnreachableCodeReached) => "unreachable",
+            Some(Trap::MemoryOutOfBounds) => "memory_out_of_bounds",
+            Some(Trap::StackOverflow) => "stack_overflow",
+            Some(Trap::IntegerDivisionByZero) => "division_by_zero",
+            Some(Trap::IntegerOverflow) => "integer_overflow",
+            Some(Trap::IndirectCallToNull) | Some(Trap::BadSignature) => "bad_call",
+            Some(_) => "other",
+            None => "host",
+        };
+        CallFailure::Trap { kind, message: format!("{e:#}") }
+    }
+
+    /// Label for the `kind` of a trap metric.
+    pub fn label(&self) -> &'static str {
+        match self {
+            CallFailure::Timeout => "timeout",
+            CallFailure::Trap { kind, .. } => kind,
+            CallFailure::Status(_) => "status",
+        }
+    }
+}
+
+/// A metric the module declared.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetricDef {
+    pub kind: MetricKind,
+    pub name: String,
+    pub help: String,
+    cell: u32,
+}
+
+/// A frame the module emitted during the last call.
+#[derive(Clone, Debug)]
+pub struct EmittedFrame {
+    pub port: u16,
+    range: Range<usize>,
+}
+
+#[derive(PartialEq, Eq, Clone, Copy)]
+enum Phase {
+    Init,
+    Run,
+}
+
+/// Per-store host state, reachable from the host functions.
+struct HostState {
+    limits: StoreLimits,
+    vnf: String,
+    port_count: u16,
+    phase: Phase,
+    epoch_origin: Instant,
+    /// Bytes of the frames emitted during the current call, back to back.
+    emit_arena: Vec<u8>,
+    emits: Vec<EmittedFrame>,
+    metrics: Vec<MetricDef>,
+    config_error: Option<(String, String)>,
+}
+
+/// The result of one batch: per frame, the decoded verdict and new length.
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    pub verdicts: Vec<(Verdict, usize)>,
+}
+
+/// A running module instance.
+pub struct VnfInstance {
+    store: Store<HostState>,
+    memory: Memory,
+    process: TypedFunc<(i32, i32), i32>,
+    tick: TypedFunc<i64, ()>,
+    desc_base: usize,
+    slot_base: usize,
+    limits: InstanceLimits,
+    port_count: u16,
+}
+
+fn read_str(data: &[u8], ptr: i32, len: i32) -> Option<&str> {
+    let start = usize::try_from(ptr).ok()?;
+    let len = usize::try_from(len).ok()?;
+    std::str::from_utf8(data.get(start..start.checked_add(len)?)?).ok()
+}
+
+fn build_linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine);
+    let memory_of = |caller: &mut Caller<'_, HostState>| caller.get_export("memory").and_then(|e| e.into_memory());
+
+    linker.func_wrap(IMPORT_MODULE, nfvhost_abi::IMPORT_LOG, move |mut caller: Caller<'_, HostState>, level: i32, ptr: i32, len: i32| {
+        let Some(memory) = memory_of(&mut caller) else { return };
+        let (data, state) = memory.data_and_store_mut(&mut caller);
+        let level = u8::try_from(level).ok().and_then(LogLevel::from_u8).unwrap_or(LogLevel::Info);
+        let msg = read_str(data, ptr, len).unwrap_or("<log message outside memory or not UTF-8>");
+        crate::logging::vnf_log(&state.vnf, level, msg);
+    })?;
+
+    linker.func_wrap(IMPORT_MODULE, nfvhost_abi::IMPORT_NOW_NS, |caller: Caller<'_, HostState>| -> i64 {
+        caller.data().epoch_origin.elapsed().as_nanos() as i64
+    })?;
+
+    linker.func_wrap(IMPORT_MODULE, nfvhost_abi::IMPORT_EMIT, move |mut caller: Caller<'_, HostState>, port: i32, ptr: i32, len: i32| -> i32 {
+        let Some(memory) = memory_of(&mut caller) else { return STATUS_BAD_ARGUMENT };
+        let (data, state) = memory.data_and_store_mut(&mut caller);
+        let Ok(port) = u16::try_from(port) else { return STATUS_NO_SUCH_PORT };
+        if port >= state.port_count {
+            return STATUS_NO_SUCH_PORT;
+        }
+        let Ok(len) = usize::try_from(len) else { return STATUS_BAD_ARGUMENT };
+        if len > MAX_EMIT_LEN {
+            return STATUS_TOO_LARGE;
+        }
+        if state.emits.len() >= MAX_EMIT_PER_CALL {
+            return STATUS_QUEUE_FULL;
+        }
+        let Some(bytes) = usize::try_from(ptr).ok().and_then(|p| data.get(p..p.checked_add(len)?)) else {
+            return STATUS_BAD_ARGUMENT;
+        };
+        let start = state.emit_arena.len();
+        state.emit_arena.extend_from_slice(bytes);
+        state.emits.push(EmittedFrame { port, range: start..start + len });
+        STATUS_OK
+    })?;
+
+    linker.func_wrap(
+        IMPORT_MODULE,
+        nfvhost_abi::IMPORT_COUNTER_DEFINE,
+        move |mut caller: Caller<'_, HostState>, kind: i32, name_ptr: i32, name_len: i32, help_ptr: i32, help_len: i32, cell: i32| -> i32 {
+            let Some(memory) = memory_of(&mut caller) else { return STATUS_BAD_ARGUMENT };
+            let (data, state) = memory.data_and_store_mut(&mut caller);
+            if state.phase != Phase::Init {
+                return STATUS_WRONG_PHASE;
+            }
+            if state.metrics.len() >= MAX_COUNTERS {
+                return STATUS_QUEUE_FULL;
+            }
+            let Some(kind) = u8::try_from(kind).ok().and_then(MetricKind::from_u8) else { return STATUS_BAD_ARGUMENT };
+            let (Some(name), Some(help)) = (read_str(data, name_ptr, name_len), read_str(data, help_ptr, help_len)) else {
+                return STATUS_BAD_ARGUMENT;
+            };
+            let valid_name = name.starts_with(|c: char| c.is_ascii_lowercase())
+                && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                && !name.ends_with("_total");
+            let cell_ok = u32::try_from(cell).ok().filter(|c| c % 8 == 0 && (*c as usize) + 8 <= data.len());
+            let (true, Some(cell)) = (valid_name, cell_ok) else { return STATUS_BAD_ARGUMENT };
+            if state.metrics.iter().any(|m| m.name == name) {
+                return STATUS_BAD_ARGUMENT;
+            }
+            state.metrics.push(MetricDef { kind, name: name.into(), help: help.into(), cell });
+            STATUS_OK
+        },
+    )?;
+
+    linker.func_wrap(
+        IMPORT_MODULE,
+        nfvhost_abi::IMPORT_CONFIG_ERROR,
+        move |mut caller: Caller<'_, HostState>, path_ptr: i32, path_len: i32, msg_ptr: i32, msg_len: i32| {
+            let Some(memory) = memory_of(&mut caller) else { return };
+            let (data, state) = memory.data_and_store_mut(&mut caller);
+            let path = read_str(data, path_ptr, path_len).unwrap_or("").to_string();
+            let msg = read_str(data, msg_ptr, msg_len).unwrap_or("invalid configuration").to_string();
+            state.config_error = Some((path, msg));
+        },
+    )?;
+    Ok(linker)
+}
+
+impl VnfInstance {
+    /// Instantiates `module`, checks its ABI version, hands it the init
+    /// document and reserves the batch region.
+    pub fn new(
+        engine: &Engine,
+        module: &LoadedModule,
+        vnf: &str,
+        port_count: u16,
+        init_document: &[u8],
+        limits: InstanceLimits,
+    ) -> Result<Self, InstanceError> {
+        let wasm_engine = engine.wasmtime();
+        let state = HostState {
+            limits: StoreLimitsBuilder::new().memory_size(limits.memory_bytes).instances(1).build(),
+            vnf: vnf.to_string(),
+            port_count,
+            phase: Phase::Init,
+            epoch_origin: Instant::now(),
+            emit_arena: Vec::with_capacity(64 * 1024),
+            emits: Vec::with_capacity(MAX_EMIT_PER_CALL),
+            metrics: Vec::new(),
+            config_error: None,
+        };
+        let mut store = Store::new(wasm_engine, state);
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(limits.call_deadline_ticks);
+        store.epoch_deadline_trap();
+
+        let linker = build_linker(wasm_engine).map_err(InstanceError::Instantiate)?;
+        let instance = linker.instantiate(&mut store, &module.module).map_err(InstanceError::Instantiate)?;
+        let get = |store: &mut Store<HostState>, name| instance.get_typed_func(store, name).map_err(InstanceError::Instantiate);
+        let version: TypedFunc<(), i32> = get(&mut store, nfvhost_abi::EXPORT_ABI_VERSION)?;
+        let alloc: TypedFunc<i32, i32> = get(&mut store, nfvhost_abi::EXPORT_ALLOC)?;
+        let init: TypedFunc<(i32, i32), i32> = get(&mut store, nfvhost_abi::EXPORT_INIT)?;
+        let process = get(&mut store, nfvhost_abi::EXPORT_PROCESS)?;
+        let tick = get(&mut store, nfvhost_abi::EXPORT_TICK)?;
+        let memory = instance
+            .get_memory(&mut store, nfvhost_abi::EXPORT_MEMORY)
+            .ok_or(AbiError::MissingExport { name: "memory", sig: "memory" })?;
+
+        store.set_epoch_deadline(limits.call_deadline_ticks);
+        let found = version.call(&mut store, ()).map_err(|e| InstanceError::InitCall(CallFailure::from_error(e)))?;
+        if found != ABI_VERSION as i32 {
+            return Err(AbiError::Version { found, expected: ABI_VERSION }.into());
+        }
+
+        // The init document, then the batch region: descriptors, then slots.
+        let batch_size = limits.batch_size.clamp(1, MAX_BATCH);
+        let region = batch_size * FRAME_DESC_SIZE + batch_size * limits.slot_size;
+        let mut reserve = |store: &mut Store<HostState>, len: usize| -> Result<usize, InstanceError> {
+            store.set_epoch_deadline(limits.call_deadline_ticks);
+            let ptr = alloc.call(&mut *store, len as i32).map_err(|e| InstanceError::InitCall(CallFailure::from_error(e)))?;
+            if ptr <= 0 || ptr as usize + len > memory.data_size(&*store) {
+                return Err(InstanceError::NoRoom(len));
+            }
+            Ok(ptr as usize)
+        };
+        let doc_ptr = reserve(&mut store, init_document.len().max(1))?;
+        memory.data_mut(&mut store)[doc_ptr..doc_ptr + init_document.len()].copy_from_slice(init_document);
+        store.set_epoch_deadline(limits.call_deadline_ticks);
+        let status = init
+            .call(&mut store, (doc_ptr as i32, init_document.len() as i32))
+            .map_err(|e| InstanceError::InitCall(CallFailure::from_error(e)))?;
+        if let Some((path, message)) = store.data_mut().config_error.take() {
+            return Err(InstanceError::Config { path, message });
+        }
+        match status {
+            STATUS_OK => {}
+            STATUS_BAD_CONFIG => return Err(InstanceError::Config { path: String::new(), message: "refused (no reason given)".into() }),
+            other => return Err(InstanceError::InitStatus(other)),
+        }
+        let desc_base = reserve(&mut store, region)?;
+        let slot_base = desc_base + batch_size * FRAME_DESC_SIZE;
+        store.data_mut().phase = Phase::Run;
+        Ok(VnfInstance {
+            store,
+            memory,
+            process,
+            tick,
+            desc_base,
+            slot_base,
+            limits: InstanceLimits { batch_size, ..limits },
+            port_count,
+        })
+    }
+
+    /// Frames per batch.
+    pub fn batch_size(&self) -> usize {
+        self.limits.batch_size
+    }
+
+    /// Bytes per slot.
+    pub fn slot_size(&self) -> usize {
+        self.limits.slot_size
+    }
+
+    /// Every slot, as disjoint mutable slices of linear memory, for receiving
+    /// frames straight into the module's memory.
+    pub fn slots_mut(&mut self) -> std::slice::ChunksExactMut<'_, u8> {
+        let len = self.limits.batch_size * self.limits.slot_size;
+        let slot = self.limits.slot_size;
+        self.memory.data_mut(&mut self.store)[self.slot_base..self.slot_base + len].chunks_exact_mut(slot)
+    }
+
+    /// The first `len` bytes of slot `i` (clamped to the slot).
+    pub fn frame(&self, i: usize, len: usize) -> &[u8] {
+        let start = self.slot_base + i * self.limits.slot_size;
+        &self.memory.data(&self.store)[start..start + len.min(self.limits.slot_size)]
+    }
+
+    /// Runs the module over the first `frames.len()` slots, where
+    /// `frames[i] = (in_port, len)`. On success `out` holds one
+    /// `(verdict, new_len)` per frame.
+    pub fn process(&mut self, frames: &[(u16, usize)], out: &mut BatchOutcome) -> Result<(), CallFailure> {
+        debug_assert!(frames.len() <= self.limits.batch_size);
+        self.begin_call();
+        let slot = self.limits.slot_size;
+        {
+            let data = self.memory.data_mut(&mut self.store);
+            for (i, &(in_port, len)) in frames.iter().enumerate() {
+                let desc = FrameDesc {
+                    offset: (self.slot_base + i * slot) as u32,
+                    len: len.min(slot) as u32,
+                    capacity: slot as u32,
+                    in_port,
+                    ..FrameDesc::default()
+                };
+                let at = self.desc_base + i * FRAME_DESC_SIZE;
+                data[at..at + FRAME_DESC_SIZE].copy_from_slice(&desc.to_bytes());
+            }
+        }
+        let status = self
+            .process
+            .call(&mut self.store, (self.desc_base as i32, frames.len() as i32))
+            .map_err(CallFailure::from_error)?;
+        if status != STATUS_OK {
+            return Err(CallFailure::Status(status));
+        }
+        out.verdicts.clear();
+        let data = self.memory.data(&self.store);
+        for i in 0..frames.len() {
+            let at = self.desc_base + i * FRAME_DESC_SIZE;
+            let bytes: &[u8; FRAME_DESC_SIZE] = data[at..at + FRAME_DESC_SIZE].try_into().expect("descriptor size");
+            let desc = FrameDesc::from_bytes(bytes);
+            let verdict = Verdict::decode(desc.verdict, self.port_count);
+            // A length past the slot is a module bug; treat it as malformed.
+            let (verdict, len) = if desc.len as usize > slot {
+                (Verdict::Drop(nfvhost_abi::DropReason::BadVerdict), 0)
+            } else {
+                (verdict, desc.len as usize)
+            };
+            out.verdicts.push((verdict, len));
+        }
+        Ok(())
+    }
+
+    /// Runs the module's timer.
+    pub fn tick(&mut self) -> Result<(), CallFailure> {
+        self.begin_call();
+        let now = self.store.data().epoch_origin.elapsed().as_nanos() as i64;
+        self.tick.call(&mut self.store, now).map_err(CallFailure::from_error)
+    }
+
+    fn begin_call(&mut self) {
+        let state = self.store.data_mut();
+        state.emit_arena.clear();
+        state.emits.clear();
+        self.store.set_epoch_deadline(self.limits.call_deadline_ticks);
+    }
+
+    /// Frames the module emitted during the last call.
+    pub fn emitted(&self) -> impl Iterator<Item = (u16, &[u8])> {
+        let state = self.store.data();
+        state.emits.iter().map(move |e| (e.port, &state.emit_arena[e.range.clone()]))
+    }
+
+    /// The metrics the module declared.
+    pub fn metrics(&self) -> &[MetricDef] {
+        &self.store.data().metrics
+    }
+
+    /// Current values of the declared metrics, in declaration order.
+    pub fn metric_values(&self, out: &mut Vec<u64>) {
+        let data = self.memory.data(&self.store);
+        out.clear();
+        out.extend(self.store.data().metrics.iter().map(|m| {
+            let at = m.cell as usize;
+            data.get(at..at + 8).map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+        }));
+    }
+
+    /// Bytes of linear memory in use, and the limit.
+    pub fn memory_usage(&self) -> (usize, usize) {
+        (self.memory.data_size(&self.store), self.limits.memory_bytes)
+    }
+}

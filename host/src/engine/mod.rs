@@ -1,0 +1,122 @@
+//! The WebAssembly engine: one shared [`wasmtime::Engine`], module loading
+//! with an on-disk cache of compiled code, and the ABI check.
+//!
+//! One `Engine` and `Linker` are shared; each VNF instance gets its own
+//! `Store`, bounded by a linear-memory limit and an epoch deadline per call.
+
+mod abi_check;
+mod cache;
+mod instance;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+pub use abi_check::{check_module, AbiError};
+pub use instance::{
+    BatchOutcome, CallFailure, EmittedFrame, InstanceError, InstanceLimits, MetricDef, VnfInstance,
+};
+
+/// How often the epoch advances; call deadlines are counted in these ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Errors loading a module.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Couldn't read module {path}: {source}
+    #[error("couldn't read module {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    /// Not a valid WebAssembly module.
+    #[error("{path} is not a valid WebAssembly module: {source:#}")]
+    Compile { path: PathBuf, source: wasmtime::Error },
+    /// The module does not speak our ABI.
+    #[error("{path}: {source}")]
+    Abi { path: PathBuf, source: AbiError },
+}
+
+/// A compiled module that passed the ABI check, and its digest.
+#[derive(Clone)]
+pub struct LoadedModule {
+    pub module: wasmtime::Module,
+    /// sha256 of the `.wasm` bytes, hex.
+    pub digest: String,
+    pub path: PathBuf,
+    /// Whether the compiled code came from the cache.
+    pub from_cache: bool,
+}
+
+/// The engine shared by every instance in a process.
+#[derive(Clone)]
+pub struct Engine {
+    engine: wasmtime::Engine,
+    cache_dir: Option<PathBuf>,
+}
+
+impl Engine {
+    /// Creates the engine and starts the thread that advances its epoch.
+    pub fn new(cache_dir: Option<PathBuf>) -> anyhow::Result<Self> {
+        let mut config = wasmtime::Config::new();
+        config.epoch_interruption(true);
+        config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        let engine = wasmtime::Engine::new(&config)?;
+        let weak = engine.weak();
+        thread::Builder::new().name("nfv-epoch".into()).spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                thread::sleep(EPOCH_TICK);
+            }
+        })?;
+        Ok(Engine { engine, cache_dir })
+    }
+
+    /// The default cache: `$NFVHOST_CACHE_DIR`, else `/var/cache/nfvhost`
+    /// for root, else `~/.cache/nfvhost`.
+    pub fn default_cache_dir() -> Option<PathBuf> {
+        if let Some(dir) = std::env::var_os("NFVHOST_CACHE_DIR") {
+            return Some(PathBuf::from(dir));
+        }
+        if nix::unistd::geteuid().is_root() {
+            return Some(PathBuf::from("/var/cache/nfvhost"));
+        }
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/nfvhost"))
+    }
+
+    pub fn wasmtime(&self) -> &wasmtime::Engine {
+        &self.engine
+    }
+
+    /// Reads, compiles (or fetches from the cache) and ABI-checks a module.
+    pub fn load(&self, path: &Path) -> Result<LoadedModule, LoadError> {
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read { path: path.to_owned(), source })?;
+        self.load_bytes(path, &bytes)
+    }
+
+    /// Like [`Engine::load`] for bytes already in memory; `path` names them
+    /// in messages.
+    pub fn load_bytes(&self, path: &Path, bytes: &[u8]) -> Result<LoadedModule, LoadError> {
+        let digest = cache::digest(bytes);
+        let cached = self.cache_dir.as_deref().and_then(|dir| cache::fetch(&self.engine, dir, &digest));
+        let from_cache = cached.is_some();
+        let module = match cached {
+            Some(m) => m,
+            None => {
+                let m = wasmtime::Module::new(&self.engine, bytes)
+                    .map_err(|source| LoadError::Compile { path: path.to_owned(), source })?;
+                if let Some(dir) = &self.cache_dir {
+                    // A cache we cannot write only costs a recompile next time.
+                    if let Err(e) = cache::store(dir, &digest, &m) {
+                        eprintln!("nfvhost: warning: couldn't cache compiled module in {}: {e:#}", dir.display());
+                    }
+                }
+                m
+            }
+        };
+        check_module(&module).map_err(|source| LoadError::Abi { path: path.to_owned(), source })?;
+        Ok(LoadedModule { module, digest, path: path.to_owned(), from_cache })
+    }
+}
+
+/// Shared handle used by instances.
+pub type SharedEngine = Arc<Engine>;

@@ -1,0 +1,144 @@
+//! The glue behind [`crate::export_vnf!`]: decodes what the host hands over
+//! and dispatches into the author's [`Vnf`]. Not for direct use.
+#![allow(unsafe_code)]
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::cell::UnsafeCell;
+
+use nfvhost_abi::{FrameDesc, LogLevel, Verdict, ABI_VERSION, STATUS_BAD_ARGUMENT, STATUS_BAD_CONFIG, STATUS_OK};
+use serde::Deserialize;
+
+use crate::{hostcalls, ConfigError, Context, Frame, InitContext, Vnf};
+
+/// Holds the module's one instance.
+pub struct Slot<V>(UnsafeCell<Option<V>>);
+
+// SAFETY: a wasm32-unknown-unknown module is single-threaded; the host never
+// calls into one instance from two threads, so there is no concurrent access.
+unsafe impl<V> Sync for Slot<V> {}
+
+impl<V> Slot<V> {
+    #[expect(clippy::new_without_default, reason = "must be const for a static")]
+    pub const fn new() -> Self {
+        Slot(UnsafeCell::new(None))
+    }
+
+    #[expect(clippy::mut_from_ref, reason = "single-threaded module; see the Sync impl")]
+    fn get(&self) -> &mut Option<V> {
+        // SAFETY: single-threaded (see the Sync impl) and the entry points
+        // never nest, so no other reference to the contents is alive.
+        unsafe { &mut *self.0.get() }
+    }
+}
+
+/// The init document (see `nfvhost_abi::CONFIG_ENCODING`).
+#[derive(Deserialize)]
+struct InitDocument {
+    abi: u32,
+    #[serde(default)]
+    vnf: String,
+    ports: Vec<String>,
+    #[serde(default)]
+    config: serde_json::Value,
+}
+
+/// Decodes the init document and builds the instance. Shared by the wasm
+/// entry point and the native harness.
+pub fn build<V: Vnf>(document: &[u8]) -> Result<V, ConfigError> {
+    let doc: InitDocument = serde_json::from_slice(document)
+        .map_err(|e| ConfigError::at("", alloc::format!("the host sent an unreadable init document: {e}")))?;
+    if doc.abi != ABI_VERSION {
+        return Err(ConfigError::at("", alloc::format!("host speaks ABI {}, module ABI {ABI_VERSION}", doc.abi)));
+    }
+    let config = if doc.config.is_null() { serde_json::Value::Object(Default::default()) } else { doc.config };
+    let config: V::Config = serde_path_to_error::deserialize(config).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        ConfigError::at(path, e.into_inner().to_string())
+    })?;
+    let mut ctx = InitContext::new(doc.vnf, doc.ports);
+    V::new(&mut ctx, config)
+}
+
+pub fn abi_version() -> i32 {
+    ABI_VERSION as i32
+}
+
+/// Reserves `len` bytes (16-byte aligned) for the host, for the life of the
+/// instance.
+pub fn alloc(len: i32) -> i32 {
+    if len <= 0 {
+        return 0;
+    }
+    let Ok(layout) = core::alloc::Layout::from_size_align(len as usize, 16) else {
+        return 0;
+    };
+    // SAFETY: the layout has a non-zero size.
+    let ptr = unsafe { alloc::alloc::alloc_zeroed(layout) };
+    ptr as usize as i32
+}
+
+pub fn init<V: Vnf>(slot: &Slot<V>, ptr: i32, len: i32) -> i32 {
+    if ptr <= 0 || len < 0 {
+        return STATUS_BAD_ARGUMENT;
+    }
+    // SAFETY: the host wrote `len` bytes at `ptr`, inside a region it got
+    // from `alloc`, and does not touch them during this call.
+    let document = unsafe { core::slice::from_raw_parts(ptr as usize as *const u8, len as usize) };
+    match build::<V>(document) {
+        Ok(instance) => {
+            *slot.get() = Some(instance);
+            STATUS_OK
+        }
+        Err(e) => {
+            hostcalls::config_error(&e.path, &e.message);
+            STATUS_BAD_CONFIG
+        }
+    }
+}
+
+pub fn process<V: Vnf>(slot: &Slot<V>, ptr: i32, count: i32) -> i32 {
+    let Some(vnf) = slot.get().as_mut() else {
+        return STATUS_BAD_ARGUMENT;
+    };
+    if ptr <= 0 || count < 0 || count as usize > nfvhost_abi::MAX_BATCH {
+        return STATUS_BAD_ARGUMENT;
+    }
+    // SAFETY: the host laid out `count` descriptors at `ptr` (16-byte aligned,
+    // inside memory it got from `alloc`) and owns no reference to them during
+    // this call. FrameDesc is repr(C) with little-endian fields, as on wasm.
+    let descs = unsafe { core::slice::from_raw_parts_mut(ptr as usize as *mut FrameDesc, count as usize) };
+    let mut frames: Vec<Frame<'_>> = descs
+        .iter()
+        .map(|d| {
+            // SAFETY: each descriptor names a distinct buffer of `capacity`
+            // bytes, disjoint from the descriptors and from each other; the
+            // host guarantees this when it builds the batch.
+            let buf = unsafe { core::slice::from_raw_parts_mut(d.offset as usize as *mut u8, d.capacity as usize) };
+            Frame::new(d.in_port, buf, d.len as usize)
+        })
+        .collect();
+    let mut verdicts = alloc::vec![Verdict::Drop(crate::DropReason::Other); frames.len()];
+    let mut ctx = Context::new();
+    vnf.process_batch(&mut ctx, &mut frames, &mut verdicts);
+    for ((d, v), frame) in descs.iter_mut().zip(verdicts).zip(&frames) {
+        d.verdict = v.encode();
+        d.len = frame.len() as u32;
+    }
+    STATUS_OK
+}
+
+pub fn tick<V: Vnf>(slot: &Slot<V>, _now_ns: i64) {
+    if let Some(vnf) = slot.get().as_mut() {
+        vnf.tick(&mut Context::new());
+    }
+}
+
+pub fn log(level: LogLevel, msg: &str) {
+    hostcalls::log(level, msg)
+}
+
+pub fn format(args: core::fmt::Arguments<'_>) -> String {
+    alloc::fmt::format(args)
+}

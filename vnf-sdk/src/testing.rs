@@ -1,0 +1,162 @@
+//! Run a VNF's logic natively under `cargo test`: no wasm, no root.
+//!
+//! ```ignore
+//! let mut h = Harness::<Router>::new(&["lan", "wan"], serde_json::json!({ ... })).unwrap();
+//! let out = h.process(0, &frame_bytes);
+//! assert_eq!(out.verdict, Verdict::Forward(1));
+//! ```
+
+use std::cell::Cell;
+use std::vec::Vec;
+
+use nfvhost_abi::{LogLevel, MetricKind, Verdict};
+
+use crate::{ConfigError, Context, Frame, Vnf};
+
+/// The native stand-in for the host, behind the seam in `hostcalls`.
+pub(crate) mod native {
+    use super::*;
+    use std::cell::RefCell;
+
+    #[derive(Default)]
+    pub(crate) struct NativeHost {
+        pub now_ns: u64,
+        pub emitted: Vec<(u16, Vec<u8>)>,
+        pub logs: Vec<(LogLevel, String)>,
+        pub counters: Vec<(MetricKind, String, &'static Cell<u64>)>,
+        pub config_errors: Vec<(String, String)>,
+        pub port_count: u16,
+    }
+
+    thread_local! {
+        pub(crate) static HOST: RefCell<NativeHost> = RefCell::new(NativeHost::default());
+    }
+
+    pub(crate) fn log(level: LogLevel, msg: &str) {
+        HOST.with(|h| h.borrow_mut().logs.push((level, msg.to_string())));
+    }
+    pub(crate) fn now_ns() -> u64 {
+        HOST.with(|h| h.borrow().now_ns)
+    }
+    pub(crate) fn emit(port: u16, frame: &[u8]) -> i32 {
+        HOST.with(|h| {
+            let mut h = h.borrow_mut();
+            if port >= h.port_count {
+                return nfvhost_abi::STATUS_NO_SUCH_PORT;
+            }
+            if frame.len() > nfvhost_abi::MAX_EMIT_LEN {
+                return nfvhost_abi::STATUS_TOO_LARGE;
+            }
+            h.emitted.push((port, frame.to_vec()));
+            nfvhost_abi::STATUS_OK
+        })
+    }
+    pub(crate) fn counter_define(kind: MetricKind, name: &str, _help: &str, cell: &'static Cell<u64>) -> i32 {
+        HOST.with(|h| h.borrow_mut().counters.push((kind, name.to_string(), cell)));
+        nfvhost_abi::STATUS_OK
+    }
+    pub(crate) fn config_error(path: &str, msg: &str) {
+        HOST.with(|h| h.borrow_mut().config_errors.push((path.to_string(), msg.to_string())));
+    }
+}
+
+/// What became of one frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Output {
+    /// The module's verdict.
+    pub verdict: Verdict,
+    /// The frame as the module left it (rewritten, resized).
+    pub frame: Vec<u8>,
+    /// Frames the module emitted while handling this frame.
+    pub emitted: Vec<(u16, Vec<u8>)>,
+}
+
+/// Drives one VNF instance natively, with a clock the test controls.
+pub struct Harness<V: Vnf> {
+    vnf: V,
+    /// Capacity given to each frame (room to grow), like the host's slots.
+    pub frame_capacity: usize,
+}
+
+impl<V: Vnf> Harness<V> {
+    /// Builds the VNF with these port names and `config:` (as JSON), through
+    /// the same decoding path the wasm module uses.
+    pub fn new(ports: &[&str], config: serde_json::Value) -> Result<Self, ConfigError> {
+        native::HOST.with(|h| {
+            *h.borrow_mut() = native::NativeHost { port_count: ports.len() as u16, ..Default::default() };
+        });
+        let document = serde_json::json!({ "abi": nfvhost_abi::ABI_VERSION, "vnf": "test", "ports": ports, "config": config });
+        let vnf = crate::runtime::build::<V>(document.to_string().as_bytes())?;
+        Ok(Harness { vnf, frame_capacity: 2048 })
+    }
+
+    /// Hands one frame to the module.
+    pub fn process(&mut self, in_port: u16, frame: &[u8]) -> Output {
+        self.process_batch(&[(in_port, frame)]).pop().expect("one frame in, one out")
+    }
+
+    /// Hands a batch to the module in one call; emitted frames are all
+    /// attached to the last output.
+    pub fn process_batch(&mut self, frames: &[(u16, &[u8])]) -> Vec<Output> {
+        let mut buffers: Vec<Vec<u8>> = frames
+            .iter()
+            .map(|(_, bytes)| {
+                let mut b = vec![0u8; self.frame_capacity.max(bytes.len())];
+                b[..bytes.len()].copy_from_slice(bytes);
+                b
+            })
+            .collect();
+        let mut views: Vec<Frame<'_>> = buffers
+            .iter_mut()
+            .zip(frames)
+            .map(|(buf, (port, bytes))| Frame::new(*port, buf, bytes.len()))
+            .collect();
+        let mut verdicts = vec![Verdict::Consume; views.len()];
+        self.vnf.process_batch(&mut Context::new(), &mut views, &mut verdicts);
+        let lens: Vec<usize> = views.iter().map(|f| f.len()).collect();
+        drop(views);
+        let mut outputs: Vec<Output> = buffers
+            .into_iter()
+            .zip(lens)
+            .zip(verdicts)
+            .map(|((mut buf, len), verdict)| {
+                buf.truncate(len);
+                Output { verdict, frame: buf, emitted: Vec::new() }
+            })
+            .collect();
+        if let Some(last) = outputs.last_mut() {
+            last.emitted = take_emitted();
+        }
+        outputs
+    }
+
+    /// Moves the clock forward.
+    pub fn advance_ns(&mut self, ns: u64) {
+        native::HOST.with(|h| h.borrow_mut().now_ns += ns);
+    }
+
+    /// Runs the VNF's timer; returns what it emitted.
+    pub fn tick(&mut self) -> Vec<(u16, Vec<u8>)> {
+        self.vnf.tick(&mut Context::new());
+        take_emitted()
+    }
+
+    /// The current value of a declared counter or gauge.
+    pub fn counter(&self, name: &str) -> Option<u64> {
+        native::HOST.with(|h| h.borrow().counters.iter().find(|(_, n, _)| n == name).map(|(_, _, c)| c.get()))
+    }
+
+    /// Every log line so far.
+    pub fn logs(&self) -> Vec<(LogLevel, String)> {
+        native::HOST.with(|h| h.borrow().logs.clone())
+    }
+
+    /// The instance, for assertions on its state.
+    pub fn vnf(&mut self) -> &mut V {
+        &mut self.vnf
+    }
+}
+
+fn take_emitted() -> Vec<(u16, Vec<u8>)> {
+    native::HOST.with(|h| std::mem::take(&mut h.borrow_mut().emitted))
+}
