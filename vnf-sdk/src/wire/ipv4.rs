@@ -337,7 +337,8 @@ pub struct Ipv4Repr {
     pub dst_addr: Ipv4Addr,
     /// Protocol of the payload.
     pub protocol: IpProtocol,
-    /// Length of the payload in bytes.
+    /// Length of the payload in bytes (at most 65515; `emit` saturates the
+    /// total length field).
     pub payload_len: usize,
     /// Time to live.
     pub ttl: u8,
