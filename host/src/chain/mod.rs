@@ -1,1 +1,112 @@
-//! Chain files.
+//! Chain files: parsing and validation.
+//!
+//! A chain file is YAML. [`load`] / [`parse`] turn it into a [`ChainSpec`]
+//! or report **every** problem found, each with `file:line:col` (1-based)
+//! and what to change ([`ChainErrors`]). Nothing in here touches the system.
+//!
+//! # Format
+//!
+//! ```yaml
+//! name: basic                  # required; [a-z0-9][a-z0-9-]*, at most 12 chars
+//! metrics: 127.0.0.1:9464      # optional address:port for /metrics
+//! hosts:                       # test hosts: namespaces with a kernel stack
+//!   h1:                        # node name: [a-z0-9][a-z0-9-]*, at most 15 chars,
+//!                              #   unique across hosts and vnfs
+//!     interfaces:              # required, at least one
+//!       eth0: { address: 10.0.1.10/24 }
+//!       # per interface (all optional):
+//!       #   address: 10.0.1.10/24          one address, or
+//!       #   addresses: [a/len, b/len]      several, or
+//!       #   dhcp: true                     run a DHCP client (no static address)
+//!       #   mtu: 1500                      68..=65535
+//!     gateway: 10.0.1.1        # optional default route; inside an interface subnet
+//!     routes:                  # optional; `via` inside an interface subnet
+//!       - { to: 10.9.0.0/16, via: 10.0.1.1 }
+//! vnfs:
+//!   r1:
+//!     module: router           # a shipped VNF ([a-z0-9_-]+) or a path ending in
+//!                              #   .wasm, relative to the chain file's directory
+//!     ports: [lan, wan]        # required; index = port number the module sees
+//!     resources:               # optional, each key optional
+//!       cpu: 0.5               #   cores, > 0 and <= 1024
+//!       memory: 64MiB          #   bytes or with unit; at least 4MiB
+//!       pids: 32               #   >= 1
+//!       wasm_memory: 16MiB     #   cap on linear memory; 64KiB..=4GiB
+//!     config:                  # optional mapping, passed to the module as JSON
+//!       interfaces: { lan: 10.0.1.1/24, wan: 10.0.2.1/24 }
+//! links:
+//!   - [h1:eth0, r1:lan]                        # short form: a veth pair
+//!   - { a: r1:wan, b: h2:eth0, mtu: 1500 }     # long form; kind: veth | tap
+//! ```
+//!
+//! Instead of `links:` a straight line can be written `chain: [h1, r1, h2]`:
+//! the ends are test hosts with exactly one interface, every entry in
+//! between a VNF with exactly two ports (the first faces left, the second
+//! right). It expands to the links `h1:eth0—r1:lan`, `r1:wan—h2:eth0`.
+//! Giving both `chain:` and `links:` is an error.
+//!
+//! Names of interfaces and ports are Linux interface names: 1 to 15
+//! characters, no `/`, `:` or whitespace. Every host interface and every VNF
+//! port must be on exactly one link. A `kind: tap` link joins a VNF port to a
+//! host interface (the TAP device lives in the host's namespace and the VNF
+//! worker holds its file descriptor).
+//!
+//! Sizes (`memory`, `wasm_memory`) are bytes or a number with a unit:
+//! `K`/`Ki`/`KiB`, `M`/`Mi`/`MiB`, `G`/`Gi`/`GiB`, `T`/`Ti`/`TiB` are powers
+//! of 1024, `kB`/`MB`/`GB`/`TB` powers of 1000 (units case-insensitive), see
+//! [`parse_size`].
+//!
+//! `config:` is converted to JSON: integers and floats become numbers,
+//! strings stay strings (quote `"10"` to pass a string), booleans, null,
+//! lists and mappings (whose keys must be strings) map directly. Use
+//! [`VnfSpec::config_span`] to point at a config value in an error message.
+//!
+//! Other checks: unknown keys (with a suggestion), duplicate keys, wrong
+//! types, missing required keys, bad names, unknown link ends (with a
+//! suggestion), bad addresses, a gateway outside the host's subnets,
+//! overlapping subnets on one host, `dhcp` together with an address, ranges
+//! of `cpu`/`memory`/`pids`/`mtu`.
+
+mod error;
+mod spec;
+mod validate;
+mod yaml;
+
+use std::path::Path;
+
+pub use error::{ChainError, ChainErrors};
+pub use spec::{
+    ChainSpec, Endpoint, HostInterface, HostSpec, Ipv4Cidr, LinkKind, LinkSpec, ModuleRef,
+    ParseCidrError, Resources, RouteSpec, Span, VnfSpec,
+};
+pub use validate::{
+    parse_size, MAX_CHAIN_NAME, MAX_CPU, MAX_IFNAME, MAX_NODE_NAME, MAX_WASM_MEMORY, MIN_MEMORY,
+    MIN_WASM_MEMORY,
+};
+pub use yaml::{Node, NodeValue};
+
+/// Reads and validates the chain file at `path`. Module paths are resolved
+/// against `path`'s directory.
+pub fn load(path: &Path) -> Result<ChainSpec, ChainErrors> {
+    let file = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(&file, &text),
+        Err(e) => Err(ChainErrors(vec![ChainError {
+            file,
+            line: 0,
+            col: 0,
+            message: format!("cannot read the chain file: {e}"),
+            hint: None,
+        }])),
+    }
+}
+
+/// Validates chain-file `text`; `file` is its name in messages, in
+/// [`ChainSpec::file`], and the base for relative module paths.
+pub fn parse(file: &str, text: &str) -> Result<ChainSpec, ChainErrors> {
+    let (root, errors) = yaml::load(text);
+    validate::validate(file, root.as_ref(), errors)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,295 @@
+//! The validated chain: what the rest of the host builds from.
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use super::yaml::Node;
+
+/// A position in a chain file; both 1-based.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Span {
+    pub line: usize,
+    pub col: usize,
+}
+
+impl Span {
+    pub fn new(line: usize, col: usize) -> Span {
+        Span { line, col }
+    }
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.line, self.col)
+    }
+}
+
+/// A validated chain file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChainSpec {
+    /// The chain's name (`[a-z0-9][a-z0-9-]*`, at most 12 characters).
+    pub name: String,
+    /// The file it came from (as given to [`super::load`] / [`super::parse`]).
+    pub file: PathBuf,
+    /// Where to serve `/metrics`; `None`: the host's default.
+    pub metrics: Option<SocketAddr>,
+    /// Test hosts, in file order.
+    pub hosts: Vec<HostSpec>,
+    /// VNFs, in file order.
+    pub vnfs: Vec<VnfSpec>,
+    /// Links, in file order (the `chain:` shorthand expanded left to right).
+    pub links: Vec<LinkSpec>,
+}
+
+impl ChainSpec {
+    /// The test host called `name`.
+    pub fn host(&self, name: &str) -> Option<&HostSpec> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// The VNF called `name`.
+    pub fn vnf(&self, name: &str) -> Option<&VnfSpec> {
+        self.vnfs.iter().find(|v| v.name == name)
+    }
+}
+
+/// A test host: a namespace with a kernel stack.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostSpec {
+    pub name: String,
+    /// In file order.
+    pub interfaces: Vec<HostInterface>,
+    /// Default route; inside one of the interfaces' subnets.
+    pub gateway: Option<Ipv4Addr>,
+    pub routes: Vec<RouteSpec>,
+    /// The host's key in `hosts:`.
+    pub span: Span,
+}
+
+/// An interface of a test host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostInterface {
+    pub name: String,
+    /// Static addresses (empty with `dhcp`).
+    pub addresses: Vec<Ipv4Cidr>,
+    /// Take an address with a DHCP client.
+    pub dhcp: bool,
+    pub mtu: Option<u32>,
+    /// The interface's key in `interfaces:`.
+    pub span: Span,
+}
+
+/// A static route of a test host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteSpec {
+    pub dst: Ipv4Cidr,
+    pub via: Ipv4Addr,
+}
+
+/// An IPv4 address with a prefix length, e.g. `10.0.1.1/24`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Ipv4Cidr {
+    pub addr: Ipv4Addr,
+    pub prefix_len: u8,
+}
+
+impl Ipv4Cidr {
+    /// `prefix_len` must be at most 32.
+    pub fn new(addr: Ipv4Addr, prefix_len: u8) -> Ipv4Cidr {
+        assert!(prefix_len <= 32, "prefix length {prefix_len} > 32");
+        Ipv4Cidr { addr, prefix_len }
+    }
+
+    /// The netmask, e.g. 255.255.255.0 for /24.
+    pub fn netmask(&self) -> Ipv4Addr {
+        Ipv4Addr::from(self.mask())
+    }
+
+    fn mask(&self) -> u32 {
+        if self.prefix_len == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(self.prefix_len.min(32)))
+        }
+    }
+
+    /// The network address (host bits cleared).
+    pub fn network(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.addr) & self.mask())
+    }
+
+    /// The broadcast address (host bits set).
+    pub fn broadcast(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.addr) | !self.mask())
+    }
+
+    /// Whether `ip` lies in this subnet.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        u32::from(ip) & self.mask() == u32::from(self.addr) & self.mask()
+    }
+
+    /// Whether the two subnets share any address.
+    pub fn overlaps(&self, other: &Ipv4Cidr) -> bool {
+        self.contains(other.network()) || other.contains(self.network())
+    }
+}
+
+impl fmt::Display for Ipv4Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix_len)
+    }
+}
+
+/// Why a text is not `a.b.c.d/len`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseCidrError(pub String);
+
+impl fmt::Display for ParseCidrError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ParseCidrError {}
+
+impl FromStr for Ipv4Cidr {
+    type Err = ParseCidrError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let Some((addr, len)) = s.split_once('/') else {
+            return Err(ParseCidrError(format!(
+                "`{s}` has no prefix length; write it as address/length, e.g. 10.0.1.10/24"
+            )));
+        };
+        let addr: Ipv4Addr = addr
+            .parse()
+            .map_err(|_| ParseCidrError(format!("`{addr}` is not an IPv4 address")))?;
+        let prefix_len = len
+            .parse::<u8>()
+            .ok()
+            .filter(|l| *l <= 32)
+            .ok_or_else(|| {
+                ParseCidrError(format!("`{len}` is not a prefix length (0 to 32)"))
+            })?;
+        Ok(Ipv4Cidr { addr, prefix_len })
+    }
+}
+
+/// A VNF instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VnfSpec {
+    pub name: String,
+    pub module: ModuleRef,
+    /// Port names in order; the index is the port number the module sees.
+    pub ports: Vec<String>,
+    /// The `config:` mapping as JSON (`{}` when absent).
+    pub config: serde_json::Value,
+    /// The spanned YAML of `config:` (the VNF entry's node when absent), for
+    /// pointing at a config problem the module or host finds later.
+    pub config_tree: Node,
+    pub resources: Resources,
+    /// The VNF's key in `vnfs:`.
+    pub span: Span,
+}
+
+impl VnfSpec {
+    /// Span of the deepest node of `config:` that exists on `path`
+    /// (`"routes.0.via"` or `"routes[0].via"`); the span of `config:` itself
+    /// for an empty path or one whose first segment does not exist.
+    pub fn config_span(&self, path: &str) -> Span {
+        let normalized = path.replace('[', ".").replace(']', "");
+        let segs = normalized.split('.').filter(|s| !s.is_empty());
+        self.config_tree.descend(segs).span
+    }
+}
+
+/// Which module a VNF runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModuleRef {
+    /// A VNF shipped with nfvhost, by name (`router`, `nat`, ...).
+    Builtin(String),
+    /// A `.wasm` file, resolved against the chain file's directory.
+    Path(PathBuf),
+}
+
+/// Limits on a VNF's worker (cgroup) and module.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Resources {
+    /// CPU cores (cgroup quota), e.g. 0.5.
+    pub cpu: Option<f64>,
+    /// Memory in bytes (cgroup).
+    pub memory: Option<u64>,
+    /// Maximum number of processes/threads (cgroup).
+    pub pids: Option<u64>,
+    /// Cap on the module's linear memory, in bytes.
+    pub wasm_memory: Option<u64>,
+}
+
+/// A link between two ports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkSpec {
+    pub a: Endpoint,
+    pub b: Endpoint,
+    pub kind: LinkKind,
+    pub mtu: Option<u32>,
+    /// The link's entry in `links:` (or the left node's entry in `chain:`).
+    pub span: Span,
+}
+
+/// One end of a link: `node:port`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Endpoint {
+    /// A host or VNF name.
+    pub node: String,
+    /// A host interface or VNF port name.
+    pub port: String,
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.node, self.port)
+    }
+}
+
+/// How a link is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LinkKind {
+    /// A veth pair, one end in each namespace.
+    #[default]
+    Veth,
+    /// A TAP device in the host's namespace whose fd the VNF worker holds.
+    Tap,
+}
+
+impl fmt::Display for LinkKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LinkKind::Veth => "veth",
+            LinkKind::Tap => "tap",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_parse_display_contains() {
+        let c: Ipv4Cidr = "10.0.1.10/24".parse().unwrap();
+        assert_eq!(c.to_string(), "10.0.1.10/24");
+        assert_eq!(c.network(), Ipv4Addr::new(10, 0, 1, 0));
+        assert_eq!(c.broadcast(), Ipv4Addr::new(10, 0, 1, 255));
+        assert!(c.contains(Ipv4Addr::new(10, 0, 1, 1)));
+        assert!(!c.contains(Ipv4Addr::new(10, 0, 2, 1)));
+        let all: Ipv4Cidr = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains(Ipv4Addr::new(1, 2, 3, 4)));
+        assert!(c.overlaps(&"10.0.0.0/16".parse().unwrap()));
+        assert!(!c.overlaps(&"10.0.2.0/24".parse().unwrap()));
+        assert!("10.0.1.1".parse::<Ipv4Cidr>().is_err());
+        assert!("10.0.1.1/33".parse::<Ipv4Cidr>().is_err());
+        assert!("10.0.1/24".parse::<Ipv4Cidr>().is_err());
+    }
+}
