@@ -625,7 +625,8 @@ fn chain(cx: &mut Ctx, file: &str, root: &Node) -> Option<ChainSpec> {
             }
             let info = &nodes[name];
             for (port, span) in &info.ports {
-                if wiring.used.contains_key(&(name.clone(), port.clone())) {
+                let key = (name.clone(), port.clone());
+                if wiring.used.contains_key(&key) || wiring.suppressed_ports.contains(&key) {
                     continue;
                 }
                 if info.is_host {
@@ -671,6 +672,7 @@ fn host(cx: &mut Ctx, span: Span, name: String, node: &Node) -> HostSpec {
 
     // Static addresses with their spans, for the subnet checks.
     let mut subnets: Vec<(Ipv4Cidr, Span, usize)> = Vec::new();
+    let errors_before = cx.errors.len();
     if let Some(inode) = f.get("interfaces") {
         if let Some(ifs) = cx.map(inode, &format!("`interfaces` of {what}"), true) {
             if ifs.is_empty() {
@@ -711,7 +713,13 @@ fn host(cx: &mut Ctx, span: Span, name: String, node: &Node) -> HostSpec {
         }
     }
 
+    // With a broken interface the subnets are incomplete: checking the
+    // gateway against them would only repeat that error.
+    let interfaces_ok = cx.errors.len() == errors_before;
     let on_link = |cx: &mut Ctx, ip: Ipv4Addr, node: &Node, what_ip: &str| {
+        if !interfaces_ok {
+            return;
+        }
         if subnets.iter().any(|(c, _, _)| c.addr == ip) {
             cx.err(
                 node.span,
@@ -1009,6 +1017,8 @@ struct Wiring {
     used: HashMap<(String, String), Span>,
     /// Nodes whose "not connected" errors would only repeat another error.
     suppressed: HashSet<String>,
+    /// Ports likewise (a mistyped link end probably meant them).
+    suppressed_ports: HashSet<(String, String)>,
 }
 
 fn endpoint(
@@ -1030,10 +1040,15 @@ fn endpoint(
     let Some(info) = nodes.get(n) else {
         let mut names: Vec<&str> = nodes.keys().map(String::as_str).collect();
         names.sort();
-        let hint = match suggest(n, names.iter().copied()) {
+        // Prefer a node that has this port free.
+        let free = names.iter().copied().filter(|c| {
+            nodes[*c].ports.iter().any(|(q, _)| q == p)
+                && !wiring.used.contains_key(&((*c).to_owned(), p.to_owned()))
+        });
+        let hint = match suggest(n, free).or_else(|| suggest(n, names.iter().copied())) {
             Some(s) => {
-                wiring.suppressed.insert(s.clone());
-                format!("did you mean `{s}`?")
+                wiring.suppressed_ports.insert((s.clone(), p.to_owned()));
+                format!("did you mean `{s}:{p}`?")
             }
             None => format!("hosts and VNFs: {}", names.join(", ")),
         };
@@ -1041,7 +1056,6 @@ fn endpoint(
         return None;
     };
     if !info.ports.iter().any(|(name, _)| name == p) {
-        wiring.suppressed.insert(n.to_owned());
         let list = info
             .ports
             .iter()
@@ -1053,8 +1067,14 @@ fn endpoint(
             ("VNF", "ports")
         };
         let hint = match suggest(p, list.iter().copied()) {
-            Some(s) => format!("did you mean `{n}:{s}`? its {kinds}: {}", list.join(", ")),
-            None => format!("its {kinds}: {}", list.join(", ")),
+            Some(s) => {
+                wiring.suppressed_ports.insert((n.to_owned(), s.clone()));
+                format!("did you mean `{n}:{s}`? its {kinds}: {}", list.join(", "))
+            }
+            None => {
+                wiring.suppressed.insert(n.to_owned());
+                format!("its {kinds}: {}", list.join(", "))
+            }
         };
         cx.hint(node.span, format!("{kind} `{n}` has no port `{p}`"), hint);
         return None;

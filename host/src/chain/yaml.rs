@@ -326,6 +326,12 @@ impl MarkedEventReceiver for Builder {
                     ..
                 }) => {
                     self.check_duplicates(&entries);
+                    // A block mapping starts where its first key does (the
+                    // parser marks it at the first `:`).
+                    let span = match entries.first() {
+                        Some((k, _)) if k.span < span => k.span,
+                        _ => span,
+                    };
                     self.finish(
                         Node {
                             span,
