@@ -1,6 +1,15 @@
-//! nfvhost: run network functions as WebAssembly modules in service chains.
+//! nfvhost: run network functions as WebAssembly modules in service chains
+//! over real Linux links.
+//!
+//! - [`chain`]: chain files, parsed and validated.
+//! - [`engine`]: the wasm engine, module checks and instances.
+//! - [`datapath`]: ports, the worker loop and the stats segment.
+//! - [`sys`]: namespaces, links, offloads and cgroups, behind seams.
+//! - [`deploy`]: building, supervising, exporting and tearing down a chain.
 
 pub mod chain;
-pub mod sys;
+pub mod datapath;
+pub mod deploy;
 pub mod engine;
 pub mod logging;
+pub mod sys;

@@ -22,7 +22,11 @@ impl fmt::Display for ChainError {
         if self.line == 0 {
             write!(f, "{}: {}", self.file, self.message)?;
         } else {
-            write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.message)?;
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file, self.line, self.col, self.message
+            )?;
         }
         if let Some(hint) = &self.hint {
             write!(f, "\n  hint: {hint}")?;
@@ -134,7 +138,10 @@ mod tests {
             hint: Some("fix it".into()),
         };
         assert_eq!(e.to_string(), "chains/basic.yaml:12:7: bad\n  hint: fix it");
-        let e2 = ChainError { hint: None, ..e.clone() };
+        let e2 = ChainError {
+            hint: None,
+            ..e.clone()
+        };
         assert_eq!(
             ChainErrors(vec![e2.clone(), e2]).to_string(),
             "chains/basic.yaml:12:7: bad\nchains/basic.yaml:12:7: bad"

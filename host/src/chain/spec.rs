@@ -166,11 +166,8 @@ impl FromStr for Ipv4Cidr {
         let addr: Ipv4Addr = addr
             .parse()
             .map_err(|_| ParseCidrError(format!("`{addr}` is not an IPv4 address")))?;
-        let prefix_len = len
-            .parse::<u8>()
-            .ok()
-            .filter(|l| *l <= 32)
-            .ok_or_else(|| {
+        let prefix_len =
+            len.parse::<u8>().ok().filter(|l| *l <= 32).ok_or_else(|| {
                 ParseCidrError(format!("`{len}` is not a prefix length (0 to 32)"))
             })?;
         Ok(Ipv4Cidr { addr, prefix_len })

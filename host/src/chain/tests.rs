@@ -32,7 +32,10 @@ fn basic_yaml_parses() {
         r1.config,
         serde_json::json!({"interfaces": {"lan": "10.0.1.1/24", "wan": "10.0.2.1/24"}})
     );
-    assert_eq!(spec.host("h2").unwrap().gateway, Some(Ipv4Addr::new(10, 0, 2, 1)));
+    assert_eq!(
+        spec.host("h2").unwrap().gateway,
+        Some(Ipv4Addr::new(10, 0, 2, 1))
+    );
     assert_eq!(spec.links.len(), 2);
 }
 
@@ -54,7 +57,12 @@ fn has(errors: &[ChainError], line: usize, col: usize, phrase: &str) {
 /// Exactly one error, at `line:col`, containing `phrase`.
 #[track_caller]
 fn only(errors: &[ChainError], line: usize, col: usize, phrase: &str) {
-    assert_eq!(errors.len(), 1, "expected one error, got:\n{}", ChainErrors(errors.to_vec()));
+    assert_eq!(
+        errors.len(),
+        1,
+        "expected one error, got:\n{}",
+        ChainErrors(errors.to_vec())
+    );
     has(errors, line, col, phrase);
 }
 
@@ -83,7 +91,10 @@ fn cidr(s: &str) -> Ipv4Cidr {
 }
 
 fn ep(node: &str, port: &str) -> Endpoint {
-    Endpoint { node: node.into(), port: port.into() }
+    Endpoint {
+        node: node.into(),
+        port: port.into(),
+    }
 }
 
 #[test]
@@ -157,7 +168,10 @@ links:
                     span: Span::new(9, 7),
                 }],
                 gateway: Some(Ipv4Addr::new(203, 0, 113, 1)),
-                routes: vec![RouteSpec { dst: cidr("10.9.0.0/16"), via: Ipv4Addr::new(203, 0, 113, 2) }],
+                routes: vec![RouteSpec {
+                    dst: cidr("10.9.0.0/16"),
+                    via: Ipv4Addr::new(203, 0, 113, 2)
+                }],
                 span: Span::new(7, 3),
             },
         ]
@@ -165,11 +179,19 @@ links:
     let fw = spec.vnf("fw").unwrap();
     assert_eq!(fw.name, "fw");
     assert_eq!(fw.span, Span::new(15, 3));
-    assert_eq!(fw.module, ModuleRef::Path(PathBuf::from("chains/filters/fw.wasm")));
+    assert_eq!(
+        fw.module,
+        ModuleRef::Path(PathBuf::from("chains/filters/fw.wasm"))
+    );
     assert_eq!(fw.ports, ["inside", "outside"]);
     assert_eq!(
         fw.resources,
-        Resources { cpu: Some(2.0), memory: Some(1 << 30), pids: Some(16), wasm_memory: Some(512 << 10) }
+        Resources {
+            cpu: Some(2.0),
+            memory: Some(1 << 30),
+            pids: Some(16),
+            wasm_memory: Some(512 << 10)
+        }
     );
     assert_eq!(
         fw.config,
@@ -216,7 +238,10 @@ fn chain_shorthand_expands_like_links() {
     let a = ok(BASE);
     let b = ok(&short);
     let strip = |s: &ChainSpec| -> Vec<_> {
-        s.links.iter().map(|l| (l.a.clone(), l.b.clone(), l.kind, l.mtu)).collect()
+        s.links
+            .iter()
+            .map(|l| (l.a.clone(), l.b.clone(), l.kind, l.mtu))
+            .collect()
     };
     assert_eq!(strip(&a), strip(&b));
     assert_eq!(b.links[0].a, ep("h1", "eth0"));
@@ -237,9 +262,19 @@ fn yaml_syntax_error() {
 #[test]
 fn unknown_key_suggests() {
     let e = errs(&BASE.replace("{ address: 10.0.1.10/24 }", "{ adress: 10.0.1.10/24 }"));
-    has(&e, 5, 15, "unknown key `adress` in interface `eth0` of host `h1`");
+    has(
+        &e,
+        5,
+        15,
+        "unknown key `adress` in interface `eth0` of host `h1`",
+    );
     has(&e, 5, 15, "did you mean `address`?");
-    has(&e, 5, 15, "allowed keys: `address`, `addresses`, `dhcp`, `mtu`");
+    has(
+        &e,
+        5,
+        15,
+        "allowed keys: `address`, `addresses`, `dhcp`, `mtu`",
+    );
     let e = errs(&BASE.replace("    gateway: 10.0.1.1", "    gatewy: 10.0.1.1"));
     only(&e, 6, 5, "did you mean `gateway`?");
     let e = errs(&format!("{BASE}colour: red\n"));
@@ -249,12 +284,25 @@ fn unknown_key_suggests() {
 #[test]
 fn wrong_type() {
     let e = errs(&BASE.replace("ports: [lan, wan]", "ports: lan"));
-    has(&e, 14, 12, "expected a list for `ports` of VNF `r1`, found a string");
-    let e = errs(&BASE.replace("  h2:\n    interfaces:", "  h2:\n    interfaces: eth0\n    x:"));
+    has(
+        &e,
+        14,
+        12,
+        "expected a list for `ports` of VNF `r1`, found a string",
+    );
+    let e = errs(&BASE.replace(
+        "  h2:\n    interfaces:",
+        "  h2:\n    interfaces: eth0\n    x:",
+    ));
     has(&e, 8, 17, "expected a mapping");
     has(&e, 8, 17, "found a string");
     let e = errs("- a\n- b\n");
-    only(&e, 1, 1, "expected a mapping for the chain file, found a list");
+    only(
+        &e,
+        1,
+        1,
+        "expected a mapping for the chain file, found a list",
+    );
 }
 
 #[test]
@@ -262,7 +310,12 @@ fn missing_required_key() {
     let e = errs(&BASE.replace("    module: router\n", ""));
     only(&e, 12, 3, "VNF `r1` is missing the required key `module`");
     let e = errs(&BASE.replace("name: t\n", ""));
-    only(&e, 1, 1, "the chain file is missing the required key `name`");
+    only(
+        &e,
+        1,
+        1,
+        "the chain file is missing the required key `name`",
+    );
     let e = errs(&BASE.replace("  - [h1:eth0, r1:lan]", "  - { a: h1:eth0 }"));
     has(&e, 16, 5, "a link is missing the required key `b`");
 }
@@ -272,7 +325,12 @@ fn bad_names() {
     let e = errs(&BASE.replace("name: t", "name: averyverylongname"));
     only(&e, 1, 7, "limit is 12");
     let e = errs(&BASE.replace("h1", "H_1"));
-    has(&e, 3, 3, "host name `H_1` has characters that are not allowed");
+    has(
+        &e,
+        3,
+        3,
+        "host name `H_1` has characters that are not allowed",
+    );
     let e = errs(&BASE.replace("r1", "router-number-one"));
     has(&e, 12, 3, "is 17 characters long; the limit is 15");
     let e = errs(&BASE.replace("lan", "a-very-long-port-name"));
@@ -285,13 +343,26 @@ fn bad_names() {
 fn duplicate_node_names() {
     let text = BASE.replace("links:", "  h1:\n    module: nat\n    ports: [x]\nlinks:");
     let e = errs(&text);
-    only(&e, 15, 3, "VNF name `h1` is already used at line 3, column 3");
+    only(
+        &e,
+        15,
+        3,
+        "VNF name `h1` is already used at line 3, column 3",
+    );
 }
 
 #[test]
 fn duplicate_yaml_keys() {
-    let e = errs(&BASE.replace("    gateway: 10.0.1.1\n", "    gateway: 10.0.1.1\n    gateway: 10.0.1.2\n"));
-    only(&e, 7, 5, "duplicate key `gateway` (first given at line 6, column 5)");
+    let e = errs(&BASE.replace(
+        "    gateway: 10.0.1.1\n",
+        "    gateway: 10.0.1.1\n    gateway: 10.0.1.2\n",
+    ));
+    only(
+        &e,
+        7,
+        5,
+        "duplicate key `gateway` (first given at line 6, column 5)",
+    );
 }
 
 #[test]
@@ -309,15 +380,30 @@ fn unknown_link_node_and_port() {
 #[test]
 fn port_used_twice() {
     let e = errs(&format!("{BASE}  - [r1:lan, h2:eth0]\n"));
-    has(&e, 18, 6, "`r1:lan` is already connected by the link at line 16, column 5");
-    has(&e, 18, 14, "`h2:eth0` is already connected by the link at line 17, column 5");
+    has(
+        &e,
+        18,
+        6,
+        "`r1:lan` is already connected by the link at line 16, column 5",
+    );
+    has(
+        &e,
+        18,
+        14,
+        "`h2:eth0` is already connected by the link at line 17, column 5",
+    );
     assert_eq!(e.len(), 2);
 }
 
 #[test]
 fn unconnected_vnf_port() {
     let e = errs(&BASE.replace("ports: [lan, wan]", "ports: [lan, wan, mgmt]"));
-    only(&e, 14, 23, "port `mgmt` of VNF `r1` is not connected to any link");
+    only(
+        &e,
+        14,
+        23,
+        "port `mgmt` of VNF `r1` is not connected to any link",
+    );
 }
 
 #[test]
@@ -326,7 +412,12 @@ fn unconnected_host_interface() {
         "      eth0: { address: 10.0.1.10/24 }\n",
         "      eth0: { address: 10.0.1.10/24 }\n      eth1: { address: 10.0.3.10/24 }\n",
     ));
-    only(&e, 6, 7, "interface `eth1` of host `h1` is not connected to any link");
+    only(
+        &e,
+        6,
+        7,
+        "interface `eth1` of host `h1` is not connected to any link",
+    );
 }
 
 const TWO_HOSTS: &str = "\
@@ -363,20 +454,38 @@ fn no_links_at_all() {
 
 #[test]
 fn chain_entries_invalid() {
-    let base = BASE.replace("links:\n  - [h1:eth0, r1:lan]\n  - [r1:wan, h2:eth0]\n", "chain: [h1, r1, h2]\n");
+    let base = BASE.replace(
+        "links:\n  - [h1:eth0, r1:lan]\n  - [r1:wan, h2:eth0]\n",
+        "chain: [h1, r1, h2]\n",
+    );
     // A VNF with three ports in the middle.
     let e = errs(&base.replace("ports: [lan, wan]", "ports: [lan, wan, mgmt]"));
-    only(&e, 15, 13, "VNF `r1` has 3 ports; in the middle of `chain:` a VNF needs exactly 2");
+    only(
+        &e,
+        15,
+        13,
+        "VNF `r1` has 3 ports; in the middle of `chain:` a VNF needs exactly 2",
+    );
     // A VNF at the end.
     let e = errs(&base.replace("[h1, r1, h2]", "[h1, h2, r1]"));
-    has(&e, 15, 17, "`chain:` must end at a test host; `r1` is a VNF");
+    has(
+        &e,
+        15,
+        17,
+        "`chain:` must end at a test host; `r1` is a VNF",
+    );
     has(&e, 15, 13, "host `h2` is in the middle of `chain:`");
     // A host with two interfaces at an end.
     let e = errs(&base.replace(
         "      eth0: { address: 10.0.1.10/24 }\n",
         "      eth0: { address: 10.0.1.10/24 }\n      eth1: { address: 10.0.3.10/24 }\n",
     ));
-    only(&e, 16, 9, "host `h1` has 2 interfaces; at an end of `chain:` a host needs exactly one");
+    only(
+        &e,
+        16,
+        9,
+        "host `h1` has 2 interfaces; at an end of `chain:` a host needs exactly one",
+    );
     // Unknown name.
     let e = errs(&base.replace("[h1, r1, h2]", "[h1, r9, h2]"));
     only(&e, 15, 13, "no host or VNF named `r9`");
@@ -394,14 +503,23 @@ fn bad_addresses() {
     has(&e, 5, 24, "is the network address");
     let e = errs(&BASE.replace("gateway: 10.0.1.1", "gateway: 10.0.1.1/24"));
     only(&e, 6, 14, "`10.0.1.1/24` is not an IPv4 address");
-    let e = errs(&BASE.replace("metrics", "x").replace("name: t", "name: t\nmetrics: localhost"));
+    let e = errs(
+        &BASE
+            .replace("metrics", "x")
+            .replace("name: t", "name: t\nmetrics: localhost"),
+    );
     only(&e, 2, 10, "`metrics: localhost` is not an address and port");
 }
 
 #[test]
 fn gateway_outside_subnets() {
     let e = errs(&BASE.replace("gateway: 10.0.1.1", "gateway: 10.0.9.1"));
-    only(&e, 6, 14, "gateway 10.0.9.1 is outside every subnet of host `h1` (10.0.1.0/24)");
+    only(
+        &e,
+        6,
+        14,
+        "gateway 10.0.9.1 is outside every subnet of host `h1` (10.0.1.0/24)",
+    );
     let e = errs(&BASE.replace("gateway: 10.0.1.1", "gateway: 10.0.1.10"));
     only(&e, 6, 14, "is an address of host `h1` itself");
     let e = errs(&BASE.replace(
@@ -413,29 +531,52 @@ fn gateway_outside_subnets() {
 
 #[test]
 fn overlapping_subnets() {
-    let text = BASE.replace(
-        "      eth0: { address: 10.0.1.10/24 }\n",
-        "      eth0: { address: 10.0.1.10/24 }\n      eth1: { address: 10.0.0.20/16 }\n",
-    )
-    .replace("  - [h1:eth0, r1:lan]", "  - [h1:eth0, r1:lan]\n  - [h1:eth1, r2:a]")
-    .replace("links:", "  r2:\n    module: router\n    ports: [a]\nlinks:");
+    let text = BASE
+        .replace(
+            "      eth0: { address: 10.0.1.10/24 }\n",
+            "      eth0: { address: 10.0.1.10/24 }\n      eth1: { address: 10.0.0.20/16 }\n",
+        )
+        .replace(
+            "  - [h1:eth0, r1:lan]",
+            "  - [h1:eth0, r1:lan]\n  - [h1:eth1, r2:a]",
+        )
+        .replace(
+            "links:",
+            "  r2:\n    module: router\n    ports: [a]\nlinks:",
+        );
     let e = errs(&text);
     only(&e, 6, 24, "10.0.0.20/16 on interface `eth1` overlaps 10.0.1.10/24 on interface `eth0` (line 5, column 24)");
 }
 
 #[test]
 fn dhcp_with_address() {
-    let e = errs(&BASE.replace("{ address: 10.0.1.10/24 }", "{ address: 10.0.1.10/24, dhcp: true }"));
+    let e = errs(&BASE.replace(
+        "{ address: 10.0.1.10/24 }",
+        "{ address: 10.0.1.10/24, dhcp: true }",
+    ));
     only(&e, 5, 38, "has `dhcp: true` and a static address");
-    let e = errs(&BASE.replace("{ address: 10.0.1.10/24 }", "{ address: 10.0.1.10/24, addresses: [10.0.1.11/24] }"));
+    let e = errs(&BASE.replace(
+        "{ address: 10.0.1.10/24 }",
+        "{ address: 10.0.1.10/24, addresses: [10.0.1.11/24] }",
+    ));
     only(&e, 5, 38, "has both `address` and `addresses`");
     let e = errs(&BASE.replace("{ address: 10.0.1.10/24 }", "{ dhcp: yes }"));
-    has(&e, 5, 21, "expected `true` or `false` for `dhcp`, found a string");
+    has(
+        &e,
+        5,
+        21,
+        "expected `true` or `false` for `dhcp`, found a string",
+    );
 }
 
 #[test]
 fn resources_ranges() {
-    let with = |r: &str| BASE.replace("    ports: [lan, wan]\n", &format!("    ports: [lan, wan]\n    resources: {r}\n"));
+    let with = |r: &str| {
+        BASE.replace(
+            "    ports: [lan, wan]\n",
+            &format!("    ports: [lan, wan]\n    resources: {r}\n"),
+        )
+    };
     let e = errs(&with("{ cpu: 0, memory: 1MiB, pids: 0 }"));
     assert_eq!(e.len(), 3, "{}", ChainErrors(e.clone()));
     has(&e, 15, 23, "cpu 0 is out of range");
@@ -453,14 +594,33 @@ fn resources_ranges() {
     only(&e, 15, 18, "did you mean `cpu`?");
     let spec = ok(&with("{ cpu: 0.5, memory: 67108864, pids: 32 }"));
     let r = spec.vnf("r1").unwrap().resources;
-    assert_eq!(r, Resources { cpu: Some(0.5), memory: Some(64 << 20), pids: Some(32), wasm_memory: None });
+    assert_eq!(
+        r,
+        Resources {
+            cpu: Some(0.5),
+            memory: Some(64 << 20),
+            pids: Some(32),
+            wasm_memory: None
+        }
+    );
 }
 
 #[test]
 fn mtu_range() {
-    let e = errs(&BASE.replace("  - [r1:wan, h2:eth0]", "  - { a: r1:wan, b: h2:eth0, mtu: 40 }"));
-    only(&e, 17, 35, "`mtu` 40 is out of range; an MTU must be between 68 and 65535");
-    let e = errs(&BASE.replace("{ address: 10.0.1.10/24 }", "{ address: 10.0.1.10/24, mtu: 70000 }"));
+    let e = errs(&BASE.replace(
+        "  - [r1:wan, h2:eth0]",
+        "  - { a: r1:wan, b: h2:eth0, mtu: 40 }",
+    ));
+    only(
+        &e,
+        17,
+        35,
+        "`mtu` 40 is out of range; an MTU must be between 68 and 65535",
+    );
+    let e = errs(&BASE.replace(
+        "{ address: 10.0.1.10/24 }",
+        "{ address: 10.0.1.10/24, mtu: 70000 }",
+    ));
     only(&e, 5, 43, "between 68 and 65535");
 }
 
@@ -471,19 +631,39 @@ fn module_refs() {
     let e = errs(&BASE.replace("module: router", "module: Router"));
     only(&e, 13, 13, "`Router` is not a valid shipped VNF name");
     let spec = ok(&BASE.replace("module: router", "module: /opt/fw.wasm"));
-    assert_eq!(spec.vnfs[0].module, ModuleRef::Path(PathBuf::from("/opt/fw.wasm")));
+    assert_eq!(
+        spec.vnfs[0].module,
+        ModuleRef::Path(PathBuf::from("/opt/fw.wasm"))
+    );
     let spec = ok(&BASE.replace("module: router", "module: fw.wasm"));
-    assert_eq!(spec.vnfs[0].module, ModuleRef::Path(PathBuf::from("fw.wasm")));
+    assert_eq!(
+        spec.vnfs[0].module,
+        ModuleRef::Path(PathBuf::from("fw.wasm"))
+    );
 }
 
 #[test]
 fn config_must_be_mapping() {
-    let e = errs(&BASE.replace("    ports: [lan, wan]\n", "    ports: [lan, wan]\n    config: [1, 2]\n"));
-    only(&e, 15, 13, "`config` of VNF `r1` must be a mapping, found a list");
-    let e = errs(&BASE.replace("    ports: [lan, wan]\n", "    ports: [lan, wan]\n    config: { 80: http }\n"));
+    let e = errs(&BASE.replace(
+        "    ports: [lan, wan]\n",
+        "    ports: [lan, wan]\n    config: [1, 2]\n",
+    ));
+    only(
+        &e,
+        15,
+        13,
+        "`config` of VNF `r1` must be a mapping, found a list",
+    );
+    let e = errs(&BASE.replace(
+        "    ports: [lan, wan]\n",
+        "    ports: [lan, wan]\n    config: { 80: http }\n",
+    ));
     only(&e, 15, 15, "config keys must be strings, found an integer");
     has(&e, 15, 15, "quote it: \"80\"");
-    let spec = ok(&BASE.replace("    ports: [lan, wan]\n", "    ports: [lan, wan]\n    config:\n"));
+    let spec = ok(&BASE.replace(
+        "    ports: [lan, wan]\n",
+        "    ports: [lan, wan]\n    config:\n",
+    ));
     assert_eq!(spec.vnfs[0].config, serde_json::json!({}));
 }
 
@@ -546,7 +726,10 @@ fn multiple_errors_all_reported_in_order() {
     assert_eq!(positions, sorted);
     let shown = ChainErrors(e).to_string();
     assert!(shown.starts_with("t.yaml:1:7: chain name `T`"), "{shown}");
-    assert!(shown.contains("\n  hint: did you mean `address`?"), "{shown}");
+    assert!(
+        shown.contains("\n  hint: did you mean `address`?"),
+        "{shown}"
+    );
 }
 
 #[test]
@@ -555,7 +738,11 @@ fn empty_file_and_unreadable_file() {
     only(&e, 1, 1, "the chain file is empty");
     let e = load(std::path::Path::new("/nonexistent/chain.yaml")).unwrap_err();
     assert_eq!(e.0[0].line, 0);
-    assert!(e.to_string().starts_with("/nonexistent/chain.yaml: cannot read the chain file"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("/nonexistent/chain.yaml: cannot read the chain file"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -564,6 +751,9 @@ fn link_shapes() {
     has(&e, 17, 5, "a link has exactly two ends, found 1");
     let e = errs(&BASE.replace("  - [r1:wan, h2:eth0]", "  - r1:wan"));
     has(&e, 17, 5, "expected a link, found a string");
-    let e = errs(&BASE.replace("  - [r1:wan, h2:eth0]", "  - { a: r1:wan, b: h2:eth0, knd: tap }"));
+    let e = errs(&BASE.replace(
+        "  - [r1:wan, h2:eth0]",
+        "  - { a: r1:wan, b: h2:eth0, knd: tap }",
+    ));
     only(&e, 17, 30, "did you mean `kind`?");
 }

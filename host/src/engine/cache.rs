@@ -33,7 +33,8 @@ pub(super) fn store(dir: &Path, digest: &str, module: &wasmtime::Module) -> anyh
     std::fs::create_dir_all(dir)?;
     let path = entry(module.engine(), dir, digest);
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, module.serialize()?)?;
+    let bytes = module.serialize().map_err(|e| anyhow::anyhow!("serializing: {e:#}"))?;
+    std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, &path)?;
     Ok(())
 }

@@ -265,12 +265,16 @@ impl VnfInstance {
 
         let linker = build_linker(wasm_engine).map_err(InstanceError::Instantiate)?;
         let instance = linker.instantiate(&mut store, &module.module).map_err(InstanceError::Instantiate)?;
-        let get = |store: &mut Store<HostState>, name| instance.get_typed_func(store, name).map_err(InstanceError::Instantiate);
-        let version: TypedFunc<(), i32> = get(&mut store, nfvhost_abi::EXPORT_ABI_VERSION)?;
-        let alloc: TypedFunc<i32, i32> = get(&mut store, nfvhost_abi::EXPORT_ALLOC)?;
-        let init: TypedFunc<(i32, i32), i32> = get(&mut store, nfvhost_abi::EXPORT_INIT)?;
-        let process = get(&mut store, nfvhost_abi::EXPORT_PROCESS)?;
-        let tick = get(&mut store, nfvhost_abi::EXPORT_TICK)?;
+        macro_rules! get {
+            ($name:expr) => {
+                instance.get_typed_func(&mut store, $name).map_err(InstanceError::Instantiate)?
+            };
+        }
+        let version: TypedFunc<(), i32> = get!(nfvhost_abi::EXPORT_ABI_VERSION);
+        let alloc: TypedFunc<i32, i32> = get!(nfvhost_abi::EXPORT_ALLOC);
+        let init: TypedFunc<(i32, i32), i32> = get!(nfvhost_abi::EXPORT_INIT);
+        let process = get!(nfvhost_abi::EXPORT_PROCESS);
+        let tick = get!(nfvhost_abi::EXPORT_TICK);
         let memory = instance
             .get_memory(&mut store, nfvhost_abi::EXPORT_MEMORY)
             .ok_or(AbiError::MissingExport { name: "memory", sig: "memory" })?;
@@ -284,7 +288,7 @@ impl VnfInstance {
         // The init document, then the batch region: descriptors, then slots.
         let batch_size = limits.batch_size.clamp(1, MAX_BATCH);
         let region = batch_size * FRAME_DESC_SIZE + batch_size * limits.slot_size;
-        let mut reserve = |store: &mut Store<HostState>, len: usize| -> Result<usize, InstanceError> {
+        let reserve = |store: &mut Store<HostState>, len: usize| -> Result<usize, InstanceError> {
             store.set_epoch_deadline(limits.call_deadline_ticks);
             let ptr = alloc.call(&mut *store, len as i32).map_err(|e| InstanceError::InitCall(CallFailure::from_error(e)))?;
             if ptr <= 0 || ptr as usize + len > memory.data_size(&*store) {

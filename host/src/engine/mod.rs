@@ -28,8 +28,8 @@ pub enum LoadError {
     #[error("couldn't read module {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
     /// Not a valid WebAssembly module.
-    #[error("{path} is not a valid WebAssembly module: {source:#}")]
-    Compile { path: PathBuf, source: wasmtime::Error },
+    #[error("{path} is not a valid WebAssembly module: {error:#}")]
+    Compile { path: PathBuf, error: wasmtime::Error },
     /// The module does not speak our ABI.
     #[error("{path}: {source}")]
     Abi { path: PathBuf, source: AbiError },
@@ -59,7 +59,7 @@ impl Engine {
         let mut config = wasmtime::Config::new();
         config.epoch_interruption(true);
         config.cranelift_opt_level(wasmtime::OptLevel::Speed);
-        let engine = wasmtime::Engine::new(&config)?;
+        let engine = wasmtime::Engine::new(&config).map_err(|e| anyhow::anyhow!("creating the wasm engine: {e:#}"))?;
         let weak = engine.weak();
         thread::Builder::new().name("nfv-epoch".into()).spawn(move || {
             while let Some(engine) = weak.upgrade() {
@@ -103,7 +103,7 @@ impl Engine {
             Some(m) => m,
             None => {
                 let m = wasmtime::Module::new(&self.engine, bytes)
-                    .map_err(|source| LoadError::Compile { path: path.to_owned(), source })?;
+                    .map_err(|error| LoadError::Compile { path: path.to_owned(), error })?;
                 if let Some(dir) = &self.cache_dir {
                     // A cache we cannot write only costs a recompile next time.
                     if let Err(e) = cache::store(dir, &digest, &m) {

@@ -1,1 +1,91 @@
+//! `faulty`: a two-port wire that misbehaves on purpose, for testing how the
+//! host contains a broken module. It forwards every frame to the other port,
+//! except UDP datagrams to `trap_on_udp_port` (it panics, which traps) and
+//! to `spin_on_udp_port` (it loops forever, which the host's deadline
+//! interrupts).
+//!
+//! ```yaml
+//! config:
+//!   trap_on_udp_port: 6666   # optional
+//!   spin_on_udp_port: 6667   # optional
+//! ```
 
+use serde::Deserialize;
+use vnf_sdk::prelude::*;
+use vnf_sdk::wire::{EtherType, EthernetFrame, IpProtocol, Ipv4Packet, UdpPacket};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub trap_on_udp_port: Option<u16>,
+    #[serde(default)]
+    pub spin_on_udp_port: Option<u16>,
+}
+
+pub struct Faulty {
+    config: Config,
+    forwarded: Counter,
+}
+
+/// The UDP destination port of an IPv4/UDP frame, if it is one.
+fn udp_dst_port(frame: &[u8]) -> Option<u16> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    if eth.ethertype() != EtherType::Ipv4 {
+        return None;
+    }
+    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+    if ip.protocol() != IpProtocol::Udp {
+        return None;
+    }
+    Some(UdpPacket::new_checked(ip.payload()).ok()?.dst_port())
+}
+
+impl Vnf for Faulty {
+    type Config = Config;
+
+    fn new(ctx: &mut InitContext, config: Config) -> Result<Self, ConfigError> {
+        if ctx.ports().len() != 2 {
+            return Err(ConfigError::at("", "faulty needs exactly two ports"));
+        }
+        let forwarded = ctx.counter("faulty_forwarded", "Frames passed to the other port.");
+        Ok(Faulty { config, forwarded })
+    }
+
+    fn process(&mut self, _ctx: &mut Context, frame: &mut Frame<'_>) -> Verdict {
+        let port = udp_dst_port(frame.data());
+        if port.is_some() && port == self.config.trap_on_udp_port {
+            panic!("faulty: asked to trap on UDP port {port:?}");
+        }
+        if port.is_some() && port == self.config.spin_on_udp_port {
+            let mut n: u64 = 0;
+            loop {
+                n = core::hint::black_box(n.wrapping_add(1));
+            }
+        }
+        self.forwarded.inc();
+        Verdict::Forward(1 - frame.in_port())
+    }
+}
+
+vnf_sdk::export_vnf!(Faulty);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vnf_sdk::testing::Harness;
+
+    #[test]
+    fn forwards_to_the_other_port() {
+        let mut h = Harness::<Faulty>::new(&["a", "b"], serde_json::json!({})).unwrap();
+        assert_eq!(h.process(0, &[0u8; 60]).verdict, Verdict::Forward(1));
+        assert_eq!(h.process(1, &[0u8; 60]).verdict, Verdict::Forward(0));
+        assert_eq!(h.counter("faulty_forwarded"), Some(2));
+    }
+
+    #[test]
+    fn refuses_unknown_keys() {
+        let err = Harness::<Faulty>::new(&["a", "b"], serde_json::json!({ "trap_on": 1 })).err().unwrap();
+        assert!(err.message.contains("unknown field"), "{err}");
+    }
+}

@@ -1,0 +1,163 @@
+//! validate, deploy, destroy and the internal supervise entry.
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context as _};
+use nfvhost::chain::{self, ChainErrors, ChainSpec};
+use nfvhost::deploy::modules::{self, CheckedVnf};
+use nfvhost::deploy::state::{ChainState, ProcRef};
+use nfvhost::deploy::{setup, supervisor, teardown};
+use nfvhost::engine::Engine;
+
+use super::{CliError, CliResult};
+
+fn progress(msg: &str) {
+    eprintln!("nfvhost: {msg}");
+}
+
+/// Parses the chain file and checks every module and its configuration.
+fn load_and_check(file: &Path) -> Result<(ChainSpec, Vec<CheckedVnf>), CliError> {
+    let chain = chain::load(file).map_err(|e| CliError::usage(anyhow!("{e}\n{} error(s) in {}", e.len(), file.display())))?;
+    let engine = Engine::new(Engine::default_cache_dir())?;
+    let checked = modules::check_all(&engine, &chain, progress).map_err(|errors| {
+        let errors = ChainErrors(errors);
+        CliError::usage(anyhow!("{errors}\n{} error(s) in {}", errors.len(), file.display()))
+    })?;
+    Ok((chain, checked))
+}
+
+pub fn validate(file: &Path) -> CliResult {
+    let (chain, _) = load_and_check(file)?;
+    println!(
+        "{}: chain `{}` is valid: {} hosts, {} VNFs, {} links",
+        file.display(),
+        chain.name,
+        chain.hosts.len(),
+        chain.vnfs.len(),
+        chain.links.len()
+    );
+    Ok(())
+}
+
+pub fn deploy(file: &Path, foreground: bool) -> CliResult {
+    let started = Instant::now();
+    let (chain, checked) = load_and_check(file)?;
+    if let Some(old) = ChainState::load(&chain.name)? {
+        if old.supervisor.is_some_and(|s| s.alive()) {
+            return Err(anyhow!("chain {} is already deployed; run `nfvhost destroy -c {}` first", chain.name, chain.name).into());
+        }
+        progress(&format!("removing what is left of an earlier deploy of {}", chain.name));
+        teardown::teardown(&old)?;
+    }
+    let mut state = ChainState {
+        chain: chain.name.clone(),
+        chain_file: std::fs::canonicalize(file).unwrap_or_else(|_| file.to_owned()),
+        metrics: chain.metrics,
+        ..Default::default()
+    };
+    state.save()?;
+    // From here on, any failure removes everything created so far.
+    let result = setup::build(&chain, &checked, &mut state, progress).and_then(|()| {
+        if foreground {
+            Ok(())
+        } else {
+            start_supervisor(&mut state)
+        }
+    });
+    if let Err(e) = result {
+        progress("deploy failed; removing what it created");
+        let _ = teardown::teardown(&ChainState::load(&chain.name)?.unwrap_or(state));
+        return Err(e.into());
+    }
+    if foreground {
+        return run_foreground(state, started);
+    }
+    progress(&format!("chain {} deployed in {:.1}s", chain.name, started.elapsed().as_secs_f64()));
+    super::inspect::inspect(Some(chain.name.clone()), super::Output::Table)
+}
+
+/// Starts the detached supervisor and waits until it reports ready.
+fn start_supervisor(state: &mut ChainState) -> anyhow::Result<()> {
+    let log_path = state.file("supervisor.log");
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.arg("supervise").arg(&state.chain).stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+    // SAFETY: setsid is async-signal-safe; it detaches the supervisor from
+    // our session so it outlives this command and a closed terminal.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    progress("starting workers");
+    let mut child = cmd.spawn().context("starting the supervisor")?;
+    state.supervisor = ProcRef::of(child.id() as i32);
+    state.save()?;
+    let ready = state.file("ready");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if ready.exists() {
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait()? {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            return Err(anyhow!("the supervisor exited ({status}) before the chain was ready:\n{}", log.trim_end()));
+        }
+        if Instant::now() > deadline {
+            return Err(anyhow!("the chain was not ready after 120s; see {}", log_path.display()));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn run_foreground(mut state: ChainState, started: Instant) -> CliResult {
+    state.supervisor = ProcRef::of(std::process::id() as i32);
+    state.save()?;
+    supervisor::install_stop_handlers();
+    let chain = state.chain.clone();
+    let result = supervisor::run(&state, || {
+        progress(&format!("chain {chain} ready in {:.1}s; Ctrl-C to stop and remove it", started.elapsed().as_secs_f64()));
+    });
+    progress("tearing down");
+    state.supervisor = None; // that is us; don't signal ourselves
+    teardown::teardown(&state)?;
+    result?;
+    Ok(())
+}
+
+pub fn supervise(chain: &str) -> CliResult {
+    let state = ChainState::load(chain)?.ok_or_else(|| anyhow!("chain {chain} has no state"))?;
+    supervisor::install_stop_handlers();
+    supervisor::run(&state, || {})?;
+    Ok(())
+}
+
+pub fn destroy(file: Option<&Path>, chain: Option<String>, all: bool) -> CliResult {
+    let names = if all {
+        ChainState::list()
+    } else if let Some(c) = chain {
+        vec![c]
+    } else if let Some(f) = file {
+        // Only the name is needed; a file that no longer validates can still
+        // be destroyed by name.
+        match chain::load(f) {
+            Ok(spec) => vec![spec.name],
+            Err(e) => return Err(CliError::usage(anyhow!("{e}\nuse `nfvhost destroy --chain NAME` instead"))),
+        }
+    } else {
+        return Err(CliError::usage(anyhow!("say which chain: a chain file, --chain NAME or --all")));
+    };
+    for name in names {
+        let state = ChainState::load(&name)?.unwrap_or_else(|| ChainState { chain: name.clone(), ..Default::default() });
+        let removed = teardown::teardown(&state)?;
+        progress(&format!(
+            "chain {name}: removed {} processes, {} namespaces, {} cgroups",
+            removed.processes, removed.namespaces, removed.cgroups
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,92 @@
+//! `inspect` / `ps`: what runs where.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use nfvhost::datapath::stats::StatsSegment;
+use nfvhost::deploy::state::{ChainState, ProcRef};
+use serde::Serialize;
+
+use super::{CliResult, Output};
+
+#[derive(Serialize)]
+struct Row {
+    chain: String,
+    node: String,
+    kind: &'static str,
+    namespace: String,
+    pid: Option<i32>,
+    status: String,
+    ports: Vec<String>,
+    module: Option<String>,
+}
+
+fn rows(state: &ChainState) -> Vec<Row> {
+    let supervisor_up = state.supervisor.is_some_and(|s| s.alive());
+    let mut rows: Vec<Row> = state
+        .hosts
+        .iter()
+        .map(|h| Row {
+            chain: state.chain.clone(),
+            node: h.name.clone(),
+            kind: "host",
+            namespace: h.netns.clone(),
+            pid: None,
+            status: if nfvhost::sys::netns::exists(&h.netns) { "up".into() } else { "missing".into() },
+            ports: h.interfaces.clone(),
+            module: None,
+        })
+        .collect();
+    for v in &state.vnfs {
+        let pid = StatsSegment::open(&v.spec.stats_path).ok().map(|s| s.pid.load(Relaxed) as i32).filter(|p| *p > 0);
+        let running = pid.and_then(ProcRef::of).is_some_and(|p| p.alive());
+        rows.push(Row {
+            chain: state.chain.clone(),
+            node: v.name.clone(),
+            kind: "vnf",
+            namespace: v.netns.clone(),
+            pid: if running { pid } else { None },
+            status: match (running, supervisor_up) {
+                (true, _) => "running".into(),
+                (false, true) => "restarting".into(),
+                (false, false) => "stopped".into(),
+            },
+            ports: v.ports.clone(),
+            module: Some(v.module.display().to_string()),
+        });
+    }
+    rows
+}
+
+pub fn inspect(chain: Option<String>, output: Output) -> CliResult {
+    let chains = match chain {
+        Some(c) => vec![c],
+        None => ChainState::list(),
+    };
+    let mut all = Vec::new();
+    for c in chains {
+        match ChainState::load(&c)? {
+            Some(state) => all.extend(rows(&state)),
+            None => return Err(super::CliError::usage(anyhow::anyhow!("chain {c} is not deployed"))),
+        }
+    }
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&all)?),
+        Output::Table => {
+            println!("{:<10} {:<12} {:<5} {:<24} {:>8} {:<10} {:<16} MODULE", "CHAIN", "NODE", "KIND", "NAMESPACE", "PID", "STATUS", "PORTS");
+            for r in &all {
+                println!(
+                    "{:<10} {:<12} {:<5} {:<24} {:>8} {:<10} {:<16} {}",
+                    r.chain,
+                    r.node,
+                    r.kind,
+                    r.namespace,
+                    r.pid.map_or("-".into(), |p| p.to_string()),
+                    r.status,
+                    r.ports.join(","),
+                    r.module.as_deref().unwrap_or("-")
+                );
+            }
+        }
+    }
+    Ok(())
+}

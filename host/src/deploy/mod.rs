@@ -1,0 +1,19 @@
+//! Deploying a chain: resolve and check modules, build namespaces, links and
+//! cgroups, start the supervisor; and tear it all down again.
+
+pub mod metrics;
+pub mod modules;
+pub mod setup;
+pub mod state;
+pub mod supervisor;
+pub mod teardown;
+
+/// Prefix of every namespace nfvhost creates: `nfv-<chain>-<node>`.
+pub fn netns_name(chain: &str, node: &str) -> String {
+    format!("nfv-{chain}-{node}")
+}
+
+/// Relative cgroup path of a VNF.
+pub fn cgroup_path(chain: &str, vnf: &str) -> String {
+    format!("nfvhost/{chain}/{vnf}")
+}

@@ -1,0 +1,125 @@
+//! Finding a VNF's module and checking it (and its configuration) before
+//! anything is created.
+
+use std::path::{Path, PathBuf};
+
+use crate::chain::{ChainError, ChainSpec, ModuleRef, VnfSpec};
+use crate::engine::{Engine, InstanceError, InstanceLimits, LoadedModule, VnfInstance};
+
+/// Where shipped VNFs are looked for, in order.
+pub fn search_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(d) = std::env::var_os("NFVHOST_VNF_DIR") {
+        dirs.push(PathBuf::from(d));
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(bin_dir) = exe.parent() {
+            // In a cargo tree: target/<profile>/nfvhost next to
+            // target/wasm32-unknown-unknown/wasm/*.wasm.
+            for up in [bin_dir.parent(), bin_dir.parent().and_then(Path::parent)].into_iter().flatten() {
+                dirs.push(up.join("wasm32-unknown-unknown/wasm"));
+            }
+            dirs.push(bin_dir.join("../lib/nfvhost/vnfs"));
+        }
+    }
+    dirs.push(PathBuf::from("/usr/local/lib/nfvhost/vnfs"));
+    dirs.push(PathBuf::from("/usr/lib/nfvhost/vnfs"));
+    dirs
+}
+
+/// The `.wasm` file a VNF entry names, or an error saying where we looked.
+pub fn resolve(vnf: &VnfSpec) -> Result<PathBuf, String> {
+    match &vnf.module {
+        ModuleRef::Path(p) if p.exists() => Ok(p.clone()),
+        ModuleRef::Path(p) => Err(format!("module file {} does not exist", p.display())),
+        ModuleRef::Builtin(name) => {
+            let file = format!("vnf_{}.wasm", name.replace('-', "_"));
+            let dirs = search_dirs();
+            dirs.iter().map(|d| d.join(&file)).find(|p| p.exists()).ok_or_else(|| {
+                let looked: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+                format!(
+                    "no shipped VNF `{name}`: {file} is not in {}; build the VNFs with `cargo vnfs` or set NFVHOST_VNF_DIR",
+                    looked.join(", ")
+                )
+            })
+        }
+    }
+}
+
+/// The init document for a VNF (see `nfvhost_abi::CONFIG_ENCODING`).
+pub fn init_document(vnf: &VnfSpec) -> String {
+    serde_json::json!({
+        "abi": nfvhost_abi::ABI_VERSION,
+        "vnf": vnf.name,
+        "ports": vnf.ports,
+        "config": vnf.config,
+    })
+    .to_string()
+}
+
+/// A VNF whose module was found, compiled and accepted its configuration.
+pub struct CheckedVnf {
+    pub name: String,
+    pub module: LoadedModule,
+}
+
+/// Resolves, compiles and ABI-checks every module, and has each one check
+/// its own configuration by running `nfv_init`. Errors carry the chain
+/// file's line and column (of the `module:` entry, or of the config key).
+pub fn check_all(
+    engine: &Engine,
+    chain: &ChainSpec,
+    mut progress: impl FnMut(&str),
+) -> Result<Vec<CheckedVnf>, Vec<ChainError>> {
+    let mut errors = Vec::new();
+    let mut checked = Vec::new();
+    let file = chain.file.display().to_string();
+    let error_at = |span: crate::chain::Span, message: String, hint: Option<String>| ChainError {
+        file: file.clone(),
+        line: span.line,
+        col: span.col,
+        message,
+        hint,
+    };
+    for vnf in &chain.vnfs {
+        let path = match resolve(vnf) {
+            Ok(p) => p,
+            Err(msg) => {
+                errors.push(error_at(vnf.span, format!("vnf `{}`: {msg}", vnf.name), None));
+                continue;
+            }
+        };
+        progress(&format!("checking module {} for {}", path.display(), vnf.name));
+        let module = match engine.load(&path) {
+            Ok(m) => m,
+            Err(e) => {
+                errors.push(error_at(vnf.span, format!("vnf `{}`: {e}", vnf.name), None));
+                continue;
+            }
+        };
+        let limits = InstanceLimits { memory_bytes: wasm_memory(vnf), ..Default::default() };
+        match VnfInstance::new(engine, &module, &vnf.name, vnf.ports.len() as u16, init_document(vnf).as_bytes(), limits) {
+            Ok(_) => checked.push(CheckedVnf { name: vnf.name.clone(), module }),
+            Err(InstanceError::Config { path, message }) => {
+                let span = if path.is_empty() { vnf.config_span("") } else { vnf.config_span(&path) };
+                let key = if path.is_empty() { String::new() } else { format!(" key `{path}`") };
+                errors.push(error_at(
+                    span,
+                    format!("vnf `{}`: config{key}: {message}", vnf.name),
+                    Some("see the VNF's README for its configuration keys".into()),
+                ));
+            }
+            Err(e) => errors.push(error_at(vnf.span, format!("vnf `{}`: {e}", vnf.name), None)),
+        }
+    }
+    if errors.is_empty() {
+        Ok(checked)
+    } else {
+        Err(errors)
+    }
+}
+
+/// The linear-memory limit for a VNF.
+pub fn wasm_memory(vnf: &VnfSpec) -> usize {
+    vnf.resources.wasm_memory.map_or(64 << 20, |b| b as usize)
+}

@@ -1,0 +1,185 @@
+//! The supervisor: starts one worker per VNF, restarts a worker that dies,
+//! and serves `/metrics`. It runs detached after `deploy` returns, or in the
+//! foreground with `deploy --foreground`.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use nfvhost_abi::LogLevel;
+
+use super::metrics::{self, MetricsSource};
+use super::state::{vnf_log_path, ChainState, VnfState};
+use crate::logging::host_log;
+
+/// Where `/metrics` listens unless the chain file says otherwise.
+pub const DEFAULT_METRICS: &str = "127.0.0.1:9464";
+
+/// How long a worker may take to report ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    STOP.store(true, Relaxed);
+}
+
+/// Installs SIGTERM/SIGINT handlers that ask the supervisor loop to stop.
+pub fn install_stop_handlers() {
+    for sig in [libc::SIGTERM, libc::SIGINT] {
+        // SAFETY: the handler only stores to an atomic (async-signal-safe).
+        unsafe { libc::signal(sig, on_stop_signal as *const () as libc::sighandler_t) };
+    }
+}
+
+/// Whether a stop was requested.
+pub fn stop_requested() -> bool {
+    STOP.load(Relaxed)
+}
+
+struct Worker {
+    vnf: VnfState,
+    child: Option<Child>,
+    restarts: Arc<AtomicU64>,
+    next_start: Instant,
+    backoff: Duration,
+}
+
+fn spawn_worker(state: &ChainState, vnf: &VnfState) -> anyhow::Result<Child> {
+    let spec_path = state.file(&format!("{}.spec.json", vnf.name));
+    std::fs::write(&spec_path, serde_json::to_vec_pretty(&vnf.spec)?)?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(vnf_log_path(&state.chain, &vnf.name))
+        .context("opening the VNF log")?;
+    Command::new(std::env::current_exe()?)
+        .arg("worker")
+        .arg(&spec_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting the worker of {}", vnf.name))
+}
+
+/// Waits for a worker's READY line; the rest of its stdout is drained.
+fn wait_ready(vnf: &str, child: &mut Child) -> anyhow::Result<()> {
+    let stdout = child.stdout.take().expect("piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines.next();
+        let _ = tx.send(matches!(first, Some(Ok(ref l)) if l == "READY"));
+        for _ in lines {}
+    });
+    match rx.recv_timeout(READY_TIMEOUT) {
+        Ok(true) => Ok(()),
+        Ok(false) => bail!("the worker of {vnf} exited during start-up"),
+        Err(_) => bail!("the worker of {vnf} did not become ready within {READY_TIMEOUT:?}"),
+    }
+}
+
+fn tail(path: &std::path::Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Starts every worker, marks the chain ready (`ready` file, then
+/// `on_ready`), and supervises until a stop is requested. Workers are
+/// stopped before returning; teardown of links and namespaces is the
+/// caller's job.
+pub fn run(state: &ChainState, on_ready: impl FnOnce()) -> anyhow::Result<()> {
+    let who = format!("supervisor {}", state.chain);
+    let addr = state.metrics.unwrap_or_else(|| DEFAULT_METRICS.parse().expect("valid default"));
+    let listener = TcpListener::bind(addr).with_context(|| format!("listening for /metrics on {addr}"))?;
+
+    let mut workers = Vec::new();
+    for vnf in &state.vnfs {
+        let mut child = spawn_worker(state, vnf)?;
+        if let Err(e) = wait_ready(&vnf.name, &mut child) {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = vnf_log_path(&state.chain, &vnf.name);
+            bail!("{e}; last lines of {}:\n{}", log.display(), tail(&log, 10));
+        }
+        workers.push(Worker {
+            vnf: vnf.clone(),
+            child: Some(child),
+            restarts: Arc::new(AtomicU64::new(0)),
+            next_start: Instant::now(),
+            backoff: Duration::from_millis(100),
+        });
+    }
+
+    let source = Arc::new(MetricsSource::new(state, workers.iter().map(|w| (w.vnf.name.clone(), w.restarts.clone())).collect()));
+    std::thread::Builder::new().name("nfv-metrics".into()).spawn({
+        let source = source.clone();
+        move || metrics::serve(listener, source)
+    })?;
+    std::fs::write(state.file("ready"), addr.to_string())?;
+    host_log(&who, LogLevel::Info, &format!("{} workers ready; metrics on http://{addr}/metrics", workers.len()));
+    on_ready();
+
+    while !stop_requested() {
+        std::thread::sleep(Duration::from_millis(100));
+        for w in &mut workers {
+            supervise_one(state, w, &who);
+        }
+    }
+    host_log(&who, LogLevel::Info, "stopping workers");
+    for w in &mut workers {
+        if let Some(child) = &mut w.child {
+            // SAFETY-free: nix kill by the pid of a child we spawned.
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(3);
+    for w in &mut workers {
+        if let Some(mut child) = w.child.take() {
+            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+    Ok(())
+}
+
+/// Restarts a worker that exited, with exponential backoff up to 5 s.
+fn supervise_one(state: &ChainState, w: &mut Worker, who: &str) {
+    if let Some(child) = &mut w.child {
+        match child.try_wait() {
+            Ok(None) => return,
+            Ok(Some(status)) => {
+                host_log(who, LogLevel::Warn, &format!("worker of {} exited ({status}); restarting in {:?}", w.vnf.name, w.backoff));
+                w.child = None;
+                w.next_start = Instant::now() + w.backoff;
+                w.backoff = (w.backoff * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => {
+                host_log(who, LogLevel::Error, &format!("waiting for worker of {}: {e}", w.vnf.name));
+                return;
+            }
+        }
+    }
+    if w.child.is_none() && Instant::now() >= w.next_start {
+        match spawn_worker(state, &w.vnf) {
+            Ok(mut child) => {
+                // Drain stdout so the worker never blocks on it.
+                if let Some(out) = child.stdout.take() {
+                    std::thread::spawn(move || for _ in BufReader::new(out).lines() {});
+                }
+                w.restarts.fetch_add(1, Relaxed);
+                w.child = Some(child);
+            }
+            Err(e) => host_log(who, LogLevel::Error, &format!("{e:#}")),
+        }
+    }
+}
