@@ -1,1 +1,376 @@
+//! The router VNF: static IPv4 routing between its ports, with ARP, ICMP
+//! echo, and the ICMP errors a router owes (RFC 1812). See README.md.
 
+mod arp;
+mod config;
+mod icmp;
+mod routes;
+
+use std::collections::VecDeque;
+use std::net::Ipv4Addr;
+
+use vnf_sdk::prelude::*;
+use vnf_sdk::wire::{
+    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, IpProtocol, Icmpv4Packet, Icmpv4Repr,
+    Ipv4Packet, WireError,
+};
+
+pub use config::{Config, RouteConfig};
+
+use arp::{Enqueued, Neighbors, Queued};
+use config::Iface;
+use icmp::{IcmpError, Origin};
+use routes::RouteTable;
+
+const ETH_HEADER: usize = EthernetFrame::<&[u8]>::HEADER_LEN;
+/// ICMP errors allowed in a burst, and refilled per second (RFC 1812 4.3.2.8).
+const ICMP_ERROR_BURST: u32 = 100;
+
+struct Counters {
+    forwarded: Counter,
+    arp_requests_sent: Counter,
+    arp_replies_sent: Counter,
+    icmp_echo_replies: Counter,
+    icmp_errors_sent: Counter,
+    icmp_errors_limited: Counter,
+    arp_queue_drops: Counter,
+    arp_failed: Counter,
+    arp_cache_entries: Counter,
+    arp_pending_frames: Counter,
+    routes: Counter,
+}
+
+impl Counters {
+    fn declare(ctx: &mut InitContext) -> Counters {
+        Counters {
+            forwarded: ctx.counter("forwarded", "IPv4 packets forwarded (including those released after ARP resolution)"),
+            arp_requests_sent: ctx.counter("arp_requests_sent", "ARP requests sent to resolve next hops"),
+            arp_replies_sent: ctx.counter("arp_replies_sent", "ARP replies sent for the router's own addresses"),
+            icmp_echo_replies: ctx.counter("icmp_echo_replies", "ICMP echo replies sent"),
+            icmp_errors_sent: ctx.counter("icmp_errors_sent", "ICMP errors sent (unreachable, time exceeded, fragmentation needed)"),
+            icmp_errors_limited: ctx.counter("icmp_errors_limited", "ICMP errors not sent because of the rate limit"),
+            arp_queue_drops: ctx.counter("arp_queue_drops", "packets dropped because the queue waiting for ARP was full"),
+            arp_failed: ctx.counter("arp_failed", "queued packets given up on after 3 s without an ARP reply"),
+            arp_cache_entries: ctx.gauge("arp_cache_entries", "entries in the ARP cache"),
+            arp_pending_frames: ctx.gauge("arp_pending_frames", "packets waiting for ARP resolution"),
+            routes: ctx.gauge("routes", "routes in the table (connected and static)"),
+        }
+    }
+}
+
+/// A token bucket for ICMP errors.
+struct Limiter {
+    tokens: u32,
+    last_ns: u64,
+}
+
+impl Limiter {
+    fn allow(&mut self, now_ns: u64) -> bool {
+        let elapsed = now_ns.saturating_sub(self.last_ns);
+        let refill = elapsed.saturating_mul(u64::from(ICMP_ERROR_BURST)) / 1_000_000_000;
+        if refill > 0 {
+            self.tokens = (u64::from(self.tokens) + refill).min(u64::from(ICMP_ERROR_BURST)) as u32;
+            self.last_ns = now_ns;
+        }
+        if self.tokens == 0 {
+            return false;
+        }
+        self.tokens -= 1;
+        true
+    }
+}
+
+/// The router.
+pub struct Router {
+    ifaces: Vec<Iface>,
+    table: RouteTable,
+    neighbors: Neighbors,
+    arp_timeout_ns: u64,
+    counters: Counters,
+    ident: u16,
+    limiter: Limiter,
+}
+
+impl Vnf for Router {
+    type Config = Config;
+
+    fn new(ctx: &mut InitContext, config: Config) -> Result<Self, ConfigError> {
+        let settings = config::validate(ctx, config)?;
+        let counters = Counters::declare(ctx);
+        counters.routes.set(settings.table.len() as u64);
+        for (port, iface) in settings.ifaces.iter().enumerate() {
+            log_info!(
+                "port {} ({}): {}/{} mac {} mtu {}",
+                port,
+                ctx.ports()[port],
+                iface.addr,
+                iface.subnet.len,
+                iface.mac,
+                iface.mtu
+            );
+        }
+        Ok(Router {
+            ifaces: settings.ifaces,
+            table: settings.table,
+            neighbors: Neighbors::default(),
+            arp_timeout_ns: settings.arp_timeout_ns,
+            counters,
+            ident: 0,
+            limiter: Limiter { tokens: ICMP_ERROR_BURST, last_ns: 0 },
+        })
+    }
+
+    fn process(&mut self, ctx: &mut Context, frame: &mut Frame<'_>) -> Verdict {
+        let in_port = frame.in_port();
+        let Some(iface) = self.ifaces.get(usize::from(in_port)).copied() else {
+            return Verdict::Drop(DropReason::Other);
+        };
+        let Ok(eth) = EthernetFrame::new_checked(frame.data()) else {
+            return Verdict::Drop(DropReason::Malformed);
+        };
+        let dst_mac = eth.dst_addr();
+        let broadcast = dst_mac.is_broadcast();
+        if dst_mac != iface.mac && !broadcast {
+            return Verdict::Drop(DropReason::NotForUs);
+        }
+        match eth.ethertype() {
+            EtherType::Arp => self.handle_arp(ctx, in_port, iface, frame.data()),
+            // Link-layer broadcasts are never routed.
+            EtherType::Ipv4 if broadcast => Verdict::Drop(DropReason::NotForUs),
+            EtherType::Ipv4 => self.handle_ipv4(ctx, frame),
+            _ => Verdict::Drop(DropReason::Unsupported),
+        }
+    }
+
+    fn tick(&mut self, ctx: &mut Context) {
+        let now = ctx.now_ns();
+        let (_, failed) = self.neighbors.expire(now);
+        self.counters.arp_failed.add(failed.len() as u64);
+        for q in &failed {
+            self.send_error(ctx, q.in_port, IcmpError::HostUnreachable, &q.bytes);
+        }
+        for (port, hop) in self.neighbors.due_requests(now) {
+            self.send_arp_request(ctx, port, hop);
+        }
+        self.update_gauges();
+    }
+}
+
+impl Router {
+    fn update_gauges(&self) {
+        self.counters.arp_cache_entries.set(self.neighbors.cache_len() as u64);
+        self.counters.arp_pending_frames.set(self.neighbors.pending_len() as u64);
+    }
+
+    fn next_ident(&mut self) -> u16 {
+        self.ident = self.ident.wrapping_add(1);
+        self.ident
+    }
+
+    fn handle_arp(&mut self, ctx: &mut Context, in_port: u16, iface: Iface, data: &[u8]) -> Verdict {
+        let packet = match ArpPacket::new_checked(&data[ETH_HEADER..]) {
+            Ok(p) => p,
+            Err(WireError::Unsupported { .. }) => return Verdict::Drop(DropReason::Unsupported),
+            Err(_) => return Verdict::Drop(DropReason::Malformed),
+        };
+        let Ok(repr) = ArpRepr::parse(&packet) else {
+            return Verdict::Drop(DropReason::Malformed);
+        };
+        let sender = repr.source_protocol_addr;
+        let sender_mac = repr.source_hardware_addr;
+        let for_us = repr.target_protocol_addr == iface.addr;
+        let key = (in_port, sender);
+        // Learn only plausible neighbours on this port's subnet.
+        let plausible = iface.subnet.contains(sender)
+            && sender != iface.addr
+            && sender != iface.subnet.network()
+            && sender != iface.subnet.broadcast()
+            && sender_mac.is_unicast()
+            && sender_mac != EthernetAddress([0; 6]);
+        let mut learned = false;
+        // RFC 826: update an existing entry from any ARP; add one only when addressed to us.
+        if plausible && (for_us || self.neighbors.contains(key)) {
+            let expires = ctx.now_ns().saturating_add(self.arp_timeout_ns);
+            let released = self.neighbors.learn(key, sender_mac, expires);
+            self.release(ctx, in_port, sender_mac, released);
+            learned = true;
+        }
+        if for_us && repr.operation == ArpOperation::Request {
+            let reply = arp::arp_frame(sender_mac, iface.mac, &repr.reply(iface.mac));
+            match ctx.emit(in_port, &reply) {
+                Ok(()) => self.counters.arp_replies_sent.inc(),
+                Err(e) => log_warn!("ARP reply to {sender} not sent: {e}"),
+            }
+        }
+        self.update_gauges();
+        if for_us || learned {
+            Verdict::Consume
+        } else {
+            Verdict::Drop(DropReason::NotForUs)
+        }
+    }
+
+    /// Sends frames that were waiting for `mac` out of `port`.
+    fn release(&mut self, ctx: &mut Context, port: u16, mac: EthernetAddress, frames: VecDeque<Queued>) {
+        let our_mac = self.ifaces[usize::from(port)].mac;
+        for mut q in frames {
+            q.bytes[0..6].copy_from_slice(&mac.0);
+            q.bytes[6..12].copy_from_slice(&our_mac.0);
+            match ctx.emit(port, &q.bytes) {
+                Ok(()) => self.counters.forwarded.inc(),
+                Err(e) => log_warn!("queued packet not sent: {e}"),
+            }
+        }
+    }
+
+    fn send_arp_request(&mut self, ctx: &mut Context, port: u16, target: Ipv4Addr) {
+        let iface = self.ifaces[usize::from(port)];
+        let request = arp::request(iface.mac, iface.addr, target);
+        match ctx.emit(port, &request) {
+            Ok(()) => self.counters.arp_requests_sent.inc(),
+            Err(e) => log_warn!("ARP request for {target} not sent: {e}"),
+        }
+    }
+
+    fn is_our_broadcast(&self, dst: Ipv4Addr) -> bool {
+        dst.is_broadcast() || self.ifaces.iter().any(|f| f.subnet.len < 31 && f.subnet.broadcast() == dst)
+    }
+
+    fn handle_ipv4(&mut self, ctx: &mut Context, frame: &mut Frame<'_>) -> Verdict {
+        let in_port = frame.in_port();
+        let data = frame.data();
+        let Ok(ip) = Ipv4Packet::new_checked(&data[ETH_HEADER..]) else {
+            return Verdict::Drop(DropReason::Malformed);
+        };
+        if !ip.verify_checksum() {
+            return Verdict::Drop(DropReason::Malformed);
+        }
+        let src = ip.src_addr();
+        let dst = ip.dst_addr();
+        // RFC 1812 5.3.7: never forward from martian sources.
+        if src.is_unspecified() || src.is_loopback() || src.is_multicast() || src.is_broadcast() || src.octets()[0] == 0 {
+            return Verdict::Drop(DropReason::Policy);
+        }
+        if let Some(ours) = self.ifaces.iter().find(|f| f.addr == dst).copied() {
+            return self.deliver_local(ctx, in_port, ours, data);
+        }
+        if self.is_our_broadcast(dst) {
+            return Verdict::Drop(DropReason::NotForUs);
+        }
+        if dst.is_multicast() {
+            return Verdict::Drop(DropReason::Unsupported);
+        }
+        let Some((port, hop)) = self.table.lookup(dst) else {
+            self.send_error(ctx, in_port, IcmpError::NetUnreachable, data);
+            return Verdict::Drop(DropReason::NoRoute);
+        };
+        if ip.ttl() <= 1 {
+            self.send_error(ctx, in_port, IcmpError::TimeExceeded, data);
+            return Verdict::Drop(DropReason::TtlExceeded);
+        }
+        let egress = self.ifaces[usize::from(port)];
+        if usize::from(ip.total_len()) > usize::from(egress.mtu) {
+            if ip.dont_frag() {
+                self.send_error(ctx, in_port, IcmpError::FragNeeded(egress.mtu), data);
+            }
+            // No fragmentation in v1.
+            return Verdict::Drop(DropReason::TooBig);
+        }
+
+        Ipv4Packet::new_unchecked(&mut frame.data_mut()[ETH_HEADER..]).decrement_ttl_incremental();
+        let key = (port, hop);
+        if let Some(mac) = self.neighbors.lookup(key) {
+            let d = frame.data_mut();
+            d[0..6].copy_from_slice(&mac.0);
+            d[6..12].copy_from_slice(&egress.mac.0);
+            self.counters.forwarded.inc();
+            return Verdict::Forward(port);
+        }
+        let now = ctx.now_ns();
+        let verdict = match self.neighbors.enqueue(key, now, in_port, frame.data()) {
+            Enqueued::Full => {
+                self.counters.arp_queue_drops.inc();
+                Verdict::Drop(DropReason::NoNeighbor)
+            }
+            Enqueued::Queued { request } => {
+                if request {
+                    self.send_arp_request(ctx, port, hop);
+                }
+                Verdict::Consume
+            }
+        };
+        self.update_gauges();
+        verdict
+    }
+
+    /// A packet for one of the router's own addresses (`ours`).
+    fn deliver_local(&mut self, ctx: &mut Context, in_port: u16, ours: Iface, data: &[u8]) -> Verdict {
+        let ip = Ipv4Packet::new_unchecked(&data[ETH_HEADER..]);
+        if ip.is_fragment() || ip.protocol() != IpProtocol::Icmp {
+            return Verdict::Drop(DropReason::Unsupported);
+        }
+        let Ok(icmp) = Icmpv4Packet::new_checked(ip.payload()) else {
+            return Verdict::Drop(DropReason::Malformed);
+        };
+        let request = match Icmpv4Repr::parse(&icmp) {
+            Ok(r @ Icmpv4Repr::EchoRequest { .. }) => r,
+            Ok(_) => return Verdict::Drop(DropReason::Unsupported),
+            Err(WireError::BadChecksum { .. } | WireError::Truncated { .. }) => return Verdict::Drop(DropReason::Malformed),
+            Err(_) => return Verdict::Drop(DropReason::Unsupported),
+        };
+        let iface = self.ifaces[usize::from(in_port)];
+        let origin = Origin {
+            src_mac: iface.mac,
+            dst_mac: EthernetFrame::new_unchecked(data).src_addr(),
+            src_ip: ours.addr,
+            ident: self.next_ident(),
+        };
+        if !origin.dst_mac.is_unicast() {
+            return Verdict::Drop(DropReason::Policy);
+        }
+        if let Some(reply) = icmp::echo_reply(origin, ip.src_addr(), &request) {
+            match ctx.emit(in_port, &reply) {
+                Ok(()) => self.counters.icmp_echo_replies.inc(),
+                Err(e) => log_warn!("echo reply to {} not sent: {e}", ip.src_addr()),
+            }
+        }
+        Verdict::Consume
+    }
+
+    /// Sends an ICMP error about `frame` (which arrived on `in_port`) back to
+    /// the previous hop, if RFC 1812 allows one and the rate limit agrees.
+    fn send_error(&mut self, ctx: &mut Context, in_port: u16, kind: IcmpError, frame: &[u8]) {
+        let Some(iface) = self.ifaces.get(usize::from(in_port)).copied() else {
+            return;
+        };
+        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+            return;
+        };
+        let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
+            return;
+        };
+        if !eth.src_addr().is_unicast()
+            || eth.dst_addr().is_multicast()
+            || !icmp::error_allowed(&ip)
+            || self.is_our_broadcast(ip.dst_addr())
+            || self.is_our_broadcast(ip.src_addr())
+        {
+            return;
+        }
+        if !self.limiter.allow(ctx.now_ns()) {
+            self.counters.icmp_errors_limited.inc();
+            return;
+        }
+        let origin = Origin { src_mac: iface.mac, dst_mac: eth.src_addr(), src_ip: iface.addr, ident: self.next_ident() };
+        let bytes = icmp::error(origin, kind, &ip);
+        match ctx.emit(in_port, &bytes) {
+            Ok(()) => self.counters.icmp_errors_sent.inc(),
+            Err(e) => log_warn!("ICMP error to {} not sent: {e}", ip.src_addr()),
+        }
+    }
+}
+
+vnf_sdk::export_vnf!(Router);
+
+#[cfg(test)]
+mod tests;
