@@ -4,7 +4,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::Ipv4Addr;
 use std::vec::Vec;
 
-use vnf_sdk::wire::{ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr};
+use vnf_sdk::wire::{
+    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
+};
 
 /// Frames queued per unresolved next hop.
 pub const MAX_PENDING_PER_HOP: usize = 16;
@@ -77,7 +79,12 @@ impl Neighbors {
     /// Records a mapping and hands back the frames that were waiting for it.
     pub fn learn(&mut self, key: Key, mac: EthernetAddress, expires_ns: u64) -> VecDeque<Queued> {
         if !self.cache.contains_key(&key) && self.cache.len() >= MAX_CACHE_ENTRIES {
-            if let Some(victim) = self.cache.iter().min_by_key(|(_, e)| e.expires_ns).map(|(k, _)| *k) {
+            if let Some(victim) = self
+                .cache
+                .iter()
+                .min_by_key(|(_, e)| e.expires_ns)
+                .map(|(k, _)| *k)
+            {
                 self.cache.remove(&victim);
             }
         }
@@ -100,7 +107,11 @@ impl Neighbors {
             }
             return Enqueued::Full;
         }
-        pending.frames.push_back(Queued { queued_ns: now_ns, in_port, bytes: bytes.to_vec() });
+        pending.frames.push_back(Queued {
+            queued_ns: now_ns,
+            in_port,
+            bytes: bytes.to_vec(),
+        });
         self.pending_total += 1;
         let request = match pending.last_request_ns {
             Some(last) => now_ns.saturating_sub(last) >= REQUEST_INTERVAL_NS,
@@ -121,7 +132,11 @@ impl Neighbors {
         let expired = before - self.cache.len();
         let mut failed = Vec::new();
         self.pending.retain(|_, p| {
-            while p.frames.front().is_some_and(|f| now_ns.saturating_sub(f.queued_ns) >= PENDING_MAX_AGE_NS) {
+            while p
+                .frames
+                .front()
+                .is_some_and(|f| now_ns.saturating_sub(f.queued_ns) >= PENDING_MAX_AGE_NS)
+            {
                 failed.extend(p.frames.pop_front());
             }
             !p.frames.is_empty()
@@ -135,7 +150,9 @@ impl Neighbors {
     pub fn due_requests(&mut self, now_ns: u64) -> Vec<Key> {
         let mut due = Vec::new();
         for (key, p) in self.pending.iter_mut() {
-            if p.last_request_ns.is_none_or(|last| now_ns.saturating_sub(last) >= REQUEST_INTERVAL_NS) {
+            if p.last_request_ns
+                .is_none_or(|last| now_ns.saturating_sub(last) >= REQUEST_INTERVAL_NS)
+            {
                 p.last_request_ns = Some(now_ns);
                 due.push(*key);
             }
@@ -158,7 +175,12 @@ impl Neighbors {
 pub fn arp_frame(eth_dst: EthernetAddress, eth_src: EthernetAddress, repr: &ArpRepr) -> Vec<u8> {
     let mut bytes = vec![0u8; EthernetFrame::<&[u8]>::buffer_len(repr.buffer_len())];
     let mut eth = EthernetFrame::new_unchecked(&mut bytes[..]);
-    EthernetRepr { src_addr: eth_src, dst_addr: eth_dst, ethertype: EtherType::Arp }.emit(&mut eth);
+    EthernetRepr {
+        src_addr: eth_src,
+        dst_addr: eth_dst,
+        ethertype: EtherType::Arp,
+    }
+    .emit(&mut eth);
     repr.emit(&mut ArpPacket::new_unchecked(eth.payload_mut()));
     bytes
 }
@@ -185,10 +207,19 @@ mod tests {
     fn queue_bounds_and_release() {
         let mut n = Neighbors::default();
         let key = (1, Ipv4Addr::new(10, 0, 2, 9));
-        assert_eq!(n.enqueue(key, 0, 0, &[1]), Enqueued::Queued { request: true });
-        assert_eq!(n.enqueue(key, 10, 0, &[2]), Enqueued::Queued { request: false });
+        assert_eq!(
+            n.enqueue(key, 0, 0, &[1]),
+            Enqueued::Queued { request: true }
+        );
+        assert_eq!(
+            n.enqueue(key, 10, 0, &[2]),
+            Enqueued::Queued { request: false }
+        );
         for _ in 2..MAX_PENDING_PER_HOP {
-            assert!(matches!(n.enqueue(key, 20, 0, &[3]), Enqueued::Queued { .. }));
+            assert!(matches!(
+                n.enqueue(key, 20, 0, &[3]),
+                Enqueued::Queued { .. }
+            ));
         }
         assert_eq!(n.enqueue(key, 30, 0, &[4]), Enqueued::Full);
         assert_eq!(n.pending_len(), MAX_PENDING_PER_HOP);
@@ -209,7 +240,10 @@ mod tests {
             let key = (0, Ipv4Addr::from(i as u32));
             assert!(matches!(n.enqueue(key, 0, 0, &[]), Enqueued::Queued { .. }));
         }
-        assert_eq!(n.enqueue((0, Ipv4Addr::new(1, 1, 1, 1)), 0, 0, &[]), Enqueued::Full);
+        assert_eq!(
+            n.enqueue((0, Ipv4Addr::new(1, 1, 1, 1)), 0, 0, &[]),
+            Enqueued::Full
+        );
         assert_eq!(n.pending.len(), MAX_PENDING_TOTAL);
         let (_, failed) = n.expire(PENDING_MAX_AGE_NS);
         assert_eq!(failed.len(), MAX_PENDING_TOTAL);

@@ -84,7 +84,10 @@ fn port_list(ctx: &InitContext) -> String {
 fn unknown_port(ctx: &InitContext, section: &str, name: &str) -> ConfigError {
     ConfigError::at(
         format!("{section}.{name}"),
-        format!("this VNF has no port named `{name}`; its ports are: {}", port_list(ctx)),
+        format!(
+            "this VNF has no port named `{name}`; its ports are: {}",
+            port_list(ctx)
+        ),
     )
 }
 
@@ -117,7 +120,12 @@ fn parse_mac(s: &str) -> Option<EthernetAddress> {
 /// Checks the configuration against the VNF's ports and builds the tables.
 pub fn validate(ctx: &InitContext, config: Config) -> Result<Settings, ConfigError> {
     let ports = ctx.ports();
-    for name in config.interfaces.keys().chain(config.mac.keys()).chain(config.mtu.keys()) {
+    for name in config
+        .interfaces
+        .keys()
+        .chain(config.mac.keys())
+        .chain(config.mtu.keys())
+    {
         if ctx.port(name).is_none() {
             let section = if config.interfaces.contains_key(name) {
                 "interfaces"
@@ -147,8 +155,12 @@ pub fn validate(ctx: &InitContext, config: Config) -> Result<Settings, ConfigErr
             )
         })?;
         let addr = subnet.addr;
-        if addr.is_unspecified() || addr.is_multicast() || addr.is_broadcast() || addr.is_loopback() {
-            return Err(ConfigError::at(&path, format!("{addr} cannot be a router interface address")));
+        if addr.is_unspecified() || addr.is_multicast() || addr.is_broadcast() || addr.is_loopback()
+        {
+            return Err(ConfigError::at(
+                &path,
+                format!("{addr} cannot be a router interface address"),
+            ));
         }
         if subnet.len == 0 {
             return Err(ConfigError::at(&path, "prefix length must be 1 to 32"));
@@ -156,7 +168,11 @@ pub fn validate(ctx: &InitContext, config: Config) -> Result<Settings, ConfigErr
         if subnet.len < 31 && (addr == subnet.network() || addr == subnet.broadcast()) {
             return Err(ConfigError::at(
                 &path,
-                format!("{addr} is the network or broadcast address of {}/{}; pick a host address", subnet.network(), subnet.len),
+                format!(
+                    "{addr} is the network or broadcast address of {}/{}; pick a host address",
+                    subnet.network(),
+                    subnet.len
+                ),
             ));
         }
         for (other_index, other) in ifaces.iter().enumerate() {
@@ -164,7 +180,10 @@ pub fn validate(ctx: &InitContext, config: Config) -> Result<Settings, ConfigErr
             if other.subnet.contains(addr) || subnet.contains(other.addr) {
                 return Err(ConfigError::at(
                     &path,
-                    format!("{cidr} overlaps the subnet of port `{}` ({}/{})", ports[other_index], other.addr, other.subnet.len),
+                    format!(
+                        "{cidr} overlaps the subnet of port `{}` ({}/{})",
+                        ports[other_index], other.addr, other.subnet.len
+                    ),
                 ));
             }
         }
@@ -172,26 +191,43 @@ pub fn validate(ctx: &InitContext, config: Config) -> Result<Settings, ConfigErr
             None => default_mac(ctx.vnf_name(), index),
             Some(s) => {
                 let mac = parse_mac(s).ok_or_else(|| {
-                    ConfigError::at(format!("mac.{name}"), format!("expected a MAC address like 02:00:00:00:01:01, but got `{s}`"))
+                    ConfigError::at(
+                        format!("mac.{name}"),
+                        format!("expected a MAC address like 02:00:00:00:01:01, but got `{s}`"),
+                    )
                 })?;
                 if !mac.is_unicast() || mac == EthernetAddress([0; 6]) {
-                    return Err(ConfigError::at(format!("mac.{name}"), format!("{mac} is not a unicast MAC address")));
+                    return Err(ConfigError::at(
+                        format!("mac.{name}"),
+                        format!("{mac} is not a unicast MAC address"),
+                    ));
                 }
                 mac
             }
         };
         let mtu = config.mtu.get(name).copied().unwrap_or(DEFAULT_MTU);
         if mtu < MIN_MTU {
-            return Err(ConfigError::at(format!("mtu.{name}"), format!("MTU must be at least {MIN_MTU}, got {mtu}")));
+            return Err(ConfigError::at(
+                format!("mtu.{name}"),
+                format!("MTU must be at least {MIN_MTU}, got {mtu}"),
+            ));
         }
-        ifaces.push(Iface { addr, subnet, mac, mtu });
+        ifaces.push(Iface {
+            addr,
+            subnet,
+            mac,
+            mtu,
+        });
     }
 
     let mut routes: Vec<Route> = ifaces
         .iter()
         .enumerate()
         .map(|(port, i)| Route {
-            prefix: Prefix { addr: i.subnet.network(), len: i.subnet.len },
+            prefix: Prefix {
+                addr: i.subnet.network(),
+                len: i.subnet.len,
+            },
             port: port as u16,
             next_hop: NextHop::Connected,
         })
@@ -201,21 +237,38 @@ pub fn validate(ctx: &InitContext, config: Config) -> Result<Settings, ConfigErr
         let prefix = Prefix::parse(&route.to).ok_or_else(|| {
             ConfigError::at(
                 format!("routes.{i}.to"),
-                format!("expected a destination prefix like 10.9.0.0/16 or 0.0.0.0/0, but got `{}`", route.to),
+                format!(
+                    "expected a destination prefix like 10.9.0.0/16 or 0.0.0.0/0, but got `{}`",
+                    route.to
+                ),
             )
         })?;
         if prefix.has_host_bits() {
             return Err(ConfigError::at(
                 format!("routes.{i}.to"),
-                format!("{} has bits set past the prefix length; did you mean {}/{}?", route.to, prefix.network(), prefix.len),
+                format!(
+                    "{} has bits set past the prefix length; did you mean {}/{}?",
+                    route.to,
+                    prefix.network(),
+                    prefix.len
+                ),
             ));
         }
         if routes[connected..].iter().any(|r| r.prefix == prefix) {
-            return Err(ConfigError::at(format!("routes.{i}.to"), format!("a route to {} is already listed", route.to)));
+            return Err(ConfigError::at(
+                format!("routes.{i}.to"),
+                format!("a route to {} is already listed", route.to),
+            ));
         }
         let via_path = format!("routes.{i}.via");
         let via: Ipv4Addr = route.via.trim().parse().map_err(|_| {
-            ConfigError::at(&via_path, format!("expected an IPv4 gateway address like 10.0.2.254, but got `{}`", route.via))
+            ConfigError::at(
+                &via_path,
+                format!(
+                    "expected an IPv4 gateway address like 10.0.2.254, but got `{}`",
+                    route.via
+                ),
+            )
         })?;
         // The gateway must be on a connected link: pick the longest connected match.
         let port = ifaces
@@ -225,21 +278,36 @@ pub fn validate(ctx: &InitContext, config: Config) -> Result<Settings, ConfigErr
             .max_by_key(|(_, f)| f.subnet.len)
             .map(|(p, _)| p as u16);
         let Some(port) = port else {
-            let subnets: Vec<String> = ifaces.iter().map(|f| format!("{}/{}", f.subnet.network(), f.subnet.len)).collect();
+            let subnets: Vec<String> = ifaces
+                .iter()
+                .map(|f| format!("{}/{}", f.subnet.network(), f.subnet.len))
+                .collect();
             return Err(ConfigError::at(
                 via_path,
-                format!("gateway {via} is not inside any connected subnet ({})", subnets.join(", ")),
+                format!(
+                    "gateway {via} is not inside any connected subnet ({})",
+                    subnets.join(", ")
+                ),
             ));
         };
         let f = &ifaces[usize::from(port)];
-        if via == f.addr || (f.subnet.len < 31 && (via == f.subnet.network() || via == f.subnet.broadcast())) {
+        if via == f.addr
+            || (f.subnet.len < 31 && (via == f.subnet.network() || via == f.subnet.broadcast()))
+        {
             return Err(ConfigError::at(via_path, format!("{via} cannot be a gateway (it is this router's own, network or broadcast address)")));
         }
-        routes.push(Route { prefix, port, next_hop: NextHop::Via(via) });
+        routes.push(Route {
+            prefix,
+            port,
+            next_hop: NextHop::Via(via),
+        });
     }
 
     if config.arp_timeout_s == 0 || config.arp_timeout_s > 86_400 {
-        return Err(ConfigError::at("arp_timeout_s", "must be between 1 and 86400 seconds"));
+        return Err(ConfigError::at(
+            "arp_timeout_s",
+            "must be between 1 and 86400 seconds",
+        ));
     }
 
     Ok(Settings {
@@ -255,8 +323,14 @@ mod tests {
 
     #[test]
     fn macs() {
-        assert_eq!(parse_mac("02:00:00:00:01:01"), Some(EthernetAddress([2, 0, 0, 0, 1, 1])));
-        assert_eq!(parse_mac("02-00-00-00-01-0A"), Some(EthernetAddress([2, 0, 0, 0, 1, 10])));
+        assert_eq!(
+            parse_mac("02:00:00:00:01:01"),
+            Some(EthernetAddress([2, 0, 0, 0, 1, 1]))
+        );
+        assert_eq!(
+            parse_mac("02-00-00-00-01-0A"),
+            Some(EthernetAddress([2, 0, 0, 0, 1, 10]))
+        );
         assert_eq!(parse_mac("02:00:00:00:01"), None);
         assert_eq!(parse_mac("02:00:00:00:01:01:01"), None);
         assert_eq!(parse_mac("2:00:00:00:01:01"), None);

@@ -4,8 +4,8 @@ use std::net::Ipv4Addr;
 use std::vec::Vec;
 
 use vnf_sdk::wire::{
-    error_quote, EtherType, EthernetAddress, EthernetFrame, EthernetRepr, Icmpv4DstUnreachable, Icmpv4Message,
-    Icmpv4Packet, Icmpv4Repr, Icmpv4TimeExceeded, IpProtocol, Ipv4Packet, Ipv4Repr,
+    error_quote, EtherType, EthernetAddress, EthernetFrame, EthernetRepr, Icmpv4DstUnreachable,
+    Icmpv4Message, Icmpv4Packet, Icmpv4Repr, Icmpv4TimeExceeded, IpProtocol, Ipv4Packet, Ipv4Repr,
 };
 
 /// TTL of packets the router originates.
@@ -51,7 +51,12 @@ fn build(origin: Origin, dst_ip: Ipv4Addr, icmp: &Icmpv4Repr<'_>) -> Vec<u8> {
     };
     let mut bytes = vec![0u8; EthernetFrame::<&[u8]>::buffer_len(ip.buffer_len())];
     let mut eth = EthernetFrame::new_unchecked(&mut bytes[..]);
-    EthernetRepr { src_addr: origin.src_mac, dst_addr: origin.dst_mac, ethertype: EtherType::Ipv4 }.emit(&mut eth);
+    EthernetRepr {
+        src_addr: origin.src_mac,
+        dst_addr: origin.dst_mac,
+        ethertype: EtherType::Ipv4,
+    }
+    .emit(&mut eth);
     let mut packet = Ipv4Packet::new_unchecked(eth.payload_mut());
     ip.emit(&mut packet);
     icmp.emit(&mut Icmpv4Packet::new_unchecked(packet.payload_mut()));
@@ -97,10 +102,22 @@ pub fn error(origin: Origin, kind: IcmpError, datagram: &Ipv4Packet<&[u8]>) -> V
     let total = usize::from(datagram.total_len()).min(datagram.as_bytes().len());
     let quote = error_quote(&datagram.as_bytes()[..total]);
     let repr = match kind {
-        IcmpError::NetUnreachable => Icmpv4Repr::DstUnreachable { reason: Icmpv4DstUnreachable::NetUnreachable, data: quote },
-        IcmpError::HostUnreachable => Icmpv4Repr::DstUnreachable { reason: Icmpv4DstUnreachable::HostUnreachable, data: quote },
-        IcmpError::FragNeeded(_) => Icmpv4Repr::DstUnreachable { reason: Icmpv4DstUnreachable::FragRequired, data: quote },
-        IcmpError::TimeExceeded => Icmpv4Repr::TimeExceeded { reason: Icmpv4TimeExceeded::TtlExpired, data: quote },
+        IcmpError::NetUnreachable => Icmpv4Repr::DstUnreachable {
+            reason: Icmpv4DstUnreachable::NetUnreachable,
+            data: quote,
+        },
+        IcmpError::HostUnreachable => Icmpv4Repr::DstUnreachable {
+            reason: Icmpv4DstUnreachable::HostUnreachable,
+            data: quote,
+        },
+        IcmpError::FragNeeded(_) => Icmpv4Repr::DstUnreachable {
+            reason: Icmpv4DstUnreachable::FragRequired,
+            data: quote,
+        },
+        IcmpError::TimeExceeded => Icmpv4Repr::TimeExceeded {
+            reason: Icmpv4TimeExceeded::TtlExpired,
+            data: quote,
+        },
     };
     let mut bytes = build(origin, datagram.src_addr(), &repr);
     if let IcmpError::FragNeeded(mtu) = kind {

@@ -11,8 +11,8 @@ use std::net::Ipv4Addr;
 
 use vnf_sdk::prelude::*;
 use vnf_sdk::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, IpProtocol, Icmpv4Packet, Icmpv4Repr,
-    Ipv4Packet, WireError,
+    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, Icmpv4Packet,
+    Icmpv4Repr, IpProtocol, Ipv4Packet, WireError,
 };
 
 pub use config::{Config, RouteConfig};
@@ -43,16 +43,38 @@ struct Counters {
 impl Counters {
     fn declare(ctx: &mut InitContext) -> Counters {
         Counters {
-            forwarded: ctx.counter("forwarded", "IPv4 packets forwarded (including those released after ARP resolution)"),
-            arp_requests_sent: ctx.counter("arp_requests_sent", "ARP requests sent to resolve next hops"),
-            arp_replies_sent: ctx.counter("arp_replies_sent", "ARP replies sent for the router's own addresses"),
+            forwarded: ctx.counter(
+                "forwarded",
+                "IPv4 packets forwarded (including those released after ARP resolution)",
+            ),
+            arp_requests_sent: ctx.counter(
+                "arp_requests_sent",
+                "ARP requests sent to resolve next hops",
+            ),
+            arp_replies_sent: ctx.counter(
+                "arp_replies_sent",
+                "ARP replies sent for the router's own addresses",
+            ),
             icmp_echo_replies: ctx.counter("icmp_echo_replies", "ICMP echo replies sent"),
-            icmp_errors_sent: ctx.counter("icmp_errors_sent", "ICMP errors sent (unreachable, time exceeded, fragmentation needed)"),
-            icmp_errors_limited: ctx.counter("icmp_errors_limited", "ICMP errors not sent because of the rate limit"),
-            arp_queue_drops: ctx.counter("arp_queue_drops", "packets dropped because the queue waiting for ARP was full"),
-            arp_failed: ctx.counter("arp_failed", "queued packets given up on after 3 s without an ARP reply"),
+            icmp_errors_sent: ctx.counter(
+                "icmp_errors_sent",
+                "ICMP errors sent (unreachable, time exceeded, fragmentation needed)",
+            ),
+            icmp_errors_limited: ctx.counter(
+                "icmp_errors_limited",
+                "ICMP errors not sent because of the rate limit",
+            ),
+            arp_queue_drops: ctx.counter(
+                "arp_queue_drops",
+                "packets dropped because the queue waiting for ARP was full",
+            ),
+            arp_failed: ctx.counter(
+                "arp_failed",
+                "queued packets given up on after 3 s without an ARP reply",
+            ),
             arp_cache_entries: ctx.gauge("arp_cache_entries", "entries in the ARP cache"),
-            arp_pending_frames: ctx.gauge("arp_pending_frames", "packets waiting for ARP resolution"),
+            arp_pending_frames: ctx
+                .gauge("arp_pending_frames", "packets waiting for ARP resolution"),
             routes: ctx.gauge("routes", "routes in the table (connected and static)"),
         }
     }
@@ -116,7 +138,10 @@ impl Vnf for Router {
             arp_timeout_ns: settings.arp_timeout_ns,
             counters,
             ident: 0,
-            limiter: Limiter { tokens: ICMP_ERROR_BURST, last_ns: 0 },
+            limiter: Limiter {
+                tokens: ICMP_ERROR_BURST,
+                last_ns: 0,
+            },
         })
     }
 
@@ -158,8 +183,12 @@ impl Vnf for Router {
 
 impl Router {
     fn update_gauges(&self) {
-        self.counters.arp_cache_entries.set(self.neighbors.cache_len() as u64);
-        self.counters.arp_pending_frames.set(self.neighbors.pending_len() as u64);
+        self.counters
+            .arp_cache_entries
+            .set(self.neighbors.cache_len() as u64);
+        self.counters
+            .arp_pending_frames
+            .set(self.neighbors.pending_len() as u64);
     }
 
     fn next_ident(&mut self) -> u16 {
@@ -167,7 +196,13 @@ impl Router {
         self.ident
     }
 
-    fn handle_arp(&mut self, ctx: &mut Context, in_port: u16, iface: Iface, data: &[u8]) -> Verdict {
+    fn handle_arp(
+        &mut self,
+        ctx: &mut Context,
+        in_port: u16,
+        iface: Iface,
+        data: &[u8],
+    ) -> Verdict {
         let packet = match ArpPacket::new_checked(&data[ETH_HEADER..]) {
             Ok(p) => p,
             Err(WireError::Unsupported { .. }) => return Verdict::Drop(DropReason::Unsupported),
@@ -211,7 +246,13 @@ impl Router {
     }
 
     /// Sends frames that were waiting for `mac` out of `port`.
-    fn release(&mut self, ctx: &mut Context, port: u16, mac: EthernetAddress, frames: VecDeque<Queued>) {
+    fn release(
+        &mut self,
+        ctx: &mut Context,
+        port: u16,
+        mac: EthernetAddress,
+        frames: VecDeque<Queued>,
+    ) {
         let our_mac = self.ifaces[usize::from(port)].mac;
         for mut q in frames {
             q.bytes[0..6].copy_from_slice(&mac.0);
@@ -233,7 +274,11 @@ impl Router {
     }
 
     fn is_our_broadcast(&self, dst: Ipv4Addr) -> bool {
-        dst.is_broadcast() || self.ifaces.iter().any(|f| f.subnet.len < 31 && f.subnet.broadcast() == dst)
+        dst.is_broadcast()
+            || self
+                .ifaces
+                .iter()
+                .any(|f| f.subnet.len < 31 && f.subnet.broadcast() == dst)
     }
 
     fn handle_ipv4(&mut self, ctx: &mut Context, frame: &mut Frame<'_>) -> Verdict {
@@ -248,7 +293,12 @@ impl Router {
         let src = ip.src_addr();
         let dst = ip.dst_addr();
         // RFC 1812 5.3.7: never forward from martian sources.
-        if src.is_unspecified() || src.is_loopback() || src.is_multicast() || src.is_broadcast() || src.octets()[0] == 0 {
+        if src.is_unspecified()
+            || src.is_loopback()
+            || src.is_multicast()
+            || src.is_broadcast()
+            || src.octets()[0] == 0
+        {
             return Verdict::Drop(DropReason::Policy);
         }
         if let Some(ours) = self.ifaces.iter().find(|f| f.addr == dst).copied() {
@@ -304,7 +354,13 @@ impl Router {
     }
 
     /// A packet for one of the router's own addresses (`ours`).
-    fn deliver_local(&mut self, ctx: &mut Context, in_port: u16, ours: Iface, data: &[u8]) -> Verdict {
+    fn deliver_local(
+        &mut self,
+        ctx: &mut Context,
+        in_port: u16,
+        ours: Iface,
+        data: &[u8],
+    ) -> Verdict {
         let ip = Ipv4Packet::new_unchecked(&data[ETH_HEADER..]);
         if ip.is_fragment() || ip.protocol() != IpProtocol::Icmp {
             return Verdict::Drop(DropReason::Unsupported);
@@ -315,7 +371,9 @@ impl Router {
         let request = match Icmpv4Repr::parse(&icmp) {
             Ok(r @ Icmpv4Repr::EchoRequest { .. }) => r,
             Ok(_) => return Verdict::Drop(DropReason::Unsupported),
-            Err(WireError::BadChecksum { .. } | WireError::Truncated { .. }) => return Verdict::Drop(DropReason::Malformed),
+            Err(WireError::BadChecksum { .. } | WireError::Truncated { .. }) => {
+                return Verdict::Drop(DropReason::Malformed)
+            }
             Err(_) => return Verdict::Drop(DropReason::Unsupported),
         };
         let iface = self.ifaces[usize::from(in_port)];
@@ -361,7 +419,12 @@ impl Router {
             self.counters.icmp_errors_limited.inc();
             return;
         }
-        let origin = Origin { src_mac: iface.mac, dst_mac: eth.src_addr(), src_ip: iface.addr, ident: self.next_ident() };
+        let origin = Origin {
+            src_mac: iface.mac,
+            dst_mac: eth.src_addr(),
+            src_ip: iface.addr,
+            ident: self.next_ident(),
+        };
         let bytes = icmp::error(origin, kind, &ip);
         match ctx.emit(in_port, &bytes) {
             Ok(()) => self.counters.icmp_errors_sent.inc(),

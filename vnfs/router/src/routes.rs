@@ -1,7 +1,7 @@
 //! The routing table: connected and static routes, longest-prefix match.
 
-use std::vec::Vec;
 use core::net::Ipv4Addr;
+use std::vec::Vec;
 
 /// An IPv4 prefix such as `10.9.0.0/16` (the address may carry host bits
 /// when it describes an interface, like `10.0.1.1/24`).
@@ -86,20 +86,23 @@ impl RouteTable {
     /// Builds the table; `routes` should list connected routes first.
     pub fn new(mut routes: Vec<Route>) -> RouteTable {
         // Stable sort: among equal lengths the given order (connected first) stays.
-        routes.sort_by(|a, b| b.prefix.len.cmp(&a.prefix.len));
+        routes.sort_by_key(|r| core::cmp::Reverse(r.prefix.len));
         RouteTable { routes }
     }
 
     /// The egress port and the next-hop address for `dst`; no allocation.
     pub fn lookup(&self, dst: Ipv4Addr) -> Option<(u16, Ipv4Addr)> {
         let d = u32::from(dst);
-        self.routes.iter().find(|r| (d ^ u32::from(r.prefix.addr)) & r.prefix.mask() == 0).map(|r| {
-            let hop = match r.next_hop {
-                NextHop::Connected => dst,
-                NextHop::Via(gw) => gw,
-            };
-            (r.port, hop)
-        })
+        self.routes
+            .iter()
+            .find(|r| (d ^ u32::from(r.prefix.addr)) & r.prefix.mask() == 0)
+            .map(|r| {
+                let hop = match r.next_hop {
+                    NextHop::Connected => dst,
+                    NextHop::Via(gw) => gw,
+                };
+                (r.port, hop)
+            })
     }
 
     /// Number of routes.
@@ -118,7 +121,13 @@ mod tests {
 
     #[test]
     fn parse_prefixes() {
-        assert_eq!(p("10.0.1.1/24"), Prefix { addr: Ipv4Addr::new(10, 0, 1, 1), len: 24 });
+        assert_eq!(
+            p("10.0.1.1/24"),
+            Prefix {
+                addr: Ipv4Addr::new(10, 0, 1, 1),
+                len: 24
+            }
+        );
         assert!(Prefix::parse("10.0.1.1").is_none());
         assert!(Prefix::parse("10.0.1.1/33").is_none());
         assert!(Prefix::parse("10.0.1/24").is_none());
@@ -134,12 +143,33 @@ mod tests {
     fn longest_prefix_wins() {
         let gw = |d| NextHop::Via(Ipv4Addr::new(10, 0, 2, d));
         let t = RouteTable::new(vec![
-            Route { prefix: p("0.0.0.0/0"), port: 1, next_hop: gw(1) },
-            Route { prefix: p("10.9.0.0/16"), port: 1, next_hop: gw(2) },
-            Route { prefix: p("10.9.8.0/24"), port: 1, next_hop: gw(3) },
+            Route {
+                prefix: p("0.0.0.0/0"),
+                port: 1,
+                next_hop: gw(1),
+            },
+            Route {
+                prefix: p("10.9.0.0/16"),
+                port: 1,
+                next_hop: gw(2),
+            },
+            Route {
+                prefix: p("10.9.8.0/24"),
+                port: 1,
+                next_hop: gw(3),
+            },
         ]);
-        assert_eq!(t.lookup(Ipv4Addr::new(10, 9, 8, 7)), Some((1, Ipv4Addr::new(10, 0, 2, 3))));
-        assert_eq!(t.lookup(Ipv4Addr::new(10, 9, 9, 7)), Some((1, Ipv4Addr::new(10, 0, 2, 2))));
-        assert_eq!(t.lookup(Ipv4Addr::new(8, 8, 8, 8)), Some((1, Ipv4Addr::new(10, 0, 2, 1))));
+        assert_eq!(
+            t.lookup(Ipv4Addr::new(10, 9, 8, 7)),
+            Some((1, Ipv4Addr::new(10, 0, 2, 3)))
+        );
+        assert_eq!(
+            t.lookup(Ipv4Addr::new(10, 9, 9, 7)),
+            Some((1, Ipv4Addr::new(10, 0, 2, 2)))
+        );
+        assert_eq!(
+            t.lookup(Ipv4Addr::new(8, 8, 8, 8)),
+            Some((1, Ipv4Addr::new(10, 0, 2, 1)))
+        );
     }
 }

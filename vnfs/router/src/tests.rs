@@ -3,8 +3,8 @@
 use serde_json::json;
 use vnf_sdk::testing::{Harness, Output};
 use vnf_sdk::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr, Icmpv4Message,
-    Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Packet, Ipv4Repr,
+    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
+    Icmpv4Message, Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Packet, Ipv4Repr,
 };
 
 use super::*;
@@ -48,15 +48,32 @@ fn config_error(config: serde_json::Value) -> ConfigError {
     }
 }
 
-fn eth(dst: EthernetAddress, src: EthernetAddress, ethertype: EtherType, payload: &[u8]) -> Vec<u8> {
+fn eth(
+    dst: EthernetAddress,
+    src: EthernetAddress,
+    ethertype: EtherType,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut bytes = vec![0u8; 14 + payload.len()];
     let mut frame = EthernetFrame::new_unchecked(&mut bytes[..]);
-    EthernetRepr { src_addr: src, dst_addr: dst, ethertype }.emit(&mut frame);
+    EthernetRepr {
+        src_addr: src,
+        dst_addr: dst,
+        ethertype,
+    }
+    .emit(&mut frame);
     frame.payload_mut().copy_from_slice(payload);
     bytes
 }
 
-fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, ttl: u8, protocol: IpProtocol, dont_frag: bool, payload: &[u8]) -> Vec<u8> {
+fn ipv4(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    ttl: u8,
+    protocol: IpProtocol,
+    dont_frag: bool,
+    payload: &[u8],
+) -> Vec<u8> {
     let repr = Ipv4Repr {
         src_addr: src,
         dst_addr: dst,
@@ -83,10 +100,28 @@ fn icmp(repr: Icmpv4Repr<'_>) -> Vec<u8> {
 
 /// A UDP-ish packet from the LAN host to `dst`, as a frame for the router.
 fn from_host(dst: Ipv4Addr, ttl: u8) -> Vec<u8> {
-    eth(R_LAN, HOST, EtherType::Ipv4, &ipv4(HOST_IP, dst, ttl, IpProtocol::Udp, false, b"0123456789abcdef"))
+    eth(
+        R_LAN,
+        HOST,
+        EtherType::Ipv4,
+        &ipv4(
+            HOST_IP,
+            dst,
+            ttl,
+            IpProtocol::Udp,
+            false,
+            b"0123456789abcdef",
+        ),
+    )
 }
 
-fn arp(op: ArpOperation, sha: EthernetAddress, spa: Ipv4Addr, tha: EthernetAddress, tpa: Ipv4Addr) -> Vec<u8> {
+fn arp(
+    op: ArpOperation,
+    sha: EthernetAddress,
+    spa: Ipv4Addr,
+    tha: EthernetAddress,
+    tpa: Ipv4Addr,
+) -> Vec<u8> {
     let repr = ArpRepr {
         operation: op,
         source_hardware_addr: sha,
@@ -100,7 +135,12 @@ fn arp(op: ArpOperation, sha: EthernetAddress, spa: Ipv4Addr, tha: EthernetAddre
 }
 
 fn arp_reply_from_gw(mac: EthernetAddress, ip: Ipv4Addr) -> Vec<u8> {
-    eth(R_WAN, mac, EtherType::Arp, &arp(ArpOperation::Reply, mac, ip, R_WAN, R_WAN_IP))
+    eth(
+        R_WAN,
+        mac,
+        EtherType::Arp,
+        &arp(ArpOperation::Reply, mac, ip, R_WAN, R_WAN_IP),
+    )
 }
 
 /// Teaches the router the gateways' MACs.
@@ -112,7 +152,13 @@ fn resolve_gateways(h: &mut Harness<Router>) {
 }
 
 /// Checks an emitted ICMP error: returns (type, code, rest-of-header word, quoted bytes).
-fn parse_icmp_error(frame: &[u8], to_mac: EthernetAddress, from_mac: EthernetAddress, from_ip: Ipv4Addr, to_ip: Ipv4Addr) -> (u8, u8, u16, Vec<u8>) {
+fn parse_icmp_error(
+    frame: &[u8],
+    to_mac: EthernetAddress,
+    from_mac: EthernetAddress,
+    from_ip: Ipv4Addr,
+    to_ip: Ipv4Addr,
+) -> (u8, u8, u16, Vec<u8>) {
     let eth = EthernetFrame::new_checked(frame).unwrap();
     assert_eq!(eth.dst_addr(), to_mac);
     assert_eq!(eth.src_addr(), from_mac);
@@ -124,7 +170,12 @@ fn parse_icmp_error(frame: &[u8], to_mac: EthernetAddress, from_mac: EthernetAdd
     assert_eq!(ip.protocol(), IpProtocol::Icmp);
     let icmp = Icmpv4Packet::new_checked(ip.payload()).unwrap();
     assert!(icmp.verify_checksum());
-    (u8::from(icmp.msg_type()), icmp.msg_code(), icmp.next_hop_mtu(), icmp.payload().to_vec())
+    (
+        u8::from(icmp.msg_type()),
+        icmp.msg_code(),
+        icmp.next_hop_mtu(),
+        icmp.payload().to_vec(),
+    )
 }
 
 // ---- configuration ----
@@ -209,7 +260,11 @@ fn config_other_errors() {
 
 #[test]
 fn config_minimal_and_default_macs() {
-    let mut h = Harness::<Router>::new(&["lan", "wan"], json!({ "interfaces": { "lan": "10.0.1.1/24", "wan": "10.0.2.1/24" } })).unwrap();
+    let mut h = Harness::<Router>::new(
+        &["lan", "wan"],
+        json!({ "interfaces": { "lan": "10.0.1.1/24", "wan": "10.0.2.1/24" } }),
+    )
+    .unwrap();
     assert_eq!(h.counter("routes"), Some(2));
     let ifaces = h.vnf().ifaces.clone();
     assert_eq!(ifaces[0].mac.0[0], 0x02);
@@ -227,7 +282,13 @@ fn arp_request_answered() {
         EthernetAddress::BROADCAST,
         HOST,
         EtherType::Arp,
-        &arp(ArpOperation::Request, HOST, HOST_IP, EthernetAddress([0; 6]), R_LAN_IP),
+        &arp(
+            ArpOperation::Request,
+            HOST,
+            HOST_IP,
+            EthernetAddress([0; 6]),
+            R_LAN_IP,
+        ),
     );
     let out = h.process(LAN, &request);
     assert_eq!(out.verdict, Verdict::Consume);
@@ -257,7 +318,13 @@ fn arp_for_someone_else_ignored() {
         EthernetAddress::BROADCAST,
         HOST,
         EtherType::Arp,
-        &arp(ArpOperation::Request, HOST, HOST_IP, EthernetAddress([0; 6]), Ipv4Addr::new(10, 0, 1, 77)),
+        &arp(
+            ArpOperation::Request,
+            HOST,
+            HOST_IP,
+            EthernetAddress([0; 6]),
+            Ipv4Addr::new(10, 0, 1, 77),
+        ),
     );
     let out = h.process(LAN, &request);
     assert_eq!(out.verdict, Verdict::Drop(DropReason::NotForUs));
@@ -268,7 +335,13 @@ fn arp_for_someone_else_ignored() {
         EthernetAddress::BROADCAST,
         HOST,
         EtherType::Arp,
-        &arp(ArpOperation::Request, HOST, HOST_IP, EthernetAddress([0; 6]), R_WAN_IP),
+        &arp(
+            ArpOperation::Request,
+            HOST,
+            HOST_IP,
+            EthernetAddress([0; 6]),
+            R_WAN_IP,
+        ),
     );
     assert!(h.process(LAN, &request).emitted.is_empty());
 }
@@ -279,9 +352,18 @@ fn arp_for_someone_else_ignored() {
 fn echo_request_answered() {
     let mut h = router();
     let data = b"nfvhost ping payload";
-    let request = icmp(Icmpv4Repr::EchoRequest { ident: 0x4242, seq_no: 7, data });
+    let request = icmp(Icmpv4Repr::EchoRequest {
+        ident: 0x4242,
+        seq_no: 7,
+        data,
+    });
     // Ping the wan address from the lan: answered from the pinged address.
-    let frame = eth(R_LAN, HOST, EtherType::Ipv4, &ipv4(HOST_IP, R_WAN_IP, 64, IpProtocol::Icmp, true, &request));
+    let frame = eth(
+        R_LAN,
+        HOST,
+        EtherType::Ipv4,
+        &ipv4(HOST_IP, R_WAN_IP, 64, IpProtocol::Icmp, true, &request),
+    );
     let out = h.process(LAN, &frame);
     assert_eq!(out.verdict, Verdict::Consume);
     assert_eq!(out.emitted.len(), 1);
@@ -295,7 +377,14 @@ fn echo_request_answered() {
     let icmp = Icmpv4Packet::new_checked(ip.payload()).unwrap();
     assert!(icmp.verify_checksum());
     assert_eq!(icmp.msg_type(), Icmpv4Message::EchoReply);
-    assert_eq!(Icmpv4Repr::parse(&icmp).unwrap(), Icmpv4Repr::EchoReply { ident: 0x4242, seq_no: 7, data });
+    assert_eq!(
+        Icmpv4Repr::parse(&icmp).unwrap(),
+        Icmpv4Repr::EchoReply {
+            ident: 0x4242,
+            seq_no: 7,
+            data
+        }
+    );
     assert_eq!(h.counter("icmp_echo_replies"), Some(1));
 }
 
@@ -310,7 +399,10 @@ fn other_traffic_to_us_dropped() {
     assert_eq!(out.verdict, Verdict::Drop(DropReason::NotForUs));
     let mut frame = from_host(Ipv4Addr::BROADCAST, 64);
     frame[..6].copy_from_slice(&[0xff; 6]);
-    assert_eq!(h.process(LAN, &frame).verdict, Verdict::Drop(DropReason::NotForUs));
+    assert_eq!(
+        h.process(LAN, &frame).verdict,
+        Verdict::Drop(DropReason::NotForUs)
+    );
 }
 
 // ---- link layer and validation ----
@@ -320,10 +412,19 @@ fn frames_not_for_our_mac() {
     let mut h = router();
     let mut frame = from_host(Ipv4Addr::new(10, 0, 2, 5), 64);
     frame[..6].copy_from_slice(&R_WAN.0); // our wan MAC, but arriving on lan
-    assert_eq!(h.process(LAN, &frame).verdict, Verdict::Drop(DropReason::NotForUs));
+    assert_eq!(
+        h.process(LAN, &frame).verdict,
+        Verdict::Drop(DropReason::NotForUs)
+    );
     let ipv6 = eth(R_LAN, HOST, EtherType::Ipv6, &[0x60; 40]);
-    assert_eq!(h.process(LAN, &ipv6).verdict, Verdict::Drop(DropReason::Unsupported));
-    assert_eq!(h.process(LAN, &[0u8; 10]).verdict, Verdict::Drop(DropReason::Malformed));
+    assert_eq!(
+        h.process(LAN, &ipv6).verdict,
+        Verdict::Drop(DropReason::Unsupported)
+    );
+    assert_eq!(
+        h.process(LAN, &[0u8; 10]).verdict,
+        Verdict::Drop(DropReason::Malformed)
+    );
 }
 
 #[test]
@@ -358,10 +459,20 @@ fn forwarding_waits_for_arp() {
     let (port, request) = &out.emitted[0];
     assert_eq!(*port, WAN);
     let e = EthernetFrame::new_checked(&request[..]).unwrap();
-    assert_eq!((e.dst_addr(), e.src_addr(), e.ethertype()), (EthernetAddress::BROADCAST, R_WAN, EtherType::Arp));
+    assert_eq!(
+        (e.dst_addr(), e.src_addr(), e.ethertype()),
+        (EthernetAddress::BROADCAST, R_WAN, EtherType::Arp)
+    );
     let a = ArpRepr::parse(&ArpPacket::new_checked(e.payload()).unwrap()).unwrap();
     assert_eq!(a.operation, ArpOperation::Request);
-    assert_eq!((a.source_hardware_addr, a.source_protocol_addr, a.target_protocol_addr), (R_WAN, R_WAN_IP, dst));
+    assert_eq!(
+        (
+            a.source_hardware_addr,
+            a.source_protocol_addr,
+            a.target_protocol_addr
+        ),
+        (R_WAN, R_WAN_IP, dst)
+    );
     assert_eq!(h.counter("arp_requests_sent"), Some(1));
     assert_eq!(h.counter("arp_pending_frames"), Some(1));
 
@@ -425,7 +536,22 @@ fn longest_prefix_match() {
     let out = h.process(LAN, &from_host(Ipv4Addr::new(10, 10, 0, 1), 64));
     assert_eq!(&out.frame[..6], &GW.0);
     // Back to the lan: the connected route; the host answers ARP.
-    let out = h.process(WAN, &eth(R_WAN, GW, EtherType::Ipv4, &ipv4(Ipv4Addr::new(8, 8, 8, 8), HOST_IP, 64, IpProtocol::Udp, false, b"x")));
+    let out = h.process(
+        WAN,
+        &eth(
+            R_WAN,
+            GW,
+            EtherType::Ipv4,
+            &ipv4(
+                Ipv4Addr::new(8, 8, 8, 8),
+                HOST_IP,
+                64,
+                IpProtocol::Udp,
+                false,
+                b"x",
+            ),
+        ),
+    );
     assert_eq!(out.verdict, Verdict::Consume);
     assert_eq!(out.emitted[0].0, LAN);
 }
@@ -446,7 +572,11 @@ fn ttl_expired() {
     assert_eq!(h.counter("icmp_errors_sent"), Some(1));
     assert_eq!(h.counter("forwarded"), Some(0));
     // TTL 0 likewise.
-    assert_eq!(h.process(LAN, &from_host(Ipv4Addr::new(8, 8, 8, 8), 0)).verdict, Verdict::Drop(DropReason::TtlExceeded));
+    assert_eq!(
+        h.process(LAN, &from_host(Ipv4Addr::new(8, 8, 8, 8), 0))
+            .verdict,
+        Verdict::Drop(DropReason::TtlExceeded)
+    );
 }
 
 #[test]
@@ -469,7 +599,19 @@ fn too_big() {
     let mut h = router();
     resolve_gateways(&mut h);
     let payload = vec![0xabu8; 1100];
-    let df = eth(R_LAN, HOST, EtherType::Ipv4, &ipv4(HOST_IP, Ipv4Addr::new(8, 8, 8, 8), 64, IpProtocol::Udp, true, &payload));
+    let df = eth(
+        R_LAN,
+        HOST,
+        EtherType::Ipv4,
+        &ipv4(
+            HOST_IP,
+            Ipv4Addr::new(8, 8, 8, 8),
+            64,
+            IpProtocol::Udp,
+            true,
+            &payload,
+        ),
+    );
     let out = h.process(LAN, &df);
     assert_eq!(out.verdict, Verdict::Drop(DropReason::TooBig));
     assert_eq!(out.emitted.len(), 1);
@@ -477,12 +619,36 @@ fn too_big() {
     assert_eq!((t, code, mtu), (3, 4, 1000));
     assert_eq!(quote, &df[14..14 + 28]);
     // Without DF: dropped silently (no fragmentation in v1).
-    let no_df = eth(R_LAN, HOST, EtherType::Ipv4, &ipv4(HOST_IP, Ipv4Addr::new(8, 8, 8, 8), 64, IpProtocol::Udp, false, &payload));
+    let no_df = eth(
+        R_LAN,
+        HOST,
+        EtherType::Ipv4,
+        &ipv4(
+            HOST_IP,
+            Ipv4Addr::new(8, 8, 8, 8),
+            64,
+            IpProtocol::Udp,
+            false,
+            &payload,
+        ),
+    );
     let out = h.process(LAN, &no_df);
     assert_eq!(out.verdict, Verdict::Drop(DropReason::TooBig));
     assert!(out.emitted.is_empty());
     // Exactly the MTU passes.
-    let fits = eth(R_LAN, HOST, EtherType::Ipv4, &ipv4(HOST_IP, Ipv4Addr::new(8, 8, 8, 8), 64, IpProtocol::Udp, true, &payload[..980]));
+    let fits = eth(
+        R_LAN,
+        HOST,
+        EtherType::Ipv4,
+        &ipv4(
+            HOST_IP,
+            Ipv4Addr::new(8, 8, 8, 8),
+            64,
+            IpProtocol::Udp,
+            true,
+            &payload[..980],
+        ),
+    );
     assert_eq!(h.process(LAN, &fits).verdict, Verdict::Forward(WAN));
 }
 
@@ -493,14 +659,31 @@ fn no_errors_about_errors_or_fragments() {
     let mut h = Harness::<Router>::new(&["lan", "wan"], c).unwrap();
     let dst = Ipv4Addr::new(8, 8, 8, 8);
     let quoted = ipv4(dst, HOST_IP, 1, IpProtocol::Udp, false, b"12345678");
-    let err = icmp(Icmpv4Repr::DstUnreachable { reason: vnf_sdk::wire::Icmpv4DstUnreachable::PortUnreachable, data: &quoted[..28] });
-    let frame = eth(R_LAN, HOST, EtherType::Ipv4, &ipv4(HOST_IP, dst, 64, IpProtocol::Icmp, false, &err));
+    let err = icmp(Icmpv4Repr::DstUnreachable {
+        reason: vnf_sdk::wire::Icmpv4DstUnreachable::PortUnreachable,
+        data: &quoted[..28],
+    });
+    let frame = eth(
+        R_LAN,
+        HOST,
+        EtherType::Ipv4,
+        &ipv4(HOST_IP, dst, 64, IpProtocol::Icmp, false, &err),
+    );
     let out = h.process(LAN, &frame);
     assert_eq!(out.verdict, Verdict::Drop(DropReason::NoRoute));
     assert!(out.emitted.is_empty());
     // An echo request does get one.
-    let echo = icmp(Icmpv4Repr::EchoRequest { ident: 1, seq_no: 1, data: b"" });
-    let frame = eth(R_LAN, HOST, EtherType::Ipv4, &ipv4(HOST_IP, dst, 64, IpProtocol::Icmp, false, &echo));
+    let echo = icmp(Icmpv4Repr::EchoRequest {
+        ident: 1,
+        seq_no: 1,
+        data: b"",
+    });
+    let frame = eth(
+        R_LAN,
+        HOST,
+        EtherType::Ipv4,
+        &ipv4(HOST_IP, dst, 64, IpProtocol::Icmp, false, &echo),
+    );
     assert_eq!(h.process(LAN, &frame).emitted.len(), 1);
     // A non-first fragment does not.
     let mut frag = from_host(dst, 64);
@@ -549,7 +732,11 @@ fn arp_failure_and_expiry() {
     h.advance_ns(SEC);
     h.tick();
     assert_eq!(h.counter("arp_cache_entries"), Some(0));
-    assert_eq!(h.process(LAN, &from_host(Ipv4Addr::new(8, 8, 8, 8), 64)).verdict, Verdict::Consume);
+    assert_eq!(
+        h.process(LAN, &from_host(Ipv4Addr::new(8, 8, 8, 8), 64))
+            .verdict,
+        Verdict::Consume
+    );
 }
 
 #[test]
@@ -562,6 +749,9 @@ fn pending_queue_is_bounded() {
     let out: Output = h.process(LAN, &frame);
     assert_eq!(out.verdict, Verdict::Drop(DropReason::NoNeighbor));
     assert_eq!(h.counter("arp_queue_drops"), Some(1));
-    assert_eq!(h.counter("arp_pending_frames"), Some(arp::MAX_PENDING_PER_HOP as u64));
+    assert_eq!(
+        h.counter("arp_pending_frames"),
+        Some(arp::MAX_PENDING_PER_HOP as u64)
+    );
     assert_eq!(h.counter("arp_requests_sent"), Some(1));
 }
