@@ -27,6 +27,21 @@ const ETHTOOL_GGSO: u32 = 0x23;
 const ETHTOOL_SGSO: u32 = 0x24;
 const ETHTOOL_GGRO: u32 = 0x2b;
 const ETHTOOL_SGRO: u32 = 0x2c;
+const ETHTOOL_GSTRINGS: u32 = 0x1b;
+const ETHTOOL_GSSET_INFO: u32 = 0x37;
+const ETHTOOL_SFEATURES: u32 = 0x3b;
+const ETH_SS_FEATURES: u32 = 4;
+const ETH_GSTRING_LEN: usize = 32;
+
+/// `struct ethtool_sset_info` with room for one count.
+#[repr(C)]
+#[derive(Debug, Default)]
+struct EthtoolSsetInfo {
+    cmd: u32,
+    reserved: u32,
+    sset_mask: u64,
+    data: [u32; 1],
+}
 
 /// `struct ethtool_value` from `<linux/ethtool.h>`.
 #[repr(C)]
@@ -126,6 +141,13 @@ pub enum EthtoolError {
         on: bool,
         source: io::Error,
     },
+    /// The generic features interface (GSTRINGS/SFEATURES) failed.
+    #[error("couldn't turn segmentation features off on {ifname} in namespace {ns}: {source}")]
+    Features {
+        ns: String,
+        ifname: String,
+        source: io::Error,
+    },
 }
 
 type Result<T, E = EthtoolError> = std::result::Result<T, E>;
@@ -140,7 +162,17 @@ pub fn disable_offloads(ns: &NetNs, ifname: &str) -> Result<()> {
             set_raw(sock.as_fd(), ifname, offload, false)
                 .map_err(|source| set_error(ns, ifname, offload, false, source))?;
         }
-        Ok(())
+        // The legacy TSO command misses newer segmentation features (6.18's
+        // tx-tcp-accecn-segmentation), which keep `ethtool -k` reporting
+        // TSO on; clear every one of them by name.
+        disable_features_raw(sock.as_fd(), ifname, |name| {
+            name.starts_with("tx-") && name.ends_with("segmentation")
+        })
+        .map_err(|source| EthtoolError::Features {
+            ns: ns.name().to_owned(),
+            ifname: ifname.to_owned(),
+            source,
+        })
     })?
 }
 
@@ -188,14 +220,82 @@ pub fn set_raw(sock: BorrowedFd<'_>, ifname: &str, offload: Offload, on: bool) -
     ethtool_ioctl(sock, ifname, &mut value)
 }
 
+/// Turns off, through `ETHTOOL_SFEATURES`, every feature of `ifname`
+/// whose name (as in `ethtool -k`) satisfies `pred`. Features the device
+/// cannot change are skipped by the kernel.
+pub fn disable_features_raw(
+    sock: BorrowedFd<'_>,
+    ifname: &str,
+    pred: impl Fn(&str) -> bool,
+) -> io::Result<()> {
+    let names = feature_names(sock, ifname)?;
+    let blocks = names.len().div_ceil(32);
+    // [cmd, size, then (valid, requested) per block of 32 features]
+    let mut buf = vec![0u32; 2 + 2 * blocks];
+    buf[0] = ETHTOOL_SFEATURES;
+    buf[1] = blocks as u32;
+    let mut any = false;
+    for (bit, name) in names.iter().enumerate() {
+        if pred(name) {
+            buf[2 + 2 * (bit / 32)] |= 1 << (bit % 32);
+            any = true;
+        }
+    }
+    if !any {
+        return Ok(());
+    }
+    ethtool_ioctl_ptr(sock, ifname, buf.as_mut_ptr().cast())
+}
+
+/// The names of the feature bits of `ifname`, by bit number.
+pub fn feature_names(sock: BorrowedFd<'_>, ifname: &str) -> io::Result<Vec<String>> {
+    let mut info = EthtoolSsetInfo {
+        cmd: ETHTOOL_GSSET_INFO,
+        sset_mask: 1 << ETH_SS_FEATURES,
+        ..Default::default()
+    };
+    ethtool_ioctl_ptr(sock, ifname, (&mut info as *mut EthtoolSsetInfo).cast())?;
+    if info.sset_mask & (1 << ETH_SS_FEATURES) == 0 {
+        return Ok(Vec::new());
+    }
+    let count = info.data[0] as usize;
+    // [cmd, string_set, len, then count * 32 bytes], as u32s for alignment.
+    let mut buf = vec![0u32; 3 + count * ETH_GSTRING_LEN / 4];
+    buf[0] = ETHTOOL_GSTRINGS;
+    buf[1] = ETH_SS_FEATURES;
+    buf[2] = count as u32;
+    ethtool_ioctl_ptr(sock, ifname, buf.as_mut_ptr().cast())?;
+    let bytes: Vec<u8> = buf[3..].iter().flat_map(|w| w.to_ne_bytes()).collect();
+    Ok(bytes
+        .chunks(ETH_GSTRING_LEN)
+        .take(count)
+        .map(|raw| {
+            let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+            String::from_utf8_lossy(&raw[..end]).into_owned()
+        })
+        .collect())
+}
+
 fn ethtool_ioctl(sock: BorrowedFd<'_>, ifname: &str, value: &mut EthtoolValue) -> io::Result<()> {
+    ethtool_ioctl_ptr(sock, ifname, (value as *mut EthtoolValue).cast())
+}
+
+/// Issues SIOCETHTOOL for `ifname` with `data` as `ifr_data`. `data` must
+/// point to a command structure, valid and large enough for what its `cmd`
+/// makes the kernel read and write, for the duration of the call.
+fn ethtool_ioctl_ptr(
+    sock: BorrowedFd<'_>,
+    ifname: &str,
+    data: *mut libc::c_char,
+) -> io::Result<()> {
     ifreq::check_ifname(ifname)
         .map_err(|reason| io::Error::new(io::ErrorKind::InvalidInput, reason))?;
     let mut req = ifreq::ifreq_named(ifname);
-    req.ifr_ifru.ifru_data = (value as *mut EthtoolValue).cast();
-    // SAFETY: SIOCETHTOOL reads `ifr_name` and follows `ifr_data` to an
-    // `ethtool_value`, which `value` is (repr(C), two u32s) and which stays
-    // exclusively borrowed for the duration of the call.
+    req.ifr_ifru.ifru_data = data;
+    // SAFETY: SIOCETHTOOL reads `ifr_name` and follows `ifr_data` to the
+    // command structure; every caller passes a live, exclusively borrowed
+    // buffer sized for its command (a repr(C) struct, or a Vec sized from
+    // the counts the kernel reported), which outlives this call.
     let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCETHTOOL, &mut req) };
     if rc < 0 {
         return Err(io::Error::last_os_error());

@@ -262,13 +262,13 @@ pub fn create_veth(
     check_ifname(name_b)?;
     let fd_b = ns_b.file().as_raw_fd();
     with_netlink(ns_a, |handle| async move {
+        // No IFF_UP here: the kernel would try to open the peer before the
+        // pair is linked and fail with ENOTCONN (veth_open). Up comes after.
         let mut peer = LinkMessageBuilder::<LinkUnspec>::new()
             .name(name_b.to_owned())
-            .setns_by_fd(fd_b)
-            .up();
+            .setns_by_fd(fd_b);
         let mut main = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
-            .name(name_a.to_owned())
-            .up();
+            .name(name_a.to_owned());
         if let Some(mtu) = mtu {
             peer = peer.mtu(mtu);
             main = main.mtu(mtu);
@@ -295,8 +295,7 @@ pub fn create_veth(
                 },
             })
     })?;
-    // The kernel applies IFF_UP from both messages; check rather than trust,
-    // and undo the pair if an end is not up.
+    // Bring both ends up; undo the pair if that fails.
     let confirm = set_up(ns_a, name_a).and_then(|()| set_up(ns_b, name_b));
     if let Err(err) = confirm {
         let _ = delete_link(ns_a, name_a);
@@ -342,6 +341,28 @@ pub fn create_tap(ns: &NetNs, name: &str, mtu: Option<u32>, vnet_hdr: bool) -> R
 pub fn open_tap(ns: &NetNs, name: &str, vnet_hdr: bool) -> Result<OwnedFd> {
     check_ifname(name)?;
     let file = ns.run(|| tun_attach(ns, name, vnet_hdr, false))??;
+    // TUNSETIFF creates a device when there is none by that name. Such a
+    // device is not persistent; closing our fd makes it vanish again.
+    let mut req = ifreq::ifreq_named(name);
+    // SAFETY: TUNGETIFF writes the device's name and flags into `req`, a
+    // valid `ifreq` exclusively borrowed for the call; `file` is attached.
+    let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNGETIFF, &mut req) };
+    if rc < 0 {
+        return Err(LinkError::TunSetIff {
+            ns: ns.name().to_owned(),
+            ifname: name.to_owned(),
+            create: false,
+            source: io::Error::last_os_error(),
+        });
+    }
+    // SAFETY: the kernel just filled the `ifru_flags` member of the union.
+    let flags = i32::from(unsafe { req.ifr_ifru.ifru_flags });
+    if flags & libc::IFF_PERSIST == 0 {
+        return Err(LinkError::NotFound {
+            ns: ns.name().to_owned(),
+            ifname: name.to_owned(),
+        });
+    }
     Ok(file.into())
 }
 

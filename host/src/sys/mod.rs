@@ -19,3 +19,6 @@ pub use cgroup::{Cgroup, CgroupError, CgroupRoot, CgroupUsage, CgroupVersion, Li
 pub use ethtool::{disable_offloads, EthtoolError, Offload};
 pub use link::{FakeLinkOps, LinkCall, LinkError, LinkOps, LinkStats, LinuxLinkOps};
 pub use netns::{NetNs, NetNsError};
+
+#[cfg(test)]
+mod privileged_tests;

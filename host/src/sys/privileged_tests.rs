@@ -1,0 +1,433 @@
+//! Tests against the real kernel. They need root; as anyone else each one
+//! prints a notice and passes without doing anything.
+//!
+//! Every namespace is named `nfvt-<pid>-<n>` and removed by a guard, every
+//! cgroup lives under `nfvt-<pid>-<n>/`, and nothing is created in the root
+//! namespace.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use super::cgroup::{Cgroup, CgroupRoot, CgroupVersion, Limits};
+use super::ethtool::{self, Offload};
+use super::link::{self, LinkError, LinkOps, LinuxLinkOps};
+use super::netns::{self, NetNs, NetNsError};
+use super::testing::{have_root, NetNsGuard};
+
+fn run(cmd: &[&str]) -> Output {
+    Command::new(cmd[0])
+        .args(&cmd[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("couldn't run {cmd:?}: {e}"))
+}
+
+fn stdout_of(cmd: &[&str]) -> String {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn guard() -> NetNsGuard {
+    NetNsGuard::new("nfvt-").expect("create test namespace")
+}
+
+#[test]
+fn namespace_lifecycle() {
+    if !have_root("namespace_lifecycle") {
+        return;
+    }
+    let name;
+    {
+        let ns = guard();
+        name = ns.name().to_owned();
+        assert!(netns::exists(&name));
+        assert!(netns::list().contains(&name));
+        assert!(
+            stdout_of(&["ip", "netns", "list"]).contains(&name),
+            "ip netns sees it"
+        );
+        assert!(matches!(
+            NetNs::create(&name),
+            Err(NetNsError::AlreadyExists { .. })
+        ));
+
+        let outside = std::fs::read_link("/proc/thread-self/ns/net").unwrap();
+        let inside = ns
+            .run(|| std::fs::read_link("/proc/thread-self/ns/net").unwrap())
+            .unwrap();
+        assert_ne!(inside, outside);
+        let reopened = NetNs::open(&name).unwrap();
+        let again = reopened
+            .run(|| std::fs::read_link("/proc/thread-self/ns/net").unwrap())
+            .unwrap();
+        assert_eq!(again, inside);
+        assert_eq!(
+            std::fs::read_link("/proc/thread-self/ns/net").unwrap(),
+            outside,
+            "the caller's thread never moves"
+        );
+
+        // lo is up, so loopback traffic works inside.
+        let lo = stdout_of(&["ip", "-n", &name, "link", "show", "lo"]);
+        assert!(lo.contains("UP"), "{lo}");
+        let ping = run(&[
+            "ip",
+            "netns",
+            "exec",
+            &name,
+            "ping",
+            "-c1",
+            "-W1",
+            "127.0.0.1",
+        ]);
+        assert!(ping.status.success(), "loopback ping failed");
+    }
+    assert!(!netns::exists(&name), "guard deleted it");
+    assert!(!Path::new(netns::NETNS_RUN_DIR).join(&name).exists());
+    NetNs::delete(&name).expect("deleting twice is fine");
+}
+
+#[test]
+fn panicking_test_still_deletes_its_namespace() {
+    if !have_root("panicking_test_still_deletes_its_namespace") {
+        return;
+    }
+    let name = std::thread::spawn(|| {
+        let ns = guard();
+        let name = ns.name().to_owned();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ns = ns;
+            panic!("boom");
+        }));
+        assert!(result.is_err());
+        name
+    })
+    .join()
+    .unwrap();
+    assert!(!netns::exists(&name));
+}
+
+#[test]
+fn veth_between_namespaces_carries_a_ping() {
+    if !have_root("veth_between_namespaces_carries_a_ping") {
+        return;
+    }
+    let a = guard();
+    let b = guard();
+    // Same name on both ends: the peer is born in b, so no clash.
+    link::create_veth(&a, "eth0", &b, "eth0", Some(1400)).unwrap();
+    for ns in [&a, &b] {
+        let show = stdout_of(&["ip", "-n", ns.name(), "link", "show", "eth0"]);
+        assert!(show.contains("mtu 1400"), "{show}");
+        assert!(show.contains("state UP"), "{show}");
+    }
+    link::add_address(&a, "eth0", Ipv4Addr::new(10, 199, 0, 1), 24).unwrap();
+    link::add_address(&b, "eth0", Ipv4Addr::new(10, 199, 0, 2), 24).unwrap();
+    link::add_route(
+        &a,
+        Some((Ipv4Addr::new(10, 200, 0, 0), 16)),
+        Ipv4Addr::new(10, 199, 0, 2),
+    )
+    .unwrap();
+    link::add_route(&b, None, Ipv4Addr::new(10, 199, 0, 1)).unwrap();
+    let routes = stdout_of(&["ip", "-n", a.name(), "route"]);
+    assert!(
+        routes.contains("10.200.0.0/16 via 10.199.0.2 dev eth0"),
+        "{routes}"
+    );
+    let routes = stdout_of(&["ip", "-n", b.name(), "route"]);
+    assert!(
+        routes.contains("default via 10.199.0.1 dev eth0"),
+        "{routes}"
+    );
+
+    for ns in [&a, &b] {
+        ethtool::disable_offloads(ns, "eth0").unwrap();
+        let k = stdout_of(&["ip", "netns", "exec", ns.name(), "ethtool", "-k", "eth0"]);
+        for offload in Offload::ALL {
+            let line = format!("{}: off", offload.ethtool_name());
+            assert!(k.contains(&line), "{line:?} not in:\n{k}");
+            assert!(!ethtool::get_offload(ns, "eth0", offload).unwrap());
+        }
+    }
+    ethtool::set_offload(&a, "eth0", Offload::Gro, true).unwrap();
+    assert!(ethtool::get_offload(&a, "eth0", Offload::Gro).unwrap());
+
+    let mac_a = link::mac_address(&a, "eth0").unwrap();
+    assert_ne!(mac_a, [0; 6]);
+    assert_eq!(
+        mac_a[0] & 0x03,
+        0x02,
+        "veth MACs are random, locally administered unicast"
+    );
+    assert_ne!(mac_a, link::mac_address(&b, "eth0").unwrap());
+    let index = link::link_index(&a, "eth0").unwrap();
+    assert!(index > 1, "lo is 1");
+
+    let before_a = link::link_stats(&a, "eth0").unwrap();
+    let before_b = link::link_stats(&b, "eth0").unwrap();
+    let ping = run(&[
+        "ip",
+        "netns",
+        "exec",
+        a.name(),
+        "ping",
+        "-c1",
+        "-W1",
+        "10.199.0.2",
+    ]);
+    assert!(
+        ping.status.success(),
+        "ping failed: {}{}",
+        String::from_utf8_lossy(&ping.stdout),
+        String::from_utf8_lossy(&ping.stderr)
+    );
+    let after_a = link::link_stats(&a, "eth0").unwrap();
+    let after_b = link::link_stats(&b, "eth0").unwrap();
+    // At least the echo request (plus ARP) out of a and into b, and the
+    // reply back.
+    assert!(
+        after_a.tx_packets > before_a.tx_packets,
+        "{before_a:?} -> {after_a:?}"
+    );
+    assert!(
+        after_a.rx_packets > before_a.rx_packets,
+        "{before_a:?} -> {after_a:?}"
+    );
+    assert!(after_b.rx_packets >= before_b.rx_packets + 1);
+    assert!(
+        after_b.rx_bytes >= before_b.rx_bytes + 98,
+        "one ICMP echo of 98 bytes at least"
+    );
+    assert_eq!(
+        after_a.tx_packets - before_a.tx_packets,
+        after_b.rx_packets - before_b.rx_packets
+    );
+
+    // Deleting one end removes the pair; deleting again is fine.
+    link::delete_link(&a, "eth0").unwrap();
+    assert!(matches!(
+        link::link_index(&b, "eth0"),
+        Err(LinkError::NotFound { .. })
+    ));
+    link::delete_link(&a, "eth0").unwrap();
+}
+
+#[test]
+fn link_ops_by_name_and_nothing_in_root() {
+    if !have_root("link_ops_by_name_and_nothing_in_root") {
+        return;
+    }
+    let a = guard();
+    let b = guard();
+    let ops: &dyn LinkOps = &LinuxLinkOps;
+    // Unique names, so we can check the root namespace never sees them.
+    let name_a = format!("nfvt{}a", std::process::id() % 100_000);
+    let name_b = format!("nfvt{}b", std::process::id() % 100_000);
+    ops.create_veth(a.name(), &name_a, b.name(), &name_b, None)
+        .unwrap();
+    assert!(!Path::new("/sys/class/net").join(&name_a).exists());
+    assert!(!Path::new("/sys/class/net").join(&name_b).exists());
+    assert!(!stdout_of(&["ip", "-o", "link"]).contains("nfvt"));
+    ops.disable_offloads(b.name(), &name_b).unwrap();
+    assert!(matches!(
+        ops.create_veth(a.name(), &name_a, b.name(), "other", None),
+        Err(LinkError::AlreadyExists { .. })
+    ));
+    assert!(matches!(
+        ops.set_up(a.name(), "missing0"),
+        Err(LinkError::NotFound { ref ifname, .. }) if ifname == "missing0"
+    ));
+    let err = ops
+        .add_address(a.name(), "missing0", Ipv4Addr::new(10, 0, 0, 1), 24)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("missing0") && err.to_string().contains(a.name()),
+        "{err}"
+    );
+    ops.delete_link(b.name(), &name_b).unwrap();
+    assert!(matches!(
+        ops.link_index(a.name(), &name_a),
+        Err(LinkError::NotFound { .. })
+    ));
+    assert!(matches!(
+        ops.link_index("nfvt-no-such-ns", "eth0"),
+        Err(LinkError::Namespace(NetNsError::Open { .. }))
+    ));
+}
+
+#[test]
+fn persistent_tap_can_be_created_and_opened() {
+    if !have_root("persistent_tap_can_be_created_and_opened") {
+        return;
+    }
+    let ns = guard();
+    link::create_tap(&ns, "tap0", Some(1400), false).unwrap();
+    link::create_tap(&ns, "tap1", None, true).unwrap();
+    let show = stdout_of(&["ip", "-d", "-n", ns.name(), "link", "show", "tap0"]);
+    assert!(
+        show.contains("mtu 1400") && show.contains("tun type tap") && show.contains("UP"),
+        "{show}"
+    );
+    assert!(
+        !Path::new("/sys/class/net/tap0").exists() || {
+            // The root namespace may have its own tap0; make sure it isn't ours.
+            std::fs::read_to_string("/sys/class/net/tap0/mtu")
+                .map(|m| m.trim() != "1400")
+                .unwrap_or(true)
+        }
+    );
+    assert!(matches!(
+        link::create_tap(&ns, "tap0", None, false),
+        Err(LinkError::AlreadyExists { .. })
+    ));
+
+    // The device survived its creator closing the fd; attach and inject a
+    // frame, which the kernel counts as received on tap0.
+    let fd = link::open_tap(&ns, "tap0", false).unwrap();
+    let before = link::link_stats(&ns, "tap0").unwrap();
+    let mut frame = [0u8; 60];
+    frame[..6].copy_from_slice(&[0xff; 6]);
+    frame[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 1]);
+    frame[12..14].copy_from_slice(&[0x88, 0xb5]); // local experimental ethertype
+    let written = nix::unistd::write(&fd, &frame).unwrap();
+    assert_eq!(written, frame.len());
+    let after = link::link_stats(&ns, "tap0").unwrap();
+    assert_eq!(after.rx_packets, before.rx_packets + 1);
+    drop(fd);
+    let fd = link::open_tap(&ns, "tap1", true).unwrap();
+    drop(fd);
+    // A missing TAP is reported, and the transient device TUNSETIFF made
+    // in the attempt is gone with the fd.
+    assert!(matches!(
+        link::open_tap(&ns, "tap9", false),
+        Err(LinkError::NotFound { .. })
+    ));
+    assert!(matches!(
+        link::link_index(&ns, "tap9"),
+        Err(LinkError::NotFound { .. })
+    ));
+
+    link::delete_link(&ns, "tap0").unwrap();
+    link::delete_link(&ns, "tap1").unwrap();
+    assert!(matches!(
+        link::link_index(&ns, "tap0"),
+        Err(LinkError::NotFound { .. })
+    ));
+}
+
+static CG_COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// Kills the child it started and removes the cgroup, even on panic.
+struct CgroupGuard {
+    cgroup: Option<Cgroup>,
+    child: Option<Child>,
+}
+
+impl Drop for CgroupGuard {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Some(cg) = self.cgroup.take() {
+            for _ in 0..50 {
+                if cg.remove().is_ok() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            eprintln!(
+                "CgroupGuard: couldn't remove {:?}: {:?}",
+                cg.paths(),
+                cg.remove()
+            );
+        }
+    }
+}
+
+#[test]
+fn real_cgroup_limits_procs_and_removal() {
+    if !have_root("real_cgroup_limits_procs_and_removal") {
+        return;
+    }
+    let root = CgroupRoot::detect(Path::new("/sys/fs/cgroup")).unwrap();
+    let top = format!(
+        "nfvt-{}-{}",
+        std::process::id(),
+        CG_COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    let rel = format!("{top}/chain/vnf");
+    let limits = Limits {
+        cpu_cores: Some(0.5),
+        memory_bytes: Some(64 << 20),
+        pids: Some(16),
+    };
+    let mut guard = CgroupGuard {
+        cgroup: Some(root.create(&rel, &limits).unwrap()),
+        child: None,
+    };
+    let cg = guard.cgroup.clone().unwrap();
+    let paths: Vec<PathBuf> = cg.paths().iter().map(|p| p.to_path_buf()).collect();
+    let read = |name: &str| -> String {
+        let path = paths
+            .iter()
+            .map(|p| p.join(name))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("no {name} in {paths:?}"));
+        std::fs::read_to_string(path).unwrap().trim().to_owned()
+    };
+    match root.version() {
+        CgroupVersion::V1 => {
+            assert_eq!(read("cpu.cfs_quota_us"), "50000");
+            assert_eq!(read("cpu.cfs_period_us"), "100000");
+            assert_eq!(read("memory.limit_in_bytes"), (64u64 << 20).to_string());
+        }
+        CgroupVersion::V2 => {
+            assert_eq!(read("cpu.max"), "50000 100000");
+            assert_eq!(read("memory.max"), (64u64 << 20).to_string());
+        }
+    }
+    assert_eq!(read("pids.max"), "16");
+
+    let child = Command::new("sleep").arg("30").spawn().unwrap();
+    let pid = i32::try_from(child.id()).unwrap();
+    guard.child = Some(child);
+    cg.add_process(pid).unwrap();
+    assert_eq!(cg.procs().unwrap(), vec![pid]);
+    for path in &paths {
+        let procs = std::fs::read_to_string(path.join("cgroup.procs")).unwrap();
+        assert_eq!(procs.trim(), pid.to_string(), "{}", path.display());
+    }
+    // v1 does not move memory charges with a process, so usage may be 0;
+    // reading it must work.
+    cg.usage().unwrap();
+
+    // Busy: remove refuses and kills nothing.
+    assert!(cg.remove().is_err());
+    assert_eq!(cg.procs().unwrap(), vec![pid]);
+
+    // A state file round trip, as destroy would do it.
+    let json = serde_json::to_string(&cg).unwrap();
+    let restored: Cgroup = serde_json::from_str(&json).unwrap();
+
+    drop(guard);
+    for path in &paths {
+        assert!(!path.exists(), "{} left behind", path.display());
+    }
+    for h in root.hierarchies() {
+        assert!(
+            !h.mount.join(&top).exists(),
+            "{} left behind",
+            h.mount.join(&top).display()
+        );
+    }
+    restored.remove().expect("removing again is fine");
+}
