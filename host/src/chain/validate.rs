@@ -340,7 +340,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 
 fn human_size(bytes: u64) -> String {
     for (unit, m) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
-        if bytes >= m && bytes % m == 0 {
+        if bytes >= m && bytes.is_multiple_of(m) {
             return format!("{}{unit}", bytes / m);
         }
     }
@@ -639,7 +639,9 @@ fn chain(cx: &mut Ctx, file: &str, root: &Node) -> Option<ChainSpec> {
                     cx.hint(
                         *span,
                         format!("port `{port}` of VNF `{name}` is not connected to any link"),
-                        format!("add a link like `[{name}:{port}, <node>:<port>]` or remove the port"),
+                        format!(
+                            "add a link like `[{name}:{port}, <node>:<port>]` or remove the port"
+                        ),
                     );
                 }
             }
@@ -969,13 +971,8 @@ fn vnf(cx: &mut Ctx, base: &Path, span: Span, name: String, node: &Node) -> (Vnf
                 vnf.resources.memory = size(cx, n, "memory", MIN_MEMORY, None);
             }
             if let Some(n) = rf.get("wasm_memory") {
-                vnf.resources.wasm_memory = size(
-                    cx,
-                    n,
-                    "wasm_memory",
-                    MIN_WASM_MEMORY,
-                    Some(MAX_WASM_MEMORY),
-                );
+                vnf.resources.wasm_memory =
+                    size(cx, n, "wasm_memory", MIN_WASM_MEMORY, Some(MAX_WASM_MEMORY));
             }
             if let Some(n) = rf.get("pids") {
                 if let Some(v) = cx.int(n, "`pids`") {
@@ -1130,8 +1127,12 @@ fn link(
         }
         NodeValue::Map(entries) => {
             let f = cx.fields(entries, "a link", span, LINK_KEYS, &["a", "b"]);
-            let a = f.get("a").and_then(|n| endpoint(cx, nodes, wiring, n, span));
-            let b = f.get("b").and_then(|n| endpoint(cx, nodes, wiring, n, span));
+            let a = f
+                .get("a")
+                .and_then(|n| endpoint(cx, nodes, wiring, n, span));
+            let b = f
+                .get("b")
+                .and_then(|n| endpoint(cx, nodes, wiring, n, span));
             let mut kind = LinkKind::Veth;
             let mut ok = true;
             if let Some(k) = f.get("kind") {

@@ -204,8 +204,7 @@ fn resolve_plain(v: &str) -> NodeValue {
         _ => {}
     }
     let numeric_looking = v.bytes().any(|b| b.is_ascii_digit())
-        && v
-            .bytes()
+        && v.bytes()
             .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'));
     if numeric_looking {
         if let Ok(f) = v.parse::<f64>() {
