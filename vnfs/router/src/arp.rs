@@ -26,6 +26,10 @@ pub type Key = (u16, Ipv4Addr);
 struct Entry {
     mac: EthernetAddress,
     expires_ns: u64,
+    /// Forwarded through since it was learned.
+    used: bool,
+    /// A unicast refresh request went out for this entry.
+    refresh_sent: bool,
 }
 
 /// A frame waiting for its next hop's MAC (already TTL-decremented).
@@ -66,9 +70,26 @@ pub struct Neighbors {
 }
 
 impl Neighbors {
-    /// The cached MAC of a neighbour; no allocation.
-    pub fn lookup(&self, key: Key) -> Option<EthernetAddress> {
-        self.cache.get(&key).map(|e| e.mac)
+    /// The cached MAC of a neighbour, marking the entry as in use; no allocation.
+    pub fn lookup(&mut self, key: Key) -> Option<EthernetAddress> {
+        self.cache.get_mut(&key).map(|e| {
+            e.used = true;
+            e.mac
+        })
+    }
+
+    /// Entries in use that expire within `window_ns` and have not been
+    /// refreshed yet: the caller sends each a unicast ARP request so that a
+    /// neighbour in use does not drop out of the cache (RFC 1122 2.3.2.1).
+    pub fn due_refresh(&mut self, now_ns: u64, window_ns: u64) -> Vec<(Key, EthernetAddress)> {
+        let mut due = Vec::new();
+        for (key, e) in self.cache.iter_mut() {
+            if e.used && !e.refresh_sent && e.expires_ns.saturating_sub(now_ns) <= window_ns {
+                e.refresh_sent = true;
+                due.push((*key, e.mac));
+            }
+        }
+        due
     }
 
     /// Whether the neighbour is in the cache.
@@ -88,7 +109,15 @@ impl Neighbors {
                 self.cache.remove(&victim);
             }
         }
-        self.cache.insert(key, Entry { mac, expires_ns });
+        self.cache.insert(
+            key,
+            Entry {
+                mac,
+                expires_ns,
+                used: false,
+                refresh_sent: false,
+            },
+        );
         match self.pending.remove(&key) {
             Some(p) => {
                 self.pending_total -= p.frames.len();
@@ -185,8 +214,13 @@ pub fn arp_frame(eth_dst: EthernetAddress, eth_src: EthernetAddress, repr: &ArpR
     bytes
 }
 
-/// A broadcast who-has request for `target`.
-pub fn request(our_mac: EthernetAddress, our_ip: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
+/// A who-has request for `target`, broadcast unless `to` names its MAC.
+pub fn request(
+    our_mac: EthernetAddress,
+    our_ip: Ipv4Addr,
+    target: Ipv4Addr,
+    to: Option<EthernetAddress>,
+) -> Vec<u8> {
     let repr = ArpRepr {
         operation: ArpOperation::Request,
         source_hardware_addr: our_mac,
@@ -194,7 +228,7 @@ pub fn request(our_mac: EthernetAddress, our_ip: Ipv4Addr, target: Ipv4Addr) -> 
         target_hardware_addr: EthernetAddress([0; 6]),
         target_protocol_addr: target,
     };
-    arp_frame(EthernetAddress::BROADCAST, our_mac, &repr)
+    arp_frame(to.unwrap_or(EthernetAddress::BROADCAST), our_mac, &repr)
 }
 
 #[cfg(test)]

@@ -25,6 +25,9 @@ use routes::RouteTable;
 const ETH_HEADER: usize = EthernetFrame::<&[u8]>::HEADER_LEN;
 /// ICMP errors allowed in a burst, and refilled per second (RFC 1812 4.3.2.8).
 const ICMP_ERROR_BURST: u32 = 100;
+/// A cache entry in use is re-confirmed with a unicast ARP request this
+/// long before it expires (at most half the lifetime).
+const REFRESH_WINDOW_NS: u64 = 5_000_000_000;
 
 struct Counters {
     forwarded: Counter,
@@ -175,7 +178,11 @@ impl Vnf for Router {
             self.send_error(ctx, q.in_port, IcmpError::HostUnreachable, &q.bytes);
         }
         for (port, hop) in self.neighbors.due_requests(now) {
-            self.send_arp_request(ctx, port, hop);
+            self.send_arp_request(ctx, port, hop, None);
+        }
+        let window = (self.arp_timeout_ns / 2).min(REFRESH_WINDOW_NS);
+        for ((port, hop), mac) in self.neighbors.due_refresh(now, window) {
+            self.send_arp_request(ctx, port, hop, Some(mac));
         }
         self.update_gauges();
     }
@@ -264,9 +271,15 @@ impl Router {
         }
     }
 
-    fn send_arp_request(&mut self, ctx: &mut Context, port: u16, target: Ipv4Addr) {
+    fn send_arp_request(
+        &mut self,
+        ctx: &mut Context,
+        port: u16,
+        target: Ipv4Addr,
+        to: Option<EthernetAddress>,
+    ) {
         let iface = self.ifaces[usize::from(port)];
-        let request = arp::request(iface.mac, iface.addr, target);
+        let request = arp::request(iface.mac, iface.addr, target, to);
         match ctx.emit(port, &request) {
             Ok(()) => self.counters.arp_requests_sent.inc(),
             Err(e) => log_warn!("ARP request for {target} not sent: {e}"),
@@ -344,7 +357,7 @@ impl Router {
             }
             Enqueued::Queued { request } => {
                 if request {
-                    self.send_arp_request(ctx, port, hop);
+                    self.send_arp_request(ctx, port, hop, None);
                 }
                 Verdict::Consume
             }

@@ -723,7 +723,40 @@ fn arp_failure_and_expiry() {
     assert_eq!(h.counter("arp_failed"), Some(1));
     assert_eq!(h.counter("arp_pending_frames"), Some(0));
 
-    // Cache entries expire after arp_timeout_s.
+    // Cache entries expire after arp_timeout_s; one in use is re-confirmed first.
+    resolve_gateways(&mut h);
+    assert_eq!(
+        h.process(LAN, &from_host(Ipv4Addr::new(10, 9, 9, 9), 64))
+            .verdict,
+        Verdict::Forward(WAN)
+    ); // via GW2
+    h.advance_ns(54 * SEC);
+    assert!(h.tick().is_empty());
+    h.advance_ns(SEC);
+    let sent = h.tick();
+    assert_eq!(sent.len(), 1, "one unicast refresh, for the entry in use");
+    let e = EthernetFrame::new_checked(&sent[0].1[..]).unwrap();
+    assert_eq!(
+        (sent[0].0, e.dst_addr(), e.ethertype()),
+        (WAN, GW2, EtherType::Arp)
+    );
+    let a = ArpRepr::parse(&ArpPacket::new_checked(e.payload()).unwrap()).unwrap();
+    assert_eq!(
+        (a.operation, a.target_protocol_addr),
+        (ArpOperation::Request, GW2_IP)
+    );
+    assert!(h.tick().is_empty(), "only once");
+    h.advance_ns(4 * SEC);
+    h.tick();
+    assert_eq!(h.counter("arp_cache_entries"), Some(2));
+    h.advance_ns(SEC);
+    h.tick();
+    assert_eq!(
+        h.counter("arp_cache_entries"),
+        Some(0),
+        "no answer: both expire"
+    );
+    // Learned again; expiry counts from the last confirmation.
     resolve_gateways(&mut h);
     assert_eq!(h.counter("arp_cache_entries"), Some(2));
     h.advance_ns(59 * SEC);
