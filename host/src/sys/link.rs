@@ -72,7 +72,7 @@ pub enum LinkError {
     Lookup {
         ns: String,
         ifname: String,
-        source: rtnetlink::Error,
+        source: Box<rtnetlink::Error>,
     },
     /// RTM_NEWLINK for the veth pair failed.
     #[error("couldn't create veth pair {ns_a}/{name_a} <-> {ns_b}/{name_b}: {source}")]
@@ -81,14 +81,14 @@ pub enum LinkError {
         name_a: String,
         ns_b: String,
         name_b: String,
-        source: rtnetlink::Error,
+        source: Box<rtnetlink::Error>,
     },
     /// Setting IFF_UP failed.
     #[error("couldn't bring {ifname} up in namespace {ns}: {source}")]
     SetUp {
         ns: String,
         ifname: String,
-        source: rtnetlink::Error,
+        source: Box<rtnetlink::Error>,
     },
     /// Setting the MTU failed.
     #[error("couldn't set MTU {mtu} on {ifname} in namespace {ns}: {source}")]
@@ -96,14 +96,14 @@ pub enum LinkError {
         ns: String,
         ifname: String,
         mtu: u32,
-        source: rtnetlink::Error,
+        source: Box<rtnetlink::Error>,
     },
     /// RTM_DELLINK failed.
     #[error("couldn't delete {ifname} in namespace {ns}: {source}")]
     Delete {
         ns: String,
         ifname: String,
-        source: rtnetlink::Error,
+        source: Box<rtnetlink::Error>,
     },
     /// RTM_NEWADDR failed.
     #[error("couldn't add address {addr}/{prefix_len} to {ifname} in namespace {ns}: {source}")]
@@ -112,7 +112,7 @@ pub enum LinkError {
         ifname: String,
         addr: Ipv4Addr,
         prefix_len: u8,
-        source: rtnetlink::Error,
+        source: Box<rtnetlink::Error>,
     },
     /// RTM_NEWROUTE failed.
     #[error("couldn't add route to {dst} via {via} in namespace {ns}: {source}")]
@@ -120,7 +120,7 @@ pub enum LinkError {
         ns: String,
         dst: String,
         via: Ipv4Addr,
-        source: rtnetlink::Error,
+        source: Box<rtnetlink::Error>,
     },
     /// Couldn't open /dev/net/tun.
     #[error("couldn't open /dev/net/tun in namespace {ns}: {source}")]
@@ -291,7 +291,7 @@ pub fn create_veth(
                     name_a: name_a.to_owned(),
                     ns_b: ns_b.name().to_owned(),
                     name_b: name_b.to_owned(),
-                    source,
+                    source: Box::new(source),
                 },
             })
     })?;
@@ -423,7 +423,7 @@ pub fn delete_link(ns: &NetNs, name: &str) -> Result<()> {
             Err(source) => Err(LinkError::Delete {
                 ns: ns.name().to_owned(),
                 ifname: name.to_owned(),
-                source,
+                source: Box::new(source),
             }),
         }
     })
@@ -442,7 +442,7 @@ pub fn set_up(ns: &NetNs, name: &str) -> Result<()> {
             .map_err(|source| LinkError::SetUp {
                 ns: ns.name().to_owned(),
                 ifname: name.to_owned(),
-                source,
+                source: Box::new(source),
             })
     })
 }
@@ -461,7 +461,7 @@ pub fn set_mtu(ns: &NetNs, name: &str, mtu: u32) -> Result<()> {
                 ns: ns.name().to_owned(),
                 ifname: name.to_owned(),
                 mtu,
-                source,
+                source: Box::new(source),
             })
     })
 }
@@ -482,7 +482,7 @@ pub fn add_address(ns: &NetNs, ifname: &str, addr: Ipv4Addr, prefix_len: u8) -> 
                 ifname: ifname.to_owned(),
                 addr,
                 prefix_len,
-                source,
+                source: Box::new(source),
             })
     })
 }
@@ -510,7 +510,7 @@ pub fn add_route(ns: &NetNs, dst: Option<(Ipv4Addr, u8)>, via: Ipv4Addr) -> Resu
                     None => "default".to_owned(),
                 },
                 via,
-                source,
+                source: Box::new(source),
             })
     })
 }
@@ -615,7 +615,7 @@ async fn link_message(handle: &Handle, ns: &NetNs, name: &str) -> Result<LinkMes
         Err(source) => Err(LinkError::Lookup {
             ns: ns.name().to_owned(),
             ifname: name.to_owned(),
-            source,
+            source: Box::new(source),
         }),
     }
 }
@@ -723,11 +723,14 @@ impl LinkCall {
     }
 }
 
+/// `(namespace, interface)`.
+type LinkKey = (String, String);
+
 #[derive(Debug, Default)]
 struct FakeState {
     calls: Vec<LinkCall>,
     /// (namespace, interface) -> (index, veth peer)
-    links: BTreeMap<(String, String), (u32, Option<(String, String)>)>,
+    links: BTreeMap<LinkKey, (u32, Option<LinkKey>)>,
     next_index: u32,
     fail_on: Option<&'static str>,
     stats: BTreeMap<(String, String), LinkStats>,

@@ -111,7 +111,7 @@ impl NetNs {
             .read(true)
             .write(true)
             .create_new(true)
-            .mode(0)
+            .mode(0o000)
             .open(&path)
             .map_err(|source| {
                 if source.kind() == io::ErrorKind::AlreadyExists {

@@ -201,7 +201,7 @@ fn veth_between_namespaces_carries_a_ping() {
         after_a.rx_packets > before_a.rx_packets,
         "{before_a:?} -> {after_a:?}"
     );
-    assert!(after_b.rx_packets >= before_b.rx_packets + 1);
+    assert!(after_b.rx_packets > before_b.rx_packets);
     assert!(
         after_b.rx_bytes >= before_b.rx_bytes + 98,
         "one ICMP echo of 98 bytes at least"
