@@ -14,7 +14,7 @@ use super::packet_socket::PacketSocketPort;
 use super::port::Port;
 use super::stats::{StatsLayout, StatsSegment};
 use super::tap::TapPort;
-use crate::engine::{BatchOutcome, Engine, InstanceLimits, LoadedModule, VnfInstance};
+use crate::engine::{BatchOutcome, CallFailure, Engine, InstanceLimits, LoadedModule, VnfInstance};
 use crate::logging::host_log;
 
 /// How a port reaches the wire.
@@ -106,7 +106,8 @@ pub fn run(spec: WorkerSpec) -> anyhow::Result<()> {
             match result {
                 Ok(()) => transmit(&mut ports, &instance, &batch, &stats),
                 Err(failure) => {
-                    count_drops(&stats, DropReason::Trap, batch.frames.len());
+                    let reason = if failure == CallFailure::Timeout { DropReason::Timeout } else { DropReason::Trap };
+                    count_drops(&stats, reason, batch.frames.len());
                     stats.trap(failure.label());
                     host_log(&who, LogLevel::Error, &format!("{failure}; {} frames dropped; restarting the module instance", batch.frames.len()));
                     instance = instantiate(&engine, &module, &spec, &limits, &stats)?;

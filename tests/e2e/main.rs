@@ -1,0 +1,12 @@
+//! End-to-end tests: real chains in real namespaces, real `ping`, `iperf3`
+//! and `tcpdump`, and nfvhost's own `/metrics`.
+//!
+//! Tests that need root print a notice and pass vacuously without it; CI
+//! runs as root. Deploying tests take a lock, so chains never overlap.
+
+mod support;
+
+mod basic;
+mod cli;
+mod engine;
+mod faulty;

@@ -1,0 +1,219 @@
+//! Shared helpers: the binary, building the VNFs, a deployed-chain guard
+//! that always destroys, and reading `/metrics`.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_owned()
+}
+
+/// The nfvhost binary cargo built for these tests.
+pub fn nfvhost() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nfvhost"));
+    cmd.current_dir(root());
+    cmd
+}
+
+/// Builds the wasm VNFs once per test run (`cargo vnfs`).
+pub fn vnfs_built() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "--profile", "wasm", "--target", "wasm32-unknown-unknown", "-p", "vnf-router", "-p", "vnf-faulty"])
+                .current_dir(root())
+                .status()
+                .expect("running cargo to build the VNFs");
+            assert!(status.success(), "building the VNFs failed");
+            root().join("target/wasm32-unknown-unknown/wasm")
+        })
+        .clone()
+}
+
+/// Whether we can create namespaces; prints why a test is skipped if not.
+pub fn have_root(test: &str) -> bool {
+    // SAFETY-free: geteuid has no preconditions.
+    let root = nix::unistd::geteuid().is_root();
+    if !root {
+        eprintln!("skipping {test}: needs root (CI runs it as root)");
+    }
+    root
+}
+
+fn deploy_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs a command and returns its output, panicking with both streams on
+/// failure.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A deployed chain; destroyed on drop, pass or fail.
+pub struct Chain {
+    pub name: String,
+    pub metrics: String,
+    _lock: MutexGuard<'static, ()>,
+}
+
+impl Chain {
+    /// Deploys `file` (relative to the workspace root).
+    pub fn deploy(file: &str, name: &str, metrics: &str) -> Chain {
+        vnfs_built();
+        let lock = deploy_lock();
+        // A leftover from an earlier, killed run must not fail this one.
+        let _ = nfvhost().args(["destroy", "--chain", name]).output();
+        let chain = Chain { name: name.into(), metrics: metrics.into(), _lock: lock };
+        run_ok(nfvhost().args(["deploy", file]));
+        chain
+    }
+
+    /// Runs a command in a node's namespace through `nfvhost exec`.
+    pub fn exec(&self, node: &str, args: &[&str]) -> Output {
+        nfvhost().args(["exec", "--chain", &self.name, node, "--"]).args(args).output().expect("running nfvhost exec")
+    }
+
+    /// Like [`Chain::exec`], panicking on failure.
+    pub fn exec_ok(&self, node: &str, args: &[&str]) -> String {
+        String::from_utf8_lossy(&run_ok(nfvhost().args(["exec", "--chain", &self.name, node, "--"]).args(args)).stdout).into_owned()
+    }
+
+    /// A command that runs in a node's namespace, for spawning.
+    pub fn command(&self, node: &str, args: &[&str]) -> Command {
+        let mut cmd = nfvhost();
+        cmd.args(["exec", "--chain", &self.name, node, "--"]).args(args);
+        cmd
+    }
+
+    /// Scrapes `/metrics` and parses it.
+    pub fn metrics(&self) -> Metrics {
+        Metrics::parse(&scrape(&self.metrics))
+    }
+}
+
+impl Drop for Chain {
+    fn drop(&mut self) {
+        let out = nfvhost().args(["destroy", "--chain", &self.name]).output();
+        if let Ok(out) = out {
+            if !out.status.success() {
+                eprintln!("destroy of {} failed: {}", self.name, String::from_utf8_lossy(&out.stderr));
+            }
+        }
+    }
+}
+
+/// GET /metrics from `addr`, as text.
+pub fn scrape(addr: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(stream, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_string()
+}
+
+/// Parsed samples: `name{labels}` → value.
+pub struct Metrics(pub BTreeMap<String, f64>);
+
+impl Metrics {
+    pub fn parse(text: &str) -> Metrics {
+        let mut map = BTreeMap::new();
+        for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+            let (series, value) = line.rsplit_once(' ').expect("sample line");
+            map.insert(series.to_string(), value.parse().unwrap_or(f64::NAN));
+        }
+        Metrics(map)
+    }
+
+    /// The value of a sample whose series name and labels match all of
+    /// `labels` (a subset match); panics if none or several match.
+    pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let hits: Vec<(&String, &f64)> = self
+            .0
+            .iter()
+            .filter(|(k, _)| {
+                k.split('{').next() == Some(name) && labels.iter().all(|(l, v)| k.contains(&format!("{l}=\"{v}\"")))
+            })
+            .collect();
+        assert_eq!(hits.len(), 1, "expected one sample of {name}{labels:?}, found {hits:?}");
+        *hits[0].1
+    }
+
+    /// Sum over every sample of `name` matching `labels`.
+    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.0
+            .iter()
+            .filter(|(k, _)| {
+                k.split('{').next() == Some(name) && labels.iter().all(|(l, v)| k.contains(&format!("{l}=\"{v}\"")))
+            })
+            .map(|(_, v)| v)
+            .sum()
+    }
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// Namespaces whose names start with `prefix`.
+pub fn namespaces_with_prefix(prefix: &str) -> Vec<String> {
+    let out = Command::new("ip").args(["netns", "list"]).output().expect("ip netns list");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with(prefix))
+        .map(String::from)
+        .collect()
+}
+
+/// cgroup directories nfvhost made for `chain`, on v1 or v2.
+pub fn cgroup_dirs(chain: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for base in ["/sys/fs/cgroup", "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/cpu,cpuacct"] {
+        let dir = Path::new(base).join("nfvhost").join(chain);
+        if dir.exists() {
+            found.push(dir);
+        }
+    }
+    found
+}
+
+/// Pids of processes whose command line mentions `needle`.
+pub fn processes_matching(needle: &str) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(needle) && pid != std::process::id() as i32 {
+            pids.push(pid);
+        }
+    }
+    pids
+}
