@@ -19,6 +19,21 @@ pub const DEFAULT_BATCH: usize = 64;
 /// Timer period for modules.
 pub const TICK_MS: u64 = 100;
 
+/// A VNF's ports are driven by its module, not by the kernel stack of its
+/// namespace: switch IPv6 off there (before any link exists, so `default`
+/// covers them) so the kernel sends no router solicitations or MLD reports
+/// of its own on the VNF's links.
+fn silence_kernel_stack(ns: &NetNs) -> anyhow::Result<()> {
+    ns.run(|| -> std::io::Result<()> {
+        // /proc/sys/net resolves to the namespace of the calling thread.
+        for conf in ["all", "default"] {
+            std::fs::write(format!("/proc/sys/net/ipv6/conf/{conf}/disable_ipv6"), "1")?;
+        }
+        Ok(())
+    })??;
+    Ok(())
+}
+
 /// Creates everything for `chain`, recording it in `state` (saved after
 /// every step). On error, what was created so far is in `state`.
 pub fn build(
@@ -31,9 +46,12 @@ pub fn build(
     progress("creating namespaces");
     for node in chain.hosts.iter().map(|h| &h.name).chain(chain.vnfs.iter().map(|v| &v.name)) {
         let ns = netns_name(name, node);
-        NetNs::create(&ns).with_context(|| format!("creating namespace {ns}"))?;
-        state.namespaces.push(ns);
+        let created = NetNs::create(&ns).with_context(|| format!("creating namespace {ns}"))?;
+        state.namespaces.push(ns.clone());
         state.save()?;
+        if chain.vnf(node).is_some() {
+            silence_kernel_stack(&created).with_context(|| format!("switching IPv6 off in {ns}"))?;
+        }
     }
     let ns = |node: &str| NetNs::open(&netns_name(name, node)).with_context(|| format!("opening namespace of {node}"));
 
