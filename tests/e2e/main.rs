@@ -4,9 +4,13 @@
 //! Tests that need root print a notice and pass vacuously without it; CI
 //! runs as root. Deploying tests take a lock, so chains never overlap.
 
+mod frames;
 mod support;
 
 mod basic;
 mod cli;
 mod engine;
 mod faulty;
+mod vnf_dhcp;
+mod vnf_firewall;
+mod vnf_nat;

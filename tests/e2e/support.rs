@@ -25,8 +25,9 @@ pub fn vnfs_built() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
+            // `cargo vnfs` is the alias in .cargo/config.toml.
             let status = Command::new(env!("CARGO"))
-                .args(["build", "--profile", "wasm", "--target", "wasm32-unknown-unknown", "-p", "vnf-router", "-p", "vnf-faulty"])
+                .arg("vnfs")
                 .current_dir(root())
                 .status()
                 .expect("running cargo to build the VNFs");

@@ -1,0 +1,1 @@
+//! The compiled dhcp module through the host engine (see vnfs/dhcp).

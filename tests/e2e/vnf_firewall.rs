@@ -1,0 +1,1 @@
+//! The compiled firewall module through the host engine (see vnfs/firewall).

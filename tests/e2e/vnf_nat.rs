@@ -1,0 +1,1 @@
+//! The compiled nat module through the host engine (see vnfs/nat).
