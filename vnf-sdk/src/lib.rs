@@ -37,6 +37,7 @@ mod context;
 mod counter;
 mod frame;
 mod hostcalls;
+pub mod neighbor;
 #[doc(hidden)]
 pub mod runtime;
 #[cfg(not(target_arch = "wasm32"))]

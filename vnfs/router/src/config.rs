@@ -66,6 +66,17 @@ pub struct Iface {
     pub mtu: u16,
 }
 
+impl Iface {
+    /// The port's address as the neighbour table sees it.
+    pub fn link(&self) -> vnf_sdk::neighbor::LinkAddr {
+        vnf_sdk::neighbor::LinkAddr {
+            mac: self.mac,
+            addr: self.addr,
+            prefix_len: self.subnet.len,
+        }
+    }
+}
+
 /// A validated configuration.
 #[derive(Debug)]
 pub struct Settings {

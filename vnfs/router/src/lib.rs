@@ -1,23 +1,21 @@
 //! The router VNF: static IPv4 routing between its ports, with ARP, ICMP
 //! echo, and the ICMP errors a router owes (RFC 1812). See README.md.
 
-mod arp;
 mod config;
 mod icmp;
 mod routes;
 
-use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 
+use vnf_sdk::neighbor::{self, Neighbors, Resolution};
 use vnf_sdk::prelude::*;
 use vnf_sdk::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, Icmpv4Packet,
-    Icmpv4Repr, IpProtocol, Ipv4Packet, WireError,
+    EtherType, EthernetAddress, EthernetFrame, Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Packet,
+    WireError,
 };
 
 pub use config::{Config, RouteConfig};
 
-use arp::{Enqueued, Neighbors, Queued};
 use config::Iface;
 use icmp::{IcmpError, Origin};
 use routes::RouteTable;
@@ -25,9 +23,6 @@ use routes::RouteTable;
 const ETH_HEADER: usize = EthernetFrame::<&[u8]>::HEADER_LEN;
 /// ICMP errors allowed in a burst, and refilled per second (RFC 1812 4.3.2.8).
 const ICMP_ERROR_BURST: u32 = 100;
-/// A cache entry in use is re-confirmed with a unicast ARP request this
-/// long before it expires (at most half the lifetime).
-const REFRESH_WINDOW_NS: u64 = 5_000_000_000;
 
 struct Counters {
     forwarded: Counter,
@@ -172,16 +167,15 @@ impl Vnf for Router {
 
     fn tick(&mut self, ctx: &mut Context) {
         let now = ctx.now_ns();
-        let (_, failed) = self.neighbors.expire(now);
-        self.counters.arp_failed.add(failed.len() as u64);
-        for q in &failed {
+        let due = self.neighbors.maintain(now, self.arp_timeout_ns);
+        self.counters.arp_failed.add(due.failed.len() as u64);
+        for q in &due.failed {
             self.send_error(ctx, q.in_port, IcmpError::HostUnreachable, &q.bytes);
         }
-        for (port, hop) in self.neighbors.due_requests(now) {
+        for (port, hop) in due.requests {
             self.send_arp_request(ctx, port, hop, None);
         }
-        let window = (self.arp_timeout_ns / 2).min(REFRESH_WINDOW_NS);
-        for ((port, hop), mac) in self.neighbors.due_refresh(now, window) {
+        for ((port, hop), mac) in due.refreshes {
             self.send_arp_request(ctx, port, hop, Some(mac));
         }
         self.update_gauges();
@@ -210,65 +204,31 @@ impl Router {
         iface: Iface,
         data: &[u8],
     ) -> Verdict {
-        let packet = match ArpPacket::new_checked(&data[ETH_HEADER..]) {
-            Ok(p) => p,
-            Err(WireError::Unsupported { .. }) => return Verdict::Drop(DropReason::Unsupported),
-            Err(_) => return Verdict::Drop(DropReason::Malformed),
-        };
-        let Ok(repr) = ArpRepr::parse(&packet) else {
-            return Verdict::Drop(DropReason::Malformed);
-        };
-        let sender = repr.source_protocol_addr;
-        let sender_mac = repr.source_hardware_addr;
-        let for_us = repr.target_protocol_addr == iface.addr;
-        let key = (in_port, sender);
-        // Learn only plausible neighbours on this port's subnet.
-        let plausible = iface.subnet.contains(sender)
-            && sender != iface.addr
-            && sender != iface.subnet.network()
-            && sender != iface.subnet.broadcast()
-            && sender_mac.is_unicast()
-            && sender_mac != EthernetAddress([0; 6]);
-        let mut learned = false;
-        // RFC 826: update an existing entry from any ARP; add one only when addressed to us.
-        if plausible && (for_us || self.neighbors.contains(key)) {
-            let expires = ctx.now_ns().saturating_add(self.arp_timeout_ns);
-            let released = self.neighbors.learn(key, sender_mac, expires);
-            self.release(ctx, in_port, sender_mac, released);
-            learned = true;
+        let expires = ctx.now_ns().saturating_add(self.arp_timeout_ns);
+        let handled =
+            self.neighbors
+                .handle_arp(in_port, &iface.link(), &data[ETH_HEADER..], expires);
+        if !handled.released.is_empty() {
+            let (sent, error) = neighbor::emit_released(
+                ctx,
+                in_port,
+                handled.sender_mac,
+                iface.mac,
+                handled.released,
+            );
+            self.counters.forwarded.add(sent as u64);
+            if let Some(e) = error {
+                log_warn!("queued packet not sent: {e}");
+            }
         }
-        if for_us && repr.operation == ArpOperation::Request {
-            let reply = arp::arp_frame(sender_mac, iface.mac, &repr.reply(iface.mac));
+        if let Some(reply) = handled.reply {
             match ctx.emit(in_port, &reply) {
                 Ok(()) => self.counters.arp_replies_sent.inc(),
-                Err(e) => log_warn!("ARP reply to {sender} not sent: {e}"),
+                Err(e) => log_warn!("ARP reply on port {in_port} not sent: {e}"),
             }
         }
         self.update_gauges();
-        if for_us || learned {
-            Verdict::Consume
-        } else {
-            Verdict::Drop(DropReason::NotForUs)
-        }
-    }
-
-    /// Sends frames that were waiting for `mac` out of `port`.
-    fn release(
-        &mut self,
-        ctx: &mut Context,
-        port: u16,
-        mac: EthernetAddress,
-        frames: VecDeque<Queued>,
-    ) {
-        let our_mac = self.ifaces[usize::from(port)].mac;
-        for mut q in frames {
-            q.bytes[0..6].copy_from_slice(&mac.0);
-            q.bytes[6..12].copy_from_slice(&our_mac.0);
-            match ctx.emit(port, &q.bytes) {
-                Ok(()) => self.counters.forwarded.inc(),
-                Err(e) => log_warn!("queued packet not sent: {e}"),
-            }
-        }
+        handled.verdict
     }
 
     fn send_arp_request(
@@ -278,9 +238,8 @@ impl Router {
         target: Ipv4Addr,
         to: Option<EthernetAddress>,
     ) {
-        let iface = self.ifaces[usize::from(port)];
-        let request = arp::request(iface.mac, iface.addr, target, to);
-        match ctx.emit(port, &request) {
+        let link = self.ifaces[usize::from(port)].link();
+        match neighbor::send_request(ctx, port, &link, target, to) {
             Ok(()) => self.counters.arp_requests_sent.inc(),
             Err(e) => log_warn!("ARP request for {target} not sent: {e}"),
         }
@@ -341,21 +300,23 @@ impl Router {
         }
 
         Ipv4Packet::new_unchecked(&mut frame.data_mut()[ETH_HEADER..]).decrement_ttl_incremental();
-        let key = (port, hop);
-        if let Some(mac) = self.neighbors.lookup(key) {
-            let d = frame.data_mut();
-            d[0..6].copy_from_slice(&mac.0);
-            d[6..12].copy_from_slice(&egress.mac.0);
-            self.counters.forwarded.inc();
-            return Verdict::Forward(port);
-        }
         let now = ctx.now_ns();
-        let verdict = match self.neighbors.enqueue(key, now, in_port, frame.data()) {
-            Enqueued::Full => {
+        let verdict = match self
+            .neighbors
+            .resolve((port, hop), now, in_port, frame.data())
+        {
+            Resolution::Known(mac) => {
+                let d = frame.data_mut();
+                d[0..6].copy_from_slice(&mac.0);
+                d[6..12].copy_from_slice(&egress.mac.0);
+                self.counters.forwarded.inc();
+                return Verdict::Forward(port);
+            }
+            Resolution::Full => {
                 self.counters.arp_queue_drops.inc();
                 Verdict::Drop(DropReason::NoNeighbor)
             }
-            Enqueued::Queued { request } => {
+            Resolution::Queued { request } => {
                 if request {
                     self.send_arp_request(ctx, port, hop, None);
                 }

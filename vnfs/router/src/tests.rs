@@ -776,7 +776,7 @@ fn arp_failure_and_expiry() {
 fn pending_queue_is_bounded() {
     let mut h = router();
     let frame = from_host(Ipv4Addr::new(10, 0, 2, 99), 64);
-    for _ in 0..arp::MAX_PENDING_PER_HOP {
+    for _ in 0..neighbor::MAX_PENDING_PER_HOP {
         assert_eq!(h.process(LAN, &frame).verdict, Verdict::Consume);
     }
     let out: Output = h.process(LAN, &frame);
@@ -784,7 +784,7 @@ fn pending_queue_is_bounded() {
     assert_eq!(h.counter("arp_queue_drops"), Some(1));
     assert_eq!(
         h.counter("arp_pending_frames"),
-        Some(arp::MAX_PENDING_PER_HOP as u64)
+        Some(neighbor::MAX_PENDING_PER_HOP as u64)
     );
     assert_eq!(h.counter("arp_requests_sent"), Some(1));
 }

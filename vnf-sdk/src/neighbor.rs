@@ -1,0 +1,635 @@
+//! IPv4 neighbour resolution (ARP) for VNFs that route: an ARP cache with
+//! expiry and refresh, a bounded queue of frames per unresolved next hop,
+//! request rate limiting, and the ARP protocol handling around them.
+//!
+//! A VNF keeps one [`Neighbors`] and describes its address on each port
+//! with a [`LinkAddr`]. Then:
+//!
+//! - for an ARP frame received on a port, [`Neighbors::handle_arp`] learns
+//!   the sender (RFC 826 rules), returns the reply to send and the frames
+//!   that were waiting for the sender; send them with [`emit_released`];
+//! - to forward, [`Neighbors::resolve`] either gives the next hop's MAC (no
+//!   allocation) or queues a copy of the frame and says whether to send an
+//!   ARP request now ([`send_request`]);
+//! - from [`crate::Vnf::tick`], [`Neighbors::maintain`] expires entries and
+//!   queued frames and says which requests and refreshes are due.
+//!
+//! ```ignore
+//! match self.neighbors.resolve((port, hop), now, in_port, frame.data()) {
+//!     Resolution::Known(mac) => { /* rewrite MACs, Verdict::Forward(port) */ }
+//!     Resolution::Queued { request } => { if request { send_request(ctx, port, &link, hop, None); } Verdict::Consume }
+//!     Resolution::Full => Verdict::Drop(DropReason::NoNeighbor),
+//! }
+//! ```
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec;
+use alloc::vec::Vec;
+use core::net::Ipv4Addr;
+
+use crate::wire::{
+    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
+    WireError,
+};
+use crate::{Context, DropReason, EmitError, Verdict};
+
+/// Frames queued per unresolved next hop.
+pub const MAX_PENDING_PER_HOP: usize = 16;
+/// Frames queued in total.
+pub const MAX_PENDING_TOTAL: usize = 256;
+/// Cache entries kept; the entry closest to expiry makes room for a new one.
+pub const MAX_CACHE_ENTRIES: usize = 1024;
+/// How long a queued frame waits for its ARP reply.
+pub const PENDING_MAX_AGE_NS: u64 = 3_000_000_000;
+/// At most one ARP request per next hop in this interval.
+pub const REQUEST_INTERVAL_NS: u64 = 1_000_000_000;
+/// A cache entry in use is re-confirmed with a unicast ARP request this long
+/// before it expires (capped at half the lifetime by [`refresh_window`]).
+pub const REFRESH_WINDOW_NS: u64 = 5_000_000_000;
+
+/// A neighbour is keyed by the port it lives on and its address.
+pub type Key = (u16, Ipv4Addr);
+
+/// The refresh window for a cache lifetime: [`REFRESH_WINDOW_NS`], at most
+/// half the lifetime.
+pub fn refresh_window(lifetime_ns: u64) -> u64 {
+    (lifetime_ns / 2).min(REFRESH_WINDOW_NS)
+}
+
+/// The VNF's own address on one link (port).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkAddr {
+    /// Our MAC on the port.
+    pub mac: EthernetAddress,
+    /// Our IPv4 address on the port.
+    pub addr: Ipv4Addr,
+    /// Prefix length of the connected subnet (0 to 32).
+    pub prefix_len: u8,
+}
+
+impl LinkAddr {
+    fn mask(&self) -> u32 {
+        match self.prefix_len {
+            0 => 0,
+            n => u32::MAX << (32 - u32::from(n.min(32))),
+        }
+    }
+
+    /// Whether `ip` is inside the connected subnet.
+    pub fn on_link(&self, ip: Ipv4Addr) -> bool {
+        (u32::from(ip) ^ u32::from(self.addr)) & self.mask() == 0
+    }
+
+    /// The network address of the connected subnet.
+    pub fn network(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.addr) & self.mask())
+    }
+
+    /// The directed broadcast address of the connected subnet.
+    pub fn broadcast(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.addr) | !self.mask())
+    }
+
+    /// Whether `ip`/`mac` could be a neighbour on this link: a unicast host
+    /// address of the subnet other than ours, with a unicast, non-zero MAC.
+    pub fn plausible_neighbor(&self, ip: Ipv4Addr, mac: EthernetAddress) -> bool {
+        self.on_link(ip)
+            && ip != self.addr
+            && (self.prefix_len >= 31 || (ip != self.network() && ip != self.broadcast()))
+            && mac.is_unicast()
+            && mac != EthernetAddress([0; 6])
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    mac: EthernetAddress,
+    expires_ns: u64,
+    /// Forwarded through since it was learned.
+    used: bool,
+    /// A unicast refresh request went out for this entry.
+    refresh_sent: bool,
+}
+
+/// A frame waiting for its next hop's MAC.
+#[derive(Debug)]
+pub struct Queued {
+    /// When it was queued.
+    pub queued_ns: u64,
+    /// The port it arrived on (for an ICMP error if resolution fails).
+    pub in_port: u16,
+    /// The whole Ethernet frame.
+    pub bytes: Vec<u8>,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    frames: VecDeque<Queued>,
+    last_request_ns: Option<u64>,
+}
+
+/// What became of a frame handed to [`Neighbors::enqueue`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Enqueued {
+    /// Queued; send an ARP request if `request` is set.
+    Queued {
+        /// Whether an ARP request is due for this next hop.
+        request: bool,
+    },
+    /// The per-hop or total bound was reached; the frame was not queued.
+    Full,
+}
+
+/// The answer of [`Neighbors::resolve`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resolution {
+    /// The next hop's MAC is cached: send the frame now.
+    Known(EthernetAddress),
+    /// A copy of the frame was queued; send an ARP request if `request`.
+    Queued {
+        /// Whether an ARP request is due for this next hop.
+        request: bool,
+    },
+    /// The queue is full; drop the frame ([`DropReason::NoNeighbor`]).
+    Full,
+}
+
+/// What [`Neighbors::handle_arp`] decided about one ARP frame.
+#[derive(Debug)]
+pub struct ArpHandled {
+    /// The verdict for the ARP frame.
+    pub verdict: Verdict,
+    /// An ARP reply to send back out of the port, if the request was for us.
+    pub reply: Option<Vec<u8>>,
+    /// Frames that were waiting for the sender, to send with
+    /// [`emit_released`] to `sender_mac`.
+    pub released: VecDeque<Queued>,
+    /// The sender's MAC.
+    pub sender_mac: EthernetAddress,
+}
+
+/// Work due from [`Neighbors::maintain`].
+#[derive(Debug, Default)]
+pub struct Maintenance {
+    /// Cache entries that expired.
+    pub expired: usize,
+    /// Queued frames given up on (waited [`PENDING_MAX_AGE_NS`]); a router
+    /// answers each with ICMP host unreachable.
+    pub failed: Vec<Queued>,
+    /// Next hops that still have frames waiting and are due a broadcast
+    /// request.
+    pub requests: Vec<Key>,
+    /// Entries in use that are about to expire: send each a unicast request.
+    pub refreshes: Vec<(Key, EthernetAddress)>,
+}
+
+/// ARP cache plus pending queue.
+#[derive(Debug, Default)]
+pub struct Neighbors {
+    cache: BTreeMap<Key, Entry>,
+    pending: BTreeMap<Key, Pending>,
+    pending_total: usize,
+}
+
+impl Neighbors {
+    /// The cached MAC of a neighbour, marking the entry as in use; no allocation.
+    pub fn lookup(&mut self, key: Key) -> Option<EthernetAddress> {
+        self.cache.get_mut(&key).map(|e| {
+            e.used = true;
+            e.mac
+        })
+    }
+
+    /// The MAC to send a frame to `key` with, or queues a copy of `frame`
+    /// (which arrived on `in_port`) until it is known. Allocates only when
+    /// queueing.
+    pub fn resolve(&mut self, key: Key, now_ns: u64, in_port: u16, frame: &[u8]) -> Resolution {
+        if let Some(mac) = self.lookup(key) {
+            return Resolution::Known(mac);
+        }
+        match self.enqueue(key, now_ns, in_port, frame) {
+            Enqueued::Queued { request } => Resolution::Queued { request },
+            Enqueued::Full => Resolution::Full,
+        }
+    }
+
+    /// Entries in use that expire within `window_ns` and have not been
+    /// refreshed yet: the caller sends each a unicast ARP request so that a
+    /// neighbour in use does not drop out of the cache (RFC 1122 2.3.2.1).
+    pub fn due_refresh(&mut self, now_ns: u64, window_ns: u64) -> Vec<(Key, EthernetAddress)> {
+        let mut due = Vec::new();
+        for (key, e) in self.cache.iter_mut() {
+            if e.used && !e.refresh_sent && e.expires_ns.saturating_sub(now_ns) <= window_ns {
+                e.refresh_sent = true;
+                due.push((*key, e.mac));
+            }
+        }
+        due
+    }
+
+    /// Whether the neighbour is in the cache.
+    pub fn contains(&self, key: Key) -> bool {
+        self.cache.contains_key(&key)
+    }
+
+    /// Records a mapping and hands back the frames that were waiting for it.
+    pub fn learn(&mut self, key: Key, mac: EthernetAddress, expires_ns: u64) -> VecDeque<Queued> {
+        if !self.cache.contains_key(&key) && self.cache.len() >= MAX_CACHE_ENTRIES {
+            if let Some(victim) = self
+                .cache
+                .iter()
+                .min_by_key(|(_, e)| e.expires_ns)
+                .map(|(k, _)| *k)
+            {
+                self.cache.remove(&victim);
+            }
+        }
+        self.cache.insert(
+            key,
+            Entry {
+                mac,
+                expires_ns,
+                used: false,
+                refresh_sent: false,
+            },
+        );
+        match self.pending.remove(&key) {
+            Some(p) => {
+                self.pending_total -= p.frames.len();
+                p.frames
+            }
+            None => VecDeque::new(),
+        }
+    }
+
+    /// Queues a copy of `bytes` for `key`.
+    pub fn enqueue(&mut self, key: Key, now_ns: u64, in_port: u16, bytes: &[u8]) -> Enqueued {
+        let pending = self.pending.entry(key).or_default();
+        if pending.frames.len() >= MAX_PENDING_PER_HOP || self.pending_total >= MAX_PENDING_TOTAL {
+            if pending.frames.is_empty() {
+                self.pending.remove(&key);
+            }
+            return Enqueued::Full;
+        }
+        pending.frames.push_back(Queued {
+            queued_ns: now_ns,
+            in_port,
+            bytes: bytes.to_vec(),
+        });
+        self.pending_total += 1;
+        let request = match pending.last_request_ns {
+            Some(last) => now_ns.saturating_sub(last) >= REQUEST_INTERVAL_NS,
+            None => true,
+        };
+        if request {
+            pending.last_request_ns = Some(now_ns);
+        }
+        Enqueued::Queued { request }
+    }
+
+    /// Removes cache entries that have expired and queued frames older than
+    /// [`PENDING_MAX_AGE_NS`]; returns the number of expired cache entries
+    /// and the frames given up on.
+    pub fn expire(&mut self, now_ns: u64) -> (usize, Vec<Queued>) {
+        let before = self.cache.len();
+        self.cache.retain(|_, e| e.expires_ns > now_ns);
+        let expired = before - self.cache.len();
+        let mut failed = Vec::new();
+        self.pending.retain(|_, p| {
+            while p
+                .frames
+                .front()
+                .is_some_and(|f| now_ns.saturating_sub(f.queued_ns) >= PENDING_MAX_AGE_NS)
+            {
+                failed.extend(p.frames.pop_front());
+            }
+            !p.frames.is_empty()
+        });
+        self.pending_total -= failed.len();
+        (expired, failed)
+    }
+
+    /// Next hops still waiting whose last request is at least
+    /// [`REQUEST_INTERVAL_NS`] old; marks them as requested now.
+    pub fn due_requests(&mut self, now_ns: u64) -> Vec<Key> {
+        let mut due = Vec::new();
+        for (key, p) in self.pending.iter_mut() {
+            if p.last_request_ns
+                .is_none_or(|last| now_ns.saturating_sub(last) >= REQUEST_INTERVAL_NS)
+            {
+                p.last_request_ns = Some(now_ns);
+                due.push(*key);
+            }
+        }
+        due
+    }
+
+    /// The timer's work, in order: [`Neighbors::expire`],
+    /// [`Neighbors::due_requests`], then [`Neighbors::due_refresh`] for
+    /// entries of a cache whose lifetime is `lifetime_ns`.
+    pub fn maintain(&mut self, now_ns: u64, lifetime_ns: u64) -> Maintenance {
+        let (expired, failed) = self.expire(now_ns);
+        let requests = self.due_requests(now_ns);
+        let refreshes = self.due_refresh(now_ns, refresh_window(lifetime_ns));
+        Maintenance {
+            expired,
+            failed,
+            requests,
+            refreshes,
+        }
+    }
+
+    /// Handles an ARP message (`arp`: the Ethernet payload) received on
+    /// `port`, where we are `link`. The sender is learned (with lifetime
+    /// until `expires_ns`) when the message is addressed to us, or refreshed
+    /// when already cached (RFC 826), if it is a plausible neighbour on the
+    /// link. A request for our address gets a reply (no proxy ARP).
+    pub fn handle_arp(
+        &mut self,
+        port: u16,
+        link: &LinkAddr,
+        arp: &[u8],
+        expires_ns: u64,
+    ) -> ArpHandled {
+        let mut handled = ArpHandled {
+            verdict: Verdict::Drop(DropReason::NotForUs),
+            reply: None,
+            released: VecDeque::new(),
+            sender_mac: EthernetAddress([0; 6]),
+        };
+        let packet = match ArpPacket::new_checked(arp) {
+            Ok(p) => p,
+            Err(WireError::Unsupported { .. }) => {
+                handled.verdict = Verdict::Drop(DropReason::Unsupported);
+                return handled;
+            }
+            Err(_) => {
+                handled.verdict = Verdict::Drop(DropReason::Malformed);
+                return handled;
+            }
+        };
+        let Ok(repr) = ArpRepr::parse(&packet) else {
+            handled.verdict = Verdict::Drop(DropReason::Malformed);
+            return handled;
+        };
+        let sender = repr.source_protocol_addr;
+        let sender_mac = repr.source_hardware_addr;
+        handled.sender_mac = sender_mac;
+        let for_us = repr.target_protocol_addr == link.addr;
+        let key = (port, sender);
+        let mut learned = false;
+        if link.plausible_neighbor(sender, sender_mac) && (for_us || self.contains(key)) {
+            handled.released = self.learn(key, sender_mac, expires_ns);
+            learned = true;
+        }
+        if for_us && repr.operation == ArpOperation::Request {
+            handled.reply = Some(arp_frame(sender_mac, link.mac, &repr.reply(link.mac)));
+        }
+        if for_us || learned {
+            handled.verdict = Verdict::Consume;
+        }
+        handled
+    }
+
+    /// Cache entries.
+    pub fn cache_len(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Frames queued.
+    pub fn pending_len(&self) -> usize {
+        self.pending_total
+    }
+}
+
+/// An Ethernet frame carrying an ARP message.
+pub fn arp_frame(eth_dst: EthernetAddress, eth_src: EthernetAddress, repr: &ArpRepr) -> Vec<u8> {
+    let mut bytes = vec![0u8; EthernetFrame::<&[u8]>::buffer_len(repr.buffer_len())];
+    let mut eth = EthernetFrame::new_unchecked(&mut bytes[..]);
+    EthernetRepr {
+        src_addr: eth_src,
+        dst_addr: eth_dst,
+        ethertype: EtherType::Arp,
+    }
+    .emit(&mut eth);
+    repr.emit(&mut ArpPacket::new_unchecked(eth.payload_mut()));
+    bytes
+}
+
+/// A who-has request for `target` from `link`, broadcast unless `to` names
+/// its MAC (a unicast refresh).
+pub fn request(link: &LinkAddr, target: Ipv4Addr, to: Option<EthernetAddress>) -> Vec<u8> {
+    let repr = ArpRepr {
+        operation: ArpOperation::Request,
+        source_hardware_addr: link.mac,
+        source_protocol_addr: link.addr,
+        target_hardware_addr: EthernetAddress([0; 6]),
+        target_protocol_addr: target,
+    };
+    arp_frame(to.unwrap_or(EthernetAddress::BROADCAST), link.mac, &repr)
+}
+
+/// Sends [`request`] out of `port`.
+pub fn send_request(
+    ctx: &mut Context,
+    port: u16,
+    link: &LinkAddr,
+    target: Ipv4Addr,
+    to: Option<EthernetAddress>,
+) -> Result<(), EmitError> {
+    ctx.emit(port, &request(link, target, to))
+}
+
+/// Sends frames that were waiting for a neighbour out of `port`, with the
+/// Ethernet destination `dst_mac` and source `src_mac`. Returns how many
+/// were sent and the first error, if any.
+pub fn emit_released(
+    ctx: &mut Context,
+    port: u16,
+    dst_mac: EthernetAddress,
+    src_mac: EthernetAddress,
+    frames: VecDeque<Queued>,
+) -> (usize, Option<EmitError>) {
+    let mut sent = 0;
+    let mut error = None;
+    for mut q in frames {
+        if q.bytes.len() < EthernetFrame::<&[u8]>::HEADER_LEN {
+            continue;
+        }
+        q.bytes[0..6].copy_from_slice(&dst_mac.0);
+        q.bytes[6..12].copy_from_slice(&src_mac.0);
+        match ctx.emit(port, &q.bytes) {
+            Ok(()) => sent += 1,
+            Err(e) => {
+                error.get_or_insert(e);
+            }
+        }
+    }
+    (sent, error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const M: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 9]);
+    const US: LinkAddr = LinkAddr {
+        mac: EthernetAddress([2, 0, 0, 0, 0, 1]),
+        addr: Ipv4Addr::new(10, 0, 2, 1),
+        prefix_len: 24,
+    };
+
+    #[test]
+    fn queue_bounds_and_release() {
+        let mut n = Neighbors::default();
+        let key = (1, Ipv4Addr::new(10, 0, 2, 9));
+        assert_eq!(
+            n.enqueue(key, 0, 0, &[1]),
+            Enqueued::Queued { request: true }
+        );
+        assert_eq!(
+            n.resolve(key, 10, 0, &[2]),
+            Resolution::Queued { request: false }
+        );
+        for _ in 2..MAX_PENDING_PER_HOP {
+            assert!(matches!(
+                n.enqueue(key, 20, 0, &[3]),
+                Enqueued::Queued { .. }
+            ));
+        }
+        assert_eq!(n.enqueue(key, 30, 0, &[4]), Enqueued::Full);
+        assert_eq!(n.resolve(key, 30, 0, &[4]), Resolution::Full);
+        assert_eq!(n.pending_len(), MAX_PENDING_PER_HOP);
+        assert_eq!(n.enqueue(key, REQUEST_INTERVAL_NS, 0, &[]), Enqueued::Full);
+        let released = n.learn(key, M, 100);
+        assert_eq!(released.len(), MAX_PENDING_PER_HOP);
+        assert_eq!(released[0].bytes, [1]);
+        assert_eq!(n.pending_len(), 0);
+        assert_eq!(n.resolve(key, 40, 0, &[5]), Resolution::Known(M));
+        assert_eq!(n.expire(100).0, 1);
+        assert_eq!(n.lookup(key), None);
+    }
+
+    #[test]
+    fn total_bound() {
+        let mut n = Neighbors::default();
+        for i in 0..MAX_PENDING_TOTAL {
+            let key = (0, Ipv4Addr::from(i as u32));
+            assert!(matches!(n.enqueue(key, 0, 0, &[]), Enqueued::Queued { .. }));
+        }
+        assert_eq!(
+            n.enqueue((0, Ipv4Addr::new(1, 1, 1, 1)), 0, 0, &[]),
+            Enqueued::Full
+        );
+        assert_eq!(n.pending.len(), MAX_PENDING_TOTAL);
+        let (_, failed) = n.expire(PENDING_MAX_AGE_NS);
+        assert_eq!(failed.len(), MAX_PENDING_TOTAL);
+        assert_eq!(n.pending_len(), 0);
+    }
+
+    #[test]
+    fn maintenance_requests_refreshes_and_failures() {
+        let mut n = Neighbors::default();
+        let hop = (1, Ipv4Addr::new(10, 0, 2, 9));
+        assert_eq!(
+            n.resolve(hop, 0, 0, &[0; 14]),
+            Resolution::Queued { request: true }
+        );
+        let m = n.maintain(REQUEST_INTERVAL_NS / 2, 60 * REQUEST_INTERVAL_NS);
+        assert!(m.requests.is_empty() && m.failed.is_empty());
+        let m = n.maintain(REQUEST_INTERVAL_NS, 60 * REQUEST_INTERVAL_NS);
+        assert_eq!(m.requests, [hop]);
+        let m = n.maintain(PENDING_MAX_AGE_NS, 60 * REQUEST_INTERVAL_NS);
+        assert_eq!(m.failed.len(), 1);
+        assert_eq!(m.failed[0].in_port, 0);
+        // A used entry is refreshed once, within the window before expiry.
+        let gw = (1, Ipv4Addr::new(10, 0, 2, 254));
+        let life = 60 * REQUEST_INTERVAL_NS;
+        n.learn(gw, M, life);
+        assert_eq!(n.maintain(0, life).refreshes, []);
+        assert_eq!(n.lookup(gw), Some(M));
+        assert_eq!(
+            n.maintain(life - REFRESH_WINDOW_NS, life).refreshes,
+            [(gw, M)]
+        );
+        assert_eq!(n.maintain(life - 1, life).refreshes, []);
+        assert_eq!(n.maintain(life, life).expired, 1);
+        assert_eq!(
+            refresh_window(4 * REQUEST_INTERVAL_NS),
+            2 * REQUEST_INTERVAL_NS
+        );
+    }
+
+    fn arp_msg(op: ArpOperation, sha: EthernetAddress, spa: Ipv4Addr, tpa: Ipv4Addr) -> Vec<u8> {
+        let repr = ArpRepr {
+            operation: op,
+            source_hardware_addr: sha,
+            source_protocol_addr: spa,
+            target_hardware_addr: EthernetAddress([0; 6]),
+            target_protocol_addr: tpa,
+        };
+        let mut b = vec![0u8; repr.buffer_len()];
+        repr.emit(&mut ArpPacket::new_unchecked(&mut b[..]));
+        b
+    }
+
+    #[test]
+    fn arp_handling() {
+        let mut n = Neighbors::default();
+        let peer = Ipv4Addr::new(10, 0, 2, 9);
+        // Queued frame released when the peer asks for us.
+        n.enqueue((1, peer), 0, 0, &[0; 20]);
+        let h = n.handle_arp(
+            1,
+            &US,
+            &arp_msg(ArpOperation::Request, M, peer, US.addr),
+            99,
+        );
+        assert_eq!(h.verdict, Verdict::Consume);
+        assert_eq!(h.released.len(), 1);
+        assert_eq!(h.sender_mac, M);
+        let reply = h.reply.expect("a reply");
+        let eth = EthernetFrame::new_checked(&reply[..]).unwrap();
+        assert_eq!((eth.dst_addr(), eth.src_addr()), (M, US.mac));
+        let r = ArpRepr::parse(&ArpPacket::new_checked(eth.payload()).unwrap()).unwrap();
+        assert_eq!(r.operation, ArpOperation::Reply);
+        assert_eq!(
+            (r.source_protocol_addr, r.target_protocol_addr),
+            (US.addr, peer)
+        );
+        assert!(n.contains((1, peer)));
+        // For someone else, unknown sender: not learned, no reply.
+        let other = Ipv4Addr::new(10, 0, 2, 10);
+        let h = n.handle_arp(1, &US, &arp_msg(ArpOperation::Request, M, other, peer), 99);
+        assert_eq!(h.verdict, Verdict::Drop(DropReason::NotForUs));
+        assert!(h.reply.is_none() && !n.contains((1, other)));
+        // Off-link or broadcast senders are never learned.
+        for bad in [Ipv4Addr::new(10, 0, 3, 9), Ipv4Addr::new(10, 0, 2, 255)] {
+            let h = n.handle_arp(1, &US, &arp_msg(ArpOperation::Reply, M, bad, US.addr), 99);
+            assert!(!n.contains((1, bad)));
+            assert_eq!(h.verdict, Verdict::Consume, "addressed to us");
+        }
+        assert_eq!(
+            n.handle_arp(1, &US, &[0; 6], 99).verdict,
+            Verdict::Drop(DropReason::Malformed)
+        );
+        let q = request(&US, peer, None);
+        let eth = EthernetFrame::new_checked(&q[..]).unwrap();
+        assert_eq!(eth.dst_addr(), EthernetAddress::BROADCAST);
+    }
+
+    #[test]
+    fn link_addr() {
+        assert!(US.on_link(Ipv4Addr::new(10, 0, 2, 200)));
+        assert!(!US.on_link(Ipv4Addr::new(10, 0, 3, 1)));
+        assert_eq!(US.broadcast(), Ipv4Addr::new(10, 0, 2, 255));
+        assert_eq!(US.network(), Ipv4Addr::new(10, 0, 2, 0));
+        let p2p = LinkAddr {
+            prefix_len: 31,
+            addr: Ipv4Addr::new(10, 0, 0, 0),
+            ..US
+        };
+        assert!(p2p.plausible_neighbor(Ipv4Addr::new(10, 0, 0, 1), M));
+        assert!(!US.plausible_neighbor(Ipv4Addr::new(10, 0, 2, 9), EthernetAddress::BROADCAST));
+    }
+}
