@@ -11,6 +11,7 @@ mod basic;
 mod cli;
 mod engine;
 mod faulty;
+mod lifecycle;
 mod vnf_dhcp;
 mod vnf_firewall;
 mod vnf_nat;

@@ -47,7 +47,7 @@ pub fn have_root(test: &str) -> bool {
     root
 }
 
-fn deploy_lock() -> MutexGuard<'static, ()> {
+pub fn deploy_lock() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }

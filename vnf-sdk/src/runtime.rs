@@ -80,6 +80,10 @@ pub fn alloc(len: i32) -> i32 {
 }
 
 pub fn init<V: Vnf>(slot: &Slot<V>, ptr: i32, len: i32) -> i32 {
+    // A panic in the module traps; log its message first so the host's log
+    // says why, not only where.
+    #[cfg(target_arch = "wasm32")]
+    std::panic::set_hook(alloc::boxed::Box::new(|info| hostcalls::log(LogLevel::Error, &alloc::format!("{info}"))));
     if ptr <= 0 || len < 0 {
         return STATUS_BAD_ARGUMENT;
     }

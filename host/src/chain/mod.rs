@@ -19,6 +19,7 @@
 //!       #   addresses: [a/len, b/len]      several, or
 //!       #   dhcp: true                     run a DHCP client (no static address)
 //!       #   mtu: 1500                      68..=65535
+//!       #   mac: 02:00:00:00:01:50         fixed unicast MAC (for DHCP reservations)
 //!     gateway: 10.0.1.1        # optional default route; inside an interface subnet
 //!     routes:                  # optional; `via` inside an interface subnet
 //!       - { to: 10.9.0.0/16, via: 10.0.1.1 }

@@ -77,6 +77,9 @@ pub struct HostInterface {
     /// Take an address with a DHCP client.
     pub dhcp: bool,
     pub mtu: Option<u32>,
+    /// A fixed MAC address (for DHCP reservations); the kernel picks one
+    /// otherwise.
+    pub mac: Option<[u8; 6]>,
     /// The interface's key in `interfaces:`.
     pub span: Span,
 }

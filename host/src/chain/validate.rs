@@ -29,7 +29,7 @@ pub const MAX_CPU: f64 = 1024.0;
 
 const TOP_KEYS: &[&str] = &["name", "metrics", "hosts", "vnfs", "links", "chain"];
 const HOST_KEYS: &[&str] = &["interfaces", "gateway", "routes"];
-const IFACE_KEYS: &[&str] = &["address", "addresses", "dhcp", "mtu"];
+const IFACE_KEYS: &[&str] = &["address", "addresses", "dhcp", "mtu", "mac"];
 const ROUTE_KEYS: &[&str] = &["to", "via"];
 const VNF_KEYS: &[&str] = &["module", "ports", "resources", "config"];
 const RESOURCE_KEYS: &[&str] = &["cpu", "memory", "pids", "wasm_memory"];
@@ -793,6 +793,25 @@ fn host(cx: &mut Ctx, span: Span, name: String, node: &Node) -> HostSpec {
     host
 }
 
+/// Parses `aa:bb:cc:dd:ee:ff`, refusing multicast and all-zero addresses.
+pub fn parse_mac(text: &str) -> Result<[u8; 6], String> {
+    let parts: Vec<&str> = text.split(':').collect();
+    let mut mac = [0u8; 6];
+    if parts.len() != 6 {
+        return Err(format!("`{text}` is not a MAC address (six hex bytes separated by `:`)"));
+    }
+    for (byte, part) in mac.iter_mut().zip(&parts) {
+        *byte = u8::from_str_radix(part, 16)
+            .ok()
+            .filter(|_| part.len() == 2)
+            .ok_or_else(|| format!("`{text}` is not a MAC address (six hex bytes separated by `:`)"))?;
+    }
+    if mac[0] & 1 == 1 || mac == [0; 6] {
+        return Err(format!("`{text}` is a multicast or zero address"));
+    }
+    Ok(mac)
+}
+
 /// An interface and its static addresses with their spans.
 fn interface(
     cx: &mut Ctx,
@@ -807,6 +826,7 @@ fn interface(
         addresses: Vec::new(),
         dhcp: false,
         mtu: None,
+        mac: None,
         span,
     };
     let mut spans = Vec::new();
@@ -867,6 +887,13 @@ fn interface(
     }
     if let Some(m) = f.get("mtu") {
         iface.mtu = cx.mtu(m, "`mtu`");
+    }
+    if let Some(m) = f.get("mac") {
+        match m.as_str().map(parse_mac) {
+            Some(Ok(mac)) => iface.mac = Some(mac),
+            Some(Err(msg)) => cx.hint(m.span, format!("`mac` of {what}: {msg}"), "write a unicast MAC such as 02:00:00:00:01:50"),
+            None => cx.hint(m.span, format!("`mac` of {what} must be a string"), "write a unicast MAC such as 02:00:00:00:01:50"),
+        }
     }
     (iface, spans)
 }

@@ -84,6 +84,9 @@ pub fn build(
     for h in &chain.hosts {
         let hns = ns(&h.name)?;
         for iface in &h.interfaces {
+            if let Some(mac) = iface.mac {
+                link::set_mac(&hns, &iface.name, mac).with_context(|| format!("setting the MAC of {}:{}", h.name, iface.name))?;
+            }
             for a in &iface.addresses {
                 link::add_address(&hns, &iface.name, a.addr, a.prefix_len)
                     .with_context(|| format!("adding {a} to {}:{}", h.name, iface.name))?;

@@ -98,6 +98,13 @@ pub enum LinkError {
         mtu: u32,
         source: Box<rtnetlink::Error>,
     },
+    /// Setting the MAC address failed.
+    #[error("couldn't set MAC address of {ifname} in namespace {ns}: {source}")]
+    SetMac {
+        ns: String,
+        ifname: String,
+        source: Box<rtnetlink::Error>,
+    },
     /// RTM_DELLINK failed.
     #[error("couldn't delete {ifname} in namespace {ns}: {source}")]
     Delete {
@@ -461,6 +468,24 @@ pub fn set_mtu(ns: &NetNs, name: &str, mtu: u32) -> Result<()> {
                 ns: ns.name().to_owned(),
                 ifname: name.to_owned(),
                 mtu,
+                source: Box::new(source),
+            })
+    })
+}
+
+/// Sets the MAC address of `name` in `ns`.
+pub fn set_mac(ns: &NetNs, name: &str, mac: [u8; 6]) -> Result<()> {
+    check_ifname(name)?;
+    with_netlink(ns, |handle| async move {
+        let index = index_of(&handle, ns, name).await?;
+        handle
+            .link()
+            .set(LinkUnspec::new_with_index(index).address(mac.to_vec()).build())
+            .execute()
+            .await
+            .map_err(|source| LinkError::SetMac {
+                ns: ns.name().to_owned(),
+                ifname: name.to_owned(),
                 source: Box::new(source),
             })
     })
