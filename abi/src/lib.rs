@@ -68,7 +68,10 @@ pub const PROVIDED_IMPORTS: &[(&str, &str)] = &[
     (IMPORT_LOG, "func(i32, i32, i32)"),
     (IMPORT_NOW_NS, "func() -> i64"),
     (IMPORT_EMIT, "func(i32, i32, i32) -> i32"),
-    (IMPORT_COUNTER_DEFINE, "func(i32, i32, i32, i32, i32, i32) -> i32"),
+    (
+        IMPORT_COUNTER_DEFINE,
+        "func(i32, i32, i32, i32, i32, i32) -> i32",
+    ),
     (IMPORT_CONFIG_ERROR, "func(i32, i32, i32, i32)"),
 ];
 
@@ -340,10 +343,22 @@ mod tests {
     #[test]
     fn malformed_verdicts_decode_to_drops() {
         assert_eq!(Verdict::decode(0, 2), Verdict::Drop(DropReason::NoVerdict));
-        assert_eq!(Verdict::decode(Verdict::Forward(2).encode(), 2), Verdict::Drop(DropReason::BadVerdict));
-        assert_eq!(Verdict::decode(2 << 24 | 200, 2), Verdict::Drop(DropReason::BadVerdict));
-        assert_eq!(Verdict::decode(3 << 24 | 1, 2), Verdict::Drop(DropReason::BadVerdict));
-        assert_eq!(Verdict::decode(9 << 24, 2), Verdict::Drop(DropReason::BadVerdict));
+        assert_eq!(
+            Verdict::decode(Verdict::Forward(2).encode(), 2),
+            Verdict::Drop(DropReason::BadVerdict)
+        );
+        assert_eq!(
+            Verdict::decode(2 << 24 | 200, 2),
+            Verdict::Drop(DropReason::BadVerdict)
+        );
+        assert_eq!(
+            Verdict::decode(3 << 24 | 1, 2),
+            Verdict::Drop(DropReason::BadVerdict)
+        );
+        assert_eq!(
+            Verdict::decode(9 << 24, 2),
+            Verdict::Drop(DropReason::BadVerdict)
+        );
     }
 
     #[test]
@@ -356,7 +371,15 @@ mod tests {
 
     #[test]
     fn desc_round_trips_through_bytes() {
-        let d = FrameDesc { offset: 0x1000, len: 60, capacity: 2048, in_port: 1, flags: 0, verdict: 0x0100_0000, reserved: 0 };
+        let d = FrameDesc {
+            offset: 0x1000,
+            len: 60,
+            capacity: 2048,
+            in_port: 1,
+            flags: 0,
+            verdict: 0x0100_0000,
+            reserved: 0,
+        };
         let b = d.to_bytes();
         assert_eq!(&b[..4], &[0x00, 0x10, 0, 0]);
         assert_eq!(b[12], 1);

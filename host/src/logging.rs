@@ -14,6 +14,8 @@ pub fn host_log(who: &str, level: LogLevel, msg: &str) {
 
 /// Seconds since the epoch with milliseconds, as `1764390000.123`.
 fn timestamp() -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     format!("{}.{:03}", now.as_secs(), now.subsec_millis())
 }

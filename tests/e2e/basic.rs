@@ -3,7 +3,9 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::support::{cgroup_dirs, have_root, namespaces_with_prefix, processes_matching, run_ok, wait_for, Chain};
+use crate::support::{
+    cgroup_dirs, have_root, namespaces_with_prefix, processes_matching, run_ok, wait_for, Chain,
+};
 
 const METRICS: &str = "127.0.0.1:9464";
 
@@ -16,7 +18,10 @@ fn kernel_counters(chain: &Chain, node: &str, ifname: &str) -> (u64, u64) {
     let out = chain.exec_ok(node, &["ip", "-j", "-s", "link", "show", ifname]);
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     let stats = &json[0]["stats64"];
-    (stats["rx"]["packets"].as_u64().unwrap(), stats["tx"]["packets"].as_u64().unwrap())
+    (
+        stats["rx"]["packets"].as_u64().unwrap(),
+        stats["tx"]["packets"].as_u64().unwrap(),
+    )
 }
 
 #[test]
@@ -25,10 +30,16 @@ fn ping_crosses_the_router() {
         return;
     }
     let chain = deploy();
-    let out = chain.exec_ok("h1", &["ping", "-c", "5", "-i", "0.2", "-W", "2", "10.0.2.10"]);
+    let out = chain.exec_ok(
+        "h1",
+        &["ping", "-c", "5", "-i", "0.2", "-W", "2", "10.0.2.10"],
+    );
     assert!(out.contains("5 received"), "{out}");
     // The router answers for its own address too.
-    let out = chain.exec_ok("h2", &["ping", "-c", "2", "-i", "0.2", "-W", "2", "10.0.2.1"]);
+    let out = chain.exec_ok(
+        "h2",
+        &["ping", "-c", "2", "-i", "0.2", "-W", "2", "10.0.2.1"],
+    );
     assert!(out.contains("2 received"), "{out}");
     // And h2's TTL shows one hop.
     let out = chain.exec_ok("h1", &["ping", "-c", "1", "-W", "2", "10.0.2.10"]);
@@ -48,24 +59,59 @@ fn iperf3_tcp_and_udp_cross_the_router() {
         .spawn()
         .unwrap();
     assert!(wait_for(Duration::from_secs(5), || {
-        chain.exec("h2", &["ss", "-ltn", "sport = :5201"]).stdout.windows(4).any(|w| w == b"5201")
+        chain
+            .exec("h2", &["ss", "-ltn", "sport = :5201"])
+            .stdout
+            .windows(4)
+            .any(|w| w == b"5201")
     }));
-    let tcp = chain.exec_ok("h1", &["iperf3", "-c", "10.0.2.10", "-p", "5201", "-t", "2", "-J"]);
+    let tcp = chain.exec_ok(
+        "h1",
+        &["iperf3", "-c", "10.0.2.10", "-p", "5201", "-t", "2", "-J"],
+    );
     let tcp: serde_json::Value = serde_json::from_str(&tcp).unwrap();
-    let tcp_bps = tcp["end"]["sum_received"]["bits_per_second"].as_f64().unwrap();
+    let tcp_bps = tcp["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .unwrap();
     assert!(tcp_bps > 1e6, "TCP through the router: {tcp_bps} b/s");
-    assert_eq!(tcp["end"]["sum_sent"]["retransmits"].as_u64().map(|r| r < 10_000), Some(true));
+    assert_eq!(
+        tcp["end"]["sum_sent"]["retransmits"]
+            .as_u64()
+            .map(|r| r < 10_000),
+        Some(true)
+    );
 
-    let udp = chain.exec_ok("h1", &["iperf3", "-c", "10.0.2.10", "-p", "5201", "-u", "-b", "20M", "-t", "2", "-J"]);
+    let udp = chain.exec_ok(
+        "h1",
+        &[
+            "iperf3",
+            "-c",
+            "10.0.2.10",
+            "-p",
+            "5201",
+            "-u",
+            "-b",
+            "20M",
+            "-t",
+            "2",
+            "-J",
+        ],
+    );
     let udp: serde_json::Value = serde_json::from_str(&udp).unwrap();
     let sum = &udp["end"]["sum"];
     let lost = sum["lost_percent"].as_f64().unwrap();
     let packets = sum["packets"].as_u64().unwrap();
     assert!(packets > 1000, "UDP datagrams: {packets}");
-    assert!(lost < 5.0, "UDP loss through the router at 20 Mb/s: {lost}%");
+    assert!(
+        lost < 5.0,
+        "UDP loss through the router at 20 Mb/s: {lost}%"
+    );
     let _ = server.kill();
     let _ = server.wait();
-    eprintln!("iperf3 through one router VNF: TCP {:.0} Mb/s, UDP 20 Mb/s with {lost:.2}% loss", tcp_bps / 1e6);
+    eprintln!(
+        "iperf3 through one router VNF: TCP {:.0} Mb/s, UDP 20 Mb/s with {lost:.2}% loss",
+        tcp_bps / 1e6
+    );
 }
 
 #[test]
@@ -75,7 +121,12 @@ fn tcpdump_sees_frames_inside_the_vnf_namespace() {
     }
     let chain = deploy();
     let capture = chain
-        .command("r1", &["timeout", "10", "tcpdump", "-i", "wan", "-n", "-c", "3", "-l", "icmp"])
+        .command(
+            "r1",
+            &[
+                "timeout", "10", "tcpdump", "-i", "wan", "-n", "-c", "3", "-l", "icmp",
+            ],
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -85,7 +136,10 @@ fn tcpdump_sees_frames_inside_the_vnf_namespace() {
     chain.exec_ok("h1", &["ping", "-c", "6", "-i", "0.2", "10.0.2.10"]);
     let out = capture.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("10.0.1.10 > 10.0.2.10: ICMP echo request"), "{text}");
+    assert!(
+        text.contains("10.0.1.10 > 10.0.2.10: ICMP echo request"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -106,22 +160,40 @@ fn metrics_match_what_was_sent_and_conserve() {
     let (_, h1_tx_after) = kernel_counters(&chain, "h1", "eth0");
     let (h2_rx_after, _) = kernel_counters(&chain, "h2", "eth0");
 
-    let delta = |name: &str, labels: &[(&str, &str)]| after.get(name, labels) - before.get(name, labels);
+    let delta =
+        |name: &str, labels: &[(&str, &str)]| after.get(name, labels) - before.get(name, labels);
     let lan = [("chain", "basic"), ("vnf", "r1"), ("port", "lan")];
     let wan = [("chain", "basic"), ("vnf", "r1"), ("port", "wan")];
     // What h1's kernel sent is what the router's LAN port received.
-    assert_eq!(delta("nfvhost_port_rx_packets_total", &lan), (h1_tx_after - h1_tx_before) as f64);
+    assert_eq!(
+        delta("nfvhost_port_rx_packets_total", &lan),
+        (h1_tx_after - h1_tx_before) as f64
+    );
     // What the router's WAN port sent is what h2's kernel received.
-    assert_eq!(delta("nfvhost_port_tx_packets_total", &wan), (h2_rx_after - h2_rx_before) as f64);
+    assert_eq!(
+        delta("nfvhost_port_tx_packets_total", &wan),
+        (h2_rx_after - h2_rx_before) as f64
+    );
     // 50 requests one way and 50 replies the other, at least.
-    assert!(delta("nfvhost_vnf_packets_total", &[("vnf", "r1"), ("verdict", "forward")]) >= 100.0);
+    assert!(
+        delta(
+            "nfvhost_vnf_packets_total",
+            &[("vnf", "r1"), ("verdict", "forward")]
+        ) >= 100.0
+    );
 
     // Conservation: received = forwarded + consumed + dropped, and drops add up by reason.
     let r1 = [("chain", "basic"), ("vnf", "r1")];
     let received = after.get("nfvhost_vnf_received_packets_total", &r1);
     let verdicts = after.sum("nfvhost_vnf_packets_total", &r1);
-    assert_eq!(received, verdicts, "received = forwarded + consumed + dropped");
-    let dropped = after.get("nfvhost_vnf_packets_total", &[("vnf", "r1"), ("verdict", "drop")]);
+    assert_eq!(
+        received, verdicts,
+        "received = forwarded + consumed + dropped"
+    );
+    let dropped = after.get(
+        "nfvhost_vnf_packets_total",
+        &[("vnf", "r1"), ("verdict", "drop")],
+    );
     assert_eq!(dropped, after.sum("nfvhost_vnf_drops_total", &r1));
     assert_eq!(after.get("nfvhost_vnf_restarts_total", &r1), 0.0);
     assert!(after.get("nfvhost_vnf_call_duration_seconds_count", &r1) > 0.0);
@@ -136,10 +208,17 @@ fn destroy_removes_everything_and_is_idempotent() {
         let chain = deploy();
         assert_eq!(namespaces_with_prefix("nfv-basic-").len(), 3);
         assert!(!cgroup_dirs("basic").is_empty(), "a cgroup per VNF");
-        assert!(!processes_matching("/run/nfvhost/basic/").is_empty(), "worker processes");
+        assert!(
+            !processes_matching("/run/nfvhost/basic/").is_empty(),
+            "worker processes"
+        );
         run_ok(crate::support::nfvhost().args(["destroy", "--chain", "basic"]));
         assert!(namespaces_with_prefix("nfv-basic-").is_empty());
-        assert!(cgroup_dirs("basic").is_empty(), "{:?}", cgroup_dirs("basic"));
+        assert!(
+            cgroup_dirs("basic").is_empty(),
+            "{:?}",
+            cgroup_dirs("basic")
+        );
         assert!(processes_matching("/run/nfvhost/basic/").is_empty());
         assert!(!std::path::Path::new("/run/nfvhost/basic").exists());
         drop(chain); // destroys again: must succeed on nothing
@@ -153,15 +232,28 @@ fn destroy_cleans_up_after_the_supervisor_was_killed() {
         return;
     }
     let chain = deploy();
-    let state: serde_json::Value = serde_json::from_slice(&std::fs::read("/run/nfvhost/basic/state.json").unwrap()).unwrap();
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read("/run/nfvhost/basic/state.json").unwrap()).unwrap();
     let pid = state["supervisor"]["pid"].as_i64().unwrap() as i32;
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
-    assert!(wait_for(Duration::from_secs(5), || !std::path::Path::new(&format!("/proc/{pid}")).exists()
-        || std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z")));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(wait_for(Duration::from_secs(5), || !std::path::Path::new(
+        &format!("/proc/{pid}")
+    )
+    .exists()
+        || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z")));
     run_ok(crate::support::nfvhost().args(["destroy", "--chain", "basic"]));
     assert!(namespaces_with_prefix("nfv-basic-").is_empty());
     assert!(cgroup_dirs("basic").is_empty());
-    assert!(wait_for(Duration::from_secs(5), || processes_matching("/run/nfvhost/basic/").is_empty()));
+    assert!(wait_for(Duration::from_secs(5), || processes_matching(
+        "/run/nfvhost/basic/"
+    )
+    .is_empty()));
     drop(chain);
 }
 

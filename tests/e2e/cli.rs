@@ -13,7 +13,11 @@ fn validate_accepts_the_shipped_chains() {
     vnfs_built();
     for file in ["chains/basic.yaml", "tests/chains/faulty.yaml"] {
         let out = nfvhost().args(["validate", file]).output().unwrap();
-        assert!(out.status.success(), "{file}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(String::from_utf8_lossy(&out.stdout).contains("is valid"));
     }
 }
@@ -28,8 +32,14 @@ fn validate_reports_file_line_and_column_and_exits_2() {
     let out = nfvhost().arg("validate").arg(&path).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(&format!("{}:5:", path.display())), "{stderr}");
-    assert!(stderr.contains("address"), "a suggestion is expected: {stderr}");
+    assert!(
+        stderr.contains(&format!("{}:5:", path.display())),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("address"),
+        "a suggestion is expected: {stderr}"
+    );
     assert!(out.stdout.is_empty(), "errors go to stderr");
 }
 
@@ -39,13 +49,19 @@ fn a_module_config_error_points_at_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let text = std::fs::read_to_string(root().join("chains/basic.yaml"))
         .unwrap()
-        .replace("        wan: 10.0.2.1/24\n", "        wan: 10.0.2.1/24\n      colour: blue\n");
+        .replace(
+            "        wan: 10.0.2.1/24\n",
+            "        wan: 10.0.2.1/24\n      colour: blue\n",
+        );
     let path = write_chain(&dir, &text);
     let line = text.lines().position(|l| l.contains("colour")).unwrap() + 1;
     let out = nfvhost().arg("validate").arg(&path).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains(&format!(":{line}:")), "expected line {line}: {stderr}");
+    assert!(
+        stderr.contains(&format!(":{line}:")),
+        "expected line {line}: {stderr}"
+    );
     assert!(stderr.contains("colour"), "{stderr}");
 }
 
@@ -55,7 +71,10 @@ fn a_module_without_the_abi_is_refused_by_name() {
     // The smallest valid wasm module: no exports at all.
     std::fs::write(dir.path().join("empty.wasm"), b"\0asm\x01\0\0\0").unwrap();
     std::fs::write(dir.path().join("junk.wasm"), b"not wasm").unwrap();
-    for (module, expect) in [("empty.wasm", "does not export `memory`"), ("junk.wasm", "not a valid WebAssembly module")] {
+    for (module, expect) in [
+        ("empty.wasm", "does not export `memory`"),
+        ("junk.wasm", "not a valid WebAssembly module"),
+    ] {
         let text = format!(
             "name: t\nhosts:\n  h1: {{ interfaces: {{ eth0: {{ address: 10.0.0.1/24 }} }} }}\n  h2: {{ interfaces: {{ eth0: {{ address: 10.0.0.2/24 }} }} }}\nvnfs:\n  v1: {{ module: {module}, ports: [a, b] }}\nchain: [h1, v1, h2]\n"
         );
@@ -72,7 +91,10 @@ fn a_module_without_the_abi_is_refused_by_name() {
 fn usage_errors_exit_2() {
     let out = nfvhost().arg("frobnicate").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let out = nfvhost().args(["validate", "/nonexistent/chain.yaml"]).output().unwrap();
+    let out = nfvhost()
+        .args(["validate", "/nonexistent/chain.yaml"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/chain.yaml"));
 }

@@ -1,11 +1,13 @@
 //! Building frames and running them through a compiled module in the host
 //! engine, shared by the per-VNF engine tests.
 
-use nfvhost::engine::{BatchOutcome, CallFailure, Engine, InstanceError, InstanceLimits, VnfInstance};
+use nfvhost::engine::{
+    BatchOutcome, CallFailure, Engine, InstanceError, InstanceLimits, VnfInstance,
+};
 use nfvhost_abi::Verdict;
 use vnf_sdk::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr, IpProtocol, Ipv4Packet,
-    Ipv4Repr, UdpPacket, UdpRepr,
+    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
+    IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr,
 };
 
 use crate::support::vnfs_built;
@@ -16,22 +18,43 @@ pub fn engine() -> Engine {
     Engine::new(None).unwrap()
 }
 
-pub fn instance(engine: &Engine, module: &str, ports: &[&str], config: serde_json::Value) -> Result<VnfInstance, InstanceError> {
+pub fn instance(
+    engine: &Engine,
+    module: &str,
+    ports: &[&str],
+    config: serde_json::Value,
+) -> Result<VnfInstance, InstanceError> {
     let path = vnfs_built().join(module);
     let loaded = engine.load(&path).unwrap();
-    let doc = serde_json::json!({ "abi": 1, "vnf": "t", "ports": ports, "config": config }).to_string();
-    VnfInstance::new(engine, &loaded, "t", ports.len() as u16, doc.as_bytes(), InstanceLimits::default())
+    let doc =
+        serde_json::json!({ "abi": 1, "vnf": "t", "ports": ports, "config": config }).to_string();
+    VnfInstance::new(
+        engine,
+        &loaded,
+        "t",
+        ports.len() as u16,
+        doc.as_bytes(),
+        InstanceLimits::default(),
+    )
 }
 
 /// Puts frames into the instance's slots and runs one batch.
-pub fn run_batch(vnf: &mut VnfInstance, frames: &[(u16, Vec<u8>)]) -> Result<Vec<(Verdict, Vec<u8>)>, CallFailure> {
+pub fn run_batch(
+    vnf: &mut VnfInstance,
+    frames: &[(u16, Vec<u8>)],
+) -> Result<Vec<(Verdict, Vec<u8>)>, CallFailure> {
     for (slot, (_, bytes)) in vnf.slots_mut().zip(frames) {
         slot[..bytes.len()].copy_from_slice(bytes);
     }
     let meta: Vec<(u16, usize)> = frames.iter().map(|(p, b)| (*p, b.len())).collect();
     let mut out = BatchOutcome::default();
     vnf.process(&meta, &mut out)?;
-    Ok(out.verdicts.iter().enumerate().map(|(i, (v, len))| (*v, vnf.frame(i, *len).to_vec())).collect())
+    Ok(out
+        .verdicts
+        .iter()
+        .enumerate()
+        .map(|(i, (v, len))| (*v, vnf.frame(i, *len).to_vec()))
+        .collect())
 }
 
 pub fn arp_request(target: [u8; 4]) -> Vec<u8> {
@@ -42,7 +65,11 @@ pub fn arp_request(target: [u8; 4]) -> Vec<u8> {
         target_hardware_addr: EthernetAddress([0; 6]),
         target_protocol_addr: target.into(),
     };
-    let eth = EthernetRepr { src_addr: H1_MAC, dst_addr: EthernetAddress::BROADCAST, ethertype: EtherType::Arp };
+    let eth = EthernetRepr {
+        src_addr: H1_MAC,
+        dst_addr: EthernetAddress::BROADCAST,
+        ethertype: EtherType::Arp,
+    };
     let mut buf = vec![0u8; 14 + arp.buffer_len()];
     let mut frame = EthernetFrame::new_unchecked(&mut buf[..]);
     eth.emit(&mut frame);
@@ -50,9 +77,19 @@ pub fn arp_request(target: [u8; 4]) -> Vec<u8> {
     buf
 }
 
-pub fn udp_frame(dst_mac: EthernetAddress, src: [u8; 4], dst: [u8; 4], ttl: u8, port: u16) -> Vec<u8> {
+pub fn udp_frame(
+    dst_mac: EthernetAddress,
+    src: [u8; 4],
+    dst: [u8; 4],
+    ttl: u8,
+    port: u16,
+) -> Vec<u8> {
     let payload = b"nfvhost";
-    let udp = UdpRepr { src_port: 40000, dst_port: port, payload_len: payload.len() };
+    let udp = UdpRepr {
+        src_port: 40000,
+        dst_port: port,
+        payload_len: payload.len(),
+    };
     let ip = Ipv4Repr {
         src_addr: src.into(),
         dst_addr: dst.into(),
@@ -64,7 +101,11 @@ pub fn udp_frame(dst_mac: EthernetAddress, src: [u8; 4], dst: [u8; 4], ttl: u8, 
         ident: 1,
         dont_frag: false,
     };
-    let eth = EthernetRepr { src_addr: H1_MAC, dst_addr: dst_mac, ethertype: EtherType::Ipv4 };
+    let eth = EthernetRepr {
+        src_addr: H1_MAC,
+        dst_addr: dst_mac,
+        ethertype: EtherType::Ipv4,
+    };
     let mut buf = vec![0u8; 14 + ip.buffer_len()];
     let mut frame = EthernetFrame::new_unchecked(&mut buf[..]);
     eth.emit(&mut frame);
@@ -76,4 +117,3 @@ pub fn udp_frame(dst_mac: EthernetAddress, src: [u8; 4], dst: [u8; 4], ttl: u8, 
     u.fill_checksum(std::net::Ipv4Addr::from(src), std::net::Ipv4Addr::from(dst));
     buf
 }
-

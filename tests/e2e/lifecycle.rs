@@ -4,7 +4,10 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::support::{cgroup_dirs, have_root, namespaces_with_prefix, nfvhost, processes_matching, vnfs_built, wait_for, Chain};
+use crate::support::{
+    cgroup_dirs, have_root, namespaces_with_prefix, nfvhost, processes_matching, vnfs_built,
+    wait_for, Chain,
+};
 
 #[test]
 fn a_tap_link_carries_traffic() {
@@ -12,12 +15,23 @@ fn a_tap_link_carries_traffic() {
         return;
     }
     let chain = Chain::deploy("tests/chains/tap.yaml", "tap", "127.0.0.1:9472");
-    let out = chain.exec_ok("h1", &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.0.2.10"]);
+    let out = chain.exec_ok(
+        "h1",
+        &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.0.2.10"],
+    );
     assert!(out.contains("3 received"), "{out}");
     let link = chain.exec_ok("h2", &["ip", "-d", "link", "show", "tap0"]);
-    assert!(link.contains("tun type tap"), "h2's interface is a TAP device: {link}");
+    assert!(
+        link.contains("tun type tap"),
+        "h2's interface is a TAP device: {link}"
+    );
     let m = chain.metrics();
-    assert!(m.get("nfvhost_port_tx_packets_total", &[("vnf", "r1"), ("port", "wan")]) >= 3.0);
+    assert!(
+        m.get(
+            "nfvhost_port_tx_packets_total",
+            &[("vnf", "r1"), ("port", "wan")]
+        ) >= 3.0
+    );
 }
 
 #[test]
@@ -34,15 +48,28 @@ fn foreground_deploy_tears_down_on_ctrl_c() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let ready = wait_for(Duration::from_secs(30), || std::path::Path::new("/run/nfvhost/faulty/ready").exists());
+    let ready = wait_for(Duration::from_secs(30), || {
+        std::path::Path::new("/run/nfvhost/faulty/ready").exists()
+    });
     if !ready {
         let _ = child.kill();
-        panic!("the foreground chain never became ready: {:?}", child.wait_with_output().unwrap());
+        panic!(
+            "the foreground chain never became ready: {:?}",
+            child.wait_with_output().unwrap()
+        );
     }
     assert_eq!(namespaces_with_prefix("nfv-faulty-").len(), 3);
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(namespaces_with_prefix("nfv-faulty-").is_empty());
     assert!(cgroup_dirs("faulty").is_empty());
     assert!(processes_matching("/run/nfvhost/faulty/").is_empty());
@@ -58,11 +85,17 @@ fn a_failed_deploy_leaves_nothing_behind() {
     let _ = nfvhost().args(["destroy", "--chain", "faulty"]).output();
     // Occupy the chain's metrics address: the supervisor cannot start.
     let blocker = std::net::TcpListener::bind("127.0.0.1:9471").unwrap();
-    let out = nfvhost().args(["deploy", "tests/chains/faulty.yaml"]).output().unwrap();
+    let out = nfvhost()
+        .args(["deploy", "tests/chains/faulty.yaml"])
+        .output()
+        .unwrap();
     drop(blocker);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("127.0.0.1:9471"), "says what failed: {stderr}");
+    assert!(
+        stderr.contains("127.0.0.1:9471"),
+        "says what failed: {stderr}"
+    );
     assert!(namespaces_with_prefix("nfv-faulty-").is_empty());
     assert!(cgroup_dirs("faulty").is_empty());
     assert!(processes_matching("/run/nfvhost/faulty/").is_empty());

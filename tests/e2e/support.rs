@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 
 /// The workspace root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_owned()
 }
 
 /// The nfvhost binary cargo built for these tests.
@@ -39,7 +42,6 @@ pub fn vnfs_built() -> PathBuf {
 
 /// Whether we can create namespaces; prints why a test is skipped if not.
 pub fn have_root(test: &str) -> bool {
-    // SAFETY-free: geteuid has no preconditions.
     let root = nix::unistd::geteuid().is_root();
     if !root {
         eprintln!("skipping {test}: needs root (CI runs it as root)");
@@ -55,7 +57,9 @@ pub fn deploy_lock() -> MutexGuard<'static, ()> {
 /// Runs a command and returns its output, panicking with both streams on
 /// failure.
 pub fn run_ok(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
@@ -80,25 +84,42 @@ impl Chain {
         let lock = deploy_lock();
         // A leftover from an earlier, killed run must not fail this one.
         let _ = nfvhost().args(["destroy", "--chain", name]).output();
-        let chain = Chain { name: name.into(), metrics: metrics.into(), _lock: lock };
+        let chain = Chain {
+            name: name.into(),
+            metrics: metrics.into(),
+            _lock: lock,
+        };
         run_ok(nfvhost().args(["deploy", file]));
         chain
     }
 
     /// Runs a command in a node's namespace through `nfvhost exec`.
     pub fn exec(&self, node: &str, args: &[&str]) -> Output {
-        nfvhost().args(["exec", "--chain", &self.name, node, "--"]).args(args).output().expect("running nfvhost exec")
+        nfvhost()
+            .args(["exec", "--chain", &self.name, node, "--"])
+            .args(args)
+            .output()
+            .expect("running nfvhost exec")
     }
 
     /// Like [`Chain::exec`], panicking on failure.
     pub fn exec_ok(&self, node: &str, args: &[&str]) -> String {
-        String::from_utf8_lossy(&run_ok(nfvhost().args(["exec", "--chain", &self.name, node, "--"]).args(args)).stdout).into_owned()
+        String::from_utf8_lossy(
+            &run_ok(
+                nfvhost()
+                    .args(["exec", "--chain", &self.name, node, "--"])
+                    .args(args),
+            )
+            .stdout,
+        )
+        .into_owned()
     }
 
     /// A command that runs in a node's namespace, for spawning.
     pub fn command(&self, node: &str, args: &[&str]) -> Command {
         let mut cmd = nfvhost();
-        cmd.args(["exec", "--chain", &self.name, node, "--"]).args(args);
+        cmd.args(["exec", "--chain", &self.name, node, "--"])
+            .args(args);
         cmd
     }
 
@@ -113,7 +134,11 @@ impl Drop for Chain {
         let out = nfvhost().args(["destroy", "--chain", &self.name]).output();
         if let Ok(out) = out {
             if !out.status.success() {
-                eprintln!("destroy of {} failed: {}", self.name, String::from_utf8_lossy(&out.stderr));
+                eprintln!(
+                    "destroy of {} failed: {}",
+                    self.name,
+                    String::from_utf8_lossy(&out.stderr)
+                );
             }
         }
     }
@@ -121,9 +146,16 @@ impl Drop for Chain {
 
 /// GET /metrics from `addr`, as text.
 pub fn scrape(addr: &str) -> String {
-    let mut stream = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(stream, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut stream =
+        std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
@@ -137,7 +169,10 @@ pub struct Metrics(pub BTreeMap<String, f64>);
 impl Metrics {
     pub fn parse(text: &str) -> Metrics {
         let mut map = BTreeMap::new();
-        for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        for line in text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
             let (series, value) = line.rsplit_once(' ').expect("sample line");
             map.insert(series.to_string(), value.parse().unwrap_or(f64::NAN));
         }
@@ -151,10 +186,17 @@ impl Metrics {
             .0
             .iter()
             .filter(|(k, _)| {
-                k.split('{').next() == Some(name) && labels.iter().all(|(l, v)| k.contains(&format!("{l}=\"{v}\"")))
+                k.split('{').next() == Some(name)
+                    && labels
+                        .iter()
+                        .all(|(l, v)| k.contains(&format!("{l}=\"{v}\"")))
             })
             .collect();
-        assert_eq!(hits.len(), 1, "expected one sample of {name}{labels:?}, found {hits:?}");
+        assert_eq!(
+            hits.len(),
+            1,
+            "expected one sample of {name}{labels:?}, found {hits:?}"
+        );
         *hits[0].1
     }
 
@@ -163,7 +205,10 @@ impl Metrics {
         self.0
             .iter()
             .filter(|(k, _)| {
-                k.split('{').next() == Some(name) && labels.iter().all(|(l, v)| k.contains(&format!("{l}=\"{v}\"")))
+                k.split('{').next() == Some(name)
+                    && labels
+                        .iter()
+                        .all(|(l, v)| k.contains(&format!("{l}=\"{v}\"")))
             })
             .map(|(_, v)| v)
             .sum()
@@ -184,7 +229,10 @@ pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 
 /// Namespaces whose names start with `prefix`.
 pub fn namespaces_with_prefix(prefix: &str) -> Vec<String> {
-    let out = Command::new("ip").args(["netns", "list"]).output().expect("ip netns list");
+    let out = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip netns list");
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split_whitespace().next())
@@ -196,7 +244,13 @@ pub fn namespaces_with_prefix(prefix: &str) -> Vec<String> {
 /// cgroup directories nfvhost made for `chain`, on v1 or v2.
 pub fn cgroup_dirs(chain: &str) -> Vec<PathBuf> {
     let mut found = Vec::new();
-    for base in ["/sys/fs/cgroup", "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/cpu,cpuacct"] {
+    for base in [
+        "/sys/fs/cgroup",
+        "/sys/fs/cgroup/cpu",
+        "/sys/fs/cgroup/memory",
+        "/sys/fs/cgroup/pids",
+        "/sys/fs/cgroup/cpu,cpuacct",
+    ] {
         let dir = Path::new(base).join("nfvhost").join(chain);
         if dir.exists() {
             found.push(dir);
@@ -209,7 +263,9 @@ pub fn cgroup_dirs(chain: &str) -> Vec<PathBuf> {
 pub fn processes_matching(needle: &str) -> Vec<i32> {
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
         let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
         if cmdline.contains(needle) && pid != std::process::id() as i32 {

@@ -11,7 +11,9 @@ pub struct Counter(&'static Cell<u64>);
 
 impl Counter {
     pub(crate) fn new_cell() -> Counter {
-        Counter(alloc::boxed::Box::leak(alloc::boxed::Box::new(Cell::new(0))))
+        Counter(alloc::boxed::Box::leak(alloc::boxed::Box::new(Cell::new(
+            0,
+        ))))
     }
 
     /// Adds one.

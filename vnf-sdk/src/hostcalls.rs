@@ -53,7 +53,14 @@ mod imports {
         pub fn log(level: i32, ptr: i32, len: i32);
         pub fn now_ns() -> i64;
         pub fn emit(port: i32, ptr: i32, len: i32) -> i32;
-        pub fn counter_define(kind: i32, name_ptr: i32, name_len: i32, help_ptr: i32, help_len: i32, cell_ptr: i32) -> i32;
+        pub fn counter_define(
+            kind: i32,
+            name_ptr: i32,
+            name_len: i32,
+            help_ptr: i32,
+            help_len: i32,
+            cell_ptr: i32,
+        ) -> i32;
         pub fn config_error(path_ptr: i32, path_len: i32, msg_ptr: i32, msg_len: i32);
     }
 }
@@ -92,7 +99,12 @@ pub(crate) fn emit(port: u16, frame: &[u8]) -> Result<(), EmitError> {
 }
 
 /// Declares a metric whose value lives in `cell`.
-pub(crate) fn counter_define(kind: MetricKind, name: &str, help: &str, cell: &'static Cell<u64>) -> Result<(), i32> {
+pub(crate) fn counter_define(
+    kind: MetricKind,
+    name: &str,
+    help: &str,
+    cell: &'static Cell<u64>,
+) -> Result<(), i32> {
     #[cfg(target_arch = "wasm32")]
     // SAFETY: name and help are live strs; `cell` is leaked, so the address
     // stays valid for the life of the instance, which is what the host needs.
@@ -120,7 +132,12 @@ pub(crate) fn config_error(path: &str, msg: &str) {
     #[cfg(target_arch = "wasm32")]
     // SAFETY: both pointers and lengths describe live strs in our memory.
     unsafe {
-        imports::config_error(path.as_ptr() as i32, path.len() as i32, msg.as_ptr() as i32, msg.len() as i32)
+        imports::config_error(
+            path.as_ptr() as i32,
+            path.len() as i32,
+            msg.as_ptr() as i32,
+            msg.len() as i32,
+        )
     }
     #[cfg(not(target_arch = "wasm32"))]
     crate::testing::native::config_error(path, msg)

@@ -6,7 +6,9 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 
-use nfvhost_abi::{FrameDesc, LogLevel, Verdict, ABI_VERSION, STATUS_BAD_ARGUMENT, STATUS_BAD_CONFIG, STATUS_OK};
+use nfvhost_abi::{
+    FrameDesc, LogLevel, Verdict, ABI_VERSION, STATUS_BAD_ARGUMENT, STATUS_BAD_CONFIG, STATUS_OK,
+};
 use serde::Deserialize;
 
 use crate::{hostcalls, ConfigError, Context, Frame, InitContext, Vnf};
@@ -24,7 +26,10 @@ impl<V> Slot<V> {
         Slot(UnsafeCell::new(None))
     }
 
-    #[expect(clippy::mut_from_ref, reason = "single-threaded module; see the Sync impl")]
+    #[expect(
+        clippy::mut_from_ref,
+        reason = "single-threaded module; see the Sync impl"
+    )]
     fn get(&self) -> &mut Option<V> {
         // SAFETY: single-threaded (see the Sync impl) and the entry points
         // never nest, so no other reference to the contents is alive.
@@ -46,12 +51,23 @@ struct InitDocument {
 /// Decodes the init document and builds the instance. Shared by the wasm
 /// entry point and the native harness.
 pub fn build<V: Vnf>(document: &[u8]) -> Result<V, ConfigError> {
-    let doc: InitDocument = serde_json::from_slice(document)
-        .map_err(|e| ConfigError::at("", alloc::format!("the host sent an unreadable init document: {e}")))?;
+    let doc: InitDocument = serde_json::from_slice(document).map_err(|e| {
+        ConfigError::at(
+            "",
+            alloc::format!("the host sent an unreadable init document: {e}"),
+        )
+    })?;
     if doc.abi != ABI_VERSION {
-        return Err(ConfigError::at("", alloc::format!("host speaks ABI {}, module ABI {ABI_VERSION}", doc.abi)));
+        return Err(ConfigError::at(
+            "",
+            alloc::format!("host speaks ABI {}, module ABI {ABI_VERSION}", doc.abi),
+        ));
     }
-    let config = if doc.config.is_null() { serde_json::Value::Object(Default::default()) } else { doc.config };
+    let config = if doc.config.is_null() {
+        serde_json::Value::Object(Default::default())
+    } else {
+        doc.config
+    };
     let config: V::Config = serde_path_to_error::deserialize(config).map_err(|e| {
         let path = e.path().to_string();
         let path = if path == "." { String::new() } else { path };
@@ -83,7 +99,9 @@ pub fn init<V: Vnf>(slot: &Slot<V>, ptr: i32, len: i32) -> i32 {
     // A panic in the module traps; log its message first so the host's log
     // says why, not only where.
     #[cfg(target_arch = "wasm32")]
-    std::panic::set_hook(alloc::boxed::Box::new(|info| hostcalls::log(LogLevel::Error, &alloc::format!("{info}"))));
+    std::panic::set_hook(alloc::boxed::Box::new(|info| {
+        hostcalls::log(LogLevel::Error, &alloc::format!("{info}"))
+    }));
     if ptr <= 0 || len < 0 {
         return STATUS_BAD_ARGUMENT;
     }
@@ -112,14 +130,17 @@ pub fn process<V: Vnf>(slot: &Slot<V>, ptr: i32, count: i32) -> i32 {
     // SAFETY: the host laid out `count` descriptors at `ptr` (16-byte aligned,
     // inside memory it got from `alloc`) and owns no reference to them during
     // this call. FrameDesc is repr(C) with little-endian fields, as on wasm.
-    let descs = unsafe { core::slice::from_raw_parts_mut(ptr as usize as *mut FrameDesc, count as usize) };
+    let descs =
+        unsafe { core::slice::from_raw_parts_mut(ptr as usize as *mut FrameDesc, count as usize) };
     let mut frames: Vec<Frame<'_>> = descs
         .iter()
         .map(|d| {
             // SAFETY: each descriptor names a distinct buffer of `capacity`
             // bytes, disjoint from the descriptors and from each other; the
             // host guarantees this when it builds the batch.
-            let buf = unsafe { core::slice::from_raw_parts_mut(d.offset as usize as *mut u8, d.capacity as usize) };
+            let buf = unsafe {
+                core::slice::from_raw_parts_mut(d.offset as usize as *mut u8, d.capacity as usize)
+            };
             Frame::new(d.in_port, buf, d.len as usize)
         })
         .collect();

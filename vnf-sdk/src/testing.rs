@@ -51,12 +51,21 @@ pub(crate) mod native {
             nfvhost_abi::STATUS_OK
         })
     }
-    pub(crate) fn counter_define(kind: MetricKind, name: &str, _help: &str, cell: &'static Cell<u64>) -> i32 {
+    pub(crate) fn counter_define(
+        kind: MetricKind,
+        name: &str,
+        _help: &str,
+        cell: &'static Cell<u64>,
+    ) -> i32 {
         HOST.with(|h| h.borrow_mut().counters.push((kind, name.to_string(), cell)));
         nfvhost_abi::STATUS_OK
     }
     pub(crate) fn config_error(path: &str, msg: &str) {
-        HOST.with(|h| h.borrow_mut().config_errors.push((path.to_string(), msg.to_string())));
+        HOST.with(|h| {
+            h.borrow_mut()
+                .config_errors
+                .push((path.to_string(), msg.to_string()))
+        });
     }
 }
 
@@ -83,16 +92,24 @@ impl<V: Vnf> Harness<V> {
     /// the same decoding path the wasm module uses.
     pub fn new(ports: &[&str], config: serde_json::Value) -> Result<Self, ConfigError> {
         native::HOST.with(|h| {
-            *h.borrow_mut() = native::NativeHost { port_count: ports.len() as u16, ..Default::default() };
+            *h.borrow_mut() = native::NativeHost {
+                port_count: ports.len() as u16,
+                ..Default::default()
+            };
         });
         let document = serde_json::json!({ "abi": nfvhost_abi::ABI_VERSION, "vnf": "test", "ports": ports, "config": config });
         let vnf = crate::runtime::build::<V>(document.to_string().as_bytes())?;
-        Ok(Harness { vnf, frame_capacity: 2048 })
+        Ok(Harness {
+            vnf,
+            frame_capacity: 2048,
+        })
     }
 
     /// Hands one frame to the module.
     pub fn process(&mut self, in_port: u16, frame: &[u8]) -> Output {
-        self.process_batch(&[(in_port, frame)]).pop().expect("one frame in, one out")
+        self.process_batch(&[(in_port, frame)])
+            .pop()
+            .expect("one frame in, one out")
     }
 
     /// Hands a batch to the module in one call; emitted frames are all
@@ -112,7 +129,8 @@ impl<V: Vnf> Harness<V> {
             .map(|(buf, (port, bytes))| Frame::new(*port, buf, bytes.len()))
             .collect();
         let mut verdicts = vec![Verdict::Consume; views.len()];
-        self.vnf.process_batch(&mut Context::new(), &mut views, &mut verdicts);
+        self.vnf
+            .process_batch(&mut Context::new(), &mut views, &mut verdicts);
         let lens: Vec<usize> = views.iter().map(|f| f.len()).collect();
         drop(views);
         let mut outputs: Vec<Output> = buffers
@@ -121,7 +139,11 @@ impl<V: Vnf> Harness<V> {
             .zip(verdicts)
             .map(|((mut buf, len), verdict)| {
                 buf.truncate(len);
-                Output { verdict, frame: buf, emitted: Vec::new() }
+                Output {
+                    verdict,
+                    frame: buf,
+                    emitted: Vec::new(),
+                }
             })
             .collect();
         if let Some(last) = outputs.last_mut() {
@@ -143,7 +165,13 @@ impl<V: Vnf> Harness<V> {
 
     /// The current value of a declared counter or gauge.
     pub fn counter(&self, name: &str) -> Option<u64> {
-        native::HOST.with(|h| h.borrow().counters.iter().find(|(_, n, _)| n == name).map(|(_, _, c)| c.get()))
+        native::HOST.with(|h| {
+            h.borrow()
+                .counters
+                .iter()
+                .find(|(_, n, _)| n == name)
+                .map(|(_, _, c)| c.get())
+        })
     }
 
     /// Every log line so far.

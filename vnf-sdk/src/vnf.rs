@@ -28,7 +28,12 @@ pub trait Vnf: Sized {
     /// Called once per batch with every frame of the batch, in arrival order.
     /// The default calls [`Vnf::process`] for each frame; override it to
     /// amortise work across a batch.
-    fn process_batch(&mut self, ctx: &mut Context, frames: &mut [Frame<'_>], verdicts: &mut [Verdict]) {
+    fn process_batch(
+        &mut self,
+        ctx: &mut Context,
+        frames: &mut [Frame<'_>],
+        verdicts: &mut [Verdict],
+    ) {
         for (frame, verdict) in frames.iter_mut().zip(verdicts.iter_mut()) {
             *verdict = self.process(ctx, frame);
         }
@@ -51,7 +56,10 @@ pub struct ConfigError {
 impl ConfigError {
     /// An error at `path` (dotted keys and list indices: `routes.0.via`).
     pub fn at(path: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError { path: path.into(), message: message.into() }
+        ConfigError {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }
 

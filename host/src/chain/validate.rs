@@ -798,13 +798,17 @@ pub fn parse_mac(text: &str) -> Result<[u8; 6], String> {
     let parts: Vec<&str> = text.split(':').collect();
     let mut mac = [0u8; 6];
     if parts.len() != 6 {
-        return Err(format!("`{text}` is not a MAC address (six hex bytes separated by `:`)"));
+        return Err(format!(
+            "`{text}` is not a MAC address (six hex bytes separated by `:`)"
+        ));
     }
     for (byte, part) in mac.iter_mut().zip(&parts) {
         *byte = u8::from_str_radix(part, 16)
             .ok()
             .filter(|_| part.len() == 2)
-            .ok_or_else(|| format!("`{text}` is not a MAC address (six hex bytes separated by `:`)"))?;
+            .ok_or_else(|| {
+                format!("`{text}` is not a MAC address (six hex bytes separated by `:`)")
+            })?;
     }
     if mac[0] & 1 == 1 || mac == [0; 6] {
         return Err(format!("`{text}` is a multicast or zero address"));
@@ -891,8 +895,16 @@ fn interface(
     if let Some(m) = f.get("mac") {
         match m.as_str().map(parse_mac) {
             Some(Ok(mac)) => iface.mac = Some(mac),
-            Some(Err(msg)) => cx.hint(m.span, format!("`mac` of {what}: {msg}"), "write a unicast MAC such as 02:00:00:00:01:50"),
-            None => cx.hint(m.span, format!("`mac` of {what} must be a string"), "write a unicast MAC such as 02:00:00:00:01:50"),
+            Some(Err(msg)) => cx.hint(
+                m.span,
+                format!("`mac` of {what}: {msg}"),
+                "write a unicast MAC such as 02:00:00:00:01:50",
+            ),
+            None => cx.hint(
+                m.span,
+                format!("`mac` of {what} must be a string"),
+                "write a unicast MAC such as 02:00:00:00:01:50",
+            ),
         }
     }
     (iface, spans)

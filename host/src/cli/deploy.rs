@@ -20,11 +20,16 @@ fn progress(msg: &str) {
 
 /// Parses the chain file and checks every module and its configuration.
 fn load_and_check(file: &Path) -> Result<(ChainSpec, Vec<CheckedVnf>), CliError> {
-    let chain = chain::load(file).map_err(|e| CliError::usage(anyhow!("{e}\n{} error(s) in {}", e.len(), file.display())))?;
+    let chain = chain::load(file)
+        .map_err(|e| CliError::usage(anyhow!("{e}\n{} error(s) in {}", e.len(), file.display())))?;
     let engine = Engine::new(Engine::default_cache_dir())?;
     let checked = modules::check_all(&engine, &chain, progress).map_err(|errors| {
         let errors = ChainErrors(errors);
-        CliError::usage(anyhow!("{errors}\n{} error(s) in {}", errors.len(), file.display()))
+        CliError::usage(anyhow!(
+            "{errors}\n{} error(s) in {}",
+            errors.len(),
+            file.display()
+        ))
     })?;
     Ok((chain, checked))
 }
@@ -47,9 +52,17 @@ pub fn deploy(file: &Path, foreground: bool) -> CliResult {
     let (chain, checked) = load_and_check(file)?;
     if let Some(old) = ChainState::load(&chain.name)? {
         if old.supervisor.is_some_and(|s| s.alive()) {
-            return Err(anyhow!("chain {} is already deployed; run `nfvhost destroy -c {}` first", chain.name, chain.name).into());
+            return Err(anyhow!(
+                "chain {} is already deployed; run `nfvhost destroy -c {}` first",
+                chain.name,
+                chain.name
+            )
+            .into());
         }
-        progress(&format!("removing what is left of an earlier deploy of {}", chain.name));
+        progress(&format!(
+            "removing what is left of an earlier deploy of {}",
+            chain.name
+        ));
         teardown::teardown(&old)?;
     }
     let mut state = ChainState {
@@ -75,16 +88,27 @@ pub fn deploy(file: &Path, foreground: bool) -> CliResult {
     if foreground {
         return run_foreground(state, started);
     }
-    progress(&format!("chain {} deployed in {:.1}s", chain.name, started.elapsed().as_secs_f64()));
+    progress(&format!(
+        "chain {} deployed in {:.1}s",
+        chain.name,
+        started.elapsed().as_secs_f64()
+    ));
     super::inspect::inspect(Some(chain.name.clone()), super::Output::Table)
 }
 
 /// Starts the detached supervisor and waits until it reports ready.
 fn start_supervisor(state: &mut ChainState) -> anyhow::Result<()> {
     let log_path = state.file("supervisor.log");
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)?;
     let mut cmd = Command::new(std::env::current_exe()?);
-    cmd.arg("supervise").arg(&state.chain).stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+    cmd.arg("supervise")
+        .arg(&state.chain)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
     // SAFETY: setsid is async-signal-safe; it detaches the supervisor from
     // our session so it outlives this command and a closed terminal.
     unsafe {
@@ -105,10 +129,16 @@ fn start_supervisor(state: &mut ChainState) -> anyhow::Result<()> {
         }
         if let Some(status) = child.try_wait()? {
             let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            return Err(anyhow!("the supervisor exited ({status}) before the chain was ready:\n{}", log.trim_end()));
+            return Err(anyhow!(
+                "the supervisor exited ({status}) before the chain was ready:\n{}",
+                log.trim_end()
+            ));
         }
         if Instant::now() > deadline {
-            return Err(anyhow!("the chain was not ready after 120s; see {}", log_path.display()));
+            return Err(anyhow!(
+                "the chain was not ready after 120s; see {}",
+                log_path.display()
+            ));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -120,7 +150,10 @@ fn run_foreground(mut state: ChainState, started: Instant) -> CliResult {
     supervisor::install_stop_handlers();
     let chain = state.chain.clone();
     let result = supervisor::run(&state, || {
-        progress(&format!("chain {chain} ready in {:.1}s; Ctrl-C to stop and remove it", started.elapsed().as_secs_f64()));
+        progress(&format!(
+            "chain {chain} ready in {:.1}s; Ctrl-C to stop and remove it",
+            started.elapsed().as_secs_f64()
+        ));
     });
     progress("tearing down");
     state.supervisor = None; // that is us; don't signal ourselves
@@ -146,13 +179,22 @@ pub fn destroy(file: Option<&Path>, chain: Option<String>, all: bool) -> CliResu
         // be destroyed by name.
         match chain::load(f) {
             Ok(spec) => vec![spec.name],
-            Err(e) => return Err(CliError::usage(anyhow!("{e}\nuse `nfvhost destroy --chain NAME` instead"))),
+            Err(e) => {
+                return Err(CliError::usage(anyhow!(
+                    "{e}\nuse `nfvhost destroy --chain NAME` instead"
+                )))
+            }
         }
     } else {
-        return Err(CliError::usage(anyhow!("say which chain: a chain file, --chain NAME or --all")));
+        return Err(CliError::usage(anyhow!(
+            "say which chain: a chain file, --chain NAME or --all"
+        )));
     };
     for name in names {
-        let state = ChainState::load(&name)?.unwrap_or_else(|| ChainState { chain: name.clone(), ..Default::default() });
+        let state = ChainState::load(&name)?.unwrap_or_else(|| ChainState {
+            chain: name.clone(),
+            ..Default::default()
+        });
         let removed = teardown::teardown(&state)?;
         progress(&format!(
             "chain {name}: removed {} processes, {} namespaces, {} cgroups",

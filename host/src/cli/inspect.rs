@@ -31,13 +31,20 @@ fn rows(state: &ChainState) -> Vec<Row> {
             kind: "host",
             namespace: h.netns.clone(),
             pid: None,
-            status: if nfvhost::sys::netns::exists(&h.netns) { "up".into() } else { "missing".into() },
+            status: if nfvhost::sys::netns::exists(&h.netns) {
+                "up".into()
+            } else {
+                "missing".into()
+            },
             ports: h.interfaces.clone(),
             module: None,
         })
         .collect();
     for v in &state.vnfs {
-        let pid = StatsSegment::open(&v.spec.stats_path).ok().map(|s| s.pid.load(Relaxed) as i32).filter(|p| *p > 0);
+        let pid = StatsSegment::open(&v.spec.stats_path)
+            .ok()
+            .map(|s| s.pid.load(Relaxed) as i32)
+            .filter(|p| *p > 0);
         let running = pid.and_then(ProcRef::of).is_some_and(|p| p.alive());
         rows.push(Row {
             chain: state.chain.clone(),
@@ -66,13 +73,20 @@ pub fn inspect(chain: Option<String>, output: Output) -> CliResult {
     for c in chains {
         match ChainState::load(&c)? {
             Some(state) => all.extend(rows(&state)),
-            None => return Err(super::CliError::usage(anyhow::anyhow!("chain {c} is not deployed"))),
+            None => {
+                return Err(super::CliError::usage(anyhow::anyhow!(
+                    "chain {c} is not deployed"
+                )))
+            }
         }
     }
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&all)?),
         Output::Table => {
-            println!("{:<10} {:<12} {:<5} {:<24} {:>8} {:<10} {:<16} MODULE", "CHAIN", "NODE", "KIND", "NAMESPACE", "PID", "STATUS", "PORTS");
+            println!(
+                "{:<10} {:<12} {:<5} {:<24} {:>8} {:<10} {:<16} MODULE",
+                "CHAIN", "NODE", "KIND", "NAMESPACE", "PID", "STATUS", "PORTS"
+            );
             for r in &all {
                 println!(
                     "{:<10} {:<12} {:<5} {:<24} {:>8} {:<10} {:<16} {}",

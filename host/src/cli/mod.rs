@@ -24,20 +24,30 @@ pub struct CliError {
 
 impl CliError {
     pub fn usage(error: impl Into<anyhow::Error>) -> Self {
-        CliError { code: EXIT_USAGE, error: error.into() }
+        CliError {
+            code: EXIT_USAGE,
+            error: error.into(),
+        }
     }
 }
 
 impl<E: Into<anyhow::Error>> From<E> for CliError {
     fn from(e: E) -> Self {
-        CliError { code: EXIT_FAILURE, error: e.into() }
+        CliError {
+            code: EXIT_FAILURE,
+            error: e.into(),
+        }
     }
 }
 
 pub type CliResult = Result<(), CliError>;
 
 #[derive(Parser)]
-#[command(name = "nfvhost", version, about = "Run network functions as WebAssembly modules in service chains over real Linux links")]
+#[command(
+    name = "nfvhost",
+    version,
+    about = "Run network functions as WebAssembly modules in service chains over real Linux links"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -129,7 +139,11 @@ pub fn main() -> i32 {
         Command::Deploy { file, foreground } => deploy::deploy(&file, foreground),
         Command::Destroy { file, chain, all } => deploy::destroy(file.as_deref(), chain, all),
         Command::Inspect { chain, output } => inspect::inspect(chain, output),
-        Command::Exec { chain, node, command } => nodes::exec(chain, &node, &command),
+        Command::Exec {
+            chain,
+            node,
+            command,
+        } => nodes::exec(chain, &node, &command),
         Command::Logs { chain, vnf, tail } => nodes::logs(chain, &vnf, tail),
         Command::Worker { spec } => nodes::worker(&spec),
         Command::Supervise { chain } => deploy::supervise(&chain),
@@ -153,6 +167,9 @@ pub fn pick_chain(chain: Option<String>) -> Result<String, CliError> {
     match chains.as_slice() {
         [one] => Ok(one.clone()),
         [] => Err(CliError::usage(anyhow::anyhow!("no chain is deployed"))),
-        many => Err(CliError::usage(anyhow::anyhow!("several chains are deployed ({}); say which with --chain", many.join(", ")))),
+        many => Err(CliError::usage(anyhow::anyhow!(
+            "several chains are deployed ({}); say which with --chain",
+            many.join(", ")
+        ))),
     }
 }

@@ -13,7 +13,11 @@ pub enum PacketSocketError {
     #[error("couldn't find interface {ifname}: {source}")]
     NoInterface { ifname: String, source: io::Error },
     #[error("couldn't {what} for packet socket on {ifname}: {source}")]
-    Socket { ifname: String, what: &'static str, source: io::Error },
+    Socket {
+        ifname: String,
+        what: &'static str,
+        source: io::Error,
+    },
 }
 
 /// An `AF_PACKET` raw socket bound to one interface.
@@ -38,7 +42,11 @@ impl PacketSocketPort {
     pub fn open(name: &str, ifname: &str) -> Result<Self, PacketSocketError> {
         let err = |what: &'static str| {
             let ifname = ifname.to_string();
-            move |source| PacketSocketError::Socket { ifname, what, source }
+            move |source| PacketSocketError::Socket {
+                ifname,
+                what,
+                source,
+            }
         };
         let c_ifname = CString::new(ifname).map_err(|_| PacketSocketError::NoInterface {
             ifname: ifname.into(),
@@ -47,13 +55,22 @@ impl PacketSocketPort {
         // SAFETY: c_ifname is a valid NUL-terminated string.
         let ifindex = unsafe { libc::if_nametoindex(c_ifname.as_ptr()) };
         if ifindex == 0 {
-            return Err(PacketSocketError::NoInterface { ifname: ifname.into(), source: io::Error::last_os_error() });
+            return Err(PacketSocketError::NoInterface {
+                ifname: ifname.into(),
+                source: io::Error::last_os_error(),
+            });
         }
         // Protocol 0 at creation: the socket receives nothing until bind, so
         // no frame from another interface can slip in first.
         // SAFETY: plain socket(2) call; the result is checked.
-        let raw = check(unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) })
-            .map_err(err("create socket"))?;
+        let raw = check(unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                0,
+            )
+        })
+        .map_err(err("create socket"))?;
         // SAFETY: raw is a freshly created, owned descriptor.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
 
@@ -73,7 +90,13 @@ impl PacketSocketPort {
             let size: libc::c_int = 4 << 20;
             // SAFETY: as above. Failure (not root) only leaves the default size.
             unsafe {
-                libc::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, opt, (&size as *const libc::c_int).cast(), 4);
+                libc::setsockopt(
+                    fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    opt,
+                    (&size as *const libc::c_int).cast(),
+                    4,
+                );
             }
         }
 
@@ -91,7 +114,10 @@ impl PacketSocketPort {
             )
         })
         .map_err(err("bind"))?;
-        Ok(PacketSocketPort { name: name.into(), fd })
+        Ok(PacketSocketPort {
+            name: name.into(),
+            fd,
+        })
     }
 }
 
@@ -115,18 +141,31 @@ impl Port for PacketSocketPort {
         // SAFETY: as above.
         let mut msgs: [libc::mmsghdr; nfvhost_abi::MAX_BATCH] = unsafe { std::mem::zeroed() };
         for i in 0..n {
-            iovs[i] = libc::iovec { iov_base: bufs[i].as_mut_ptr().cast(), iov_len: bufs[i].len() };
+            iovs[i] = libc::iovec {
+                iov_base: bufs[i].as_mut_ptr().cast(),
+                iov_len: bufs[i].len(),
+            };
             msgs[i].msg_hdr.msg_iov = &mut iovs[i];
             msgs[i].msg_hdr.msg_iovlen = 1;
         }
         // SAFETY: msgs[..n] point at iovecs that describe live, exclusively
         // borrowed buffers (`bufs`), which outlive the call.
         let got = unsafe {
-            libc::recvmmsg(self.fd.as_raw_fd(), msgs.as_mut_ptr(), n as u32, libc::MSG_DONTWAIT, std::ptr::null_mut())
+            libc::recvmmsg(
+                self.fd.as_raw_fd(),
+                msgs.as_mut_ptr(),
+                n as u32,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
         };
         if got < 0 {
             let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::WouldBlock { Ok(RecvStats::default()) } else { Err(e) };
+            return if e.kind() == io::ErrorKind::WouldBlock {
+                Ok(RecvStats::default())
+            } else {
+                Err(e)
+            };
         }
         let got = got as usize;
         let mut truncated = 0;
@@ -136,7 +175,10 @@ impl Port for PacketSocketPort {
                 truncated += 1;
             }
         }
-        Ok(RecvStats { frames: got, truncated })
+        Ok(RecvStats {
+            frames: got,
+            truncated,
+        })
     }
 
     fn send_batch(&mut self, frames: &[&[u8]]) -> io::Result<usize> {
@@ -149,12 +191,22 @@ impl Port for PacketSocketPort {
             let mut msgs: [libc::mmsghdr; nfvhost_abi::MAX_BATCH] = unsafe { std::mem::zeroed() };
             for i in 0..n {
                 let f = frames[sent + i];
-                iovs[i] = libc::iovec { iov_base: f.as_ptr() as *mut libc::c_void, iov_len: f.len() };
+                iovs[i] = libc::iovec {
+                    iov_base: f.as_ptr() as *mut libc::c_void,
+                    iov_len: f.len(),
+                };
                 msgs[i].msg_hdr.msg_iov = &mut iovs[i];
                 msgs[i].msg_hdr.msg_iovlen = 1;
             }
             // SAFETY: the iovecs describe live frames the kernel only reads.
-            let got = unsafe { libc::sendmmsg(self.fd.as_raw_fd(), msgs.as_mut_ptr(), n as u32, libc::MSG_DONTWAIT) };
+            let got = unsafe {
+                libc::sendmmsg(
+                    self.fd.as_raw_fd(),
+                    msgs.as_mut_ptr(),
+                    n as u32,
+                    libc::MSG_DONTWAIT,
+                )
+            };
             if got < 0 {
                 let e = io::Error::last_os_error();
                 if sent > 0 || e.kind() == io::ErrorKind::WouldBlock {

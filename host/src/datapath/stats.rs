@@ -15,8 +15,8 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"NFVSTAT1");
 
 /// Upper bounds of the call-duration histogram, in nanoseconds.
 pub const CALL_NS_BUCKETS: [u64; 14] = [
-    1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000, 1_000_000, 2_000_000, 5_000_000,
-    10_000_000, 50_000_000,
+    1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000, 1_000_000, 2_000_000,
+    5_000_000, 10_000_000, 50_000_000,
 ];
 /// Upper bounds of the batch-size histogram, in frames.
 pub const BATCH_BUCKETS: [u64; 9] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
@@ -91,7 +91,10 @@ pub struct StatsLayout {
 impl StatsLayout {
     /// Bucket index for an observation.
     pub fn bucket(bounds: &[u64], value: u64) -> usize {
-        bounds.iter().position(|b| value <= *b).unwrap_or(bounds.len())
+        bounds
+            .iter()
+            .position(|b| value <= *b)
+            .unwrap_or(bounds.len())
     }
 
     pub fn observe_call(&self, ns: u64, frames: u64) {
@@ -130,7 +133,12 @@ const SIZE: usize = size_of::<StatsLayout>();
 impl StatsSegment {
     /// Creates (or resets) the segment file and maps it read-write.
     pub fn create(path: &Path) -> io::Result<Self> {
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?;
         file.set_len(SIZE as u64)?;
         let seg = Self::map(file, libc::PROT_READ | libc::PROT_WRITE)?;
         seg.magic.store(MAGIC, Relaxed);
@@ -142,11 +150,17 @@ impl StatsSegment {
     pub fn open(path: &Path) -> io::Result<Self> {
         let file = File::open(path)?;
         if file.metadata()?.len() != SIZE as u64 {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "stats segment has the wrong size"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "stats segment has the wrong size",
+            ));
         }
         let seg = Self::map(file, libc::PROT_READ)?;
         if seg.magic.load(Relaxed) != MAGIC {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "not an nfvhost stats segment"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "not an nfvhost stats segment",
+            ));
         }
         Ok(seg)
     }
@@ -154,11 +168,23 @@ impl StatsSegment {
     fn map(file: File, prot: libc::c_int) -> io::Result<Self> {
         // SAFETY: mapping SIZE bytes of a file at least that long, shared;
         // the result is checked before use.
-        let ptr = unsafe { libc::mmap(std::ptr::null_mut(), SIZE, prot, libc::MAP_SHARED, file.as_raw_fd(), 0) };
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                SIZE,
+                prot,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
         if ptr == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        Ok(StatsSegment { ptr: ptr.cast(), _file: file })
+        Ok(StatsSegment {
+            ptr: ptr.cast(),
+            _file: file,
+        })
     }
 }
 

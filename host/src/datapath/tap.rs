@@ -24,7 +24,10 @@ impl TapPort {
         if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(TapPort { name: name.into(), fd })
+        Ok(TapPort {
+            name: name.into(),
+            fd,
+        })
     }
 }
 

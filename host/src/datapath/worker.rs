@@ -72,7 +72,8 @@ pub fn run(spec: WorkerSpec) -> anyhow::Result<()> {
         unsafe { libc::signal(sig, on_stop_signal as *const () as libc::sighandler_t) };
     }
     if let Some(cg) = &spec.cgroup {
-        cg.add_process(std::process::id() as i32).with_context(|| format!("joining cgroup of {who}"))?;
+        cg.add_process(std::process::id() as i32)
+            .with_context(|| format!("joining cgroup of {who}"))?;
     }
     let mut ports = open_ports(&spec)?;
 
@@ -85,12 +86,25 @@ pub fn run(spec: WorkerSpec) -> anyhow::Result<()> {
     for p in &stats.ports[..ports.len()] {
         p.up.store(1, Relaxed);
     }
-    let limits = InstanceLimits { memory_bytes: spec.memory_bytes, batch_size: spec.batch_size, ..Default::default() };
+    let limits = InstanceLimits {
+        memory_bytes: spec.memory_bytes,
+        batch_size: spec.batch_size,
+        ..Default::default()
+    };
     let mut instance = instantiate(&engine, &module, &spec, &limits, &stats)?;
     println!("READY");
     use std::io::Write;
     std::io::stdout().flush().ok();
-    host_log(&who, LogLevel::Info, &format!("running {} ({} ports, batch {})", spec.module.display(), ports.len(), instance.batch_size()));
+    host_log(
+        &who,
+        LogLevel::Info,
+        &format!(
+            "running {} ({} ports, batch {})",
+            spec.module.display(),
+            ports.len(),
+            instance.batch_size()
+        ),
+    );
 
     let tick_every = Duration::from_millis(spec.tick_ms.max(1));
     let mut next_tick = Instant::now() + tick_every;
@@ -102,14 +116,28 @@ pub fn run(spec: WorkerSpec) -> anyhow::Result<()> {
         if receive(&mut ports, &mut instance, &mut batch, &stats) > 0 {
             let started = Instant::now();
             let result = instance.process(&batch.frames, &mut batch.outcome);
-            stats.observe_call(started.elapsed().as_nanos() as u64, batch.frames.len() as u64);
+            stats.observe_call(
+                started.elapsed().as_nanos() as u64,
+                batch.frames.len() as u64,
+            );
             match result {
                 Ok(()) => transmit(&mut ports, &instance, &batch, &stats),
                 Err(failure) => {
-                    let reason = if failure == CallFailure::Timeout { DropReason::Timeout } else { DropReason::Trap };
+                    let reason = if failure == CallFailure::Timeout {
+                        DropReason::Timeout
+                    } else {
+                        DropReason::Trap
+                    };
                     count_drops(&stats, reason, batch.frames.len());
                     stats.trap(failure.label());
-                    host_log(&who, LogLevel::Error, &format!("{failure}; {} frames dropped; restarting the module instance", batch.frames.len()));
+                    host_log(
+                        &who,
+                        LogLevel::Error,
+                        &format!(
+                            "{failure}; {} frames dropped; restarting the module instance",
+                            batch.frames.len()
+                        ),
+                    );
                     instance = instantiate(&engine, &module, &spec, &limits, &stats)?;
                 }
             }
@@ -120,7 +148,11 @@ pub fn run(spec: WorkerSpec) -> anyhow::Result<()> {
                 Ok(()) => send_emitted(&mut ports, &instance, &stats),
                 Err(failure) => {
                     stats.trap(failure.label());
-                    host_log(&who, LogLevel::Error, &format!("tick: {failure}; restarting the module instance"));
+                    host_log(
+                        &who,
+                        LogLevel::Error,
+                        &format!("tick: {failure}; restarting the module instance"),
+                    );
                     instance = instantiate(&engine, &module, &spec, &limits, &stats)?;
                 }
             }
@@ -140,7 +172,8 @@ fn open_ports(spec: &WorkerSpec) -> anyhow::Result<Vec<Box<dyn Port>>> {
     for p in &spec.ports {
         if let PortBinding::Tap { netns, ifname } = &p.binding {
             let ns = crate::sys::netns::NetNs::open(netns)?;
-            let fd = crate::sys::link::open_tap(&ns, ifname, false).with_context(|| format!("opening TAP {ifname} in {netns}"))?;
+            let fd = crate::sys::link::open_tap(&ns, ifname, false)
+                .with_context(|| format!("opening TAP {ifname} in {netns}"))?;
             taps.push((p.name.clone(), fd));
         }
     }
@@ -150,9 +183,14 @@ fn open_ports(spec: &WorkerSpec) -> anyhow::Result<Vec<Box<dyn Port>>> {
     let mut ports: Vec<Box<dyn Port>> = Vec::new();
     for p in &spec.ports {
         match &p.binding {
-            PortBinding::Interface { ifname } => ports.push(Box::new(PacketSocketPort::open(&p.name, ifname)?)),
+            PortBinding::Interface { ifname } => {
+                ports.push(Box::new(PacketSocketPort::open(&p.name, ifname)?))
+            }
             PortBinding::Tap { .. } => {
-                let i = taps.iter().position(|(n, _)| *n == p.name).expect("opened above");
+                let i = taps
+                    .iter()
+                    .position(|(n, _)| *n == p.name)
+                    .expect("opened above");
                 let (name, fd) = taps.remove(i);
                 ports.push(Box::new(TapPort::new(&name, fd)?));
             }
@@ -168,8 +206,15 @@ fn instantiate(
     limits: &InstanceLimits,
     stats: &StatsLayout,
 ) -> anyhow::Result<VnfInstance> {
-    let instance = VnfInstance::new(engine, module, &spec.vnf, spec.ports.len() as u16, spec.init_document.as_bytes(), limits.clone())
-        .with_context(|| format!("starting module {}", module.path.display()))?;
+    let instance = VnfInstance::new(
+        engine,
+        module,
+        &spec.vnf,
+        spec.ports.len() as u16,
+        spec.init_document.as_bytes(),
+        limits.clone(),
+    )
+    .with_context(|| format!("starting module {}", module.path.display()))?;
     let names: Vec<serde_json::Value> = instance
         .metrics()
         .iter()
@@ -189,12 +234,19 @@ struct Batch {
 
 impl Batch {
     fn new(size: usize) -> Self {
-        Batch { frames: Vec::with_capacity(size), lens: vec![0; size], outcome: BatchOutcome::default() }
+        Batch {
+            frames: Vec::with_capacity(size),
+            lens: vec![0; size],
+            outcome: BatchOutcome::default(),
+        }
     }
 }
 
 fn wait_readable(ports: &[Box<dyn Port>], timeout: Duration) -> anyhow::Result<()> {
-    let mut fds: Vec<PollFd<'_>> = ports.iter().map(|p| PollFd::new(p.fd(), PollFlags::POLLIN)).collect();
+    let mut fds: Vec<PollFd<'_>> = ports
+        .iter()
+        .map(|p| PollFd::new(p.fd(), PollFlags::POLLIN))
+        .collect();
     let ms = u16::try_from(timeout.as_millis().max(1)).unwrap_or(u16::MAX);
     match poll(&mut fds, PollTimeout::from(ms)) {
         Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
@@ -203,7 +255,12 @@ fn wait_readable(ports: &[Box<dyn Port>], timeout: Duration) -> anyhow::Result<(
 }
 
 /// Fills the batch from every port, straight into the module's slots.
-fn receive(ports: &mut [Box<dyn Port>], instance: &mut VnfInstance, batch: &mut Batch, stats: &StatsLayout) -> usize {
+fn receive(
+    ports: &mut [Box<dyn Port>],
+    instance: &mut VnfInstance,
+    batch: &mut Batch,
+    stats: &StatsLayout,
+) -> usize {
     batch.frames.clear();
     let capacity = instance.batch_size();
     let mut slots: Vec<&mut [u8]> = instance.slots_mut().collect();
@@ -239,7 +296,12 @@ fn count_drops(stats: &StatsLayout, reason: DropReason, n: usize) {
 
 /// Sends forwarded frames (grouped per egress port, one syscall each) and
 /// then anything the module emitted.
-fn transmit(ports: &mut [Box<dyn Port>], instance: &VnfInstance, batch: &Batch, stats: &StatsLayout) {
+fn transmit(
+    ports: &mut [Box<dyn Port>],
+    instance: &VnfInstance,
+    batch: &Batch,
+    stats: &StatsLayout,
+) {
     for (out_index, port) in ports.iter_mut().enumerate() {
         let frames: Vec<&[u8]> = batch
             .outcome
@@ -269,7 +331,11 @@ fn transmit(ports: &mut [Box<dyn Port>], instance: &VnfInstance, batch: &Batch, 
 
 fn send_emitted(ports: &mut [Box<dyn Port>], instance: &VnfInstance, stats: &StatsLayout) {
     for (port_index, port) in ports.iter_mut().enumerate() {
-        let frames: Vec<&[u8]> = instance.emitted().filter(|(p, _)| *p as usize == port_index).map(|(_, f)| f).collect();
+        let frames: Vec<&[u8]> = instance
+            .emitted()
+            .filter(|(p, _)| *p as usize == port_index)
+            .map(|(_, f)| f)
+            .collect();
         if !frames.is_empty() {
             let sent = send(port.as_mut(), &stats.ports[port_index], &frames);
             stats.emitted.fetch_add(sent as u64, Relaxed);
@@ -280,8 +346,12 @@ fn send_emitted(ports: &mut [Box<dyn Port>], instance: &VnfInstance, stats: &Sta
 fn send(port: &mut dyn Port, counters: &super::stats::PortCounters, frames: &[&[u8]]) -> usize {
     let sent = port.send_batch(frames).unwrap_or(0);
     counters.tx_packets.fetch_add(sent as u64, Relaxed);
-    counters.tx_bytes.fetch_add(frames[..sent].iter().map(|f| f.len() as u64).sum(), Relaxed);
-    counters.tx_errors.fetch_add((frames.len() - sent) as u64, Relaxed);
+    counters
+        .tx_bytes
+        .fetch_add(frames[..sent].iter().map(|f| f.len() as u64).sum(), Relaxed);
+    counters
+        .tx_errors
+        .fetch_add((frames.len() - sent) as u64, Relaxed);
     sent
 }
 
@@ -294,4 +364,3 @@ fn publish_gauges(instance: &VnfInstance, stats: &StatsLayout, values: &mut Vec<
     stats.module_memory_bytes.store(used as u64, Relaxed);
     stats.module_memory_limit.store(limit as u64, Relaxed);
 }
-

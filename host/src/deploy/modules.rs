@@ -16,7 +16,10 @@ pub fn search_dirs() -> Vec<PathBuf> {
         if let Some(bin_dir) = exe.parent() {
             // In a cargo tree: target/<profile>/nfvhost next to
             // target/wasm32-unknown-unknown/wasm/*.wasm.
-            for up in [bin_dir.parent(), bin_dir.parent().and_then(Path::parent)].into_iter().flatten() {
+            for up in [bin_dir.parent(), bin_dir.parent().and_then(Path::parent)]
+                .into_iter()
+                .flatten()
+            {
                 dirs.push(up.join("wasm32-unknown-unknown/wasm"));
             }
             dirs.push(bin_dir.join("../lib/nfvhost/vnfs"));
@@ -85,11 +88,19 @@ pub fn check_all(
         let path = match resolve(vnf) {
             Ok(p) => p,
             Err(msg) => {
-                errors.push(error_at(vnf.span, format!("vnf `{}`: {msg}", vnf.name), None));
+                errors.push(error_at(
+                    vnf.span,
+                    format!("vnf `{}`: {msg}", vnf.name),
+                    None,
+                ));
                 continue;
             }
         };
-        progress(&format!("checking module {} for {}", path.display(), vnf.name));
+        progress(&format!(
+            "checking module {} for {}",
+            path.display(),
+            vnf.name
+        ));
         let module = match engine.load(&path) {
             Ok(m) => m,
             Err(e) => {
@@ -97,12 +108,33 @@ pub fn check_all(
                 continue;
             }
         };
-        let limits = InstanceLimits { memory_bytes: wasm_memory(vnf), ..Default::default() };
-        match VnfInstance::new(engine, &module, &vnf.name, vnf.ports.len() as u16, init_document(vnf).as_bytes(), limits) {
-            Ok(_) => checked.push(CheckedVnf { name: vnf.name.clone(), module }),
+        let limits = InstanceLimits {
+            memory_bytes: wasm_memory(vnf),
+            ..Default::default()
+        };
+        match VnfInstance::new(
+            engine,
+            &module,
+            &vnf.name,
+            vnf.ports.len() as u16,
+            init_document(vnf).as_bytes(),
+            limits,
+        ) {
+            Ok(_) => checked.push(CheckedVnf {
+                name: vnf.name.clone(),
+                module,
+            }),
             Err(InstanceError::Config { path, message }) => {
-                let span = if path.is_empty() { vnf.config_span("") } else { vnf.config_span(&path) };
-                let key = if path.is_empty() { String::new() } else { format!(" key `{path}`") };
+                let span = if path.is_empty() {
+                    vnf.config_span("")
+                } else {
+                    vnf.config_span(&path)
+                };
+                let key = if path.is_empty() {
+                    String::new()
+                } else {
+                    format!(" key `{path}`")
+                };
                 errors.push(error_at(
                     span,
                     format!("vnf `{}`: config{key}: {message}", vnf.name),

@@ -44,23 +44,37 @@ pub fn build(
 ) -> anyhow::Result<()> {
     let name = &chain.name;
     progress("creating namespaces");
-    for node in chain.hosts.iter().map(|h| &h.name).chain(chain.vnfs.iter().map(|v| &v.name)) {
+    for node in chain
+        .hosts
+        .iter()
+        .map(|h| &h.name)
+        .chain(chain.vnfs.iter().map(|v| &v.name))
+    {
         let ns = netns_name(name, node);
         let created = NetNs::create(&ns).with_context(|| format!("creating namespace {ns}"))?;
         state.namespaces.push(ns.clone());
         state.save()?;
         if chain.vnf(node).is_some() {
-            silence_kernel_stack(&created).with_context(|| format!("switching IPv6 off in {ns}"))?;
+            silence_kernel_stack(&created)
+                .with_context(|| format!("switching IPv6 off in {ns}"))?;
         }
     }
-    let ns = |node: &str| NetNs::open(&netns_name(name, node)).with_context(|| format!("opening namespace of {node}"));
+    let ns = |node: &str| {
+        NetNs::open(&netns_name(name, node)).with_context(|| format!("opening namespace of {node}"))
+    };
 
     progress("creating links");
     for l in &chain.links {
         match l.kind {
             LinkKind::Veth => {
-                link::create_veth(&ns(&l.a.node)?, &l.a.port, &ns(&l.b.node)?, &l.b.port, l.mtu)
-                    .with_context(|| format!("creating veth link {}—{}", l.a, l.b))?;
+                link::create_veth(
+                    &ns(&l.a.node)?,
+                    &l.a.port,
+                    &ns(&l.b.node)?,
+                    &l.b.port,
+                    l.mtu,
+                )
+                .with_context(|| format!("creating veth link {}—{}", l.a, l.b))?;
                 for end in [&l.a, &l.b] {
                     disable_offloads(&ns(&end.node)?, &end.port)
                         .with_context(|| format!("switching offloads off on {end}"))?;
@@ -69,7 +83,11 @@ pub fn build(
             LinkKind::Tap => {
                 // The TAP device sits in the host's namespace under the
                 // host's interface name; the VNF's worker holds its fd.
-                let host_end = if chain.host(&l.a.node).is_some() { &l.a } else { &l.b };
+                let host_end = if chain.host(&l.a.node).is_some() {
+                    &l.a
+                } else {
+                    &l.b
+                };
                 let host_ns = ns(&host_end.node)?;
                 link::create_tap(&host_ns, &host_end.port, l.mtu, false)
                     .with_context(|| format!("creating TAP link {}—{}", l.a, l.b))?;
@@ -85,7 +103,8 @@ pub fn build(
         let hns = ns(&h.name)?;
         for iface in &h.interfaces {
             if let Some(mac) = iface.mac {
-                link::set_mac(&hns, &iface.name, mac).with_context(|| format!("setting the MAC of {}:{}", h.name, iface.name))?;
+                link::set_mac(&hns, &iface.name, mac)
+                    .with_context(|| format!("setting the MAC of {}:{}", h.name, iface.name))?;
             }
             for a in &iface.addresses {
                 link::add_address(&hns, &iface.name, a.addr, a.prefix_len)
@@ -93,11 +112,13 @@ pub fn build(
             }
         }
         if let Some(gw) = h.gateway {
-            link::add_route(&hns, None, gw).with_context(|| format!("adding default route via {gw} on {}", h.name))?;
+            link::add_route(&hns, None, gw)
+                .with_context(|| format!("adding default route via {gw} on {}", h.name))?;
         }
         for r in &h.routes {
-            link::add_route(&hns, Some((r.dst.addr, r.dst.prefix_len)), r.via)
-                .with_context(|| format!("adding route to {} via {} on {}", r.dst, r.via, h.name))?;
+            link::add_route(&hns, Some((r.dst.addr, r.dst.prefix_len)), r.via).with_context(
+                || format!("adding route to {} via {} on {}", r.dst, r.via, h.name),
+            )?;
         }
         state.hosts.push(HostState {
             name: h.name.clone(),
@@ -108,16 +129,25 @@ pub fn build(
     }
 
     progress("creating cgroups");
-    let root = CgroupRoot::detect(std::path::Path::new("/sys/fs/cgroup")).context("finding the cgroup hierarchy")?;
+    let root = CgroupRoot::detect(std::path::Path::new("/sys/fs/cgroup"))
+        .context("finding the cgroup hierarchy")?;
     let engine_cache = Engine::default_cache_dir();
     std::fs::create_dir_all(ChainState::dir(name).join("logs"))?;
     for v in &chain.vnfs {
-        let limits = Limits { cpu_cores: v.resources.cpu, memory_bytes: v.resources.memory, pids: v.resources.pids };
+        let limits = Limits {
+            cpu_cores: v.resources.cpu,
+            memory_bytes: v.resources.memory,
+            pids: v.resources.pids,
+        };
         let cgroup = root
             .create(&cgroup_path(name, &v.name), &limits)
             .with_context(|| format!("creating the cgroup of {}", v.name))?;
         state.cgroups.push(cgroup.clone());
-        let module = &checked.iter().find(|c| c.name == v.name).expect("every VNF was checked").module;
+        let module = &checked
+            .iter()
+            .find(|c| c.name == v.name)
+            .expect("every VNF was checked")
+            .module;
         let ports = v
             .ports
             .iter()
@@ -125,16 +155,29 @@ pub fn build(
                 let link = chain
                     .links
                     .iter()
-                    .find(|l| (l.a.node == v.name && l.a.port == *p) || (l.b.node == v.name && l.b.port == *p))
+                    .find(|l| {
+                        (l.a.node == v.name && l.a.port == *p)
+                            || (l.b.node == v.name && l.b.port == *p)
+                    })
                     .expect("validation connects every port");
                 let binding = match link.kind {
                     LinkKind::Veth => PortBinding::Interface { ifname: p.clone() },
                     LinkKind::Tap => {
-                        let other = if link.a.node == v.name { &link.b } else { &link.a };
-                        PortBinding::Tap { netns: netns_name(name, &other.node), ifname: other.port.clone() }
+                        let other = if link.a.node == v.name {
+                            &link.b
+                        } else {
+                            &link.a
+                        };
+                        PortBinding::Tap {
+                            netns: netns_name(name, &other.node),
+                            ifname: other.port.clone(),
+                        }
                     }
                 };
-                WorkerPort { name: p.clone(), binding }
+                WorkerPort {
+                    name: p.clone(),
+                    binding,
+                }
             })
             .collect();
         let spec = WorkerSpec {

@@ -32,13 +32,16 @@ impl ProcRef {
     /// Whether this exact process is still alive (and not a zombie).
     pub fn alive(&self) -> bool {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
-        proc_start_time(self.pid) == Some(self.start_time) && !stat_state(&stat).is_some_and(|s| s == 'Z')
+        proc_start_time(self.pid) == Some(self.start_time)
+            && stat_state(&stat).is_none_or(|s| s != 'Z')
     }
 }
 
 fn stat_fields(stat: &str) -> Vec<&str> {
     // The command name (field 2) may contain spaces; fields resume after ')'.
-    stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default()
+    stat.rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default()
 }
 
 fn stat_state(stat: &str) -> Option<char> {
@@ -100,7 +103,10 @@ impl ChainState {
     pub fn load(chain: &str) -> anyhow::Result<Option<ChainState>> {
         let path = Self::path(chain);
         match std::fs::read(&path) {
-            Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?)),
+            Ok(bytes) => Ok(Some(
+                serde_json::from_slice(&bytes)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+            )),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(anyhow::anyhow!("reading {}: {e}", path.display())),
         }
@@ -137,7 +143,9 @@ impl ChainState {
 
 /// Path of a VNF's log file.
 pub fn vnf_log_path(chain: &str, vnf: &str) -> PathBuf {
-    ChainState::dir(chain).join("logs").join(format!("{vnf}.log"))
+    ChainState::dir(chain)
+        .join("logs")
+        .join(format!("{vnf}.log"))
 }
 
 /// Whether `dir` is an nfvhost state directory.
@@ -153,7 +161,10 @@ mod tests {
     fn own_process_is_alive_and_recycled_pid_is_not() {
         let me = ProcRef::of(std::process::id() as i32).unwrap();
         assert!(me.alive());
-        let other = ProcRef { start_time: me.start_time + 1, ..me };
+        let other = ProcRef {
+            start_time: me.start_time + 1,
+            ..me
+        };
         assert!(!other.alive());
     }
 }

@@ -96,8 +96,11 @@ fn tail(path: &std::path::Path, lines: usize) -> String {
 /// caller's job.
 pub fn run(state: &ChainState, on_ready: impl FnOnce()) -> anyhow::Result<()> {
     let who = format!("supervisor {}", state.chain);
-    let addr = state.metrics.unwrap_or_else(|| DEFAULT_METRICS.parse().expect("valid default"));
-    let listener = TcpListener::bind(addr).with_context(|| format!("listening for /metrics on {addr}"))?;
+    let addr = state
+        .metrics
+        .unwrap_or_else(|| DEFAULT_METRICS.parse().expect("valid default"));
+    let listener =
+        TcpListener::bind(addr).with_context(|| format!("listening for /metrics on {addr}"))?;
 
     let mut workers = Vec::new();
     for vnf in &state.vnfs {
@@ -117,13 +120,28 @@ pub fn run(state: &ChainState, on_ready: impl FnOnce()) -> anyhow::Result<()> {
         });
     }
 
-    let source = Arc::new(MetricsSource::new(state, workers.iter().map(|w| (w.vnf.name.clone(), w.restarts.clone())).collect()));
-    std::thread::Builder::new().name("nfv-metrics".into()).spawn({
-        let source = source.clone();
-        move || metrics::serve(listener, source)
-    })?;
+    let source = Arc::new(MetricsSource::new(
+        state,
+        workers
+            .iter()
+            .map(|w| (w.vnf.name.clone(), w.restarts.clone()))
+            .collect(),
+    ));
+    std::thread::Builder::new()
+        .name("nfv-metrics".into())
+        .spawn({
+            let source = source.clone();
+            move || metrics::serve(listener, source)
+        })?;
     std::fs::write(state.file("ready"), addr.to_string())?;
-    host_log(&who, LogLevel::Info, &format!("{} workers ready; metrics on http://{addr}/metrics", workers.len()));
+    host_log(
+        &who,
+        LogLevel::Info,
+        &format!(
+            "{} workers ready; metrics on http://{addr}/metrics",
+            workers.len()
+        ),
+    );
     on_ready();
 
     while !stop_requested() {
@@ -135,8 +153,10 @@ pub fn run(state: &ChainState, on_ready: impl FnOnce()) -> anyhow::Result<()> {
     host_log(&who, LogLevel::Info, "stopping workers");
     for w in &mut workers {
         if let Some(child) = &mut w.child {
-            // SAFETY-free: nix kill by the pid of a child we spawned.
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
         }
     }
     let deadline = Instant::now() + Duration::from_secs(3);
@@ -158,13 +178,24 @@ fn supervise_one(state: &ChainState, w: &mut Worker, who: &str) {
         match child.try_wait() {
             Ok(None) => return,
             Ok(Some(status)) => {
-                host_log(who, LogLevel::Warn, &format!("worker of {} exited ({status}); restarting in {:?}", w.vnf.name, w.backoff));
+                host_log(
+                    who,
+                    LogLevel::Warn,
+                    &format!(
+                        "worker of {} exited ({status}); restarting in {:?}",
+                        w.vnf.name, w.backoff
+                    ),
+                );
                 w.child = None;
                 w.next_start = Instant::now() + w.backoff;
                 w.backoff = (w.backoff * 2).min(Duration::from_secs(5));
             }
             Err(e) => {
-                host_log(who, LogLevel::Error, &format!("waiting for worker of {}: {e}", w.vnf.name));
+                host_log(
+                    who,
+                    LogLevel::Error,
+                    &format!("waiting for worker of {}: {e}", w.vnf.name),
+                );
                 return;
             }
         }

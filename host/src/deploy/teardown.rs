@@ -68,7 +68,11 @@ pub fn teardown(state: &ChainState) -> anyhow::Result<Removed> {
 
     let prefix = format!("nfv-{}-", state.chain);
     let mut names = state.namespaces.clone();
-    names.extend(netns::list().into_iter().filter(|n| n.starts_with(&prefix) && !state.namespaces.contains(n)));
+    names.extend(
+        netns::list()
+            .into_iter()
+            .filter(|n| n.starts_with(&prefix) && !state.namespaces.contains(n)),
+    );
     for ns in names {
         if !netns::exists(&ns) {
             continue;
@@ -95,6 +99,10 @@ pub fn teardown(state: &ChainState) -> anyhow::Result<Removed> {
         }
         Ok(removed)
     } else {
-        anyhow::bail!("teardown of {} left things behind:\n  {}", state.chain, errors.join("\n  "))
+        anyhow::bail!(
+            "teardown of {} left things behind:\n  {}",
+            state.chain,
+            errors.join("\n  ")
+        )
     }
 }

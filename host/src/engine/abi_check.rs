@@ -6,14 +6,32 @@ use wasmtime::{ExternType, FuncType, ValType};
 /// Why a module was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AbiError {
-    #[error("module does not export `{name}` ({sig}); is it built with vnf-sdk's export_vnf! macro?")]
-    MissingExport { name: &'static str, sig: &'static str },
+    #[error(
+        "module does not export `{name}` ({sig}); is it built with vnf-sdk's export_vnf! macro?"
+    )]
+    MissingExport {
+        name: &'static str,
+        sig: &'static str,
+    },
     #[error("export `{name}` has type {found}, ABI v1 requires {expected}")]
-    ExportType { name: &'static str, expected: &'static str, found: String },
+    ExportType {
+        name: &'static str,
+        expected: &'static str,
+        found: String,
+    },
     #[error("module imports `{module}.{name}`, which nfvhost does not provide (nfvhost provides {provided})")]
-    UnknownImport { module: String, name: String, provided: String },
+    UnknownImport {
+        module: String,
+        name: String,
+        provided: String,
+    },
     #[error("import `{module}.{name}` has type {found}, nfvhost provides {expected}")]
-    ImportType { module: String, name: String, expected: &'static str, found: String },
+    ImportType {
+        module: String,
+        name: String,
+        expected: &'static str,
+        found: String,
+    },
     #[error("module was built for nfvhost ABI version {found}; this nfvhost speaks version {expected}; rebuild it against a matching vnf-sdk")]
     Version { found: i32, expected: u32 },
 }
@@ -52,10 +70,15 @@ fn describe(ty: &ExternType) -> String {
 pub fn check_module(module: &wasmtime::Module) -> Result<(), AbiError> {
     for import in module.imports() {
         let found = describe(&import.ty());
-        let provided = PROVIDED_IMPORTS.iter().find(|(n, _)| import.module() == IMPORT_MODULE && *n == import.name());
+        let provided = PROVIDED_IMPORTS
+            .iter()
+            .find(|(n, _)| import.module() == IMPORT_MODULE && *n == import.name());
         match provided {
             None => {
-                let list: Vec<String> = PROVIDED_IMPORTS.iter().map(|(n, _)| format!("{IMPORT_MODULE}.{n}")).collect();
+                let list: Vec<String> = PROVIDED_IMPORTS
+                    .iter()
+                    .map(|(n, _)| format!("{IMPORT_MODULE}.{n}"))
+                    .collect();
                 return Err(AbiError::UnknownImport {
                     module: import.module().into(),
                     name: import.name().into(),
@@ -79,7 +102,11 @@ pub fn check_module(module: &wasmtime::Module) -> Result<(), AbiError> {
         };
         let found = describe(&export);
         if found != *sig {
-            return Err(AbiError::ExportType { name, expected: sig, found });
+            return Err(AbiError::ExportType {
+                name,
+                expected: sig,
+                found,
+            });
         }
     }
     Ok(())
@@ -104,7 +131,9 @@ mod tests {
 
     #[test]
     fn accepts_a_complete_module() {
-        let m = module(&format!(r#"(module (import "nfv" "now_ns" (func (result i64))) {GOOD_EXPORTS})"#));
+        let m = module(&format!(
+            r#"(module (import "nfv" "now_ns" (func (result i64))) {GOOD_EXPORTS})"#
+        ));
         assert_eq!(check_module(&m), Ok(()));
     }
 
@@ -112,13 +141,23 @@ mod tests {
     fn names_a_missing_export() {
         let m = module(r#"(module (memory (export "memory") 1))"#);
         let err = check_module(&m).unwrap_err();
-        assert_eq!(err, AbiError::MissingExport { name: "nfv_abi_version", sig: "func() -> i32" });
-        assert!(err.to_string().contains("does not export `nfv_abi_version`"));
+        assert_eq!(
+            err,
+            AbiError::MissingExport {
+                name: "nfv_abi_version",
+                sig: "func() -> i32"
+            }
+        );
+        assert!(err
+            .to_string()
+            .contains("does not export `nfv_abi_version`"));
     }
 
     #[test]
     fn names_an_unknown_import() {
-        let m = module(&format!(r#"(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32))) {GOOD_EXPORTS})"#));
+        let m = module(&format!(
+            r#"(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32))) {GOOD_EXPORTS})"#
+        ));
         let err = check_module(&m).unwrap_err().to_string();
         assert!(err.contains("`wasi_snapshot_preview1.fd_write`"), "{err}");
         assert!(err.contains("nfv.emit"), "{err}");
@@ -126,7 +165,9 @@ mod tests {
 
     #[test]
     fn names_a_mistyped_import() {
-        let m = module(&format!(r#"(module (import "nfv" "emit" (func (param i32 i32) (result i32))) {GOOD_EXPORTS})"#));
+        let m = module(&format!(
+            r#"(module (import "nfv" "emit" (func (param i32 i32) (result i32))) {GOOD_EXPORTS})"#
+        ));
         let err = check_module(&m).unwrap_err();
         assert_eq!(
             err,
@@ -141,8 +182,18 @@ mod tests {
 
     #[test]
     fn names_a_mistyped_export() {
-        let exports = GOOD_EXPORTS.replace(r#"(func (export "nfv_tick") (param i64))"#, r#"(func (export "nfv_tick") (param i32))"#);
+        let exports = GOOD_EXPORTS.replace(
+            r#"(func (export "nfv_tick") (param i64))"#,
+            r#"(func (export "nfv_tick") (param i32))"#,
+        );
         let err = check_module(&module(&format!("(module {exports})"))).unwrap_err();
-        assert_eq!(err, AbiError::ExportType { name: "nfv_tick", expected: "func(i64)", found: "func(i32)".into() });
+        assert_eq!(
+            err,
+            AbiError::ExportType {
+                name: "nfv_tick",
+                expected: "func(i64)",
+                found: "func(i32)".into()
+            }
+        );
     }
 }

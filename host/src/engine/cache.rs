@@ -17,7 +17,11 @@ fn entry(engine: &wasmtime::Engine, dir: &Path, digest: &str) -> PathBuf {
     dir.join(format!("{digest}-{:016x}.cwasm", h.finish()))
 }
 
-pub(super) fn fetch(engine: &wasmtime::Engine, dir: &Path, digest: &str) -> Option<wasmtime::Module> {
+pub(super) fn fetch(
+    engine: &wasmtime::Engine,
+    dir: &Path,
+    digest: &str,
+) -> Option<wasmtime::Module> {
     let path = entry(engine, dir, digest);
     if !path.exists() {
         return None;
@@ -33,7 +37,9 @@ pub(super) fn store(dir: &Path, digest: &str, module: &wasmtime::Module) -> anyh
     std::fs::create_dir_all(dir)?;
     let path = entry(module.engine(), dir, digest);
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let bytes = module.serialize().map_err(|e| anyhow::anyhow!("serializing: {e:#}"))?;
+    let bytes = module
+        .serialize()
+        .map_err(|e| anyhow::anyhow!("serializing: {e:#}"))?;
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, &path)?;
     Ok(())

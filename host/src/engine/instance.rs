@@ -9,9 +9,10 @@ use std::ops::Range;
 use std::time::Instant;
 
 use nfvhost_abi::{
-    FrameDesc, LogLevel, MetricKind, Verdict, ABI_VERSION, FRAME_DESC_SIZE, IMPORT_MODULE, MAX_BATCH, MAX_COUNTERS,
-    MAX_EMIT_LEN, MAX_EMIT_PER_CALL, STATUS_BAD_ARGUMENT, STATUS_BAD_CONFIG, STATUS_NO_SUCH_PORT, STATUS_OK,
-    STATUS_QUEUE_FULL, STATUS_TOO_LARGE, STATUS_WRONG_PHASE,
+    FrameDesc, LogLevel, MetricKind, Verdict, ABI_VERSION, FRAME_DESC_SIZE, IMPORT_MODULE,
+    MAX_BATCH, MAX_COUNTERS, MAX_EMIT_LEN, MAX_EMIT_PER_CALL, STATUS_BAD_ARGUMENT,
+    STATUS_BAD_CONFIG, STATUS_NO_SUCH_PORT, STATUS_OK, STATUS_QUEUE_FULL, STATUS_TOO_LARGE,
+    STATUS_WRONG_PHASE,
 };
 use wasmtime::{Caller, Linker, Memory, Store, StoreLimits, StoreLimitsBuilder, Trap, TypedFunc};
 
@@ -32,7 +33,12 @@ pub struct InstanceLimits {
 
 impl Default for InstanceLimits {
     fn default() -> Self {
-        InstanceLimits { memory_bytes: 64 << 20, call_deadline_ticks: 20, slot_size: 2048, batch_size: 64 }
+        InstanceLimits {
+            memory_bytes: 64 << 20,
+            call_deadline_ticks: 20,
+            slot_size: 2048,
+            batch_size: 64,
+        }
     }
 }
 
@@ -80,7 +86,10 @@ impl CallFailure {
             Some(_) => "other",
             None => "host",
         };
-        CallFailure::Trap { kind, message: format!("{e:#}") }
+        CallFailure::Trap {
+            kind,
+            message: format!("{e:#}"),
+        }
     }
 
     /// Label for the `kind` of a trap metric.
@@ -155,48 +164,89 @@ fn read_str(data: &[u8], ptr: i32, len: i32) -> Option<&str> {
 
 fn build_linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
-    let memory_of = |caller: &mut Caller<'_, HostState>| caller.get_export("memory").and_then(|e| e.into_memory());
+    let memory_of = |caller: &mut Caller<'_, HostState>| {
+        caller.get_export("memory").and_then(|e| e.into_memory())
+    };
 
-    linker.func_wrap(IMPORT_MODULE, nfvhost_abi::IMPORT_LOG, move |mut caller: Caller<'_, HostState>, level: i32, ptr: i32, len: i32| {
-        let Some(memory) = memory_of(&mut caller) else { return };
-        let (data, state) = memory.data_and_store_mut(&mut caller);
-        let level = u8::try_from(level).ok().and_then(LogLevel::from_u8).unwrap_or(LogLevel::Info);
-        let msg = read_str(data, ptr, len).unwrap_or("<log message outside memory or not UTF-8>");
-        crate::logging::vnf_log(&state.vnf, level, msg);
-    })?;
+    linker.func_wrap(
+        IMPORT_MODULE,
+        nfvhost_abi::IMPORT_LOG,
+        move |mut caller: Caller<'_, HostState>, level: i32, ptr: i32, len: i32| {
+            let Some(memory) = memory_of(&mut caller) else {
+                return;
+            };
+            let (data, state) = memory.data_and_store_mut(&mut caller);
+            let level = u8::try_from(level)
+                .ok()
+                .and_then(LogLevel::from_u8)
+                .unwrap_or(LogLevel::Info);
+            let msg =
+                read_str(data, ptr, len).unwrap_or("<log message outside memory or not UTF-8>");
+            crate::logging::vnf_log(&state.vnf, level, msg);
+        },
+    )?;
 
-    linker.func_wrap(IMPORT_MODULE, nfvhost_abi::IMPORT_NOW_NS, |caller: Caller<'_, HostState>| -> i64 {
-        caller.data().epoch_origin.elapsed().as_nanos() as i64
-    })?;
+    linker.func_wrap(
+        IMPORT_MODULE,
+        nfvhost_abi::IMPORT_NOW_NS,
+        |caller: Caller<'_, HostState>| -> i64 {
+            caller.data().epoch_origin.elapsed().as_nanos() as i64
+        },
+    )?;
 
-    linker.func_wrap(IMPORT_MODULE, nfvhost_abi::IMPORT_EMIT, move |mut caller: Caller<'_, HostState>, port: i32, ptr: i32, len: i32| -> i32 {
-        let Some(memory) = memory_of(&mut caller) else { return STATUS_BAD_ARGUMENT };
-        let (data, state) = memory.data_and_store_mut(&mut caller);
-        let Ok(port) = u16::try_from(port) else { return STATUS_NO_SUCH_PORT };
-        if port >= state.port_count {
-            return STATUS_NO_SUCH_PORT;
-        }
-        let Ok(len) = usize::try_from(len) else { return STATUS_BAD_ARGUMENT };
-        if len > MAX_EMIT_LEN {
-            return STATUS_TOO_LARGE;
-        }
-        if state.emits.len() >= MAX_EMIT_PER_CALL {
-            return STATUS_QUEUE_FULL;
-        }
-        let Some(bytes) = usize::try_from(ptr).ok().and_then(|p| data.get(p..p.checked_add(len)?)) else {
-            return STATUS_BAD_ARGUMENT;
-        };
-        let start = state.emit_arena.len();
-        state.emit_arena.extend_from_slice(bytes);
-        state.emits.push(EmittedFrame { port, range: start..start + len });
-        STATUS_OK
-    })?;
+    linker.func_wrap(
+        IMPORT_MODULE,
+        nfvhost_abi::IMPORT_EMIT,
+        move |mut caller: Caller<'_, HostState>, port: i32, ptr: i32, len: i32| -> i32 {
+            let Some(memory) = memory_of(&mut caller) else {
+                return STATUS_BAD_ARGUMENT;
+            };
+            let (data, state) = memory.data_and_store_mut(&mut caller);
+            let Ok(port) = u16::try_from(port) else {
+                return STATUS_NO_SUCH_PORT;
+            };
+            if port >= state.port_count {
+                return STATUS_NO_SUCH_PORT;
+            }
+            let Ok(len) = usize::try_from(len) else {
+                return STATUS_BAD_ARGUMENT;
+            };
+            if len > MAX_EMIT_LEN {
+                return STATUS_TOO_LARGE;
+            }
+            if state.emits.len() >= MAX_EMIT_PER_CALL {
+                return STATUS_QUEUE_FULL;
+            }
+            let Some(bytes) = usize::try_from(ptr)
+                .ok()
+                .and_then(|p| data.get(p..p.checked_add(len)?))
+            else {
+                return STATUS_BAD_ARGUMENT;
+            };
+            let start = state.emit_arena.len();
+            state.emit_arena.extend_from_slice(bytes);
+            state.emits.push(EmittedFrame {
+                port,
+                range: start..start + len,
+            });
+            STATUS_OK
+        },
+    )?;
 
     linker.func_wrap(
         IMPORT_MODULE,
         nfvhost_abi::IMPORT_COUNTER_DEFINE,
-        move |mut caller: Caller<'_, HostState>, kind: i32, name_ptr: i32, name_len: i32, help_ptr: i32, help_len: i32, cell: i32| -> i32 {
-            let Some(memory) = memory_of(&mut caller) else { return STATUS_BAD_ARGUMENT };
+        move |mut caller: Caller<'_, HostState>,
+              kind: i32,
+              name_ptr: i32,
+              name_len: i32,
+              help_ptr: i32,
+              help_len: i32,
+              cell: i32|
+              -> i32 {
+            let Some(memory) = memory_of(&mut caller) else {
+                return STATUS_BAD_ARGUMENT;
+            };
             let (data, state) = memory.data_and_store_mut(&mut caller);
             if state.phase != Phase::Init {
                 return STATUS_WRONG_PHASE;
@@ -204,19 +254,35 @@ fn build_linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<HostState>
             if state.metrics.len() >= MAX_COUNTERS {
                 return STATUS_QUEUE_FULL;
             }
-            let Some(kind) = u8::try_from(kind).ok().and_then(MetricKind::from_u8) else { return STATUS_BAD_ARGUMENT };
-            let (Some(name), Some(help)) = (read_str(data, name_ptr, name_len), read_str(data, help_ptr, help_len)) else {
+            let Some(kind) = u8::try_from(kind).ok().and_then(MetricKind::from_u8) else {
+                return STATUS_BAD_ARGUMENT;
+            };
+            let (Some(name), Some(help)) = (
+                read_str(data, name_ptr, name_len),
+                read_str(data, help_ptr, help_len),
+            ) else {
                 return STATUS_BAD_ARGUMENT;
             };
             let valid_name = name.starts_with(|c: char| c.is_ascii_lowercase())
-                && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
                 && !name.ends_with("_total");
-            let cell_ok = u32::try_from(cell).ok().filter(|c| c % 8 == 0 && (*c as usize) + 8 <= data.len());
-            let (true, Some(cell)) = (valid_name, cell_ok) else { return STATUS_BAD_ARGUMENT };
+            let cell_ok = u32::try_from(cell)
+                .ok()
+                .filter(|c| c % 8 == 0 && (*c as usize) + 8 <= data.len());
+            let (true, Some(cell)) = (valid_name, cell_ok) else {
+                return STATUS_BAD_ARGUMENT;
+            };
             if state.metrics.iter().any(|m| m.name == name) {
                 return STATUS_BAD_ARGUMENT;
             }
-            state.metrics.push(MetricDef { kind, name: name.into(), help: help.into(), cell });
+            state.metrics.push(MetricDef {
+                kind,
+                name: name.into(),
+                help: help.into(),
+                cell,
+            });
             STATUS_OK
         },
     )?;
@@ -224,11 +290,19 @@ fn build_linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<HostState>
     linker.func_wrap(
         IMPORT_MODULE,
         nfvhost_abi::IMPORT_CONFIG_ERROR,
-        move |mut caller: Caller<'_, HostState>, path_ptr: i32, path_len: i32, msg_ptr: i32, msg_len: i32| {
-            let Some(memory) = memory_of(&mut caller) else { return };
+        move |mut caller: Caller<'_, HostState>,
+              path_ptr: i32,
+              path_len: i32,
+              msg_ptr: i32,
+              msg_len: i32| {
+            let Some(memory) = memory_of(&mut caller) else {
+                return;
+            };
             let (data, state) = memory.data_and_store_mut(&mut caller);
             let path = read_str(data, path_ptr, path_len).unwrap_or("").to_string();
-            let msg = read_str(data, msg_ptr, msg_len).unwrap_or("invalid configuration").to_string();
+            let msg = read_str(data, msg_ptr, msg_len)
+                .unwrap_or("invalid configuration")
+                .to_string();
             state.config_error = Some((path, msg));
         },
     )?;
@@ -248,7 +322,10 @@ impl VnfInstance {
     ) -> Result<Self, InstanceError> {
         let wasm_engine = engine.wasmtime();
         let state = HostState {
-            limits: StoreLimitsBuilder::new().memory_size(limits.memory_bytes).instances(1).build(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(limits.memory_bytes)
+                .instances(1)
+                .build(),
             vnf: vnf.to_string(),
             port_count,
             phase: Phase::Init,
@@ -264,10 +341,14 @@ impl VnfInstance {
         store.epoch_deadline_trap();
 
         let linker = build_linker(wasm_engine).map_err(InstanceError::Instantiate)?;
-        let instance = linker.instantiate(&mut store, &module.module).map_err(InstanceError::Instantiate)?;
+        let instance = linker
+            .instantiate(&mut store, &module.module)
+            .map_err(InstanceError::Instantiate)?;
         macro_rules! get {
             ($name:expr) => {
-                instance.get_typed_func(&mut store, $name).map_err(InstanceError::Instantiate)?
+                instance
+                    .get_typed_func(&mut store, $name)
+                    .map_err(InstanceError::Instantiate)?
             };
         }
         let version: TypedFunc<(), i32> = get!(nfvhost_abi::EXPORT_ABI_VERSION);
@@ -277,12 +358,21 @@ impl VnfInstance {
         let tick = get!(nfvhost_abi::EXPORT_TICK);
         let memory = instance
             .get_memory(&mut store, nfvhost_abi::EXPORT_MEMORY)
-            .ok_or(AbiError::MissingExport { name: "memory", sig: "memory" })?;
+            .ok_or(AbiError::MissingExport {
+                name: "memory",
+                sig: "memory",
+            })?;
 
         store.set_epoch_deadline(limits.call_deadline_ticks);
-        let found = version.call(&mut store, ()).map_err(|e| InstanceError::InitCall(CallFailure::from_error(e)))?;
+        let found = version
+            .call(&mut store, ())
+            .map_err(|e| InstanceError::InitCall(CallFailure::from_error(e)))?;
         if found != ABI_VERSION as i32 {
-            return Err(AbiError::Version { found, expected: ABI_VERSION }.into());
+            return Err(AbiError::Version {
+                found,
+                expected: ABI_VERSION,
+            }
+            .into());
         }
 
         // The init document, then the batch region: descriptors, then slots.
@@ -290,14 +380,17 @@ impl VnfInstance {
         let region = batch_size * FRAME_DESC_SIZE + batch_size * limits.slot_size;
         let reserve = |store: &mut Store<HostState>, len: usize| -> Result<usize, InstanceError> {
             store.set_epoch_deadline(limits.call_deadline_ticks);
-            let ptr = alloc.call(&mut *store, len as i32).map_err(|e| InstanceError::InitCall(CallFailure::from_error(e)))?;
+            let ptr = alloc
+                .call(&mut *store, len as i32)
+                .map_err(|e| InstanceError::InitCall(CallFailure::from_error(e)))?;
             if ptr <= 0 || ptr as usize + len > memory.data_size(&*store) {
                 return Err(InstanceError::NoRoom(len));
             }
             Ok(ptr as usize)
         };
         let doc_ptr = reserve(&mut store, init_document.len().max(1))?;
-        memory.data_mut(&mut store)[doc_ptr..doc_ptr + init_document.len()].copy_from_slice(init_document);
+        memory.data_mut(&mut store)[doc_ptr..doc_ptr + init_document.len()]
+            .copy_from_slice(init_document);
         store.set_epoch_deadline(limits.call_deadline_ticks);
         let status = init
             .call(&mut store, (doc_ptr as i32, init_document.len() as i32))
@@ -307,7 +400,12 @@ impl VnfInstance {
         }
         match status {
             STATUS_OK => {}
-            STATUS_BAD_CONFIG => return Err(InstanceError::Config { path: String::new(), message: "refused (no reason given)".into() }),
+            STATUS_BAD_CONFIG => {
+                return Err(InstanceError::Config {
+                    path: String::new(),
+                    message: "refused (no reason given)".into(),
+                })
+            }
             other => return Err(InstanceError::InitStatus(other)),
         }
         let desc_base = reserve(&mut store, region)?;
@@ -320,7 +418,10 @@ impl VnfInstance {
             tick,
             desc_base,
             slot_base,
-            limits: InstanceLimits { batch_size, ..limits },
+            limits: InstanceLimits {
+                batch_size,
+                ..limits
+            },
             port_count,
         })
     }
@@ -340,7 +441,8 @@ impl VnfInstance {
     pub fn slots_mut(&mut self) -> std::slice::ChunksExactMut<'_, u8> {
         let len = self.limits.batch_size * self.limits.slot_size;
         let slot = self.limits.slot_size;
-        self.memory.data_mut(&mut self.store)[self.slot_base..self.slot_base + len].chunks_exact_mut(slot)
+        self.memory.data_mut(&mut self.store)[self.slot_base..self.slot_base + len]
+            .chunks_exact_mut(slot)
     }
 
     /// The first `len` bytes of slot `i` (clamped to the slot).
@@ -352,7 +454,11 @@ impl VnfInstance {
     /// Runs the module over the first `frames.len()` slots, where
     /// `frames[i] = (in_port, len)`. On success `out` holds one
     /// `(verdict, new_len)` per frame.
-    pub fn process(&mut self, frames: &[(u16, usize)], out: &mut BatchOutcome) -> Result<(), CallFailure> {
+    pub fn process(
+        &mut self,
+        frames: &[(u16, usize)],
+        out: &mut BatchOutcome,
+    ) -> Result<(), CallFailure> {
         debug_assert!(frames.len() <= self.limits.batch_size);
         self.begin_call();
         let slot = self.limits.slot_size;
@@ -372,7 +478,10 @@ impl VnfInstance {
         }
         let status = self
             .process
-            .call(&mut self.store, (self.desc_base as i32, frames.len() as i32))
+            .call(
+                &mut self.store,
+                (self.desc_base as i32, frames.len() as i32),
+            )
             .map_err(CallFailure::from_error)?;
         if status != STATUS_OK {
             return Err(CallFailure::Status(status));
@@ -381,7 +490,9 @@ impl VnfInstance {
         let data = self.memory.data(&self.store);
         for i in 0..frames.len() {
             let at = self.desc_base + i * FRAME_DESC_SIZE;
-            let bytes: &[u8; FRAME_DESC_SIZE] = data[at..at + FRAME_DESC_SIZE].try_into().expect("descriptor size");
+            let bytes: &[u8; FRAME_DESC_SIZE] = data[at..at + FRAME_DESC_SIZE]
+                .try_into()
+                .expect("descriptor size");
             let desc = FrameDesc::from_bytes(bytes);
             let verdict = Verdict::decode(desc.verdict, self.port_count);
             // A length past the slot is a module bug; treat it as malformed.
@@ -399,20 +510,26 @@ impl VnfInstance {
     pub fn tick(&mut self) -> Result<(), CallFailure> {
         self.begin_call();
         let now = self.store.data().epoch_origin.elapsed().as_nanos() as i64;
-        self.tick.call(&mut self.store, now).map_err(CallFailure::from_error)
+        self.tick
+            .call(&mut self.store, now)
+            .map_err(CallFailure::from_error)
     }
 
     fn begin_call(&mut self) {
         let state = self.store.data_mut();
         state.emit_arena.clear();
         state.emits.clear();
-        self.store.set_epoch_deadline(self.limits.call_deadline_ticks);
+        self.store
+            .set_epoch_deadline(self.limits.call_deadline_ticks);
     }
 
     /// Frames the module emitted during the last call.
     pub fn emitted(&self) -> impl Iterator<Item = (u16, &[u8])> {
         let state = self.store.data();
-        state.emits.iter().map(move |e| (e.port, &state.emit_arena[e.range.clone()]))
+        state
+            .emits
+            .iter()
+            .map(move |e| (e.port, &state.emit_arena[e.range.clone()]))
     }
 
     /// The metrics the module declared.
@@ -426,7 +543,8 @@ impl VnfInstance {
         out.clear();
         out.extend(self.store.data().metrics.iter().map(|m| {
             let at = m.cell as usize;
-            data.get(at..at + 8).map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+            data.get(at..at + 8)
+                .map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
         }));
     }
 

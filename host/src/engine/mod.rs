@@ -26,10 +26,16 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 pub enum LoadError {
     /// Couldn't read module {path}: {source}
     #[error("couldn't read module {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// Not a valid WebAssembly module.
     #[error("{path} is not a valid WebAssembly module: {error:#}")]
-    Compile { path: PathBuf, error: wasmtime::Error },
+    Compile {
+        path: PathBuf,
+        error: wasmtime::Error,
+    },
     /// The module does not speak our ABI.
     #[error("{path}: {source}")]
     Abi { path: PathBuf, source: AbiError },
@@ -59,15 +65,18 @@ impl Engine {
         let mut config = wasmtime::Config::new();
         config.epoch_interruption(true);
         config.cranelift_opt_level(wasmtime::OptLevel::Speed);
-        let engine = wasmtime::Engine::new(&config).map_err(|e| anyhow::anyhow!("creating the wasm engine: {e:#}"))?;
+        let engine = wasmtime::Engine::new(&config)
+            .map_err(|e| anyhow::anyhow!("creating the wasm engine: {e:#}"))?;
         let weak = engine.weak();
-        thread::Builder::new().name("nfv-epoch".into()).spawn(move || {
-            while let Some(engine) = weak.upgrade() {
-                engine.increment_epoch();
-                drop(engine);
-                thread::sleep(EPOCH_TICK);
-            }
-        })?;
+        thread::Builder::new()
+            .name("nfv-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    thread::sleep(EPOCH_TICK);
+                }
+            })?;
         Ok(Engine { engine, cache_dir })
     }
 
@@ -89,7 +98,10 @@ impl Engine {
 
     /// Reads, compiles (or fetches from the cache) and ABI-checks a module.
     pub fn load(&self, path: &Path) -> Result<LoadedModule, LoadError> {
-        let bytes = std::fs::read(path).map_err(|source| LoadError::Read { path: path.to_owned(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         self.load_bytes(path, &bytes)
     }
 
@@ -97,24 +109,42 @@ impl Engine {
     /// in messages.
     pub fn load_bytes(&self, path: &Path, bytes: &[u8]) -> Result<LoadedModule, LoadError> {
         let digest = cache::digest(bytes);
-        let cached = self.cache_dir.as_deref().and_then(|dir| cache::fetch(&self.engine, dir, &digest));
+        let cached = self
+            .cache_dir
+            .as_deref()
+            .and_then(|dir| cache::fetch(&self.engine, dir, &digest));
         let from_cache = cached.is_some();
         let module = match cached {
             Some(m) => m,
             None => {
-                let m = wasmtime::Module::new(&self.engine, bytes)
-                    .map_err(|error| LoadError::Compile { path: path.to_owned(), error })?;
+                let m = wasmtime::Module::new(&self.engine, bytes).map_err(|error| {
+                    LoadError::Compile {
+                        path: path.to_owned(),
+                        error,
+                    }
+                })?;
                 if let Some(dir) = &self.cache_dir {
                     // A cache we cannot write only costs a recompile next time.
                     if let Err(e) = cache::store(dir, &digest, &m) {
-                        eprintln!("nfvhost: warning: couldn't cache compiled module in {}: {e:#}", dir.display());
+                        eprintln!(
+                            "nfvhost: warning: couldn't cache compiled module in {}: {e:#}",
+                            dir.display()
+                        );
                     }
                 }
                 m
             }
         };
-        check_module(&module).map_err(|source| LoadError::Abi { path: path.to_owned(), source })?;
-        Ok(LoadedModule { module, digest, path: path.to_owned(), from_cache })
+        check_module(&module).map_err(|source| LoadError::Abi {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(LoadedModule {
+            module,
+            digest,
+            path: path.to_owned(),
+            from_cache,
+        })
     }
 }
 

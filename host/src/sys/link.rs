@@ -480,7 +480,11 @@ pub fn set_mac(ns: &NetNs, name: &str, mac: [u8; 6]) -> Result<()> {
         let index = index_of(&handle, ns, name).await?;
         handle
             .link()
-            .set(LinkUnspec::new_with_index(index).address(mac.to_vec()).build())
+            .set(
+                LinkUnspec::new_with_index(index)
+                    .address(mac.to_vec())
+                    .build(),
+            )
             .execute()
             .await
             .map_err(|source| LinkError::SetMac {

@@ -85,7 +85,9 @@ mod tests {
 
     #[test]
     fn refuses_unknown_keys() {
-        let err = Harness::<Faulty>::new(&["a", "b"], serde_json::json!({ "trap_on": 1 })).err().unwrap();
+        let err = Harness::<Faulty>::new(&["a", "b"], serde_json::json!({ "trap_on": 1 }))
+            .err()
+            .unwrap();
         assert!(err.message.contains("unknown field"), "{err}");
     }
 }

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Sets up a fresh machine and runs every test: formatting and lints (host
+# and wasm), unit tests, and the end-to-end tests, which deploy real chains
+# in namespaces (they need root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+cargo fmt --all --check
+cargo clippy --release --workspace --all-targets -- -D warnings
+cargo clippy --target wasm32-unknown-unknown -p vnf-sdk -p vnf-router -p vnf-firewall -p vnf-nat -p vnf-dhcp -p vnf-faulty -- -D warnings
+cargo test --release --workspace
