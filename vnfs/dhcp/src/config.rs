@@ -127,11 +127,17 @@ impl Settings {
     }
     /// The address reserved for `mac`.
     pub fn reservation_of(&self, mac: EthernetAddress) -> Option<Ipv4Addr> {
-        self.reservations.iter().find(|(m, _)| *m == mac).map(|(_, a)| *a)
+        self.reservations
+            .iter()
+            .find(|(m, _)| *m == mac)
+            .map(|(_, a)| *a)
     }
     /// The MAC an address is reserved for.
     pub fn reserved_for(&self, a: Ipv4Addr) -> Option<EthernetAddress> {
-        self.reservations.iter().find(|(_, r)| *r == a).map(|(m, _)| *m)
+        self.reservations
+            .iter()
+            .find(|(_, r)| *r == a)
+            .map(|(m, _)| *m)
     }
 }
 
@@ -163,7 +169,10 @@ pub fn parse_mac(s: &str) -> Option<EthernetAddress> {
 
 fn parse_addr(path: &str, s: &str, what: &str) -> Result<Ipv4Addr, ConfigError> {
     s.trim().parse().map_err(|_| {
-        ConfigError::at(path, format!("expected {what} like 192.168.1.1, but got `{s}`"))
+        ConfigError::at(
+            path,
+            format!("expected {what} like 192.168.1.1, but got `{s}`"),
+        )
     })
 }
 
@@ -207,7 +216,10 @@ pub fn validate(ctx: &InitContext, config: Config) -> Result<Settings, ConfigErr
     let (a, len) = config.address.trim().split_once('/').ok_or_else(|| {
         ConfigError::at(
             "address",
-            format!("expected an address with a prefix length like 192.168.1.2/24, but got `{}`", config.address),
+            format!(
+                "expected an address with a prefix length like 192.168.1.2/24, but got `{}`",
+                config.address
+            ),
         )
     })?;
     let addr = parse_addr("address", a, "an address with a prefix length")?;
@@ -215,11 +227,22 @@ pub fn validate(ctx: &InitContext, config: Config) -> Result<Settings, ConfigErr
         .parse()
         .ok()
         .filter(|l| (1..=30).contains(l))
-        .ok_or_else(|| ConfigError::at("address", format!("prefix length must be 1 to 30, got `{len}`")))?;
+        .ok_or_else(|| {
+            ConfigError::at(
+                "address",
+                format!("prefix length must be 1 to 30, got `{len}`"),
+            )
+        })?;
     let mask = u32::MAX << (32 - u32::from(len));
-    let subnet = Subnet { network: Ipv4Addr::from(u32::from(addr) & mask), len };
+    let subnet = Subnet {
+        network: Ipv4Addr::from(u32::from(addr) & mask),
+        len,
+    };
     if !subnet.is_host(addr) || addr.is_multicast() || addr.is_loopback() {
-        return Err(ConfigError::at("address", format!("{addr} cannot be the server's address")));
+        return Err(ConfigError::at(
+            "address",
+            format!("{addr} cannot be the server's address"),
+        ));
     }
 
     let router = match &config.router {
@@ -228,41 +251,68 @@ pub fn validate(ctx: &InitContext, config: Config) -> Result<Settings, ConfigErr
             let r = parse_addr("router", s, "a gateway address")?;
             host_in(subnet, "router", r)?;
             if r == addr {
-                return Err(ConfigError::at("router", format!("{r} is the server's own address")));
+                return Err(ConfigError::at(
+                    "router",
+                    format!("{r} is the server's own address"),
+                ));
             }
             Some(r)
         }
     };
 
     let (first, last) = config.pool.split_once('-').ok_or_else(|| {
-        ConfigError::at("pool", format!("expected a range like 192.168.1.100-192.168.1.199, but got `{}`", config.pool))
+        ConfigError::at(
+            "pool",
+            format!(
+                "expected a range like 192.168.1.100-192.168.1.199, but got `{}`",
+                config.pool
+            ),
+        )
     })?;
     let first = parse_addr("pool", first, "a range of addresses")?;
     let last = parse_addr("pool", last, "a range of addresses")?;
     host_in(subnet, "pool", first)?;
     host_in(subnet, "pool", last)?;
     if first > last {
-        return Err(ConfigError::at("pool", format!("the pool starts at {first}, after its end {last}")));
+        return Err(ConfigError::at(
+            "pool",
+            format!("the pool starts at {first}, after its end {last}"),
+        ));
     }
     if u32::from(last) - u32::from(first) >= MAX_POOL {
-        return Err(ConfigError::at("pool", format!("the pool may hold at most {MAX_POOL} addresses")));
+        return Err(ConfigError::at(
+            "pool",
+            format!("the pool may hold at most {MAX_POOL} addresses"),
+        ));
     }
     let in_pool = |a: Ipv4Addr| (first..=last).contains(&a);
     if in_pool(addr) {
-        return Err(ConfigError::at("pool", format!("the pool contains the server's address {addr}")));
+        return Err(ConfigError::at(
+            "pool",
+            format!("the pool contains the server's address {addr}"),
+        ));
     }
     if let Some(r) = router.filter(|r| in_pool(*r)) {
-        return Err(ConfigError::at("pool", format!("the pool contains the router's address {r}")));
+        return Err(ConfigError::at(
+            "pool",
+            format!("the pool contains the router's address {r}"),
+        ));
     }
 
     let mut dns = Vec::new();
     if config.dns.len() > MAX_DNS {
-        return Err(ConfigError::at("dns", format!("at most {MAX_DNS} DNS servers")));
+        return Err(ConfigError::at(
+            "dns",
+            format!("at most {MAX_DNS} DNS servers"),
+        ));
     }
     for (i, s) in config.dns.iter().enumerate() {
         let d = parse_addr(&format!("dns.{i}"), s, "a DNS server address")?;
         if d.is_unspecified() || d.is_broadcast() || d.is_multicast() {
-            return Err(ConfigError::at(format!("dns.{i}"), format!("{d} cannot be a DNS server")));
+            return Err(ConfigError::at(
+                format!("dns.{i}"),
+                format!("{d} cannot be a DNS server"),
+            ));
         }
         dns.push(d);
     }
@@ -281,7 +331,10 @@ pub fn validate(ctx: &InitContext, config: Config) -> Result<Settings, ConfigErr
                         && !l.ends_with('-')
                 });
             if !ok {
-                return Err(ConfigError::at("domain", format!("`{d}` is not a valid domain name like edge.test")));
+                return Err(ConfigError::at(
+                    "domain",
+                    format!("`{d}` is not a valid domain name like edge.test"),
+                ));
             }
             Some(d.to_string())
         }
@@ -289,13 +342,21 @@ pub fn validate(ctx: &InitContext, config: Config) -> Result<Settings, ConfigErr
 
     let lease_time = config.lease_time;
     if !(10..u32::MAX).contains(&lease_time) {
-        return Err(ConfigError::at("lease_time", "must be between 10 and 4294967294 seconds"));
+        return Err(ConfigError::at(
+            "lease_time",
+            "must be between 10 and 4294967294 seconds",
+        ));
     }
     let renewal_time = config.renewal_time.unwrap_or(lease_time / 2);
-    let rebinding_time = config.rebinding_time.unwrap_or((u64::from(lease_time) * 7 / 8) as u32);
+    let rebinding_time = config
+        .rebinding_time
+        .unwrap_or((u64::from(lease_time) * 7 / 8) as u32);
     let t_path = |explicit: bool, key: &'static str| if explicit { key } else { "lease_time" };
     if renewal_time == 0 {
-        return Err(ConfigError::at(t_path(config.renewal_time.is_some(), "renewal_time"), "T1 must be at least 1 second"));
+        return Err(ConfigError::at(
+            t_path(config.renewal_time.is_some(), "renewal_time"),
+            "T1 must be at least 1 second",
+        ));
     }
     if renewal_time >= rebinding_time {
         let path = if config.renewal_time.is_some() {
@@ -318,22 +379,41 @@ pub fn validate(ctx: &InitContext, config: Config) -> Result<Settings, ConfigErr
     let mut reservations: Vec<(EthernetAddress, Ipv4Addr)> = Vec::new();
     for (i, r) in config.reservations.iter().enumerate() {
         let mac_path = format!("reservations.{i}.mac");
-        let mac = parse_mac(&r.mac)
-            .ok_or_else(|| ConfigError::at(&mac_path, format!("expected a MAC address like 02:00:00:00:01:50, but got `{}`", r.mac)))?;
+        let mac = parse_mac(&r.mac).ok_or_else(|| {
+            ConfigError::at(
+                &mac_path,
+                format!(
+                    "expected a MAC address like 02:00:00:00:01:50, but got `{}`",
+                    r.mac
+                ),
+            )
+        })?;
         if !mac.is_unicast() || mac == EthernetAddress([0; 6]) {
-            return Err(ConfigError::at(&mac_path, format!("{mac} is not a unicast MAC address")));
+            return Err(ConfigError::at(
+                &mac_path,
+                format!("{mac} is not a unicast MAC address"),
+            ));
         }
         if let Some(j) = reservations.iter().position(|(m, _)| *m == mac) {
-            return Err(ConfigError::at(&mac_path, format!("{mac} is already reserved in reservations.{j}")));
+            return Err(ConfigError::at(
+                &mac_path,
+                format!("{mac} is already reserved in reservations.{j}"),
+            ));
         }
         let a_path = format!("reservations.{i}.address");
         let a = parse_addr(&a_path, &r.address, "an address")?;
         host_in(subnet, &a_path, a)?;
         if a == addr || Some(a) == router {
-            return Err(ConfigError::at(&a_path, format!("{a} is the server's or the router's address")));
+            return Err(ConfigError::at(
+                &a_path,
+                format!("{a} is the server's or the router's address"),
+            ));
         }
         if let Some(j) = reservations.iter().position(|(_, x)| *x == a) {
-            return Err(ConfigError::at(&a_path, format!("{a} is already reserved in reservations.{j}")));
+            return Err(ConfigError::at(
+                &a_path,
+                format!("{a} is already reserved in reservations.{j}"),
+            ));
         }
         reservations.push((mac, a));
     }
@@ -341,10 +421,17 @@ pub fn validate(ctx: &InitContext, config: Config) -> Result<Settings, ConfigErr
     let mac = match &config.mac {
         None => default_mac(ctx.vnf_name()),
         Some(s) => {
-            let m = parse_mac(s)
-                .ok_or_else(|| ConfigError::at("mac", format!("expected a MAC address like 02:00:00:00:01:02, but got `{s}`")))?;
+            let m = parse_mac(s).ok_or_else(|| {
+                ConfigError::at(
+                    "mac",
+                    format!("expected a MAC address like 02:00:00:00:01:02, but got `{s}`"),
+                )
+            })?;
             if !m.is_unicast() || m == EthernetAddress([0; 6]) {
-                return Err(ConfigError::at("mac", format!("{m} is not a unicast MAC address")));
+                return Err(ConfigError::at(
+                    "mac",
+                    format!("{m} is not a unicast MAC address"),
+                ));
             }
             m
         }

@@ -57,7 +57,10 @@ impl Leases {
 
     /// The client holding `addr` by an offer or binding.
     pub fn holder(&self, addr: Ipv4Addr) -> Option<EthernetAddress> {
-        self.by_addr.get(&addr).filter(|l| l.is_active()).map(|l| l.mac)
+        self.by_addr
+            .get(&addr)
+            .filter(|l| l.is_active())
+            .map(|l| l.mac)
     }
 
     /// Whether `addr` was declined and is still held back.
@@ -81,7 +84,14 @@ impl Leases {
                 self.by_mac.remove(&prev.mac);
             }
         }
-        self.by_addr.insert(addr, Lease { mac, state, expires_ns });
+        self.by_addr.insert(
+            addr,
+            Lease {
+                mac,
+                state,
+                expires_ns,
+            },
+        );
         self.by_mac.insert(mac, addr);
     }
 
@@ -131,10 +141,12 @@ impl Leases {
 
     /// (bound, offered).
     pub fn counts(&self) -> (u64, u64) {
-        self.by_addr.values().fold((0, 0), |(b, o), l| match l.state {
-            State::Bound => (b + 1, o),
-            State::Offered => (b, o + 1),
-            State::Free => (b, o),
-        })
+        self.by_addr
+            .values()
+            .fold((0, 0), |(b, o), l| match l.state {
+                State::Bound => (b + 1, o),
+                State::Offered => (b, o + 1),
+                State::Free => (b, o),
+            })
     }
 }

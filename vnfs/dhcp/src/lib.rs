@@ -10,8 +10,8 @@ use std::net::Ipv4Addr;
 
 use vnf_sdk::prelude::*;
 use vnf_sdk::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr, IpProtocol,
-    Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr,
+    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
+    IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr,
 };
 
 pub use config::{Config, ReservationConfig};
@@ -51,12 +51,20 @@ impl Counters {
             declines: ctx.counter("declines", "DHCPDECLINE messages received"),
             informs: ctx.counter("informs", "DHCPINFORM messages received"),
             malformed: ctx.counter("malformed", "malformed DHCP messages dropped unanswered"),
-            pool_exhausted: ctx.counter("pool_exhausted", "DHCPDISCOVER messages left unanswered for want of a free address"),
-            rogue_server_drops: ctx
-                .counter("rogue_server_drops", "DHCP server messages from the uplink dropped (rogue server protection)"),
+            pool_exhausted: ctx.counter(
+                "pool_exhausted",
+                "DHCPDISCOVER messages left unanswered for want of a free address",
+            ),
+            rogue_server_drops: ctx.counter(
+                "rogue_server_drops",
+                "DHCP server messages from the uplink dropped (rogue server protection)",
+            ),
             arp_replies: ctx.counter("arp_replies", "ARP replies sent for the server's address"),
             leases_active: ctx.gauge("leases_active", "addresses bound to a client"),
-            leases_offered: ctx.gauge("leases_offered", "addresses offered and awaiting the client's request"),
+            leases_offered: ctx.gauge(
+                "leases_offered",
+                "addresses offered and awaiting the client's request",
+            ),
         }
     }
 }
@@ -84,7 +92,11 @@ impl Vnf for Dhcp {
             settings.pool.1,
             settings.lease_time
         );
-        Ok(Dhcp { server: Server::new(settings), counters, ident: 0 })
+        Ok(Dhcp {
+            server: Server::new(settings),
+            counters,
+            ident: 0,
+        })
     }
 
     fn process(&mut self, ctx: &mut Context, frame: &mut Frame<'_>) -> Verdict {
@@ -148,7 +160,12 @@ impl Dhcp {
         let reply = repr.reply(s.mac);
         let mut buf = vec![0u8; ETH_HEADER + reply.buffer_len()];
         let mut f = EthernetFrame::new_unchecked(&mut buf[..]);
-        EthernetRepr { src_addr: s.mac, dst_addr: repr.source_hardware_addr, ethertype: EtherType::Arp }.emit(&mut f);
+        EthernetRepr {
+            src_addr: s.mac,
+            dst_addr: repr.source_hardware_addr,
+            ethertype: EtherType::Arp,
+        }
+        .emit(&mut f);
         reply.emit(&mut ArpPacket::new_unchecked(f.payload_mut()));
         match ctx.emit(in_port, &buf) {
             Ok(()) => self.counters.arp_replies.inc(),
@@ -159,7 +176,12 @@ impl Dhcp {
 
     /// DHCP for the server; server messages from the uplink. `None` for
     /// everything else.
-    fn handle_ipv4(&mut self, ctx: &mut Context, in_port: u16, eth: &EthernetFrame<&[u8]>) -> Option<Verdict> {
+    fn handle_ipv4(
+        &mut self,
+        ctx: &mut Context,
+        in_port: u16,
+        eth: &EthernetFrame<&[u8]>,
+    ) -> Option<Verdict> {
         let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
         if ip.protocol() != IpProtocol::Udp || ip.is_fragment() {
             return None;
@@ -197,7 +219,13 @@ impl Dhcp {
         Some(self.handle_dhcp(ctx, &req, eth.src_addr(), src_ip))
     }
 
-    fn handle_dhcp(&mut self, ctx: &mut Context, req: &Request, src_mac: EthernetAddress, src_ip: Ipv4Addr) -> Verdict {
+    fn handle_dhcp(
+        &mut self,
+        ctx: &mut Context,
+        req: &Request,
+        src_mac: EthernetAddress,
+        src_ip: Ipv4Addr,
+    ) -> Verdict {
         let c = &self.counters;
         match req.message_type {
             MessageType::Discover => c.discovers.inc(),
@@ -235,7 +263,11 @@ impl Dhcp {
     fn send(&mut self, ctx: &mut Context, reply: &Reply, req: &Request) {
         self.ident = self.ident.wrapping_add(1);
         let s = &self.server.settings;
-        let udp = UdpRepr { src_port: SERVER_PORT, dst_port: reply.dst_port, payload_len: reply.message.len() };
+        let udp = UdpRepr {
+            src_port: SERVER_PORT,
+            dst_port: reply.dst_port,
+            payload_len: reply.message.len(),
+        };
         let ip = Ipv4Repr {
             src_addr: s.addr,
             dst_addr: reply.dst_ip,
@@ -249,14 +281,21 @@ impl Dhcp {
         };
         let mut buf = vec![0u8; ETH_HEADER + ip.buffer_len()];
         let mut f = EthernetFrame::new_unchecked(&mut buf[..]);
-        EthernetRepr { src_addr: s.mac, dst_addr: reply.dst_mac, ethertype: EtherType::Ipv4 }.emit(&mut f);
+        EthernetRepr {
+            src_addr: s.mac,
+            dst_addr: reply.dst_mac,
+            ethertype: EtherType::Ipv4,
+        }
+        .emit(&mut f);
         let mut p = Ipv4Packet::new_unchecked(f.payload_mut());
         ip.emit(&mut p);
         let mut u = UdpPacket::new_unchecked(p.payload_mut());
         udp.emit(&mut u);
         u.payload_mut().copy_from_slice(&reply.message);
         u.fill_checksum(s.addr, reply.dst_ip);
-        let yiaddr = message::DhcpPacket::new_checked(&reply.message[..]).map(|m| m.yiaddr()).ok();
+        let yiaddr = message::DhcpPacket::new_checked(&reply.message[..])
+            .map(|m| m.yiaddr())
+            .ok();
         match ctx.emit(s.lan, &buf) {
             Ok(()) => {
                 let c = &self.counters;
@@ -267,7 +306,11 @@ impl Dhcp {
                     _ => {}
                 }
                 if reply.kind == MessageType::Ack && req.message_type == MessageType::Request {
-                    log_info!("lease {} to {}", yiaddr.unwrap_or(Ipv4Addr::UNSPECIFIED), req.chaddr);
+                    log_info!(
+                        "lease {} to {}",
+                        yiaddr.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                        req.chaddr
+                    );
                 }
             }
             Err(e) => log_warn!("DHCP reply to {} not sent: {e}", req.chaddr),

@@ -367,7 +367,12 @@ pub struct Builder {
 impl Builder {
     /// A reply to `req` of type `message_type`, with `yiaddr` and the fixed
     /// fields copied as RFC 2131 table 3 says (xid, flags, giaddr, chaddr).
-    pub fn reply(req: &Request, message_type: MessageType, ciaddr: Ipv4Addr, yiaddr: Ipv4Addr) -> Builder {
+    pub fn reply(
+        req: &Request,
+        message_type: MessageType,
+        ciaddr: Ipv4Addr,
+        yiaddr: Ipv4Addr,
+    ) -> Builder {
         let mut buf = vec![0u8; OPTIONS_OFFSET];
         buf[field::OP] = BOOTREPLY;
         buf[field::HTYPE] = HTYPE_ETHERNET;

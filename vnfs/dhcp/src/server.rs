@@ -8,7 +8,9 @@ use vnf_sdk::wire::EthernetAddress;
 
 use crate::config::Settings;
 use crate::leases::{Leases, State};
-use crate::message::{opt, Builder, MessageType, Request, CLIENT_PORT, FLAG_BROADCAST, SERVER_PORT};
+use crate::message::{
+    opt, Builder, MessageType, Request, CLIENT_PORT, FLAG_BROADCAST, SERVER_PORT,
+};
 
 /// How long an offered address is held for the client's REQUEST.
 pub const OFFER_HOLD_NS: u64 = 60 * SEC;
@@ -51,7 +53,10 @@ pub struct Server {
 impl Server {
     /// A server with no leases.
     pub fn new(settings: Settings) -> Server {
-        Server { settings, leases: Leases::default() }
+        Server {
+            settings,
+            leases: Leases::default(),
+        }
     }
 
     /// Whether `addr` may be given to `mac` now.
@@ -99,7 +104,11 @@ impl Server {
         if let Some(r) = self.settings.reservation_of(mac) {
             return self.assignable(mac, r).then_some(r);
         }
-        if let Some((a, _)) = self.leases.of(mac).filter(|(a, _)| self.assignable(mac, *a)) {
+        if let Some((a, _)) = self
+            .leases
+            .of(mac)
+            .filter(|(a, _)| self.assignable(mac, *a))
+        {
             return Some(a);
         }
         if let Some(a) = req.requested_ip.filter(|a| self.assignable(mac, *a)) {
@@ -110,7 +119,13 @@ impl Server {
 
     /// Handles one client message. `src_mac` and `src_ip` are the frame's
     /// Ethernet and IP sources.
-    pub fn handle(&mut self, req: &Request, src_mac: EthernetAddress, src_ip: Ipv4Addr, now_ns: u64) -> Outcome {
+    pub fn handle(
+        &mut self,
+        req: &Request,
+        src_mac: EthernetAddress,
+        src_ip: Ipv4Addr,
+        now_ns: u64,
+    ) -> Outcome {
         let ours = self.settings.addr;
         let for_other = req.server_id.is_some_and(|id| id != ours);
         match req.message_type {
@@ -118,12 +133,16 @@ impl Server {
                 let Some(addr) = self.choose(req) else {
                     return Outcome::Exhausted;
                 };
-                let bound = self
-                    .leases
-                    .of(req.chaddr)
-                    .is_some_and(|(a, l)| a == addr && l.state == State::Bound && l.expires_ns > now_ns);
+                let bound = self.leases.of(req.chaddr).is_some_and(|(a, l)| {
+                    a == addr && l.state == State::Bound && l.expires_ns > now_ns
+                });
                 if !bound {
-                    self.leases.set(addr, req.chaddr, State::Offered, now_ns.saturating_add(OFFER_HOLD_NS));
+                    self.leases.set(
+                        addr,
+                        req.chaddr,
+                        State::Offered,
+                        now_ns.saturating_add(OFFER_HOLD_NS),
+                    );
                 }
                 Outcome::Reply(self.lease_reply(req, MessageType::Offer, addr, src_mac))
             }
@@ -163,13 +182,15 @@ impl Server {
             MessageType::Decline => {
                 if let Some(addr) = req.requested_ip.filter(|_| !for_other) {
                     if self.leases.get(addr).is_some_and(|l| l.mac == req.chaddr) {
-                        self.leases.decline(addr, now_ns.saturating_add(DECLINE_HOLD_NS));
+                        self.leases
+                            .decline(addr, now_ns.saturating_add(DECLINE_HOLD_NS));
                     }
                 }
                 Outcome::Silent
             }
             MessageType::Inform => {
-                let mut b = Builder::reply(req, MessageType::Ack, req.ciaddr, Ipv4Addr::UNSPECIFIED);
+                let mut b =
+                    Builder::reply(req, MessageType::Ack, req.ciaddr, Ipv4Addr::UNSPECIFIED);
                 b.addrs(opt::SERVER_ID, &[ours]);
                 self.parameters(&mut b, req);
                 let (dst_ip, dst_mac) = if !req.ciaddr.is_unspecified() {
@@ -184,9 +205,17 @@ impl Server {
                 } else {
                     (req.giaddr, src_mac, SERVER_PORT)
                 };
-                Outcome::Reply(Reply { kind: MessageType::Ack, message: b.finish(), dst_mac, dst_ip, dst_port })
+                Outcome::Reply(Reply {
+                    kind: MessageType::Ack,
+                    message: b.finish(),
+                    dst_mac,
+                    dst_ip,
+                    dst_port,
+                })
             }
-            MessageType::Offer | MessageType::Ack | MessageType::Nak | MessageType::Other(_) => Outcome::Unexpected,
+            MessageType::Offer | MessageType::Ack | MessageType::Nak | MessageType::Other(_) => {
+                Outcome::Unexpected
+            }
         }
     }
 
@@ -229,10 +258,20 @@ impl Server {
     }
 
     /// An OFFER or ACK of `addr`.
-    fn lease_reply(&self, req: &Request, kind: MessageType, addr: Ipv4Addr, src_mac: EthernetAddress) -> Reply {
+    fn lease_reply(
+        &self,
+        req: &Request,
+        kind: MessageType,
+        addr: Ipv4Addr,
+        src_mac: EthernetAddress,
+    ) -> Reply {
         let s = &self.settings;
         // ciaddr is echoed in an ACK (table 3), zero in an OFFER.
-        let ciaddr = if kind == MessageType::Ack { req.ciaddr } else { Ipv4Addr::UNSPECIFIED };
+        let ciaddr = if kind == MessageType::Ack {
+            req.ciaddr
+        } else {
+            Ipv4Addr::UNSPECIFIED
+        };
         let mut b = Builder::reply(req, kind, ciaddr, addr);
         b.addrs(opt::SERVER_ID, &[s.addr]);
         b.u32(opt::LEASE_TIME, s.lease_time);
@@ -249,7 +288,13 @@ impl Server {
         } else {
             (addr, req.chaddr, CLIENT_PORT)
         };
-        Reply { kind, message: b.finish(), dst_mac, dst_ip, dst_port }
+        Reply {
+            kind,
+            message: b.finish(),
+            dst_mac,
+            dst_ip,
+            dst_port,
+        }
     }
 
     /// A NAK: broadcast, or to the relay with the broadcast bit set.
@@ -258,7 +303,12 @@ impl Server {
         if !req.giaddr.is_unspecified() {
             relayed.flags |= FLAG_BROADCAST;
         }
-        let mut b = Builder::reply(&relayed, MessageType::Nak, Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED);
+        let mut b = Builder::reply(
+            &relayed,
+            MessageType::Nak,
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::UNSPECIFIED,
+        );
         b.addrs(opt::SERVER_ID, &[self.settings.addr]);
         b.option(opt::MESSAGE, why.as_bytes());
         if let Some(id) = &req.client_id {
@@ -269,6 +319,12 @@ impl Server {
         } else {
             (req.giaddr, src_mac, SERVER_PORT)
         };
-        Reply { kind: MessageType::Nak, message: b.finish(), dst_mac, dst_ip, dst_port }
+        Reply {
+            kind: MessageType::Nak,
+            message: b.finish(),
+            dst_mac,
+            dst_ip,
+            dst_port,
+        }
     }
 }

@@ -3,8 +3,8 @@
 use serde_json::json;
 use vnf_sdk::testing::{Harness, Output};
 use vnf_sdk::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr, IpProtocol,
-    Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr,
+    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
+    IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr,
 };
 
 use super::*;
@@ -85,7 +85,13 @@ static DHCLIENT_DISCOVER: [u8; 342] = [
 ];
 
 /// A BOOTREQUEST with these fields and options (53 first).
-fn msg(kind: u8, mac: EthernetAddress, ciaddr: Ipv4Addr, broadcast: bool, options: &[(u8, &[u8])]) -> Vec<u8> {
+fn msg(
+    kind: u8,
+    mac: EthernetAddress,
+    ciaddr: Ipv4Addr,
+    broadcast: bool,
+    options: &[(u8, &[u8])],
+) -> Vec<u8> {
     let mut m = vec![0u8; 240];
     m[0] = 1;
     m[1] = 1;
@@ -115,7 +121,11 @@ fn udp_frame(
     ports: (u16, u16),
     payload: &[u8],
 ) -> Vec<u8> {
-    let udp = UdpRepr { src_port: ports.0, dst_port: ports.1, payload_len: payload.len() };
+    let udp = UdpRepr {
+        src_port: ports.0,
+        dst_port: ports.1,
+        payload_len: payload.len(),
+    };
     let ipr = Ipv4Repr {
         src_addr: src,
         dst_addr: dst,
@@ -129,7 +139,12 @@ fn udp_frame(
     };
     let mut buf = vec![0u8; 14 + ipr.buffer_len()];
     let mut f = EthernetFrame::new_unchecked(&mut buf[..]);
-    EthernetRepr { src_addr: eth_src, dst_addr: eth_dst, ethertype: EtherType::Ipv4 }.emit(&mut f);
+    EthernetRepr {
+        src_addr: eth_src,
+        dst_addr: eth_dst,
+        ethertype: EtherType::Ipv4,
+    }
+    .emit(&mut f);
     let mut p = Ipv4Packet::new_unchecked(f.payload_mut());
     ipr.emit(&mut p);
     let mut u = UdpPacket::new_unchecked(p.payload_mut());
@@ -169,7 +184,10 @@ struct Seen {
 
 impl Seen {
     fn opt(&self, code: u8) -> Option<&[u8]> {
-        self.options.iter().find(|(c, _)| *c == code).map(|(_, d)| &d[..])
+        self.options
+            .iter()
+            .find(|(c, _)| *c == code)
+            .map(|(_, d)| &d[..])
     }
     fn kind(&self) -> u8 {
         self.opt(opt::MESSAGE_TYPE).expect("option 53")[0]
@@ -191,7 +209,11 @@ fn seen(port: u16, frame: &[u8]) -> Seen {
     assert!(u.checksum() != 0 && u.verify_checksum(p.src_addr(), p.dst_addr()));
     let d = DhcpPacket::new_checked(u.payload()).unwrap();
     assert_eq!((d.op(), d.htype(), d.hlen()), (2, 1, 6));
-    let options = d.options().map(|o| o.unwrap()).map(|o| (o.code, o.data.to_vec())).collect();
+    let options = d
+        .options()
+        .map(|o| o.unwrap())
+        .map(|o| (o.code, o.data.to_vec()))
+        .collect();
     Seen {
         port,
         eth_dst: eth.dst_addr(),
@@ -234,14 +256,18 @@ fn dora(h: &mut Harness<Dhcp>, mac: EthernetAddress) -> Seen {
     assert_eq!(offer.kind(), 2);
     let yi = offer.yiaddr.octets();
     let sid = SERVER_IP.octets();
-    let ack = exchange(h, &bcast(mac, &msg(3, mac, ZERO, true, &[(50, &yi), (54, &sid)])));
+    let ack = exchange(
+        h,
+        &bcast(mac, &msg(3, mac, ZERO, true, &[(50, &yi), (54, &sid)])),
+    );
     assert_eq!(ack.kind(), 5);
     assert_eq!(ack.yiaddr, offer.yiaddr);
     ack
 }
 
 fn count(h: &Harness<Dhcp>, name: &str) -> u64 {
-    h.counter(name).unwrap_or_else(|| panic!("no counter {name}"))
+    h.counter(name)
+        .unwrap_or_else(|| panic!("no counter {name}"))
 }
 
 #[test]
@@ -259,7 +285,10 @@ fn golden_dhclient_discover_parses() {
     assert!(!req.broadcast());
     assert_eq!(req.requested_ip, Some(ip(120)));
     assert_eq!(req.server_id, None);
-    assert_eq!(req.parameters, vec![1, 28, 2, 3, 15, 6, 119, 12, 44, 47, 26, 121, 42]);
+    assert_eq!(
+        req.parameters,
+        vec![1, 28, 2, 3, 15, 6, 119, 12, 44, 47, 26, 121, 42]
+    );
     let d = DhcpPacket::new_checked(u.payload()).unwrap();
     let codes: Vec<u8> = d.options().map(|o| o.unwrap().code).collect();
     assert_eq!(codes, vec![53, 50, 12, 55]);
@@ -289,7 +318,10 @@ fn full_dora_exchange() {
     assert_eq!(offer.ciaddr, ZERO);
     assert_eq!(offer.flags, 0x8000);
     // Broadcast flag: to everyone, from the server.
-    assert_eq!((offer.eth_dst, offer.ip_dst), (EthernetAddress::BROADCAST, BCAST));
+    assert_eq!(
+        (offer.eth_dst, offer.ip_dst),
+        (EthernetAddress::BROADCAST, BCAST)
+    );
     assert_eq!((offer.eth_src, offer.ip_src), (SERVER_MAC, SERVER_IP));
     assert_eq!(offer.udp_ports, (67, 68));
     assert!(offer.len >= 300);
@@ -302,16 +334,42 @@ fn full_dora_exchange() {
     assert_eq!(offer.opt(3), Some(&[192, 168, 1, 1][..]));
     assert_eq!(offer.opt(6), Some(&[192, 168, 1, 1][..]));
     assert_eq!(offer.opt(15), Some(&b"edge.test"[..]));
-    assert_eq!(offer.opt(61), Some(&[1, 0x52, 0x54, 0, 0x12, 0x34, 0x56][..]));
+    assert_eq!(
+        offer.opt(61),
+        Some(&[1, 0x52, 0x54, 0, 0x12, 0x34, 0x56][..])
+    );
     assert_eq!(count(&h, "leases_offered"), 1);
 
-    let ack = exchange(&mut h, &bcast(C1, &msg(3, C1, ZERO, true, &[(50, &ip(100).octets()), (54, &SERVER_IP.octets())])));
+    let ack = exchange(
+        &mut h,
+        &bcast(
+            C1,
+            &msg(
+                3,
+                C1,
+                ZERO,
+                true,
+                &[(50, &ip(100).octets()), (54, &SERVER_IP.octets())],
+            ),
+        ),
+    );
     assert_eq!(ack.kind(), 5);
     assert_eq!(ack.yiaddr, ip(100));
-    assert_eq!((ack.eth_dst, ack.ip_dst), (EthernetAddress::BROADCAST, BCAST));
+    assert_eq!(
+        (ack.eth_dst, ack.ip_dst),
+        (EthernetAddress::BROADCAST, BCAST)
+    );
     assert_eq!(ack.codes()[..5], [53, 54, 51, 58, 59]);
     assert_eq!(ack.u32(51), 3600);
-    for (name, v) in [("discovers", 1), ("offers", 1), ("requests", 1), ("acks", 1), ("naks", 0), ("leases_active", 1), ("leases_offered", 0)] {
+    for (name, v) in [
+        ("discovers", 1),
+        ("offers", 1),
+        ("requests", 1),
+        ("acks", 1),
+        ("naks", 0),
+        ("leases_active", 1),
+        ("leases_offered", 0),
+    ] {
         assert_eq!(count(&h, name), v, "{name}");
     }
 
@@ -319,7 +377,19 @@ fn full_dora_exchange() {
     let offer = exchange(&mut h, &bcast(C2, &msg(1, C2, ZERO, false, &[])));
     assert_eq!(offer.yiaddr, ip(101));
     assert_eq!((offer.eth_dst, offer.ip_dst), (C2, ip(101)));
-    let ack = exchange(&mut h, &bcast(C2, &msg(3, C2, ZERO, false, &[(50, &ip(101).octets()), (54, &SERVER_IP.octets())])));
+    let ack = exchange(
+        &mut h,
+        &bcast(
+            C2,
+            &msg(
+                3,
+                C2,
+                ZERO,
+                false,
+                &[(50, &ip(101).octets()), (54, &SERVER_IP.octets())],
+            ),
+        ),
+    );
     assert_eq!((ack.kind(), ack.eth_dst, ack.ip_dst), (5, C2, ip(101)));
     assert_eq!(count(&h, "leases_active"), 2);
 
@@ -343,21 +413,39 @@ fn reservation_by_mac() {
     let ack = dora(&mut h, RESERVED);
     assert_eq!(ack.yiaddr, ip(50));
     // No one else gets it, even asking for it.
-    let ack = exchange(&mut h, &bcast(C1, &msg(3, C1, ZERO, true, &[(50, &ip(50).octets())])));
+    let ack = exchange(
+        &mut h,
+        &bcast(C1, &msg(3, C1, ZERO, true, &[(50, &ip(50).octets())])),
+    );
     assert_eq!(ack.kind(), 6);
-    assert_eq!(discover(&mut h, C1, &[(50, &ip(50).octets())]).yiaddr, ip(100));
+    assert_eq!(
+        discover(&mut h, C1, &[(50, &ip(50).octets())]).yiaddr,
+        ip(100)
+    );
 }
 
 #[test]
 fn requested_address_honoured_when_free() {
     let mut h = server();
     assert_eq!(dora(&mut h, C1).yiaddr, ip(100));
-    assert_eq!(discover(&mut h, C2, &[(50, &ip(150).octets())]).yiaddr, ip(150));
+    assert_eq!(
+        discover(&mut h, C2, &[(50, &ip(150).octets())]).yiaddr,
+        ip(150)
+    );
     // Taken, outside the pool, or in another subnet: next free instead.
-    assert_eq!(discover(&mut h, C3, &[(50, &ip(100).octets())]).yiaddr, ip(101));
+    assert_eq!(
+        discover(&mut h, C3, &[(50, &ip(100).octets())]).yiaddr,
+        ip(101)
+    );
     let mut h = server();
-    assert_eq!(discover(&mut h, C3, &[(50, &ip(20).octets())]).yiaddr, ip(100));
-    assert_eq!(discover(&mut h, C2, &[(50, &[10, 0, 0, 5])]).yiaddr, ip(101));
+    assert_eq!(
+        discover(&mut h, C3, &[(50, &ip(20).octets())]).yiaddr,
+        ip(100)
+    );
+    assert_eq!(
+        discover(&mut h, C2, &[(50, &[10, 0, 0, 5])]).yiaddr,
+        ip(101)
+    );
 }
 
 #[test]
@@ -365,7 +453,19 @@ fn request_for_another_server_releases_the_offer() {
     let mut h = server();
     assert_eq!(discover(&mut h, C1, &[]).yiaddr, ip(100));
     assert_eq!(count(&h, "leases_offered"), 1);
-    silent(&mut h, &bcast(C1, &msg(3, C1, ZERO, true, &[(50, &[192, 168, 1, 77]), (54, &[192, 168, 1, 3])])));
+    silent(
+        &mut h,
+        &bcast(
+            C1,
+            &msg(
+                3,
+                C1,
+                ZERO,
+                true,
+                &[(50, &[192, 168, 1, 77]), (54, &[192, 168, 1, 3])],
+            ),
+        ),
+    );
     assert_eq!(count(&h, "leases_offered"), 0);
     assert_eq!(count(&h, "requests"), 1);
     // The address is free for others.
@@ -377,23 +477,41 @@ fn init_reboot_ack_and_nak() {
     let mut h = server();
     assert_eq!(dora(&mut h, C1).yiaddr, ip(100));
     // Its own lease: ACK.
-    let ack = exchange(&mut h, &bcast(C1, &msg(3, C1, ZERO, false, &[(50, &ip(100).octets())])));
+    let ack = exchange(
+        &mut h,
+        &bcast(C1, &msg(3, C1, ZERO, false, &[(50, &ip(100).octets())])),
+    );
     assert_eq!((ack.kind(), ack.yiaddr), (5, ip(100)));
     // Wrong subnet: NAK, broadcast, with a server identifier.
-    let nak = exchange(&mut h, &bcast(C2, &msg(3, C2, ZERO, false, &[(50, &[10, 0, 0, 9])])));
+    let nak = exchange(
+        &mut h,
+        &bcast(C2, &msg(3, C2, ZERO, false, &[(50, &[10, 0, 0, 9])])),
+    );
     assert_eq!(nak.kind(), 6);
-    assert_eq!((nak.eth_dst, nak.ip_dst), (EthernetAddress::BROADCAST, BCAST));
+    assert_eq!(
+        (nak.eth_dst, nak.ip_dst),
+        (EthernetAddress::BROADCAST, BCAST)
+    );
     assert_eq!(nak.yiaddr, ZERO);
     assert_eq!(nak.opt(54), Some(&SERVER_IP.octets()[..]));
     assert!(nak.opt(51).is_none());
     // Someone else's address: NAK.
-    let nak = exchange(&mut h, &bcast(C2, &msg(3, C2, ZERO, false, &[(50, &ip(100).octets())])));
+    let nak = exchange(
+        &mut h,
+        &bcast(C2, &msg(3, C2, ZERO, false, &[(50, &ip(100).octets())])),
+    );
     assert_eq!(nak.kind(), 6);
     // Outside the pool: NAK.
-    let nak = exchange(&mut h, &bcast(C2, &msg(3, C2, ZERO, false, &[(50, &ip(20).octets())])));
+    let nak = exchange(
+        &mut h,
+        &bcast(C2, &msg(3, C2, ZERO, false, &[(50, &ip(20).octets())])),
+    );
     assert_eq!(nak.kind(), 6);
     // A free pool address (e.g. after a server restart): ACK.
-    let ack = exchange(&mut h, &bcast(C2, &msg(3, C2, ZERO, false, &[(50, &ip(160).octets())])));
+    let ack = exchange(
+        &mut h,
+        &bcast(C2, &msg(3, C2, ZERO, false, &[(50, &ip(160).octets())])),
+    );
     assert_eq!((ack.kind(), ack.yiaddr), (5, ip(160)));
     assert_eq!(count(&h, "naks"), 3);
 }
@@ -404,7 +522,10 @@ fn renewal_unicast_and_rebinding() {
     assert_eq!(dora(&mut h, C1).yiaddr, ip(100));
     h.advance_ns(1800 * SEC);
     // RENEWING: unicast to the server, ciaddr set, no server id or requested address.
-    let ack = exchange(&mut h, &unicast(C1, ip(100), &msg(3, C1, ip(100), false, &[])));
+    let ack = exchange(
+        &mut h,
+        &unicast(C1, ip(100), &msg(3, C1, ip(100), false, &[])),
+    );
     assert_eq!(ack.kind(), 5);
     assert_eq!((ack.ciaddr, ack.yiaddr), (ip(100), ip(100)));
     assert_eq!((ack.eth_dst, ack.ip_dst), (C1, ip(100)));
@@ -414,10 +535,26 @@ fn renewal_unicast_and_rebinding() {
     h.tick();
     assert_eq!(count(&h, "leases_active"), 1);
     // REBINDING: broadcast, ciaddr set.
-    let ack = exchange(&mut h, &udp_frame(EthernetAddress::BROADCAST, C1, ip(100), BCAST, (68, 67), &msg(3, C1, ip(100), false, &[])));
-    assert_eq!((ack.kind(), ack.ciaddr, ack.ip_dst, ack.eth_dst), (5, ip(100), ip(100), C1));
+    let ack = exchange(
+        &mut h,
+        &udp_frame(
+            EthernetAddress::BROADCAST,
+            C1,
+            ip(100),
+            BCAST,
+            (68, 67),
+            &msg(3, C1, ip(100), false, &[]),
+        ),
+    );
+    assert_eq!(
+        (ack.kind(), ack.ciaddr, ack.ip_dst, ack.eth_dst),
+        (5, ip(100), ip(100), C1)
+    );
     // Renewing an address that belongs to someone else: NAK.
-    let nak = exchange(&mut h, &unicast(C2, ip(100), &msg(3, C2, ip(100), false, &[])));
+    let nak = exchange(
+        &mut h,
+        &unicast(C2, ip(100), &msg(3, C2, ip(100), false, &[])),
+    );
     assert_eq!(nak.kind(), 6);
     assert_eq!(count(&h, "leases_active"), 1);
 }
@@ -426,7 +563,14 @@ fn renewal_unicast_and_rebinding() {
 fn release_frees() {
     let mut h = server();
     assert_eq!(dora(&mut h, C1).yiaddr, ip(100));
-    silent(&mut h, &unicast(C1, ip(100), &msg(7, C1, ip(100), false, &[(54, &SERVER_IP.octets())])));
+    silent(
+        &mut h,
+        &unicast(
+            C1,
+            ip(100),
+            &msg(7, C1, ip(100), false, &[(54, &SERVER_IP.octets())]),
+        ),
+    );
     assert_eq!(count(&h, "releases"), 1);
     assert_eq!(count(&h, "leases_active"), 0);
     assert!(h.vnf().server.assignable(C2, ip(100)));
@@ -438,7 +582,14 @@ fn release_frees() {
 fn release_by_another_client_is_ignored() {
     let mut h = server();
     dora(&mut h, C1);
-    silent(&mut h, &unicast(C2, ip(100), &msg(7, C2, ip(100), false, &[(54, &SERVER_IP.octets())])));
+    silent(
+        &mut h,
+        &unicast(
+            C2,
+            ip(100),
+            &msg(7, C2, ip(100), false, &[(54, &SERVER_IP.octets())]),
+        ),
+    );
     assert_eq!(count(&h, "leases_active"), 1);
 }
 
@@ -446,21 +597,42 @@ fn release_by_another_client_is_ignored() {
 fn decline_holds_the_address_back() {
     let mut h = server();
     assert_eq!(dora(&mut h, C1).yiaddr, ip(100));
-    silent(&mut h, &bcast(C1, &msg(4, C1, ZERO, false, &[(50, &ip(100).octets()), (54, &SERVER_IP.octets())])));
+    silent(
+        &mut h,
+        &bcast(
+            C1,
+            &msg(
+                4,
+                C1,
+                ZERO,
+                false,
+                &[(50, &ip(100).octets()), (54, &SERVER_IP.octets())],
+            ),
+        ),
+    );
     assert_eq!(count(&h, "declines"), 1);
     assert_eq!(count(&h, "leases_active"), 0);
     assert_eq!(discover(&mut h, C1, &[]).yiaddr, ip(101));
-    assert_eq!(discover(&mut h, C2, &[(50, &ip(100).octets())]).yiaddr, ip(102));
+    assert_eq!(
+        discover(&mut h, C2, &[(50, &ip(100).octets())]).yiaddr,
+        ip(102)
+    );
     // Back in the pool after the hold.
     h.advance_ns(601 * SEC);
     h.tick();
-    assert_eq!(discover(&mut h, C3, &[(50, &ip(100).octets())]).yiaddr, ip(100));
+    assert_eq!(
+        discover(&mut h, C3, &[(50, &ip(100).octets())]).yiaddr,
+        ip(100)
+    );
 }
 
 #[test]
 fn inform_gets_options_without_a_lease() {
     let mut h = server();
-    let ack = exchange(&mut h, &unicast(C1, ip(20), &msg(8, C1, ip(20), false, &[(55, &[3, 6])])));
+    let ack = exchange(
+        &mut h,
+        &unicast(C1, ip(20), &msg(8, C1, ip(20), false, &[(55, &[3, 6])])),
+    );
     assert_eq!(ack.kind(), 5);
     assert_eq!((ack.ciaddr, ack.yiaddr), (ip(20), ZERO));
     assert_eq!((ack.eth_dst, ack.ip_dst), (C1, ip(20)));
@@ -475,15 +647,24 @@ fn leases_and_offers_expire() {
     let mut h = server();
     assert_eq!(dora(&mut h, C1).yiaddr, ip(100));
     discover(&mut h, C2, &[]);
-    assert_eq!((count(&h, "leases_active"), count(&h, "leases_offered")), (1, 1));
+    assert_eq!(
+        (count(&h, "leases_active"), count(&h, "leases_offered")),
+        (1, 1)
+    );
     h.advance_ns(61 * SEC);
     h.tick();
-    assert_eq!((count(&h, "leases_active"), count(&h, "leases_offered")), (1, 0));
+    assert_eq!(
+        (count(&h, "leases_active"), count(&h, "leases_offered")),
+        (1, 0)
+    );
     h.advance_ns(3540 * SEC);
     h.tick();
     assert_eq!(count(&h, "leases_active"), 0);
     // Expired: renewing is still possible if no one took it...
-    let ack = exchange(&mut h, &unicast(C1, ip(100), &msg(3, C1, ip(100), false, &[])));
+    let ack = exchange(
+        &mut h,
+        &unicast(C1, ip(100), &msg(3, C1, ip(100), false, &[])),
+    );
     assert_eq!(ack.kind(), 5);
     assert_eq!(count(&h, "leases_active"), 1);
 }
@@ -549,7 +730,10 @@ fn malformed_messages_are_dropped_and_counted() {
     let mut f = bcast(C1, &good);
     let last = f.len() - 1;
     f[last] ^= 0xff;
-    assert_eq!(h.process(LAN, &f).verdict, Verdict::Drop(DropReason::Malformed));
+    assert_eq!(
+        h.process(LAN, &f).verdict,
+        Verdict::Drop(DropReason::Malformed)
+    );
     let mut f = bcast(C1, &good);
     f[38..40].copy_from_slice(&2000u16.to_be_bytes());
     let out = h.process(LAN, &f);
@@ -589,21 +773,49 @@ fn other_traffic_passes_through() {
     let mut h = server();
     let router_mac = EthernetAddress([0x02, 0, 0, 0, 1, 1]);
     // Client to the Internet.
-    let f = udp_frame(router_mac, C1, ip(100), Ipv4Addr::new(8, 8, 8, 8), (5353, 53), b"query");
+    let f = udp_frame(
+        router_mac,
+        C1,
+        ip(100),
+        Ipv4Addr::new(8, 8, 8, 8),
+        (5353, 53),
+        b"query",
+    );
     let out: Output = h.process(LAN, &f);
     assert_eq!(out.verdict, Verdict::Forward(UPLINK));
     assert_eq!(out.frame, f);
     assert!(out.emitted.is_empty());
     // And back.
-    let f = udp_frame(C1, router_mac, Ipv4Addr::new(8, 8, 8, 8), ip(100), (53, 5353), b"answer");
+    let f = udp_frame(
+        C1,
+        router_mac,
+        Ipv4Addr::new(8, 8, 8, 8),
+        ip(100),
+        (53, 5353),
+        b"answer",
+    );
     assert_eq!(h.process(UPLINK, &f).verdict, Verdict::Forward(LAN));
     // DHCP to another server's unicast address, client messages from the uplink.
-    let f = udp_frame(router_mac, C1, ip(100), ip(1), (68, 67), &msg(3, C1, ip(100), false, &[]));
+    let f = udp_frame(
+        router_mac,
+        C1,
+        ip(100),
+        ip(1),
+        (68, 67),
+        &msg(3, C1, ip(100), false, &[]),
+    );
     assert_eq!(h.process(LAN, &f).verdict, Verdict::Forward(UPLINK));
     let f = bcast(C1, &msg(1, C1, ZERO, true, &[]));
     assert_eq!(h.process(UPLINK, &f).verdict, Verdict::Forward(LAN));
     // Server messages from the LAN side pass; ARP for others passes; IPv6 passes.
-    let f = udp_frame(EthernetAddress::BROADCAST, C2, ip(9), BCAST, (67, 68), b"offer?");
+    let f = udp_frame(
+        EthernetAddress::BROADCAST,
+        C2,
+        ip(9),
+        BCAST,
+        (67, 68),
+        b"offer?",
+    );
     assert_eq!(h.process(LAN, &f).verdict, Verdict::Forward(UPLINK));
     let f = arp_frame(C1, ip(100), ip(1));
     assert_eq!(h.process(LAN, &f).verdict, Verdict::Forward(UPLINK));
@@ -619,7 +831,14 @@ fn other_traffic_passes_through() {
 fn rogue_server_replies_from_uplink_are_dropped() {
     let mut h = server();
     let rogue = EthernetAddress([0x02, 0, 0, 0, 9, 9]);
-    let f = udp_frame(EthernetAddress::BROADCAST, rogue, ip(9), BCAST, (67, 68), b"anything");
+    let f = udp_frame(
+        EthernetAddress::BROADCAST,
+        rogue,
+        ip(9),
+        BCAST,
+        (67, 68),
+        b"anything",
+    );
     let out = h.process(UPLINK, &f);
     assert_eq!(out.verdict, Verdict::Drop(DropReason::Policy));
     assert_eq!(count(&h, "rogue_server_drops"), 1);
@@ -635,7 +854,12 @@ fn arp_frame(sha: EthernetAddress, spa: Ipv4Addr, tpa: Ipv4Addr) -> Vec<u8> {
     };
     let mut buf = vec![0u8; 14 + arp.buffer_len()];
     let mut f = EthernetFrame::new_unchecked(&mut buf[..]);
-    EthernetRepr { src_addr: sha, dst_addr: EthernetAddress::BROADCAST, ethertype: EtherType::Arp }.emit(&mut f);
+    EthernetRepr {
+        src_addr: sha,
+        dst_addr: EthernetAddress::BROADCAST,
+        ethertype: EtherType::Arp,
+    }
+    .emit(&mut f);
     arp.emit(&mut ArpPacket::new_unchecked(f.payload_mut()));
     buf
 }
@@ -652,13 +876,22 @@ fn arp_for_the_server_address_is_answered() {
         assert_eq!((eth.dst_addr(), eth.src_addr()), (C1, SERVER_MAC));
         let r = ArpRepr::parse(&ArpPacket::new_checked(eth.payload()).unwrap()).unwrap();
         assert_eq!(r.operation, ArpOperation::Reply);
-        assert_eq!((r.source_hardware_addr, r.source_protocol_addr), (SERVER_MAC, SERVER_IP));
-        assert_eq!((r.target_hardware_addr, r.target_protocol_addr), (C1, ip(100)));
+        assert_eq!(
+            (r.source_hardware_addr, r.source_protocol_addr),
+            (SERVER_MAC, SERVER_IP)
+        );
+        assert_eq!(
+            (r.target_hardware_addr, r.target_protocol_addr),
+            (C1, ip(100))
+        );
     }
     assert_eq!(count(&h, "arp_replies"), 2);
     // Other traffic to the server's MAC is not passed on.
     let f = udp_frame(SERVER_MAC, C1, ip(100), SERVER_IP, (5000, 53), b"x");
-    assert_eq!(h.process(LAN, &f).verdict, Verdict::Drop(DropReason::Unsupported));
+    assert_eq!(
+        h.process(LAN, &f).verdict,
+        Verdict::Drop(DropReason::Unsupported)
+    );
 }
 
 #[test]
@@ -667,7 +900,9 @@ fn default_mac_is_derived_from_the_name() {
     c.as_object_mut().unwrap().remove("mac");
     let mut h = server_with(c);
     let out = h.process(LAN, &arp_frame(C1, ip(100), SERVER_IP));
-    let mac = EthernetFrame::new_checked(&out.emitted[0].1[..]).unwrap().src_addr();
+    let mac = EthernetFrame::new_checked(&out.emitted[0].1[..])
+        .unwrap()
+        .src_addr();
     assert_eq!(mac, config::default_mac("test"));
     assert!(mac.is_unicast() && mac.is_local());
 }
@@ -679,7 +914,10 @@ fn explicit_renewal_and_rebinding_times() {
     c["rebinding_time"] = json!(900);
     let mut h = server_with(c);
     let offer = discover(&mut h, C1, &[]);
-    assert_eq!((offer.u32(51), offer.u32(58), offer.u32(59)), (3600, 600, 900));
+    assert_eq!(
+        (offer.u32(51), offer.u32(58), offer.u32(59)),
+        (3600, 600, 900)
+    );
 }
 
 #[test]
@@ -697,8 +935,16 @@ fn config_errors_name_the_key() {
         ("lease_time", json!(5), "lease_time"),
         ("renewal_time", json!(3500), "renewal_time"),
         ("rebinding_time", json!(3600), "rebinding_time"),
-        ("reservations", json!([{ "mac": "02:00:00:00:01:5", "address": "192.168.1.50" }]), "reservations.0.mac"),
-        ("reservations", json!([{ "mac": "02:00:00:00:01:50", "address": "10.0.0.1" }]), "reservations.0.address"),
+        (
+            "reservations",
+            json!([{ "mac": "02:00:00:00:01:5", "address": "192.168.1.50" }]),
+            "reservations.0.mac",
+        ),
+        (
+            "reservations",
+            json!([{ "mac": "02:00:00:00:01:50", "address": "10.0.0.1" }]),
+            "reservations.0.address",
+        ),
         (
             "reservations",
             json!([{ "mac": "02:00:00:00:01:50", "address": "192.168.1.50" }, { "mac": "02:00:00:00:01:50", "address": "192.168.1.51" }]),
@@ -730,7 +976,8 @@ fn config_errors_name_the_key() {
     c.as_object_mut().unwrap().remove("pool");
     assert!(config_error(c).message.contains("pool"));
     let mut c = config();
-    c["reservations"] = json!([{ "mac": "02:00:00:00:01:50", "address": "192.168.1.50", "name": "x" }]);
+    c["reservations"] =
+        json!([{ "mac": "02:00:00:00:01:50", "address": "192.168.1.50", "name": "x" }]);
     assert!(config_error(c).path.starts_with("reservations"));
     // Three ports: not a bump in the wire.
     let e = match Harness::<Dhcp>::new(&["lan", "uplink", "mgmt"], config()) {
