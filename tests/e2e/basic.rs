@@ -272,3 +272,29 @@ fn inspect_lists_every_node_as_json() {
     assert!(r1["pid"].as_i64().unwrap() > 0);
     drop(chain);
 }
+
+#[test]
+fn stats_reports_the_packet_rate() {
+    if !have_root("stats_reports_the_packet_rate") {
+        return;
+    }
+    let chain = deploy();
+    let mut load = chain
+        .command("h1", &["ping", "-c", "400", "-i", "0.005", "-q", "10.0.2.10"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let out = run_ok(crate::support::nfvhost().args(["stats", "--chain", "basic", "--no-stream", "-o", "json"]));
+    let _ = load.wait();
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r1 = &rows[0];
+    assert_eq!(r1["vnf"], "r1");
+    // About 200 requests and 200 replies per second cross the router.
+    let rx = r1["rx_pps"].as_f64().unwrap();
+    assert!(rx > 50.0, "rx_pps {rx}");
+    // The hosts' own IPv6 chatter is dropped as unsupported; pings are not.
+    let drops = r1["drops_per_second"].as_f64().unwrap();
+    assert!(drops < rx / 10.0, "drops_per_second {drops} against rx_pps {rx}");
+    assert!(r1["module_memory_bytes"].as_u64().unwrap() > 0);
+}

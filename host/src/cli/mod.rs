@@ -5,6 +5,7 @@
 mod deploy;
 mod inspect;
 mod nodes;
+mod stats;
 
 use std::path::PathBuf;
 
@@ -117,6 +118,20 @@ enum Command {
         #[arg(short = 'n', long)]
         tail: Option<usize>,
     },
+    /// Live per-VNF rates: packets, drops, time in module, CPU, memory.
+    Stats {
+        #[arg(short, long)]
+        chain: Option<String>,
+        /// Print one snapshot and exit.
+        #[arg(long)]
+        no_stream: bool,
+        /// Seconds between refreshes (and the window rates are taken over).
+        #[arg(long, default_value_t = 1.0)]
+        interval: f64,
+        /// Output format (json: one array per refresh).
+        #[arg(short, long, value_enum, default_value_t)]
+        output: Output,
+    },
     /// Internal: run one VNF worker.
     #[command(hide = true)]
     Worker { spec: PathBuf },
@@ -145,6 +160,7 @@ pub fn main() -> i32 {
             command,
         } => nodes::exec(chain, &node, &command),
         Command::Logs { chain, vnf, tail } => nodes::logs(chain, &vnf, tail),
+        Command::Stats { chain, no_stream, interval, output } => stats::stats(chain, output, no_stream, interval),
         Command::Worker { spec } => nodes::worker(&spec),
         Command::Supervise { chain } => deploy::supervise(&chain),
     };
