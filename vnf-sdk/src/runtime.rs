@@ -69,12 +69,19 @@ pub fn build<V: Vnf>(document: &[u8]) -> Result<V, ConfigError> {
         doc.config
     };
     let config: V::Config = serde_path_to_error::deserialize(config).map_err(|e| {
-        let path = e.path().to_string();
-        let path = if path == "." { String::new() } else { path };
-        ConfigError::at(path, e.into_inner().to_string())
+        ConfigError::at(dotted_path(&e.path().to_string()), e.into_inner().to_string())
     })?;
     let mut ctx = InitContext::new(doc.vnf, doc.ports);
     V::new(&mut ctx, config)
+}
+
+/// Writes serde's `routes[0].via` (and `.` for the root) in the one path
+/// notation the ABI uses: `routes.0.via` (and the empty path).
+fn dotted_path(serde_path: &str) -> String {
+    if serde_path == "." {
+        return String::new();
+    }
+    serde_path.replace('[', ".").replace(']', "").trim_start_matches('.').to_string()
 }
 
 pub fn abi_version() -> i32 {
@@ -166,4 +173,17 @@ pub fn log(level: LogLevel, msg: &str) {
 
 pub fn format(args: core::fmt::Arguments<'_>) -> String {
     alloc::fmt::format(args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dotted_path;
+
+    #[test]
+    fn paths_use_one_notation() {
+        assert_eq!(dotted_path("."), "");
+        assert_eq!(dotted_path("rules[2].bogus"), "rules.2.bogus");
+        assert_eq!(dotted_path("interfaces.wan"), "interfaces.wan");
+        assert_eq!(dotted_path("[0]"), "0");
+    }
 }
