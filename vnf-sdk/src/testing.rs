@@ -188,3 +188,73 @@ impl<V: Vnf> Harness<V> {
 fn take_emitted() -> Vec<(u16, Vec<u8>)> {
     native::HOST.with(|h| std::mem::take(&mut h.borrow_mut().emitted))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ConfigError, InitContext};
+
+    /// Echoes every frame back out of the port it came in on, emits a copy
+    /// on port 1, and counts.
+    struct Echo {
+        seen: crate::Counter,
+        copy: bool,
+    }
+
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct EchoConfig {
+        #[serde(default)]
+        copy: bool,
+        #[serde(default)]
+        limit: Option<u8>,
+    }
+
+    impl Vnf for Echo {
+        type Config = EchoConfig;
+        fn new(ctx: &mut InitContext, config: EchoConfig) -> Result<Self, ConfigError> {
+            if config.limit == Some(0) {
+                return Err(ConfigError::at("limit", "must be at least 1"));
+            }
+            Ok(Echo { seen: ctx.counter("seen", "Frames seen."), copy: config.copy })
+        }
+        fn process(&mut self, ctx: &mut Context, frame: &mut Frame<'_>) -> Verdict {
+            self.seen.inc();
+            if self.copy {
+                ctx.emit(1, frame.data()).unwrap();
+            }
+            frame.data_mut()[0] = 0xee;
+            Verdict::Forward(frame.in_port())
+        }
+    }
+
+    #[test]
+    fn runs_frames_and_collects_emits_and_counters() {
+        let mut h = Harness::<Echo>::new(&["a", "b"], serde_json::json!({ "copy": true })).unwrap();
+        let out = h.process(0, &[1, 2, 3]);
+        assert_eq!(out.verdict, Verdict::Forward(0));
+        assert_eq!(out.frame, vec![0xee, 2, 3], "rewritten in place");
+        assert_eq!(out.emitted, vec![(1, vec![1, 2, 3])]);
+        assert_eq!(h.counter("seen"), Some(1));
+        assert_eq!(h.counter("nope"), None);
+    }
+
+    #[test]
+    fn config_errors_carry_their_path() {
+        let err = Harness::<Echo>::new(&["a"], serde_json::json!({ "limit": 0 })).err().unwrap();
+        assert_eq!(err, ConfigError::at("limit", "must be at least 1"));
+        let err = Harness::<Echo>::new(&["a"], serde_json::json!({ "colour": 1 })).err().unwrap();
+        assert_eq!(err.path, "colour");
+        assert!(err.message.contains("unknown field"), "{err}");
+        let err = Harness::<Echo>::new(&["a"], serde_json::json!({ "copy": "yes" })).err().unwrap();
+        assert_eq!(err.path, "copy");
+    }
+
+    #[test]
+    fn emitting_on_a_missing_port_is_refused() {
+        let mut h = Harness::<Echo>::new(&["a"], serde_json::json!({})).unwrap();
+        let mut ctx = Context::new();
+        assert_eq!(ctx.emit(3, &[0]), Err(crate::EmitError::NoSuchPort));
+        assert_eq!(h.process(0, &[9]).verdict, Verdict::Forward(0));
+    }
+}
