@@ -10,8 +10,8 @@ use std::net::Ipv4Addr;
 
 use vnf_sdk::prelude::*;
 use vnf_sdk::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
-    IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr,
+    checksum, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame,
+    EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr,
 };
 
 pub use config::{Config, ReservationConfig};
@@ -209,7 +209,7 @@ impl Dhcp {
         } else {
             UdpPacket::new_checked(l4)
                 .ok()
-                .filter(|u| u.verify_checksum(src_ip, dst))
+                .filter(|u| u.verify_checksum(src_ip, dst) || partial_checksum(u, src_ip, dst))
                 .and_then(|u| Request::parse(u.payload()).ok())
         };
         let Some(req) = parsed else {
@@ -316,6 +316,13 @@ impl Dhcp {
             Err(e) => log_warn!("DHCP reply to {} not sent: {e}", req.chaddr),
         }
     }
+}
+
+/// Whether the UDP checksum field holds only the pseudo-header sum, as a
+/// sender with transmit checksum offload leaves it (CHECKSUM_PARTIAL); such
+/// a frame is accepted, since the sum over the data was never computed.
+fn partial_checksum(u: &UdpPacket<&[u8]>, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
+    u.checksum() == checksum::pseudo_header_v4(src, dst, IpProtocol::Udp, u32::from(u.len()))
 }
 
 #[cfg(test)]

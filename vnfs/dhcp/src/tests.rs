@@ -744,6 +744,21 @@ fn malformed_messages_are_dropped_and_counted() {
 }
 
 #[test]
+fn partial_checksum_from_offload_is_accepted() {
+    let mut h = server();
+    let m = msg(1, C1, ZERO, true, &[]);
+    let mut f = bcast(C1, &m);
+    let partial = vnf_sdk::wire::checksum::pseudo_header_v4(
+        ZERO,
+        BCAST,
+        IpProtocol::Udp,
+        (8 + m.len()) as u32,
+    );
+    f[40..42].copy_from_slice(&partial.to_be_bytes());
+    assert_eq!(exchange(&mut h, &f).kind(), 2);
+}
+
+#[test]
 fn options_iterator_survives_hostile_input() {
     // A small LCG: every byte string of every length, no panic, terminates.
     let mut x: u32 = 12345;
