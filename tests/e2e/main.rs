@@ -9,6 +9,7 @@ mod support;
 
 mod basic;
 mod cli;
+mod dashboards;
 mod engine;
 mod faulty;
 mod lifecycle;
