@@ -993,7 +993,11 @@ fn config_errors_name_the_key() {
     let mut c = config();
     c["reservations"] =
         json!([{ "mac": "02:00:00:00:01:50", "address": "192.168.1.50", "name": "x" }]);
-    assert!(config_error(c).path.starts_with("reservations"));
+    let e = config_error(c);
+    assert!(
+        e.path.starts_with("reservations") && e.message.contains("name"),
+        "{e}"
+    );
     // Three ports: not a bump in the wire.
     let e = match Harness::<Dhcp>::new(&["lan", "uplink", "mgmt"], config()) {
         Ok(_) => panic!("accepted"),
