@@ -77,7 +77,8 @@ pub fn deploy(file: &Path, foreground: bool) -> CliResult {
         if foreground {
             Ok(())
         } else {
-            start_supervisor(&mut state)
+            start_supervisor(&mut state)?;
+            nfvhost::deploy::dhcp_clients::start(&mut state, &dhcp_interfaces(&chain), progress)
         }
     });
     if let Err(e) = result {
@@ -86,7 +87,7 @@ pub fn deploy(file: &Path, foreground: bool) -> CliResult {
         return Err(e.into());
     }
     if foreground {
-        return run_foreground(state, started);
+        return run_foreground(&chain, state, started);
     }
     progress(&format!(
         "chain {} deployed in {:.1}s",
@@ -94,6 +95,15 @@ pub fn deploy(file: &Path, foreground: bool) -> CliResult {
         started.elapsed().as_secs_f64()
     ));
     super::inspect::inspect(Some(chain.name.clone()), super::Output::Table)
+}
+
+/// `(host, interface)` for every interface that takes a DHCP lease.
+fn dhcp_interfaces(chain: &ChainSpec) -> Vec<(String, String)> {
+    chain
+        .hosts
+        .iter()
+        .flat_map(|h| h.interfaces.iter().filter(|i| i.dhcp).map(|i| (h.name.clone(), i.name.clone())))
+        .collect()
 }
 
 /// Starts the detached supervisor and waits until it reports ready.
@@ -144,17 +154,24 @@ fn start_supervisor(state: &mut ChainState) -> anyhow::Result<()> {
     }
 }
 
-fn run_foreground(mut state: ChainState, started: Instant) -> CliResult {
+fn run_foreground(spec: &ChainSpec, mut state: ChainState, started: Instant) -> CliResult {
     state.supervisor = ProcRef::of(std::process::id() as i32);
     state.save()?;
     supervisor::install_stop_handlers();
     let chain = state.chain.clone();
+    let dhcp = dhcp_interfaces(spec);
+    let mut dhcp_state = state.clone();
     let result = supervisor::run(&state, || {
+        // The leases come from VNFs that only now run.
+        if let Err(e) = nfvhost::deploy::dhcp_clients::start(&mut dhcp_state, &dhcp, progress) {
+            progress(&format!("warning: {e:#}"));
+        }
         progress(&format!(
             "chain {chain} ready in {:.1}s; Ctrl-C to stop and remove it",
             started.elapsed().as_secs_f64()
         ));
     });
+    state.helpers = dhcp_state.helpers;
     progress("tearing down");
     state.supervisor = None; // that is us; don't signal ourselves
     teardown::teardown(&state)?;

@@ -1,6 +1,7 @@
 //! Deploying a chain: resolve and check modules, build namespaces, links and
 //! cgroups, start the supervisor; and tear it all down again.
 
+pub mod dhcp_clients;
 pub mod metrics;
 pub mod modules;
 pub mod setup;

@@ -1,0 +1,103 @@
+//! DHCP clients for test-host interfaces with `dhcp: true`: ISC `dhclient`
+//! run inside the host's namespace with a private script, lease file and
+//! pid file, so it never touches the machine's own `/etc/resolv.conf` or
+//! lease files.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+
+use super::netns_name;
+use super::state::{ChainState, ProcRef};
+
+/// The script dhclient runs on lease events: it applies the lease to the
+/// interface with `ip` inside the namespace and records it in `bound`.
+const SCRIPT: &str = r#"#!/bin/sh
+# Written by nfvhost: apply a DHCP lease inside a test host's namespace
+# without touching the machine's /etc/resolv.conf.
+case "$reason" in
+PREINIT)
+    ip link set dev "$interface" up
+    ;;
+BOUND|RENEW|REBIND|REBOOT)
+    if [ -n "$old_ip_address" ] && [ "$old_ip_address" != "$new_ip_address" ]; then
+        ip -4 addr flush dev "$interface"
+    fi
+    ip -4 addr replace "$new_ip_address/$new_subnet_mask" dev "$interface" \
+        valid_lft "${new_dhcp_lease_time:-forever}" preferred_lft "${new_dhcp_lease_time:-forever}"
+    for r in $new_routers; do ip -4 route replace default via "$r" dev "$interface"; break; done
+    printf 'nameserver %s\n' $new_domain_name_servers > "$NFVHOST_DIR/$NFVHOST_HOST-resolv.conf"
+    echo "$reason $new_ip_address/$new_subnet_mask router=$new_routers lease=$new_dhcp_lease_time" >> "$NFVHOST_DIR/$NFVHOST_HOST-$interface.bound"
+    ;;
+EXPIRE|FAIL|RELEASE|STOP)
+    ip -4 addr flush dev "$interface"
+    ;;
+esac
+exit 0
+"#;
+
+/// Where a client records its leases.
+pub fn bound_file(chain: &str, host: &str, ifname: &str) -> PathBuf {
+    ChainState::dir(chain).join(format!("{host}-{ifname}.bound"))
+}
+
+/// Starts one client per DHCP interface, records them in the state, and
+/// waits until each has a lease.
+pub fn start(state: &mut ChainState, hosts: &[(String, String)], mut progress: impl FnMut(&str)) -> anyhow::Result<()> {
+    if hosts.is_empty() {
+        return Ok(());
+    }
+    let dir = ChainState::dir(&state.chain);
+    let script = dir.join("dhclient-script");
+    std::fs::write(&script, SCRIPT)?;
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    for (host, ifname) in hosts {
+        progress(&format!("starting dhclient on {host}:{ifname}"));
+        let ns = crate::sys::netns::NetNs::open(&netns_name(&state.chain, host))?;
+        let log = std::fs::File::create(dir.join(format!("{host}-{ifname}.dhclient.log")))?;
+        let mut cmd = Command::new("dhclient");
+        cmd.args(["-d", "-4", "-sf"])
+            .arg(&script)
+            .arg("-lf")
+            .arg(dir.join(format!("{host}-{ifname}.leases")))
+            .arg("-pf")
+            .arg(dir.join(format!("{host}-{ifname}.pid")))
+            .arg(ifname)
+            .env("NFVHOST_DIR", &dir)
+            .env("NFVHOST_HOST", host)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        let ns_fd = std::os::fd::AsRawFd::as_raw_fd(ns.file());
+        // SAFETY: between fork and exec only async-signal-safe calls:
+        // setsid(2) and setns(2) on a descriptor that stays open in the parent.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                if libc::setsid() < 0 || libc::setns(ns_fd, libc::CLONE_NEWNET) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().context("starting dhclient (is isc-dhcp-client installed?)")?;
+        if let Some(p) = ProcRef::of(child.id() as i32) {
+            state.helpers.push(p);
+        }
+        state.save()?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for (host, ifname) in hosts {
+        let bound = bound_file(&state.chain, host, ifname);
+        while !bound.exists() {
+            if Instant::now() > deadline {
+                bail!("{host}:{ifname} got no DHCP lease within 30s; see {}", dir.join(format!("{host}-{ifname}.dhclient.log")).display());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let lease = std::fs::read_to_string(&bound).unwrap_or_default();
+        progress(&format!("{host}:{ifname} leased {}", lease.lines().last().unwrap_or("").split_whitespace().nth(1).unwrap_or("?")));
+    }
+    Ok(())
+}
