@@ -159,7 +159,7 @@ fn is_ident(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'_' || c == b':'
 }
 
-/// Byte ranges of the text outside PromQL string literals.
+/// For each byte of `expr`: whether it lies outside PromQL string literals.
 fn outside_strings(expr: &str) -> Vec<bool> {
     let bytes = expr.as_bytes();
     let mut code = vec![true; bytes.len()];
