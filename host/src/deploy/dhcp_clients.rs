@@ -13,7 +13,9 @@ use super::netns_name;
 use super::state::{ChainState, ProcRef};
 
 /// The script dhclient runs on lease events: it applies the lease to the
-/// interface with `ip` inside the namespace and records it in `bound`.
+/// interface with `ip` inside the namespace and records it in the bound
+/// file. dhclient runs scripts with a clean environment, so the paths
+/// (`@BOUND@`, `@RESOLV@`) are written into each host's copy.
 const SCRIPT: &str = r#"#!/bin/sh
 # Written by nfvhost: apply a DHCP lease inside a test host's namespace
 # without touching the machine's /etc/resolv.conf.
@@ -28,8 +30,8 @@ BOUND|RENEW|REBIND|REBOOT)
     ip -4 addr replace "$new_ip_address/$new_subnet_mask" dev "$interface" \
         valid_lft "${new_dhcp_lease_time:-forever}" preferred_lft "${new_dhcp_lease_time:-forever}"
     for r in $new_routers; do ip -4 route replace default via "$r" dev "$interface"; break; done
-    printf 'nameserver %s\n' $new_domain_name_servers > "$NFVHOST_DIR/$NFVHOST_HOST-resolv.conf"
-    echo "$reason $new_ip_address/$new_subnet_mask router=$new_routers lease=$new_dhcp_lease_time" >> "$NFVHOST_DIR/$NFVHOST_HOST-$interface.bound"
+    printf 'nameserver %s\n' $new_domain_name_servers > "@RESOLV@"
+    echo "$reason $new_ip_address/$new_subnet_mask router=$new_routers lease=$new_dhcp_lease_time" >> "@BOUND@"
     ;;
 EXPIRE|FAIL|RELEASE|STOP)
     ip -4 addr flush dev "$interface"
@@ -50,10 +52,13 @@ pub fn start(state: &mut ChainState, hosts: &[(String, String)], mut progress: i
         return Ok(());
     }
     let dir = ChainState::dir(&state.chain);
-    let script = dir.join("dhclient-script");
-    std::fs::write(&script, SCRIPT)?;
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
     for (host, ifname) in hosts {
+        let script = dir.join(format!("{host}-{ifname}.dhclient-script"));
+        let text = SCRIPT
+            .replace("@BOUND@", &bound_file(&state.chain, host, ifname).display().to_string())
+            .replace("@RESOLV@", &dir.join(format!("{host}-resolv.conf")).display().to_string());
+        std::fs::write(&script, text)?;
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
         progress(&format!("starting dhclient on {host}:{ifname}"));
         let ns = crate::sys::netns::NetNs::open(&netns_name(&state.chain, host))?;
         let log = std::fs::File::create(dir.join(format!("{host}-{ifname}.dhclient.log")))?;
@@ -65,8 +70,6 @@ pub fn start(state: &mut ChainState, hosts: &[(String, String)], mut progress: i
             .arg("-pf")
             .arg(dir.join(format!("{host}-{ifname}.pid")))
             .arg(ifname)
-            .env("NFVHOST_DIR", &dir)
-            .env("NFVHOST_HOST", host)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);

@@ -177,6 +177,10 @@ fn supervise_one(state: &ChainState, w: &mut Worker, who: &str) {
     if let Some(child) = &mut w.child {
         match child.try_wait() {
             Ok(None) => return,
+            Ok(Some(_)) if stop_requested() => {
+                w.child = None;
+                return;
+            }
             Ok(Some(status)) => {
                 host_log(
                     who,

@@ -29,6 +29,8 @@ pub struct InstanceLimits {
     pub slot_size: usize,
     /// Frames per batch (at most [`MAX_BATCH`]).
     pub batch_size: usize,
+    /// Most verbose module log level written (e.g. `Warn` while validating).
+    pub log_level: LogLevel,
 }
 
 impl Default for InstanceLimits {
@@ -38,6 +40,7 @@ impl Default for InstanceLimits {
             call_deadline_ticks: 20,
             slot_size: 2048,
             batch_size: 64,
+            log_level: LogLevel::Trace,
         }
     }
 }
@@ -127,6 +130,7 @@ enum Phase {
 /// Per-store host state, reachable from the host functions.
 struct HostState {
     limits: StoreLimits,
+    log_level: LogLevel,
     vnf: String,
     port_count: u16,
     phase: Phase,
@@ -180,6 +184,9 @@ fn build_linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<HostState>
                 .ok()
                 .and_then(LogLevel::from_u8)
                 .unwrap_or(LogLevel::Info);
+            if level > state.log_level {
+                return;
+            }
             let msg =
                 read_str(data, ptr, len).unwrap_or("<log message outside memory or not UTF-8>");
             crate::logging::vnf_log(&state.vnf, level, msg);
@@ -326,6 +333,7 @@ impl VnfInstance {
                 .memory_size(limits.memory_bytes)
                 .instances(1)
                 .build(),
+            log_level: limits.log_level,
             vnf: vnf.to_string(),
             port_count,
             phase: Phase::Init,
