@@ -15,7 +15,7 @@ fn deploy() -> Chain {
 
 /// Kernel counters of an interface inside a node, from `ip -j -s link`.
 fn kernel_counters(chain: &Chain, node: &str, ifname: &str) -> (u64, u64) {
-    let out = chain.exec_ok(node, &["ip", "-j", "-s", "link", "show", ifname]);
+    let out = chain.exec_ok(node, &["ip", "-j", "-s", "link", "show", "dev", ifname]);
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     let stats = &json[0]["stats64"];
     (

@@ -10,6 +10,7 @@ mod support;
 mod basic;
 mod cli;
 mod dashboards;
+mod edge;
 mod engine;
 mod faulty;
 mod lifecycle;
