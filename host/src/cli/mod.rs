@@ -118,6 +118,15 @@ enum Command {
         #[arg(short = 'n', long)]
         tail: Option<usize>,
     },
+    /// Replace a running VNF's module; its worker restarts on the new one.
+    Replace {
+        #[arg(short, long)]
+        chain: Option<String>,
+        /// The VNF name.
+        vnf: String,
+        /// The new module: a shipped VNF name or a path to a .wasm file.
+        module: String,
+    },
     /// Live per-VNF rates: packets, drops, time in module, CPU, memory.
     Stats {
         #[arg(short, long)]
@@ -160,6 +169,7 @@ pub fn main() -> i32 {
             command,
         } => nodes::exec(chain, &node, &command),
         Command::Logs { chain, vnf, tail } => nodes::logs(chain, &vnf, tail),
+        Command::Replace { chain, vnf, module } => deploy::replace(chain, &vnf, &module),
         Command::Stats { chain, no_stream, interval, output } => stats::stats(chain, output, no_stream, interval),
         Command::Worker { spec } => nodes::worker(&spec),
         Command::Supervise { chain } => deploy::supervise(&chain),

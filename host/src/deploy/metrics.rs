@@ -437,17 +437,35 @@ pub fn render(source: &MetricsSource) -> String {
     }
     let mut f = Family::new(
         &mut out,
+        "nfvhost_vnf_up",
+        "gauge",
+        "Whether the VNF's worker process is running (1) or not (0).",
+    );
+    for (v, seg) in &segments {
+        let pid = seg.as_ref().map_or(0, |s| s.pid.load(Relaxed) as i32);
+        let up = pid > 0 && super::state::ProcRef::of(pid).is_some_and(|p| p.alive());
+        f.sample("nfvhost_vnf_up", &[("chain", chain), ("vnf", &v.name)], u8::from(up));
+    }
+    let mut f = Family::new(
+        &mut out,
         "nfvhost_vnf_info",
         "gauge",
         "The module a VNF runs.",
     );
+    // `nfvhost replace` changes a VNF's module: take the digest from the
+    // state file when it can be read.
+    let state = ChainState::load(chain).ok().flatten();
     for v in &source.vnfs {
+        let digest = state
+            .as_ref()
+            .and_then(|s| s.vnfs.iter().find(|x| x.name == v.name))
+            .map_or(v.digest.as_str(), |x| x.digest.as_str());
         f.sample(
             "nfvhost_vnf_info",
             &[
                 ("chain", chain),
                 ("vnf", &v.name),
-                ("digest", &v.digest),
+                ("digest", digest),
                 ("abi", &nfvhost_abi::ABI_VERSION.to_string()),
             ],
             1,

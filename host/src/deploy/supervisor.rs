@@ -205,6 +205,12 @@ fn supervise_one(state: &ChainState, w: &mut Worker, who: &str) {
         }
     }
     if w.child.is_none() && Instant::now() >= w.next_start {
+        // The state file may name a new module (`nfvhost replace`).
+        if let Ok(Some(fresh)) = ChainState::load(&state.chain) {
+            if let Some(v) = fresh.vnfs.into_iter().find(|v| v.name == w.vnf.name) {
+                w.vnf = v;
+            }
+        }
         match spawn_worker(state, &w.vnf) {
             Ok(mut child) => {
                 // Drain stdout so the worker never blocks on it.
