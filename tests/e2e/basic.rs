@@ -280,12 +280,22 @@ fn stats_reports_the_packet_rate() {
     }
     let chain = deploy();
     let mut load = chain
-        .command("h1", &["ping", "-c", "400", "-i", "0.005", "-q", "10.0.2.10"])
+        .command(
+            "h1",
+            &["ping", "-c", "400", "-i", "0.005", "-q", "10.0.2.10"],
+        )
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    let out = run_ok(crate::support::nfvhost().args(["stats", "--chain", "basic", "--no-stream", "-o", "json"]));
+    let out = run_ok(crate::support::nfvhost().args([
+        "stats",
+        "--chain",
+        "basic",
+        "--no-stream",
+        "-o",
+        "json",
+    ]));
     let _ = load.wait();
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let r1 = &rows[0];
@@ -295,6 +305,9 @@ fn stats_reports_the_packet_rate() {
     assert!(rx > 50.0, "rx_pps {rx}");
     // The hosts' own IPv6 chatter is dropped as unsupported; pings are not.
     let drops = r1["drops_per_second"].as_f64().unwrap();
-    assert!(drops < rx / 10.0, "drops_per_second {drops} against rx_pps {rx}");
+    assert!(
+        drops < rx / 10.0,
+        "drops_per_second {drops} against rx_pps {rx}"
+    );
     assert!(r1["module_memory_bytes"].as_u64().unwrap() > 0);
 }

@@ -17,7 +17,9 @@ fn deploy() -> Chain {
 
 /// The edge chain with a 16 s lease, so renewals happen within a test.
 fn deploy_short_lease(dir: &tempfile::TempDir) -> Chain {
-    let text = std::fs::read_to_string(root().join("chains/edge.yaml")).unwrap().replace("lease_time: 600", "lease_time: 16");
+    let text = std::fs::read_to_string(root().join("chains/edge.yaml"))
+        .unwrap()
+        .replace("lease_time: 600", "lease_time: 16");
     assert!(text.contains("lease_time: 16"));
     let path: PathBuf = dir.path().join("edge.yaml");
     std::fs::write(&path, text).unwrap();
@@ -29,9 +31,15 @@ fn tcp_server(chain: &Chain, node: &str, addr: &str, port: u16) -> std::process:
     let code = format!(
         "import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('{addr}',{port}))\ns.listen(1)\ns.settimeout(10)\nc,a=s.accept()\nprint(a[0],flush=True)\nc.sendall(b'hi')\nc.close()\n"
     );
-    let child = chain.command(node, &["python3", "-c", &code]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let child = chain
+        .command(node, &["python3", "-c", &code])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     assert!(wait_for(Duration::from_secs(5), || {
-        String::from_utf8_lossy(&chain.exec(node, &["ss", "-ltn"]).stdout).contains(&format!("{addr}:{port}"))
+        String::from_utf8_lossy(&chain.exec(node, &["ss", "-ltn"]).stdout)
+            .contains(&format!("{addr}:{port}"))
     }));
     child
 }
@@ -40,17 +48,24 @@ fn tcp_server(chain: &Chain, node: &str, addr: &str, port: u16) -> std::process:
 fn tcp_connect(chain: &Chain, node: &str, addr: &str, port: u16) -> Option<String> {
     let code = format!("import socket\ns=socket.create_connection(('{addr}',{port}),3)\nprint(s.recv(10).decode())\n");
     let out = chain.exec(node, &["python3", "-c", &code]);
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 fn module_counter(m: &Metrics, vnf: &str, name: &str) -> f64 {
-    m.get(&format!("nfvhost_module_{name}_total"), &[("chain", "edge"), ("vnf", vnf)])
+    m.get(
+        &format!("nfvhost_module_{name}_total"),
+        &[("chain", "edge"), ("vnf", vnf)],
+    )
 }
 
 /// Waits until a module counter reaches `at_least`; module counters are
 /// published on the worker's 100 ms tick.
 fn module_counter_reaches(chain: &Chain, vnf: &str, name: &str, at_least: f64) -> bool {
-    wait_for(Duration::from_secs(3), || module_counter(&chain.metrics(), vnf, name) >= at_least)
+    wait_for(Duration::from_secs(3), || {
+        module_counter(&chain.metrics(), vnf, name) >= at_least
+    })
 }
 
 #[test]
@@ -70,12 +85,22 @@ fn dhclient_gets_a_lease_with_the_options_and_renews() {
     // T1 is half of 16 s: dhclient renews by unicast to the server.
     let bound = PathBuf::from("/run/nfvhost/edge/lan-eth0.bound");
     assert!(
-        wait_for(Duration::from_secs(20), || std::fs::read_to_string(&bound).unwrap_or_default().contains("RENEW")),
+        wait_for(Duration::from_secs(20), || std::fs::read_to_string(&bound)
+            .unwrap_or_default()
+            .contains("RENEW")),
         "no renewal: {}",
         std::fs::read_to_string(&bound).unwrap_or_default()
     );
-    assert!(module_counter_reaches(&chain, "dhcp", "acks", 2.0), "initial ACK and the renewal's");
-    assert_eq!(chain.metrics().get("nfvhost_module_leases_active", &[("vnf", "dhcp")]), 1.0);
+    assert!(
+        module_counter_reaches(&chain, "dhcp", "acks", 2.0),
+        "initial ACK and the renewal's"
+    );
+    assert_eq!(
+        chain
+            .metrics()
+            .get("nfvhost_module_leases_active", &[("vnf", "dhcp")]),
+        1.0
+    );
     // The machine's own resolver configuration is untouched by design:
     // the script writes only under /run/nfvhost/edge.
 }
@@ -97,7 +122,22 @@ fn udhcpc_gets_a_lease_with_the_options_and_renews() {
     .unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let mut client = chain
-        .command("lan", &["busybox", "udhcpc", "-f", "-i", "eth0", "-s", script.to_str().unwrap(), "-t", "5", "-T", "1"])
+        .command(
+            "lan",
+            &[
+                "busybox",
+                "udhcpc",
+                "-f",
+                "-i",
+                "eth0",
+                "-s",
+                script.to_str().unwrap(),
+                "-t",
+                "5",
+                "-T",
+                "1",
+            ],
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -106,7 +146,11 @@ fn udhcpc_gets_a_lease_with_the_options_and_renews() {
     let bound = wait_for(Duration::from_secs(15), || read().contains("bound"));
     let renewed = bound && {
         // SIGUSR1 makes udhcpc renew now.
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(client.id() as i32), nix::sys::signal::Signal::SIGUSR1).unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(client.id() as i32),
+            nix::sys::signal::Signal::SIGUSR1,
+        )
+        .unwrap();
         wait_for(Duration::from_secs(10), || read().contains("renew"))
     };
     let _ = client.kill();
@@ -114,7 +158,15 @@ fn udhcpc_gets_a_lease_with_the_options_and_renews() {
     let text = read();
     assert!(bound, "udhcpc got no lease: {text}");
     let line = text.lines().find(|l| l.starts_with("bound")).unwrap();
-    for expect in ["ip=192.168.1.50", "subnet=255.255.255.0", "router=192.168.1.1", "dns=192.168.1.1", "domain=edge.test", "serverid=192.168.1.2", "lease=16"] {
+    for expect in [
+        "ip=192.168.1.50",
+        "subnet=255.255.255.0",
+        "router=192.168.1.1",
+        "dns=192.168.1.1",
+        "domain=edge.test",
+        "serverid=192.168.1.2",
+        "lease=16",
+    ] {
         assert!(line.contains(expect), "{expect} missing from {line}");
     }
     assert!(renewed, "udhcpc did not renew: {text}");
@@ -126,26 +178,63 @@ fn lan_reaches_wan_and_the_wan_sees_the_nat_address() {
         return;
     }
     let chain = deploy();
-    let out = chain.exec_ok("lan", &["ping", "-c", "3", "-i", "0.2", "-W", "2", "203.0.113.10"]);
+    let out = chain.exec_ok(
+        "lan",
+        &["ping", "-c", "3", "-i", "0.2", "-W", "2", "203.0.113.10"],
+    );
     assert!(out.contains("3 received"), "{out}");
 
     let server = tcp_server(&chain, "wan", "203.0.113.10", 7000);
-    assert_eq!(tcp_connect(&chain, "lan", "203.0.113.10", 7000).as_deref(), Some("hi"));
+    assert_eq!(
+        tcp_connect(&chain, "lan", "203.0.113.10", 7000).as_deref(),
+        Some("hi")
+    );
     let seen = server.wait_with_output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&seen.stdout).trim(), "203.0.113.1", "the WAN host sees the NAT's address");
+    assert_eq!(
+        String::from_utf8_lossy(&seen.stdout).trim(),
+        "203.0.113.1",
+        "the WAN host sees the NAT's address"
+    );
 
-    let mut iperf = chain.command("wan", &["iperf3", "-s", "-B", "203.0.113.10", "-p", "5201"]).stdout(Stdio::null()).spawn().unwrap();
-    assert!(wait_for(Duration::from_secs(5), || String::from_utf8_lossy(&chain.exec("wan", &["ss", "-ltn"]).stdout).contains(":5201")));
-    let tcp: serde_json::Value = serde_json::from_str(&chain.exec_ok("lan", &["iperf3", "-c", "203.0.113.10", "-t", "2", "-J"])).unwrap();
-    let bps = tcp["end"]["sum_received"]["bits_per_second"].as_f64().unwrap();
+    let mut iperf = chain
+        .command("wan", &["iperf3", "-s", "-B", "203.0.113.10", "-p", "5201"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_for(Duration::from_secs(5), || {
+        String::from_utf8_lossy(&chain.exec("wan", &["ss", "-ltn"]).stdout).contains(":5201")
+    }));
+    let tcp: serde_json::Value = serde_json::from_str(
+        &chain.exec_ok("lan", &["iperf3", "-c", "203.0.113.10", "-t", "2", "-J"]),
+    )
+    .unwrap();
+    let bps = tcp["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .unwrap();
     assert!(bps > 1e6, "TCP through the edge chain: {bps}");
-    let udp: serde_json::Value =
-        serde_json::from_str(&chain.exec_ok("lan", &["iperf3", "-c", "203.0.113.10", "-u", "-b", "20M", "-t", "2", "-J"])).unwrap();
+    let udp: serde_json::Value = serde_json::from_str(&chain.exec_ok(
+        "lan",
+        &[
+            "iperf3",
+            "-c",
+            "203.0.113.10",
+            "-u",
+            "-b",
+            "20M",
+            "-t",
+            "2",
+            "-J",
+        ],
+    ))
+    .unwrap();
     let lost = udp["end"]["sum"]["lost_percent"].as_f64().unwrap();
     assert!(lost < 5.0, "UDP loss through the edge chain: {lost}%");
     let _ = iperf.kill();
     let _ = iperf.wait();
-    eprintln!("edge chain: TCP {:.0} Mb/s, UDP 20 Mb/s with {lost:.2}% loss", bps / 1e6);
+    eprintln!(
+        "edge chain: TCP {:.0} Mb/s, UDP 20 Mb/s with {lost:.2}% loss",
+        bps / 1e6
+    );
 }
 
 #[test]
@@ -156,12 +245,31 @@ fn unsolicited_wan_traffic_fails_but_the_port_forward_works() {
     let chain = deploy();
     // A server on the LAN host, and a WAN host that even knows the route.
     let server = tcp_server(&chain, "lan", "0.0.0.0", 80);
-    chain.exec_ok("wan", &["ip", "route", "add", "192.168.1.0/24", "via", "203.0.113.1"]);
-    assert_eq!(tcp_connect(&chain, "wan", "192.168.1.50", 80), None, "no direct way in");
-    assert_eq!(tcp_connect(&chain, "wan", "203.0.113.1", 9999), None, "no unforwarded port");
-    assert_eq!(tcp_connect(&chain, "wan", "203.0.113.1", 8080).as_deref(), Some("hi"), "the port forward reaches lan:80");
+    chain.exec_ok(
+        "wan",
+        &["ip", "route", "add", "192.168.1.0/24", "via", "203.0.113.1"],
+    );
+    assert_eq!(
+        tcp_connect(&chain, "wan", "192.168.1.50", 80),
+        None,
+        "no direct way in"
+    );
+    assert_eq!(
+        tcp_connect(&chain, "wan", "203.0.113.1", 9999),
+        None,
+        "no unforwarded port"
+    );
+    assert_eq!(
+        tcp_connect(&chain, "wan", "203.0.113.1", 8080).as_deref(),
+        Some("hi"),
+        "the port forward reaches lan:80"
+    );
     let seen = server.wait_with_output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&seen.stdout).trim(), "203.0.113.10", "the LAN server sees the real client");
+    assert_eq!(
+        String::from_utf8_lossy(&seen.stdout).trim(),
+        "203.0.113.10",
+        "the LAN server sees the real client"
+    );
     assert!(module_counter_reaches(&chain, "nat", "dnat_hits", 1.0));
 }
 
@@ -172,13 +280,24 @@ fn the_blocked_outbound_port_fails_and_others_work() {
     }
     let chain = deploy();
     let smtp = tcp_server(&chain, "wan", "203.0.113.10", 25);
-    assert_eq!(tcp_connect(&chain, "lan", "203.0.113.10", 25), None, "port 25 outbound is blocked");
-    assert!(module_counter_reaches(&chain, "fw", "rejected", 1.0), "rejected with a RST");
+    assert_eq!(
+        tcp_connect(&chain, "lan", "203.0.113.10", 25),
+        None,
+        "port 25 outbound is blocked"
+    );
+    assert!(
+        module_counter_reaches(&chain, "fw", "rejected", 1.0),
+        "rejected with a RST"
+    );
     let mut smtp = smtp;
     let _ = smtp.kill();
     let _ = smtp.wait();
     let other = tcp_server(&chain, "wan", "203.0.113.10", 26);
-    assert_eq!(tcp_connect(&chain, "lan", "203.0.113.10", 26).as_deref(), Some("hi"), "port 26 is allowed");
+    assert_eq!(
+        tcp_connect(&chain, "lan", "203.0.113.10", 26).as_deref(),
+        Some("hi"),
+        "port 26 is allowed"
+    );
     let _ = other.wait_with_output();
 }
 
@@ -189,7 +308,10 @@ fn tracepath_shows_the_router_and_nat_hops() {
     }
     let chain = deploy();
     let out = chain.exec_ok("lan", &["tracepath", "-n", "-m", "5", "203.0.113.10"]);
-    let hop = |n: &str, addr: &str| out.lines().any(|l| l.trim_start().starts_with(&format!("{n}:")) && l.contains(addr));
+    let hop = |n: &str, addr: &str| {
+        out.lines()
+            .any(|l| l.trim_start().starts_with(&format!("{n}:")) && l.contains(addr))
+    };
     assert!(hop("1", "192.168.1.1"), "the router is hop 1: {out}");
     assert!(hop("2", "10.255.0.2"), "the NAT is hop 2: {out}");
     assert!(out.contains("reached"), "{out}");
@@ -201,7 +323,10 @@ fn kernel(chain: &Chain, node: &str, ifname: &str) -> (f64, f64) {
     let out = chain.exec_ok(node, &["ip", "-j", "-s", "link", "show", "dev", ifname]);
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     let s = &json[0]["stats64"];
-    (s["rx"]["packets"].as_f64().unwrap(), s["tx"]["packets"].as_f64().unwrap())
+    (
+        s["rx"]["packets"].as_f64().unwrap(),
+        s["tx"]["packets"].as_f64().unwrap(),
+    )
 }
 
 #[test]
@@ -214,27 +339,64 @@ fn counters_conserve_and_agree_with_the_kernel() {
     std::thread::sleep(Duration::from_millis(300));
     // Every port of every VNF against the kernel's counters of the same
     // interface, as deltas around a known load.
-    let ports: Vec<(&str, &str)> = vec![("dhcp", "lan"), ("dhcp", "up"), ("fw", "inside"), ("fw", "outside"), ("r1", "lan"), ("r1", "wan"), ("nat", "inside"), ("nat", "outside")];
+    let ports: Vec<(&str, &str)> = vec![
+        ("dhcp", "lan"),
+        ("dhcp", "up"),
+        ("fw", "inside"),
+        ("fw", "outside"),
+        ("r1", "lan"),
+        ("r1", "wan"),
+        ("nat", "inside"),
+        ("nat", "outside"),
+    ];
     let before_k: Vec<(f64, f64)> = ports.iter().map(|(v, p)| kernel(&chain, v, p)).collect();
     let before = chain.metrics();
-    chain.exec_ok("lan", &["ping", "-c", "100", "-i", "0.005", "-q", "203.0.113.10"]);
+    chain.exec_ok(
+        "lan",
+        &["ping", "-c", "100", "-i", "0.005", "-q", "203.0.113.10"],
+    );
     std::thread::sleep(Duration::from_millis(300));
     let after = chain.metrics();
     let after_k: Vec<(f64, f64)> = ports.iter().map(|(v, p)| kernel(&chain, v, p)).collect();
     for (i, (vnf, port)) in ports.iter().enumerate() {
         let l = [("chain", "edge"), ("vnf", vnf), ("port", port)];
-        let rx = after.get("nfvhost_port_rx_packets_total", &l) - before.get("nfvhost_port_rx_packets_total", &l);
-        let tx = after.get("nfvhost_port_tx_packets_total", &l) - before.get("nfvhost_port_tx_packets_total", &l);
-        assert_eq!(rx, after_k[i].0 - before_k[i].0, "{vnf}:{port} received, nfvhost vs kernel");
-        assert_eq!(tx, after_k[i].1 - before_k[i].1, "{vnf}:{port} sent, nfvhost vs kernel");
+        let rx = after.get("nfvhost_port_rx_packets_total", &l)
+            - before.get("nfvhost_port_rx_packets_total", &l);
+        let tx = after.get("nfvhost_port_tx_packets_total", &l)
+            - before.get("nfvhost_port_tx_packets_total", &l);
+        assert_eq!(
+            rx,
+            after_k[i].0 - before_k[i].0,
+            "{vnf}:{port} received, nfvhost vs kernel"
+        );
+        assert_eq!(
+            tx,
+            after_k[i].1 - before_k[i].1,
+            "{vnf}:{port} sent, nfvhost vs kernel"
+        );
         assert!(rx >= 100.0, "{vnf}:{port} saw the pings: {rx}");
     }
     for vnf in VNFS {
         let l = [("chain", "edge"), ("vnf", vnf)];
         let received = after.get("nfvhost_vnf_received_packets_total", &l);
-        assert_eq!(received, after.sum("nfvhost_vnf_packets_total", &l), "{vnf}: received = forwarded + consumed + dropped");
-        let dropped = after.get("nfvhost_vnf_packets_total", &[("vnf", vnf), ("verdict", "drop")]);
-        assert_eq!(dropped, after.sum("nfvhost_vnf_drops_total", &l), "{vnf}: drops add up by reason");
-        assert_eq!(after.get("nfvhost_vnf_restarts_total", &l), 0.0, "{vnf} never restarted");
+        assert_eq!(
+            received,
+            after.sum("nfvhost_vnf_packets_total", &l),
+            "{vnf}: received = forwarded + consumed + dropped"
+        );
+        let dropped = after.get(
+            "nfvhost_vnf_packets_total",
+            &[("vnf", vnf), ("verdict", "drop")],
+        );
+        assert_eq!(
+            dropped,
+            after.sum("nfvhost_vnf_drops_total", &l),
+            "{vnf}: drops add up by reason"
+        );
+        assert_eq!(
+            after.get("nfvhost_vnf_restarts_total", &l),
+            0.0,
+            "{vnf} never restarted"
+        );
     }
 }

@@ -109,15 +109,36 @@ fn replace_swaps_a_running_module_after_checking_its_config() {
     }
     let chain = Chain::deploy("tests/chains/faulty.yaml", "faulty", "127.0.0.1:9471");
     // The router does not accept the wire's configuration: refused, nothing changes.
-    let out = nfvhost().args(["replace", "--chain", "faulty", "w1", "router"]).output().unwrap();
+    let out = nfvhost()
+        .args(["replace", "--chain", "faulty", "w1", "router"])
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("trap_on_udp_port") || stderr.contains("unknown field"), "{stderr}");
-    assert_eq!(chain.metrics().get("nfvhost_vnf_restarts_total", &[("vnf", "w1")]), 0.0);
+    assert!(
+        stderr.contains("trap_on_udp_port") || stderr.contains("unknown field"),
+        "{stderr}"
+    );
+    assert_eq!(
+        chain
+            .metrics()
+            .get("nfvhost_vnf_restarts_total", &[("vnf", "w1")]),
+        0.0
+    );
 
     let wasm = vnfs_built().join("vnf_faulty.wasm");
-    crate::support::run_ok(nfvhost().args(["replace", "--chain", "faulty", "w1"]).arg(&wasm));
-    assert!(wait_for(Duration::from_secs(10), || chain.metrics().get("nfvhost_vnf_restarts_total", &[("vnf", "w1")]) >= 1.0));
-    assert!(wait_for(Duration::from_secs(10), || chain.exec("h1", &["ping", "-c", "1", "-W", "1", "10.0.9.2"]).status.success()));
+    crate::support::run_ok(
+        nfvhost()
+            .args(["replace", "--chain", "faulty", "w1"])
+            .arg(&wasm),
+    );
+    assert!(wait_for(Duration::from_secs(10), || chain
+        .metrics()
+        .get("nfvhost_vnf_restarts_total", &[("vnf", "w1")])
+        >= 1.0));
+    assert!(wait_for(Duration::from_secs(10), || chain
+        .exec("h1", &["ping", "-c", "1", "-W", "1", "10.0.9.2"])
+        .status
+        .success()));
     assert_eq!(chain.metrics().get("nfvhost_vnf_up", &[("vnf", "w1")]), 1.0);
 }

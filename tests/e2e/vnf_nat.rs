@@ -5,8 +5,8 @@ use std::net::Ipv4Addr;
 use nfvhost::engine::{Engine, InstanceError, VnfInstance};
 use nfvhost_abi::Verdict;
 use vnf_sdk::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr, IpProtocol, Ipv4Packet,
-    UdpPacket,
+    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
+    IpProtocol, Ipv4Packet, UdpPacket,
 };
 
 use crate::frames::{engine, instance, run_batch, udp_frame, H1_MAC};
@@ -32,7 +32,12 @@ fn nat(engine: &Engine) -> VnfInstance {
 }
 
 /// An ARP reply from `mac`/`ip` to the NAT's `to_mac`/`to_ip`.
-fn arp_reply(mac: EthernetAddress, ip: [u8; 4], to_mac: EthernetAddress, to_ip: [u8; 4]) -> Vec<u8> {
+fn arp_reply(
+    mac: EthernetAddress,
+    ip: [u8; 4],
+    to_mac: EthernetAddress,
+    to_ip: [u8; 4],
+) -> Vec<u8> {
     let arp = ArpRepr {
         operation: ArpOperation::Reply,
         source_hardware_addr: mac,
@@ -42,7 +47,12 @@ fn arp_reply(mac: EthernetAddress, ip: [u8; 4], to_mac: EthernetAddress, to_ip: 
     };
     let mut buf = vec![0u8; 14 + arp.buffer_len()];
     let mut f = EthernetFrame::new_unchecked(&mut buf[..]);
-    EthernetRepr { src_addr: mac, dst_addr: to_mac, ethertype: EtherType::Arp }.emit(&mut f);
+    EthernetRepr {
+        src_addr: mac,
+        dst_addr: to_mac,
+        ethertype: EtherType::Arp,
+    }
+    .emit(&mut f);
     arp.emit(&mut ArpPacket::new_unchecked(f.payload_mut()));
     buf
 }
@@ -54,7 +64,13 @@ fn parse_udp(frame: &[u8]) -> (EthernetAddress, Ipv4Addr, Ipv4Addr, u16, u16) {
     assert_eq!(ip.protocol(), IpProtocol::Udp);
     let udp = UdpPacket::new_checked(ip.payload()).unwrap();
     assert!(udp.verify_checksum(ip.src_addr(), ip.dst_addr()));
-    (eth.dst_addr(), ip.src_addr(), ip.dst_addr(), udp.src_port(), udp.dst_port())
+    (
+        eth.dst_addr(),
+        ip.src_addr(),
+        ip.dst_addr(),
+        udp.src_port(),
+        udp.dst_port(),
+    )
 }
 
 #[test]
@@ -65,18 +81,38 @@ fn nat_masquerades_out_and_translates_the_reply_back() {
     let out = run_batch(
         &mut n,
         &[
-            (0, arp_reply(H1_MAC, [10, 255, 0, 1], IN_MAC, [10, 255, 0, 2])),
-            (1, arp_reply(WAN_GW, [203, 0, 113, 254], OUT_MAC, [203, 0, 113, 1])),
+            (
+                0,
+                arp_reply(H1_MAC, [10, 255, 0, 1], IN_MAC, [10, 255, 0, 2]),
+            ),
+            (
+                1,
+                arp_reply(WAN_GW, [203, 0, 113, 254], OUT_MAC, [203, 0, 113, 1]),
+            ),
         ],
     )
     .unwrap();
     assert!(out.iter().all(|(v, _)| *v == Verdict::Consume));
 
-    let out = run_batch(&mut n, &[(0, udp_frame(IN_MAC, [192, 168, 1, 10], [198, 51, 100, 7], 64, 53))]).unwrap();
+    let out = run_batch(
+        &mut n,
+        &[(
+            0,
+            udp_frame(IN_MAC, [192, 168, 1, 10], [198, 51, 100, 7], 64, 53),
+        )],
+    )
+    .unwrap();
     assert_eq!(out[0].0, Verdict::Forward(1));
     let (mac, src, dst, sport, dport) = parse_udp(&out[0].1);
     assert_eq!(mac, WAN_GW);
-    assert_eq!((src, dst, dport), (Ipv4Addr::new(203, 0, 113, 1), Ipv4Addr::new(198, 51, 100, 7), 53));
+    assert_eq!(
+        (src, dst, dport),
+        (
+            Ipv4Addr::new(203, 0, 113, 1),
+            Ipv4Addr::new(198, 51, 100, 7),
+            53
+        )
+    );
     assert_eq!(sport, 40000, "the source port is kept when free");
 
     // The server's reply: the translated packet with addresses and ports swapped.
@@ -99,7 +135,15 @@ fn nat_masquerades_out_and_translates_the_reply_back() {
     assert_eq!(back[0].0, Verdict::Forward(0));
     let (mac, src, dst, sport, dport) = parse_udp(&back[0].1);
     assert_eq!(mac, H1_MAC);
-    assert_eq!((src, dst, sport, dport), (Ipv4Addr::new(198, 51, 100, 7), Ipv4Addr::new(192, 168, 1, 10), 53, 40000));
+    assert_eq!(
+        (src, dst, sport, dport),
+        (
+            Ipv4Addr::new(198, 51, 100, 7),
+            Ipv4Addr::new(192, 168, 1, 10),
+            53,
+            40000
+        )
+    );
 }
 
 #[test]
@@ -107,7 +151,9 @@ fn nat_refuses_bad_config_with_the_key_path() {
     let engine = engine();
     let mut c = config();
     c["port_forwards"][0]["to"] = serde_json::json!("192.168.1.50");
-    let err = instance(&engine, "vnf_nat.wasm", &["inside", "outside"], c).err().expect("refused");
+    let err = instance(&engine, "vnf_nat.wasm", &["inside", "outside"], c)
+        .err()
+        .expect("refused");
     match err {
         InstanceError::Config { path, message } => {
             assert_eq!(path, "port_forwards.0.to", "{message}");

@@ -61,7 +61,6 @@ pub mod prelude {
     };
 }
 
-
 /// Logs an error through the host.
 #[macro_export]
 macro_rules! log_error { ($($arg:tt)*) => { $crate::runtime::log($crate::LogLevel::Error, &$crate::runtime::format(format_args!($($arg)*))) }; }

@@ -69,7 +69,10 @@ pub fn build<V: Vnf>(document: &[u8]) -> Result<V, ConfigError> {
         doc.config
     };
     let config: V::Config = serde_path_to_error::deserialize(config).map_err(|e| {
-        ConfigError::at(dotted_path(&e.path().to_string()), e.into_inner().to_string())
+        ConfigError::at(
+            dotted_path(&e.path().to_string()),
+            e.into_inner().to_string(),
+        )
     })?;
     let mut ctx = InitContext::new(doc.vnf, doc.ports);
     V::new(&mut ctx, config)
@@ -81,7 +84,11 @@ fn dotted_path(serde_path: &str) -> String {
     if serde_path == "." {
         return String::new();
     }
-    serde_path.replace('[', ".").replace(']', "").trim_start_matches('.').to_string()
+    serde_path
+        .replace('[', ".")
+        .replace(']', "")
+        .trim_start_matches('.')
+        .to_string()
 }
 
 pub fn abi_version() -> i32 {

@@ -216,7 +216,10 @@ mod tests {
             if config.limit == Some(0) {
                 return Err(ConfigError::at("limit", "must be at least 1"));
             }
-            Ok(Echo { seen: ctx.counter("seen", "Frames seen."), copy: config.copy })
+            Ok(Echo {
+                seen: ctx.counter("seen", "Frames seen."),
+                copy: config.copy,
+            })
         }
         fn process(&mut self, ctx: &mut Context, frame: &mut Frame<'_>) -> Verdict {
             self.seen.inc();
@@ -241,12 +244,18 @@ mod tests {
 
     #[test]
     fn config_errors_carry_their_path() {
-        let err = Harness::<Echo>::new(&["a"], serde_json::json!({ "limit": 0 })).err().unwrap();
+        let err = Harness::<Echo>::new(&["a"], serde_json::json!({ "limit": 0 }))
+            .err()
+            .unwrap();
         assert_eq!(err, ConfigError::at("limit", "must be at least 1"));
-        let err = Harness::<Echo>::new(&["a"], serde_json::json!({ "colour": 1 })).err().unwrap();
+        let err = Harness::<Echo>::new(&["a"], serde_json::json!({ "colour": 1 }))
+            .err()
+            .unwrap();
         assert_eq!(err.path, "colour");
         assert!(err.message.contains("unknown field"), "{err}");
-        let err = Harness::<Echo>::new(&["a"], serde_json::json!({ "copy": "yes" })).err().unwrap();
+        let err = Harness::<Echo>::new(&["a"], serde_json::json!({ "copy": "yes" }))
+            .err()
+            .unwrap();
         assert_eq!(err.path, "copy");
     }
 

@@ -102,7 +102,12 @@ fn dhcp_interfaces(chain: &ChainSpec) -> Vec<(String, String)> {
     chain
         .hosts
         .iter()
-        .flat_map(|h| h.interfaces.iter().filter(|i| i.dhcp).map(|i| (h.name.clone(), i.name.clone())))
+        .flat_map(|h| {
+            h.interfaces
+                .iter()
+                .filter(|i| i.dhcp)
+                .map(|i| (h.name.clone(), i.name.clone()))
+        })
         .collect()
 }
 
@@ -225,9 +230,12 @@ pub fn destroy(file: Option<&Path>, chain: Option<String>, all: bool) -> CliResu
 /// file, and stops the worker so the supervisor restarts it on the new one.
 pub fn replace(chain: Option<String>, vnf: &str, module: &str) -> CliResult {
     let chain_name = super::pick_chain(chain)?;
-    let mut state = ChainState::load(&chain_name)?.ok_or_else(|| CliError::usage(anyhow!("chain {chain_name} is not deployed")))?;
+    let mut state = ChainState::load(&chain_name)?
+        .ok_or_else(|| CliError::usage(anyhow!("chain {chain_name} is not deployed")))?;
     if !state.supervisor.is_some_and(|s| s.alive()) {
-        return Err(anyhow!("chain {chain_name} has no running supervisor; deploy it again").into());
+        return Err(
+            anyhow!("chain {chain_name} has no running supervisor; deploy it again").into(),
+        );
     }
     let spec = chain::load(&state.chain_file).map_err(|e| anyhow!("{e}"))?;
     let mut vnf_spec = spec
@@ -235,15 +243,25 @@ pub fn replace(chain: Option<String>, vnf: &str, module: &str) -> CliResult {
         .cloned()
         .ok_or_else(|| CliError::usage(anyhow!("chain {chain_name} has no VNF `{vnf}`")))?;
     vnf_spec.module = if module.ends_with(".wasm") {
-        chain::ModuleRef::Path(std::fs::canonicalize(module).map_err(|e| CliError::usage(anyhow!("{module}: {e}")))?)
+        chain::ModuleRef::Path(
+            std::fs::canonicalize(module).map_err(|e| CliError::usage(anyhow!("{module}: {e}")))?,
+        )
     } else {
         chain::ModuleRef::Builtin(module.to_string())
     };
-    let one = ChainSpec { vnfs: vec![vnf_spec], ..spec };
+    let one = ChainSpec {
+        vnfs: vec![vnf_spec],
+        ..spec
+    };
     let engine = Engine::new(Engine::default_cache_dir())?;
-    let checked = modules::check_all(&engine, &one, progress).map_err(|errors| CliError::usage(anyhow!("{}", ChainErrors(errors))))?;
+    let checked = modules::check_all(&engine, &one, progress)
+        .map_err(|errors| CliError::usage(anyhow!("{}", ChainErrors(errors))))?;
     let new = &checked[0].module;
-    let entry = state.vnfs.iter_mut().find(|v| v.name == vnf).ok_or_else(|| anyhow!("VNF {vnf} is not in the state"))?;
+    let entry = state
+        .vnfs
+        .iter_mut()
+        .find(|v| v.name == vnf)
+        .ok_or_else(|| anyhow!("VNF {vnf} is not in the state"))?;
     let old_pid = nfvhost::datapath::stats::StatsSegment::open(&entry.spec.stats_path)
         .ok()
         .map(|s| s.pid.load(std::sync::atomic::Ordering::Relaxed) as i32);
@@ -254,6 +272,10 @@ pub fn replace(chain: Option<String>, vnf: &str, module: &str) -> CliResult {
     if let Some(worker) = old_pid.and_then(ProcRef::of) {
         teardown::stop_process(worker, Duration::from_secs(3));
     }
-    progress(&format!("{vnf} now runs {} (sha256 {})", new.path.display(), &new.digest[..12]));
+    progress(&format!(
+        "{vnf} now runs {} (sha256 {})",
+        new.path.display(),
+        &new.digest[..12]
+    ));
     Ok(())
 }

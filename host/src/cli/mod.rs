@@ -170,7 +170,12 @@ pub fn main() -> i32 {
         } => nodes::exec(chain, &node, &command),
         Command::Logs { chain, vnf, tail } => nodes::logs(chain, &vnf, tail),
         Command::Replace { chain, vnf, module } => deploy::replace(chain, &vnf, &module),
-        Command::Stats { chain, no_stream, interval, output } => stats::stats(chain, output, no_stream, interval),
+        Command::Stats {
+            chain,
+            no_stream,
+            interval,
+            output,
+        } => stats::stats(chain, output, no_stream, interval),
         Command::Worker { spec } => nodes::worker(&spec),
         Command::Supervise { chain } => deploy::supervise(&chain),
     };

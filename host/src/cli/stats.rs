@@ -68,7 +68,11 @@ fn row(chain: &str, v: &VnfState, a: Sample, b: Sample, secs: f64) -> Row {
         rx_pps: rate(a.rx, b.rx),
         tx_pps: rate(a.tx, b.tx),
         drops_per_second: rate(a.dropped, b.dropped),
-        call_us: if calls == 0 { 0.0 } else { b.call_ns.saturating_sub(a.call_ns) as f64 / calls as f64 / 1e3 },
+        call_us: if calls == 0 {
+            0.0
+        } else {
+            b.call_ns.saturating_sub(a.call_ns) as f64 / calls as f64 / 1e3
+        },
         cpu_percent: rate(a.cpu_ns, b.cpu_ns) / 1e7,
         memory_bytes: b.memory,
         module_memory_bytes: b.module_memory,
@@ -115,15 +119,23 @@ pub fn stats(chain: Option<String>, output: Output, no_stream: bool, interval: f
     };
     let mut states = Vec::new();
     for name in names {
-        states.push(ChainState::load(&name)?.ok_or_else(|| CliError::usage(anyhow::anyhow!("chain {name} is not deployed")))?);
+        states.push(
+            ChainState::load(&name)?
+                .ok_or_else(|| CliError::usage(anyhow::anyhow!("chain {name} is not deployed")))?,
+        );
     }
     if states.is_empty() {
         return Err(CliError::usage(anyhow::anyhow!("no chain is deployed")));
     }
     if !(0.1..=3600.0).contains(&interval) {
-        return Err(CliError::usage(anyhow::anyhow!("--interval must be between 0.1 and 3600 seconds")));
+        return Err(CliError::usage(anyhow::anyhow!(
+            "--interval must be between 0.1 and 3600 seconds"
+        )));
     }
-    let vnfs: Vec<(&str, &VnfState)> = states.iter().flat_map(|s| s.vnfs.iter().map(move |v| (s.chain.as_str(), v))).collect();
+    let vnfs: Vec<(&str, &VnfState)> = states
+        .iter()
+        .flat_map(|s| s.vnfs.iter().map(move |v| (s.chain.as_str(), v)))
+        .collect();
     let mut before: Vec<Sample> = vnfs.iter().map(|(_, v)| sample(v)).collect();
     let mut at = Instant::now();
     loop {
@@ -131,7 +143,11 @@ pub fn stats(chain: Option<String>, output: Output, no_stream: bool, interval: f
         let now: Vec<Sample> = vnfs.iter().map(|(_, v)| sample(v)).collect();
         let secs = at.elapsed().as_secs_f64();
         at = Instant::now();
-        let rows: Vec<Row> = vnfs.iter().zip(before.iter().zip(&now)).map(|((c, v), (a, b))| row(c, v, *a, *b, secs)).collect();
+        let rows: Vec<Row> = vnfs
+            .iter()
+            .zip(before.iter().zip(&now))
+            .map(|((c, v), (a, b))| row(c, v, *a, *b, secs))
+            .collect();
         match output {
             Output::Json => println!("{}", serde_json::to_string(&rows)?),
             Output::Table => print_table(&rows, !no_stream),

@@ -47,7 +47,11 @@ pub fn bound_file(chain: &str, host: &str, ifname: &str) -> PathBuf {
 
 /// Starts one client per DHCP interface, records them in the state, and
 /// waits until each has a lease.
-pub fn start(state: &mut ChainState, hosts: &[(String, String)], mut progress: impl FnMut(&str)) -> anyhow::Result<()> {
+pub fn start(
+    state: &mut ChainState,
+    hosts: &[(String, String)],
+    mut progress: impl FnMut(&str),
+) -> anyhow::Result<()> {
     if hosts.is_empty() {
         return Ok(());
     }
@@ -55,8 +59,16 @@ pub fn start(state: &mut ChainState, hosts: &[(String, String)], mut progress: i
     for (host, ifname) in hosts {
         let script = dir.join(format!("{host}-{ifname}.dhclient-script"));
         let text = SCRIPT
-            .replace("@BOUND@", &bound_file(&state.chain, host, ifname).display().to_string())
-            .replace("@RESOLV@", &dir.join(format!("{host}-resolv.conf")).display().to_string());
+            .replace(
+                "@BOUND@",
+                &bound_file(&state.chain, host, ifname).display().to_string(),
+            )
+            .replace(
+                "@RESOLV@",
+                &dir.join(format!("{host}-resolv.conf"))
+                    .display()
+                    .to_string(),
+            );
         std::fs::write(&script, text)?;
         std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
         progress(&format!("starting dhclient on {host}:{ifname}"));
@@ -84,7 +96,9 @@ pub fn start(state: &mut ChainState, hosts: &[(String, String)], mut progress: i
                 Ok(())
             });
         }
-        let child = cmd.spawn().context("starting dhclient (is isc-dhcp-client installed?)")?;
+        let child = cmd
+            .spawn()
+            .context("starting dhclient (is isc-dhcp-client installed?)")?;
         if let Some(p) = ProcRef::of(child.id() as i32) {
             state.helpers.push(p);
         }
@@ -95,12 +109,24 @@ pub fn start(state: &mut ChainState, hosts: &[(String, String)], mut progress: i
         let bound = bound_file(&state.chain, host, ifname);
         while !bound.exists() {
             if Instant::now() > deadline {
-                bail!("{host}:{ifname} got no DHCP lease within 30s; see {}", dir.join(format!("{host}-{ifname}.dhclient.log")).display());
+                bail!(
+                    "{host}:{ifname} got no DHCP lease within 30s; see {}",
+                    dir.join(format!("{host}-{ifname}.dhclient.log")).display()
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
         let lease = std::fs::read_to_string(&bound).unwrap_or_default();
-        progress(&format!("{host}:{ifname} leased {}", lease.lines().last().unwrap_or("").split_whitespace().nth(1).unwrap_or("?")));
+        progress(&format!(
+            "{host}:{ifname} leased {}",
+            lease
+                .lines()
+                .last()
+                .unwrap_or("")
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("?")
+        ));
     }
     Ok(())
 }

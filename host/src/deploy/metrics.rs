@@ -444,7 +444,11 @@ pub fn render(source: &MetricsSource) -> String {
     for (v, seg) in &segments {
         let pid = seg.as_ref().map_or(0, |s| s.pid.load(Relaxed) as i32);
         let up = pid > 0 && super::state::ProcRef::of(pid).is_some_and(|p| p.alive());
-        f.sample("nfvhost_vnf_up", &[("chain", chain), ("vnf", &v.name)], u8::from(up));
+        f.sample(
+            "nfvhost_vnf_up",
+            &[("chain", chain), ("vnf", &v.name)],
+            u8::from(up),
+        );
     }
     let mut f = Family::new(
         &mut out,
