@@ -234,8 +234,12 @@ def kernel_edge():
     else:
         # Without bridge conntrack, fall back to a stateless inet rule set.
         log(f"  bridge conntrack unavailable ({err}); stateless firewall rules")
-        nft(fw, FW_RULES.replace("ct state established,related accept\n", "")
-            .replace("ct state invalid drop\n", "").replace("policy drop", "policy accept"))
+        ok, err = nft(fw, FW_RULES.replace("    ct state established,related accept\n", "")
+                      .replace("    ct state invalid drop\n", "")
+                      .replace("reject with tcp reset", "drop")
+                      .replace("policy drop", "policy accept"))
+        if not ok:
+            raise RuntimeError(f"nftables bridge firewall: {err}")
         features.append("fw: nftables bridge stateless (no bridge conntrack)")
     ok, err = nft(nat, NAT_RULES)
     if not ok:

@@ -1,13 +1,13 @@
 //! The worker: one process per VNF, inside the VNF's namespace and cgroup,
 //! running its module over batches of frames from its ports.
 
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use nfvhost_abi::{DropReason, LogLevel, Verdict};
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use serde::{Deserialize, Serialize};
 
 use super::packet_socket::PacketSocketPort;
@@ -110,10 +110,17 @@ pub fn run(spec: WorkerSpec) -> anyhow::Result<()> {
     let mut next_tick = Instant::now() + tick_every;
     let mut metric_values = Vec::new();
     let mut batch = Batch::new(instance.batch_size());
+    let mut pollfds = poll_set(&ports);
+    // After a batch that brought frames, read again before sleeping: under
+    // load the sockets are rarely empty, and poll() would be a wasted call.
+    let mut busy = false;
     while !STOP.load(Relaxed) {
-        let timeout = next_tick.saturating_duration_since(Instant::now());
-        wait_readable(&ports, timeout)?;
-        if receive(&mut ports, &mut instance, &mut batch, &stats) > 0 {
+        if !busy {
+            let timeout = next_tick.saturating_duration_since(Instant::now());
+            wait_readable(&mut pollfds, timeout)?;
+        }
+        busy = receive(&mut ports, &mut instance, &mut batch, &stats) > 0;
+        if busy {
             let started = Instant::now();
             let result = instance.process(&batch.frames, &mut batch.outcome);
             stats.observe_call(
@@ -121,7 +128,7 @@ pub fn run(spec: WorkerSpec) -> anyhow::Result<()> {
                 batch.frames.len() as u64,
             );
             match result {
-                Ok(()) => transmit(&mut ports, &instance, &batch, &stats),
+                Ok(()) => transmit(&mut ports, &instance, &mut batch, &stats),
                 Err(failure) => {
                     let reason = if failure == CallFailure::Timeout {
                         DropReason::Timeout
@@ -225,11 +232,14 @@ fn instantiate(
     Ok(instance)
 }
 
-/// One batch in flight: `(in_port, len)` per received slot.
+/// One batch in flight: `(in_port, len)` per received slot, plus scratch
+/// space reused from batch to batch so the hot path never allocates.
 struct Batch {
     frames: Vec<(u16, usize)>,
     lens: Vec<usize>,
     outcome: BatchOutcome,
+    /// Slot indexes of the frames forwarded out of one port.
+    out_slots: Vec<usize>,
 }
 
 impl Batch {
@@ -237,21 +247,56 @@ impl Batch {
         Batch {
             frames: Vec::with_capacity(size),
             lens: vec![0; size],
-            outcome: BatchOutcome::default(),
+            outcome: BatchOutcome {
+                verdicts: Vec::with_capacity(size),
+            },
+            out_slots: Vec::with_capacity(size),
         }
     }
 }
 
-fn wait_readable(ports: &[Box<dyn Port>], timeout: Duration) -> anyhow::Result<()> {
-    let mut fds: Vec<PollFd<'_>> = ports
-        .iter()
-        .map(|p| PollFd::new(p.fd(), PollFlags::POLLIN))
-        .collect();
-    let ms = u16::try_from(timeout.as_millis().max(1)).unwrap_or(u16::MAX);
-    match poll(&mut fds, PollTimeout::from(ms)) {
-        Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
-        Err(e) => Err(e.into()),
+/// Builds a `[&[u8]]` on the stack from an iterator (at most
+/// [`nfvhost_abi::MAX_BATCH`] frames per call) and hands it to `f`.
+fn with_frames<'a>(frames: impl Iterator<Item = &'a [u8]>, mut f: impl FnMut(&[&[u8]])) {
+    let mut buf: [&[u8]; nfvhost_abi::MAX_BATCH] = [&[]; nfvhost_abi::MAX_BATCH];
+    let mut n = 0;
+    for frame in frames {
+        buf[n] = frame;
+        n += 1;
+        if n == buf.len() {
+            f(&buf[..n]);
+            n = 0;
+        }
     }
+    if n > 0 {
+        f(&buf[..n]);
+    }
+}
+
+/// The poll set, built once: waiting allocates nothing.
+fn poll_set(ports: &[Box<dyn Port>]) -> Vec<libc::pollfd> {
+    ports
+        .iter()
+        .map(|p| libc::pollfd {
+            fd: p.fd().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect()
+}
+
+fn wait_readable(fds: &mut [libc::pollfd], timeout: Duration) -> anyhow::Result<()> {
+    let ms = libc::c_int::try_from(timeout.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `fds` is a live, exclusively borrowed array of pollfd of the
+    // stated length; the descriptors belong to ports that outlive the call.
+    let ret = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+    if ret < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e.into());
+        }
+    }
+    Ok(())
 }
 
 /// Fills the batch from every port, straight into the module's slots.
@@ -263,21 +308,35 @@ fn receive(
 ) -> usize {
     batch.frames.clear();
     let capacity = instance.batch_size();
-    let mut slots: Vec<&mut [u8]> = instance.slots_mut().collect();
+    // The slots as a stack array of slices: no allocation per batch.
+    let mut slots: [&mut [u8]; nfvhost_abi::MAX_BATCH] = std::array::from_fn(|_| &mut [][..]);
+    for (cell, slot) in slots.iter_mut().zip(instance.slots_mut()) {
+        *cell = slot;
+    }
     for (port_index, port) in ports.iter_mut().enumerate() {
         let filled = batch.frames.len();
         if filled == capacity {
             break;
         }
         let counters = &stats.ports[port_index];
-        match port.recv_batch(&mut slots[filled..], &mut batch.lens[filled..capacity]) {
+        match port.recv_batch(
+            &mut slots[filled..capacity],
+            &mut batch.lens[filled..capacity],
+        ) {
             Ok(got) => {
+                let mut bytes = 0;
                 for &len in &batch.lens[filled..filled + got.frames] {
-                    counters.rx_packets.fetch_add(1, Relaxed);
-                    counters.rx_bytes.fetch_add(len as u64, Relaxed);
+                    bytes += len as u64;
                     batch.frames.push((port_index as u16, len));
                 }
-                counters.rx_errors.fetch_add(got.truncated as u64, Relaxed);
+                // One atomic add per counter per batch, not per packet.
+                if got.frames > 0 {
+                    counters.rx_packets.fetch_add(got.frames as u64, Relaxed);
+                    counters.rx_bytes.fetch_add(bytes, Relaxed);
+                }
+                if got.truncated > 0 {
+                    counters.rx_errors.fetch_add(got.truncated as u64, Relaxed);
+                }
             }
             Err(_) => {
                 counters.rx_errors.fetch_add(1, Relaxed);
@@ -299,47 +358,67 @@ fn count_drops(stats: &StatsLayout, reason: DropReason, n: usize) {
 fn transmit(
     ports: &mut [Box<dyn Port>],
     instance: &VnfInstance,
-    batch: &Batch,
+    batch: &mut Batch,
     stats: &StatsLayout,
 ) {
     for (out_index, port) in ports.iter_mut().enumerate() {
-        let frames: Vec<&[u8]> = batch
-            .outcome
-            .verdicts
-            .iter()
-            .enumerate()
-            .filter(|(_, (v, _))| *v == Verdict::Forward(out_index as u16))
-            .map(|(i, (_, len))| instance.frame(i, *len))
-            .collect();
-        if !frames.is_empty() {
-            let sent = send(port.as_mut(), &stats.ports[out_index], &frames);
-            stats.forwarded.fetch_add(sent as u64, Relaxed);
-            count_drops(stats, DropReason::TxError, frames.len() - sent);
+        batch.out_slots.clear();
+        batch.out_slots.extend(
+            batch
+                .outcome
+                .verdicts
+                .iter()
+                .enumerate()
+                .filter(|(_, (v, _))| *v == Verdict::Forward(out_index as u16))
+                .map(|(i, _)| i),
+        );
+        if batch.out_slots.is_empty() {
+            continue;
         }
+        let verdicts = &batch.outcome.verdicts;
+        with_frames(
+            batch
+                .out_slots
+                .iter()
+                .map(|&i| instance.frame(i, verdicts[i].1)),
+            |frames| {
+                let sent = send(port.as_mut(), &stats.ports[out_index], frames);
+                stats.forwarded.fetch_add(sent as u64, Relaxed);
+                if sent < frames.len() {
+                    count_drops(stats, DropReason::TxError, frames.len() - sent);
+                }
+            },
+        );
     }
+    let mut consumed = 0u64;
     for (verdict, _) in &batch.outcome.verdicts {
         match verdict {
             Verdict::Forward(_) => {}
-            Verdict::Consume => {
-                stats.consumed.fetch_add(1, Relaxed);
-            }
+            Verdict::Consume => consumed += 1,
             Verdict::Drop(reason) => count_drops(stats, *reason, 1),
         }
+    }
+    if consumed > 0 {
+        stats.consumed.fetch_add(consumed, Relaxed);
     }
     send_emitted(ports, instance, stats);
 }
 
 fn send_emitted(ports: &mut [Box<dyn Port>], instance: &VnfInstance, stats: &StatsLayout) {
+    if instance.emitted().next().is_none() {
+        return;
+    }
     for (port_index, port) in ports.iter_mut().enumerate() {
-        let frames: Vec<&[u8]> = instance
-            .emitted()
-            .filter(|(p, _)| *p as usize == port_index)
-            .map(|(_, f)| f)
-            .collect();
-        if !frames.is_empty() {
-            let sent = send(port.as_mut(), &stats.ports[port_index], &frames);
-            stats.emitted.fetch_add(sent as u64, Relaxed);
-        }
+        with_frames(
+            instance
+                .emitted()
+                .filter(|(p, _)| *p as usize == port_index)
+                .map(|(_, f)| f),
+            |frames| {
+                let sent = send(port.as_mut(), &stats.ports[port_index], frames);
+                stats.emitted.fetch_add(sent as u64, Relaxed);
+            },
+        );
     }
 }
 
