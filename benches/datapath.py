@@ -35,7 +35,7 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NFVHOST = os.path.join(ROOT, "target", "release", "nfvhost")
+NFVHOST = os.environ.get("NFVHOST") or os.path.join(ROOT, "target", "release", "nfvhost")
 PREFIX = "nfvb-"
 CHAIN_ROUTER = "nfvbr"
 CHAIN_EDGE = "nfvbe"
@@ -180,6 +180,19 @@ table bridge nfvb_fw {
 }
 """
 
+FW_INET_RULES = """
+table inet nfvb_fw {
+  chain forward {
+    type filter hook forward priority 0; policy drop;
+    ct state established,related accept
+    ct state invalid drop
+    ip saddr 192.168.1.0/24 tcp dport 25 reject with tcp reset
+    ip saddr 192.168.1.0/24 accept
+    ip daddr 192.168.1.50 tcp dport 80 accept
+  }
+}
+"""
+
 NAT_RULES = """
 table ip nfvb_nat {
   chain post {
@@ -231,8 +244,13 @@ def kernel_edge():
     ok, err = nft(fw, FW_RULES)
     if ok:
         features.append("fw: nftables bridge stateful")
+    elif nsx(fw, "sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1", check=False) is not None \
+            and nft(fw, FW_INET_RULES)[0]:
+        # No bridge conntrack in this kernel: br_netfilter hands the bridged
+        # IPv4 traffic to the inet hooks, where conntrack works; directions
+        # are told apart by address since iifname there is the bridge.
+        features.append("fw: nftables inet stateful via br_netfilter")
     else:
-        # Without bridge conntrack, fall back to a stateless inet rule set.
         log(f"  bridge conntrack unavailable ({err}); stateless firewall rules")
         ok, err = nft(fw, FW_RULES.replace("    ct state established,related accept\n", "")
                       .replace("    ct state invalid drop\n", "")

@@ -8,6 +8,7 @@ mod frames;
 mod support;
 
 mod basic;
+mod bench;
 mod cli;
 mod dashboards;
 mod edge;
