@@ -27,5 +27,8 @@ fn datapath_benchmark_short_mode_runs() {
     let results: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(results["cases"].as_array().map(Vec::len), Some(2));
     assert!(out.path().join("latest.svg").exists());
-    assert!(namespaces_with_prefix("nfvb-").is_empty(), "namespaces left behind");
+    assert!(
+        namespaces_with_prefix("nfvb-").is_empty(),
+        "namespaces left behind"
+    );
 }
