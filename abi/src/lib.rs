@@ -1,4 +1,4 @@
-//! The nfvhost module ABI, version 1, as constants and layouts.
+//! The nfvhost module ABI, version 2, as constants and layouts.
 //!
 //! This crate is compiled by both the host and `vnf-sdk`, so the two sides
 //! cannot drift. The prose description lives in `docs/ABI.md`; every item
@@ -9,7 +9,7 @@
 /// The ABI version this crate describes. A module reports the version it was
 /// built for from its [`EXPORT_ABI_VERSION`] export; the host refuses any
 /// other value.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// The wasm import module name under which the host provides its functions.
 pub const IMPORT_MODULE: &str = "nfv";
@@ -111,8 +111,11 @@ pub const MAX_PORTS: usize = 16;
 /// `in_port`; the module may rewrite the frame's bytes in place, change `len`
 /// (up to `capacity`), and must write `verdict`.
 ///
-/// `capacity` rather than a fixed MTU keeps room for segmentation-offload
-/// super-frames later.
+/// `capacity` rather than a fixed MTU leaves room for segmentation-offload
+/// super-frames; `flags` and `gso_size` say what offload state the host
+/// received the frame with (see [`FLAG_CSUM_PARTIAL`], [`FLAG_GSO_TCPV4`]).
+/// The module must not change `flags`, `gso_size`, or the header lengths of
+/// a frame that carries offload state.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FrameDesc {
@@ -124,17 +127,42 @@ pub struct FrameDesc {
     pub capacity: u32,
     /// Port the frame arrived on.
     pub in_port: u16,
-    /// Reserved flags; zero in ABI v1.
+    /// Offload flags set by the host: [`FLAG_CSUM_PARTIAL`],
+    /// [`FLAG_GSO_TCPV4`]; other bits are zero. The module must not change
+    /// them.
     pub flags: u16,
     /// The module's verdict, see [`Verdict::encode`].
     pub verdict: u32,
-    /// Reserved; zero in ABI v1.
-    pub reserved: u32,
+    /// With [`FLAG_GSO_TCPV4`]: TCP payload bytes per segment of the
+    /// super-frame. Zero otherwise. The module must not change it.
+    pub gso_size: u32,
 }
 
 /// Size of [`FrameDesc`] in linear memory.
 pub const FRAME_DESC_SIZE: usize = 24;
 const _: () = assert!(core::mem::size_of::<FrameDesc>() == FRAME_DESC_SIZE);
+
+/// [`FrameDesc::flags`] bit: the frame's TCP or UDP checksum is partial
+/// (virtio-net `VIRTIO_NET_HDR_F_NEEDS_CSUM`, Linux `CHECKSUM_PARTIAL`). The
+/// checksum field holds the folded, *not* complemented, one's-complement sum
+/// of the pseudo-header (addresses, protocol, L4 length); whoever transmits
+/// the frame completes it. A module that rewrites a field covered by the
+/// pseudo-header or the L4 header must update the checksum field with the
+/// partial rule (`P' = P - old + new`), not RFC 1624, and must not verify
+/// the L4 checksum of such a frame.
+pub const FLAG_CSUM_PARTIAL: u16 = 1 << 0;
+
+/// [`FrameDesc::flags`] bit: the frame is a TCP/IPv4 segmentation-offload
+/// super-frame (virtio-net `VIRTIO_NET_HDR_GSO_TCPV4`). The IPv4 total
+/// length and the TCP payload cover many segments; [`FrameDesc::gso_size`]
+/// is the TCP payload bytes per segment. Always set together with
+/// [`FLAG_CSUM_PARTIAL`]. MTU checks apply to one segment (IPv4 header +
+/// TCP header + `gso_size`). The IPv4 header checksum is complete and must
+/// stay valid.
+pub const FLAG_GSO_TCPV4: u16 = 1 << 1;
+
+/// Every flag bit defined in this ABI version.
+pub const FLAGS_KNOWN: u16 = FLAG_CSUM_PARTIAL | FLAG_GSO_TCPV4;
 
 /// Byte offsets of the fields of [`FrameDesc`].
 pub mod desc_field {
@@ -144,7 +172,7 @@ pub mod desc_field {
     pub const IN_PORT: usize = 12;
     pub const FLAGS: usize = 14;
     pub const VERDICT: usize = 16;
-    pub const RESERVED: usize = 20;
+    pub const GSO_SIZE: usize = 20;
 }
 
 impl FrameDesc {
@@ -159,7 +187,7 @@ impl FrameDesc {
             in_port: u16_at(desc_field::IN_PORT),
             flags: u16_at(desc_field::FLAGS),
             verdict: u32_at(desc_field::VERDICT),
-            reserved: u32_at(desc_field::RESERVED),
+            gso_size: u32_at(desc_field::GSO_SIZE),
         }
     }
 
@@ -172,7 +200,7 @@ impl FrameDesc {
         b[desc_field::IN_PORT..][..2].copy_from_slice(&self.in_port.to_le_bytes());
         b[desc_field::FLAGS..][..2].copy_from_slice(&self.flags.to_le_bytes());
         b[desc_field::VERDICT..][..4].copy_from_slice(&self.verdict.to_le_bytes());
-        b[desc_field::RESERVED..][..4].copy_from_slice(&self.reserved.to_le_bytes());
+        b[desc_field::GSO_SIZE..][..4].copy_from_slice(&self.gso_size.to_le_bytes());
         b
     }
 }
@@ -318,7 +346,7 @@ closed_enum! {
 // --- Configuration encoding ---------------------------------------------------
 
 /// The init document handed to `nfv_init` is UTF-8 JSON text:
-/// `{"abi": 1, "vnf": "<name>", "ports": ["lan", "wan"], "config": {...}}`,
+/// `{"abi": 2, "vnf": "<name>", "ports": ["lan", "wan"], "config": {...}}`,
 /// where `ports` lists the port names in index order and `config` is the
 /// `config:` section of the chain file entry (`{}` when absent).
 pub const CONFIG_ENCODING: &str = "application/json";
@@ -378,11 +406,34 @@ mod tests {
             in_port: 1,
             flags: 0,
             verdict: 0x0100_0000,
-            reserved: 0,
+            gso_size: 0,
         };
         let b = d.to_bytes();
         assert_eq!(&b[..4], &[0x00, 0x10, 0, 0]);
         assert_eq!(b[12], 1);
+        assert_eq!(FrameDesc::from_bytes(&b), d);
+    }
+
+    #[test]
+    fn offload_fields_are_stable() {
+        // Golden values: these are the ABI, changing them needs a new version.
+        assert_eq!(ABI_VERSION, 2);
+        assert_eq!(FLAG_CSUM_PARTIAL, 0x0001);
+        assert_eq!(FLAG_GSO_TCPV4, 0x0002);
+        assert_eq!(desc_field::FLAGS, 14);
+        assert_eq!(desc_field::GSO_SIZE, 20);
+        let d = FrameDesc {
+            offset: 0x2000,
+            len: 30_054,
+            capacity: 65_536,
+            in_port: 0,
+            flags: FLAG_CSUM_PARTIAL | FLAG_GSO_TCPV4,
+            verdict: 0,
+            gso_size: 1448,
+        };
+        let b = d.to_bytes();
+        assert_eq!(&b[14..16], &[0x03, 0x00]);
+        assert_eq!(&b[20..24], &[0xa8, 0x05, 0, 0]);
         assert_eq!(FrameDesc::from_bytes(&b), d);
     }
 
