@@ -74,7 +74,7 @@ macro_rules! log_info { ($($arg:tt)*) => { $crate::runtime::log($crate::LogLevel
 #[macro_export]
 macro_rules! log_debug { ($($arg:tt)*) => { $crate::runtime::log($crate::LogLevel::Debug, &$crate::runtime::format(format_args!($($arg)*))) }; }
 
-/// Exports a [`Vnf`] implementation as an nfvhost module (ABI v1).
+/// Exports a [`Vnf`] implementation as an nfvhost module (ABI v2).
 ///
 /// Expands to the `nfv_*` entry points; each only dispatches into
 /// [`runtime`], which calls the type's [`Vnf`] methods.

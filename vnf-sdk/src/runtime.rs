@@ -155,7 +155,7 @@ pub fn process<V: Vnf>(slot: &Slot<V>, ptr: i32, count: i32) -> i32 {
             let buf = unsafe {
                 core::slice::from_raw_parts_mut(d.offset as usize as *mut u8, d.capacity as usize)
             };
-            Frame::new(d.in_port, buf, d.len as usize)
+            Frame::with_offload(d.in_port, buf, d.len as usize, d.flags, d.gso_size)
         })
         .collect();
     let mut verdicts = alloc::vec![Verdict::Drop(crate::DropReason::Other); frames.len()];

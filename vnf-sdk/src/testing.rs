@@ -112,12 +112,36 @@ impl<V: Vnf> Harness<V> {
             .expect("one frame in, one out")
     }
 
+    /// Hands one frame to the module with offload state, as the host does
+    /// for frames it read with a virtio-net header: `flags` are
+    /// `nfvhost_abi::FLAG_*`, `gso_size` the TCP payload bytes per segment
+    /// of a super-frame. The frame gets at least `frame_capacity` bytes.
+    pub fn process_with_offload(
+        &mut self,
+        in_port: u16,
+        frame: &[u8],
+        flags: u16,
+        gso_size: u32,
+    ) -> Output {
+        self.run(&[(in_port, frame, flags, gso_size)])
+            .pop()
+            .expect("one frame in, one out")
+    }
+
     /// Hands a batch to the module in one call; emitted frames are all
     /// attached to the last output.
     pub fn process_batch(&mut self, frames: &[(u16, &[u8])]) -> Vec<Output> {
+        let frames: Vec<(u16, &[u8], u16, u32)> = frames
+            .iter()
+            .map(|&(port, bytes)| (port, bytes, 0, 0))
+            .collect();
+        self.run(&frames)
+    }
+
+    fn run(&mut self, frames: &[(u16, &[u8], u16, u32)]) -> Vec<Output> {
         let mut buffers: Vec<Vec<u8>> = frames
             .iter()
-            .map(|(_, bytes)| {
+            .map(|(_, bytes, _, _)| {
                 let mut b = vec![0u8; self.frame_capacity.max(bytes.len())];
                 b[..bytes.len()].copy_from_slice(bytes);
                 b
@@ -126,7 +150,9 @@ impl<V: Vnf> Harness<V> {
         let mut views: Vec<Frame<'_>> = buffers
             .iter_mut()
             .zip(frames)
-            .map(|(buf, (port, bytes))| Frame::new(*port, buf, bytes.len()))
+            .map(|(buf, &(port, bytes, flags, gso_size))| {
+                Frame::with_offload(port, buf, bytes.len(), flags, gso_size)
+            })
             .collect();
         let mut verdicts = vec![Verdict::Consume; views.len()];
         self.vnf
@@ -257,6 +283,40 @@ mod tests {
             .err()
             .unwrap();
         assert_eq!(err.path, "copy");
+    }
+
+    /// Reports the offload state it sees by writing it into the frame.
+    struct Offload;
+
+    impl Vnf for Offload {
+        type Config = serde_json::Value;
+        fn new(_: &mut InitContext, _: serde_json::Value) -> Result<Self, ConfigError> {
+            Ok(Offload)
+        }
+        fn process(&mut self, _: &mut Context, frame: &mut Frame<'_>) -> Verdict {
+            let partial = frame.checksum_partial();
+            let sup = frame.is_super_frame();
+            let seg = frame.gso_segment_size().unwrap_or(0);
+            let d = frame.data_mut();
+            d[0] = u8::from(partial);
+            d[1] = u8::from(sup);
+            d[2..4].copy_from_slice(&seg.to_be_bytes());
+            Verdict::Forward(0)
+        }
+    }
+
+    #[test]
+    fn offload_state_reaches_the_frame() {
+        use nfvhost_abi::{FLAG_CSUM_PARTIAL, FLAG_GSO_TCPV4};
+        let mut h = Harness::<Offload>::new(&["a"], serde_json::json!({})).unwrap();
+        let big = vec![0u8; 30_000];
+        let out = h.process_with_offload(0, &big, FLAG_CSUM_PARTIAL | FLAG_GSO_TCPV4, 1448);
+        assert_eq!(&out.frame[..4], &[1, 1, 0x05, 0xa8]);
+        assert_eq!(out.frame.len(), 30_000, "super-frames fit");
+        let out = h.process_with_offload(0, &[9; 60], FLAG_CSUM_PARTIAL, 0);
+        assert_eq!(&out.frame[..4], &[1, 0, 0, 0]);
+        let out = h.process(0, &[9; 60]);
+        assert_eq!(&out.frame[..4], &[0, 0, 0, 0]);
     }
 
     #[test]

@@ -10,6 +10,21 @@
 //! When a NAT rewrites an address or port, or a router decrements a TTL, it
 //! updates the checksum with [`update_u16`] or [`update_u32`] instead of
 //! summing the whole packet again.
+//!
+//! # Partial checksums (checksum offload)
+//!
+//! A frame the host marks `FLAG_CSUM_PARTIAL` (Linux `CHECKSUM_PARTIAL`,
+//! virtio-net `NEEDS_CSUM`) carries in its TCP/UDP checksum field not a
+//! checksum but `P`, the folded, *not complemented* sum of the pseudo-header
+//! ([`pseudo_header_v4`]). The transmitter completes it: it sums the L4
+//! header and payload with the field holding `P`, and writes the complement.
+//!
+//! So when a module changes a **pseudo-header** field (an address, the L4
+//! length), it updates `P` with [`update_partial_u16`], [`update_partial_u32`]
+//! or [`update_partial_ipv4_addr`]: `P' = P - old + new`. A field of the
+//! **L4 header or payload** (a port) needs no update at all: it is summed
+//! when the checksum is completed. Using the RFC 1624 helpers on a partial
+//! field, or updating it for a port, corrupts the checksum the receiver sees.
 
 use core::net::{Ipv4Addr, Ipv6Addr};
 
@@ -129,6 +144,33 @@ pub fn update_ipv4_addr(old_checksum: u16, old: Ipv4Addr, new: Ipv4Addr) -> u16 
     update_u32(old_checksum, u32::from(old), u32::from(new))
 }
 
+/// Updates a *partial* checksum field (the folded, not complemented,
+/// pseudo-header sum `P`) after a 16-bit word of the pseudo-header changed
+/// from `old_word` to `new_word`: `P' = P - old + new` in one's-complement
+/// arithmetic. Only pseudo-header fields (addresses, L4 length) need this;
+/// see the module documentation.
+pub fn update_partial_u16(partial: u16, old_word: u16, new_word: u16) -> u16 {
+    !update_u16(!partial, old_word, new_word)
+}
+
+/// [`update_partial_u16`] for a 32-bit pseudo-header field.
+pub fn update_partial_u32(partial: u16, old: u32, new: u32) -> u16 {
+    !update_u32(!partial, old, new)
+}
+
+/// [`update_partial_u16`] for an IPv4 address of the pseudo-header (what a
+/// NAT rewrites in a frame whose L4 checksum is partial).
+pub fn update_partial_ipv4_addr(partial: u16, old: Ipv4Addr, new: Ipv4Addr) -> u16 {
+    update_partial_u32(partial, u32::from(old), u32::from(new))
+}
+
+/// Completes a partial checksum as the transmitter does: `l4` is the TCP or
+/// UDP header and payload, with its checksum field holding the partial sum.
+/// Returns the value the field must hold (for UDP, send a 0 as 0xffff).
+pub fn complete_partial(l4: &[u8]) -> u16 {
+    !data(l4)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,5 +274,116 @@ mod tests {
         let dst6 = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 2);
         let expected = fold(0xfe80 + 1 + 0xfe80 + 2 + 17 + 28);
         assert_eq!(pseudo_header_v6(src6, dst6, IpProtocol::Udp, 28), expected);
+    }
+
+    /// A TCP/IPv4 segment (header and payload, checksum field zero) and its
+    /// addresses.
+    fn tcp_segment(src_port: u16, payload_len: usize) -> std::vec::Vec<u8> {
+        let mut seg = std::vec![0u8; 20 + payload_len];
+        seg[0..2].copy_from_slice(&src_port.to_be_bytes());
+        seg[2..4].copy_from_slice(&443u16.to_be_bytes());
+        seg[4..8].copy_from_slice(&0x1234_5678u32.to_be_bytes());
+        seg[12] = 5 << 4;
+        seg[13] = 0x18;
+        seg[14..16].copy_from_slice(&64240u16.to_be_bytes());
+        for (i, b) in seg[20..].iter_mut().enumerate() {
+            *b = (i * 7 + 3) as u8;
+        }
+        seg
+    }
+
+    /// The partial sum Linux leaves in the field for CHECKSUM_PARTIAL:
+    /// `~tcp_v4_check(len, saddr, daddr, 0)`, the folded pseudo-header sum.
+    fn linux_partial(src: Ipv4Addr, dst: Ipv4Addr, len: usize) -> u16 {
+        pseudo_header_v4(src, dst, IpProtocol::Tcp, len as u32)
+    }
+
+    /// The checksum computed from scratch over the pseudo-header and segment.
+    fn from_scratch(src: Ipv4Addr, dst: Ipv4Addr, seg: &[u8]) -> u16 {
+        let mut seg = seg.to_vec();
+        seg[16..18].copy_from_slice(&[0, 0]);
+        !combine(&[
+            pseudo_header_v4(src, dst, IpProtocol::Tcp, seg.len() as u32),
+            data(&seg),
+        ])
+    }
+
+    #[test]
+    fn partial_update_then_completion_matches_from_scratch() {
+        let dst = Ipv4Addr::new(198, 51, 100, 20);
+        let cases = [
+            (
+                Ipv4Addr::new(192, 168, 1, 10),
+                Ipv4Addr::new(203, 0, 113, 1),
+            ),
+            (
+                Ipv4Addr::new(10, 0, 0, 1),
+                Ipv4Addr::new(255, 255, 255, 254),
+            ),
+            (Ipv4Addr::new(172, 16, 0, 99), Ipv4Addr::new(1, 0, 0, 0)),
+        ];
+        for (payload_len, (old_src, new_src)) in [0usize, 1, 1448, 30_001]
+            .into_iter()
+            .zip(cases.iter().copied().cycle())
+        {
+            for (old_port, new_port) in [(40000u16, 20001u16), (1, 65535), (65535, 0)] {
+                let mut seg = tcp_segment(old_port, payload_len);
+                let p = linux_partial(old_src, dst, seg.len());
+                seg[16..18].copy_from_slice(&p.to_be_bytes());
+
+                // A NAT rewrites the source address and port of the
+                // partial frame: the address through the partial rule, the
+                // port not at all (it is summed on completion).
+                let p2 = update_partial_ipv4_addr(p, old_src, new_src);
+                seg[0..2].copy_from_slice(&new_port.to_be_bytes());
+                seg[16..18].copy_from_slice(&p2.to_be_bytes());
+                assert_eq!(p2, linux_partial(new_src, dst, seg.len()));
+
+                let completed = complete_partial(&seg);
+                assert_eq!(
+                    completed,
+                    from_scratch(new_src, dst, &seg),
+                    "{old_src}->{new_src} port {old_port}->{new_port} len {payload_len}"
+                );
+                // And the completed segment verifies.
+                seg[16..18].copy_from_slice(&completed.to_be_bytes());
+                assert_eq!(
+                    combine(&[
+                        pseudo_header_v4(new_src, dst, IpProtocol::Tcp, seg.len() as u32),
+                        data(&seg)
+                    ]),
+                    0xffff
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn rfc1624_rule_on_a_partial_field_is_wrong() {
+        // Guards the reason the partial helpers exist.
+        let (old_src, new_src) = (
+            Ipv4Addr::new(192, 168, 1, 10),
+            Ipv4Addr::new(203, 0, 113, 1),
+        );
+        let dst = Ipv4Addr::new(198, 51, 100, 20);
+        let mut seg = tcp_segment(40000, 100);
+        let p = linux_partial(old_src, dst, seg.len());
+        let wrong = update_ipv4_addr(p, old_src, new_src);
+        seg[16..18].copy_from_slice(&wrong.to_be_bytes());
+        assert_ne!(complete_partial(&seg), from_scratch(new_src, dst, &seg));
+    }
+
+    #[test]
+    fn partial_u16_and_u32_agree() {
+        let p = 0x1234;
+        let (old, new) = (0xc0a8_0001u32, 0x0a01_0203u32);
+        let step = update_partial_u16(p, (old >> 16) as u16, (new >> 16) as u16);
+        let step = update_partial_u16(step, old as u16, new as u16);
+        assert_eq!(update_partial_u32(p, old, new), step);
+        // There and back.
+        assert_eq!(
+            update_partial_u32(update_partial_u32(p, old, new), new, old),
+            p
+        );
     }
 }

@@ -306,6 +306,54 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
         self.set_checksum(value);
     }
 
+    /// Updates the checksum after an IPv4 address of the pseudo-header
+    /// changed from `old` to `new` (the caller rewrote the IP header). With
+    /// `partial` (the frame's checksum is partial, see
+    /// [`checksum`](super::checksum)) the field holds the pseudo-header sum
+    /// and is updated with the partial rule; otherwise with RFC 1624.
+    pub fn fix_checksum_for_addr_change(
+        &mut self,
+        old: core::net::Ipv4Addr,
+        new: core::net::Ipv4Addr,
+        partial: bool,
+    ) {
+        let sum = self.checksum();
+        self.set_checksum(if partial {
+            checksum::update_partial_ipv4_addr(sum, old, new)
+        } else {
+            checksum::update_ipv4_addr(sum, old, new)
+        });
+    }
+
+    /// Sets the source port and updates a complete checksum (RFC 1624); a
+    /// partial checksum needs no update for a port, which is summed when the
+    /// checksum is completed.
+    pub fn set_src_port_with_checksum(&mut self, port: u16, partial: bool) {
+        let old = self.src_port();
+        self.set_src_port(port);
+        if !partial {
+            self.set_checksum(checksum::update_u16(self.checksum(), old, port));
+        }
+    }
+
+    /// [`set_src_port_with_checksum`](Self::set_src_port_with_checksum) for
+    /// the destination port.
+    pub fn set_dst_port_with_checksum(&mut self, port: u16, partial: bool) {
+        let old = self.dst_port();
+        self.set_dst_port(port);
+        if !partial {
+            self.set_checksum(checksum::update_u16(self.checksum(), old, port));
+        }
+    }
+
+    /// Completes a partial checksum, as the transmitter would: the buffer
+    /// must be exactly the segment (header and payload), and its checksum
+    /// field must hold the pseudo-header sum.
+    pub fn complete_partial_checksum(&mut self) {
+        let value = checksum::complete_partial(self.buffer.as_ref());
+        self.set_checksum(value);
+    }
+
     /// The options, mutably.
     pub fn options_mut(&mut self) -> &mut [u8] {
         let header_len = self.header_len();
@@ -438,5 +486,26 @@ mod tests {
         packet.set_seq_number(0xdead_beef);
         packet.set_checksum(c);
         assert!(packet.verify_checksum(SRC, new_dst));
+    }
+
+    #[test]
+    fn partial_checksum_helpers() {
+        let new = Ipv4Addr::new(203, 0, 113, 1);
+        for partial in [false, true] {
+            let mut seg = SYN;
+            let mut packet = TcpPacket::new_unchecked(&mut seg[..]);
+            if partial {
+                let len = packet.as_bytes().len() as u32;
+                packet.set_checksum(checksum::pseudo_header_v4(SRC, DST, IpProtocol::Tcp, len));
+            }
+            packet.set_src_port_with_checksum(20001, partial);
+            packet.set_dst_port_with_checksum(8080, partial);
+            packet.fix_checksum_for_addr_change(SRC, new, partial);
+            if partial {
+                packet.complete_partial_checksum();
+            }
+            assert!(packet.verify_checksum(new, DST), "partial: {partial}");
+            assert_eq!((packet.src_port(), packet.dst_port()), (20001, 8080));
+        }
     }
 }

@@ -143,6 +143,33 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
         self.set_checksum(if value == 0 { 0xffff } else { value });
     }
 
+    /// Updates the checksum after an IPv4 address of the pseudo-header
+    /// changed from `old` to `new`. With `partial` the field holds the
+    /// pseudo-header sum and is updated with the partial rule; otherwise
+    /// with RFC 1624, and a checksum of 0 ("none") stays 0.
+    pub fn fix_checksum_for_addr_change(
+        &mut self,
+        old: core::net::Ipv4Addr,
+        new: core::net::Ipv4Addr,
+        partial: bool,
+    ) {
+        let sum = self.checksum();
+        if partial {
+            self.set_checksum(checksum::update_partial_ipv4_addr(sum, old, new));
+        } else if sum != 0 {
+            let sum = checksum::update_ipv4_addr(sum, old, new);
+            self.set_checksum(if sum == 0 { 0xffff } else { sum });
+        }
+    }
+
+    /// Completes a partial checksum, as the transmitter would (over the
+    /// datagram up to its length field).
+    pub fn complete_partial_checksum(&mut self) {
+        let end = usize::from(self.len()).min(self.buffer.as_ref().len());
+        let value = checksum::complete_partial(&self.buffer.as_ref()[..end]);
+        self.set_checksum(if value == 0 { 0xffff } else { value });
+    }
+
     /// The bytes after the header, up to the length field, mutably.
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let end = usize::from(self.len());
