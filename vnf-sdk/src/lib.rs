@@ -50,6 +50,9 @@ pub use counter::Counter;
 pub use frame::Frame;
 pub use hostcalls::EmitError;
 pub use nfvhost_abi::{DropReason, LogLevel, Verdict};
+/// Offload flags of a frame (see [`Frame::checksum_partial`]), for
+/// `testing::Harness::process_with_offload`.
+pub use nfvhost_abi::{FLAG_CSUM_PARTIAL, FLAG_GSO_TCPV4};
 pub use vnf::{ConfigError, Vnf};
 
 /// Everything a VNF usually needs.

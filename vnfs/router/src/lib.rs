@@ -3,6 +3,7 @@
 
 mod config;
 mod icmp;
+mod offload;
 mod routes;
 
 use std::net::Ipv4Addr;
@@ -291,16 +292,34 @@ impl Router {
             return Verdict::Drop(DropReason::TtlExceeded);
         }
         let egress = self.ifaces[usize::from(port)];
-        if usize::from(ip.total_len()) > usize::from(egress.mtu) {
+        // A segmentation super-frame leaves as segments: the MTU applies to
+        // one of them, not to the super-frame.
+        let on_wire = match frame.gso_segment_size() {
+            None => usize::from(ip.total_len()),
+            Some(gso) => match offload::segment_len(&ip, gso) {
+                Some(len) => len,
+                None => return Verdict::Drop(DropReason::Malformed),
+            },
+        };
+        if on_wire > usize::from(egress.mtu) {
             if ip.dont_frag() {
                 self.send_error(ctx, in_port, IcmpError::FragNeeded(egress.mtu), data);
             }
-            // No fragmentation in v1.
+            // No fragmentation.
             return Verdict::Drop(DropReason::TooBig);
         }
 
+        // TTL is not in the pseudo-header: a partial L4 checksum is unaffected.
         Ipv4Packet::new_unchecked(&mut frame.data_mut()[ETH_HEADER..]).decrement_ttl_incremental();
         let now = ctx.now_ns();
+        if frame.has_offload() && self.neighbors.lookup((port, hop)).is_none() {
+            // The frame will wait for ARP and leave later through `emit`,
+            // which carries no offload: make it an ordinary frame first.
+            let Some(len) = offload::to_plain(frame) else {
+                return Verdict::Drop(DropReason::Malformed);
+            };
+            frame.set_len(len);
+        }
         let verdict = match self
             .neighbors
             .resolve((port, hop), now, in_port, frame.data())

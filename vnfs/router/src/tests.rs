@@ -788,3 +788,125 @@ fn pending_queue_is_bounded() {
     );
     assert_eq!(h.counter("arp_requests_sent"), Some(1));
 }
+
+// ---- offloads ----
+
+mod offloads {
+    use super::*;
+    use vnf_sdk::wire::checksum;
+    use vnf_sdk::wire::{TcpFlags, TcpPacket};
+    use vnf_sdk::{FLAG_CSUM_PARTIAL, FLAG_GSO_TCPV4};
+
+    const GSO: u16 = 960;
+    const GSO_FLAGS: u16 = FLAG_CSUM_PARTIAL | FLAG_GSO_TCPV4;
+
+    /// A TCP/IPv4 frame from the LAN host to `dst` with `payload_len` bytes
+    /// of payload and a partial checksum, as Linux hands it over.
+    fn tcp_from_host(dst: Ipv4Addr, payload_len: usize, dont_frag: bool) -> Vec<u8> {
+        let mut seg = vec![0u8; 20 + payload_len];
+        {
+            let mut tcp = TcpPacket::new_unchecked(&mut seg[..]);
+            tcp.set_src_port(40000);
+            tcp.set_dst_port(5201);
+            tcp.set_seq_number(1000);
+            tcp.set_ack_number(77);
+            tcp.set_header_len(20);
+            tcp.set_flags(TcpFlags::ACK | TcpFlags::PSH);
+            tcp.set_window_len(512);
+            for (i, b) in tcp.payload_mut().iter_mut().enumerate() {
+                *b = (i % 251) as u8;
+            }
+            let len = seg.len() as u32;
+            TcpPacket::new_unchecked(&mut seg[..]).set_checksum(checksum::pseudo_header_v4(
+                HOST_IP,
+                dst,
+                IpProtocol::Tcp,
+                len,
+            ));
+        }
+        eth(
+            R_LAN,
+            HOST,
+            EtherType::Ipv4,
+            &ipv4(HOST_IP, dst, 64, IpProtocol::Tcp, dont_frag, &seg),
+        )
+    }
+
+    #[test]
+    fn super_frame_forwarded_by_segment_size() {
+        let mut h = router();
+        resolve_gateways(&mut h);
+        let dst = Ipv4Addr::new(8, 8, 8, 8);
+        // 30 kB through a WAN MTU of 1000: 20 + 20 + 960 = 1000 fits.
+        let frame = tcp_from_host(dst, 30_000, true);
+        let out = h.process_with_offload(LAN, &frame, GSO_FLAGS, u32::from(GSO));
+        assert_eq!(out.verdict, Verdict::Forward(WAN));
+        assert!(out.emitted.is_empty());
+        assert_eq!(out.frame.len(), frame.len(), "headers and length unchanged");
+        let e = EthernetFrame::new_checked(&out.frame[..]).unwrap();
+        assert_eq!((e.dst_addr(), e.src_addr()), (GW, R_WAN));
+        let ip = Ipv4Packet::new_checked(e.payload()).unwrap();
+        assert_eq!(ip.ttl(), 63);
+        assert!(ip.verify_checksum());
+        assert_eq!(usize::from(ip.total_len()), 20 + 20 + 30_000);
+        // The partial L4 checksum does not cover the TTL: untouched.
+        assert_eq!(&out.frame[14 + 20..], &frame[14 + 20..]);
+    }
+
+    #[test]
+    fn super_frame_whose_segments_exceed_the_mtu_gets_frag_needed() {
+        let mut h = router();
+        resolve_gateways(&mut h);
+        let frame = tcp_from_host(Ipv4Addr::new(8, 8, 8, 8), 30_000, true);
+        let out = h.process_with_offload(LAN, &frame, GSO_FLAGS, 1448);
+        assert_eq!(out.verdict, Verdict::Drop(DropReason::TooBig));
+        assert_eq!(out.emitted.len(), 1);
+        let (t, code, mtu, quote) =
+            parse_icmp_error(&out.emitted[0].1, HOST, R_LAN, R_LAN_IP, HOST_IP);
+        assert_eq!((t, code, mtu), (3, 4, 1000));
+        assert_eq!(quote, &frame[14..14 + 28], "quotes the first bytes");
+        // Without DF: dropped silently.
+        let frame = tcp_from_host(Ipv4Addr::new(8, 8, 8, 8), 30_000, false);
+        let out = h.process_with_offload(LAN, &frame, GSO_FLAGS, 1448);
+        assert_eq!(out.verdict, Verdict::Drop(DropReason::TooBig));
+        assert!(out.emitted.is_empty());
+        // A super-frame that is not TCP is malformed.
+        let udp = from_host(Ipv4Addr::new(8, 8, 8, 8), 64);
+        let out = h.process_with_offload(LAN, &udp, GSO_FLAGS, 100);
+        assert_eq!(out.verdict, Verdict::Drop(DropReason::Malformed));
+    }
+
+    #[test]
+    fn offloaded_frames_waiting_for_arp_leave_as_ordinary_frames() {
+        let mut h = router();
+        let dst = Ipv4Addr::new(8, 8, 8, 8);
+        let sup = tcp_from_host(dst, 30_000, true);
+        let out = h.process_with_offload(LAN, &sup, GSO_FLAGS, u32::from(GSO));
+        assert_eq!(out.verdict, Verdict::Consume);
+        assert_eq!(out.emitted.len(), 1, "ARP request");
+        let small = tcp_from_host(dst, 100, true);
+        let out = h.process_with_offload(LAN, &small, FLAG_CSUM_PARTIAL, 0);
+        assert_eq!(out.verdict, Verdict::Consume);
+
+        let out = h.process(WAN, &arp_reply_from_gw(GW, GW_IP));
+        assert_eq!(out.verdict, Verdict::Consume);
+        assert_eq!(out.emitted.len(), 2);
+        for ((port, bytes), payload) in out.emitted.iter().zip([usize::from(GSO), 100]) {
+            assert_eq!(*port, WAN);
+            let e = EthernetFrame::new_checked(&bytes[..]).unwrap();
+            let ip = Ipv4Packet::new_checked(e.payload()).unwrap();
+            assert!(ip.verify_checksum());
+            assert_eq!(ip.ttl(), 63);
+            assert_eq!(usize::from(ip.total_len()), 40 + payload);
+            assert!(bytes.len() <= 14 + 1000);
+            let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+            assert!(tcp.verify_checksum(HOST_IP, dst), "complete checksum");
+            assert_eq!(tcp.seq_number(), 1000);
+            assert_eq!(tcp.payload(), &sup[14 + 40..14 + 40 + payload]);
+        }
+        // The cut super-frame is not the last segment: no PSH.
+        let first = &out.emitted[0].1;
+        let tcp = TcpPacket::new_unchecked(&first[34..]);
+        assert_eq!(tcp.flags(), TcpFlags::ACK);
+    }
+}
