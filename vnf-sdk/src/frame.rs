@@ -2,6 +2,10 @@
 
 use nfvhost_abi::{FLAG_CSUM_PARTIAL, FLAG_GSO_TCPV4};
 
+use crate::wire::{
+    EtherType, EthernetFrame, IpProtocol, Ipv4Packet, TcpFlags, TcpPacket, UdpPacket,
+};
+
 /// One received frame, borrowed from the batch in linear memory.
 ///
 /// The frame may be longer than one MTU (segmentation-offload super-frames),
@@ -132,4 +136,79 @@ impl<'a> Frame<'a> {
         self.len = bytes.len();
         true
     }
+
+    /// Turns a frame with offload state into an ordinary one, in place, for
+    /// a module that keeps a copy to [`emit`](crate::Context::emit) later
+    /// (emitted frames carry no offload): a super-frame is cut to its first
+    /// segment (TCP payload `gso_size` bytes; FIN and PSH cleared, as the
+    /// kernel does for all but the last segment; TCP retransmits the rest),
+    /// and a partial TCP/UDP checksum is completed. Afterwards the frame
+    /// reports no offload.
+    ///
+    /// Only for a frame the module then consumes or drops: the host would
+    /// re-attach the original offload state to a forwarded one. Returns
+    /// `false` (changing nothing) if the frame is not Ethernet + IPv4 + TCP
+    /// or UDP as its offload state requires. A frame without offload state
+    /// is left alone and `true` returned.
+    pub fn make_ordinary(&mut self) -> bool {
+        if !self.has_offload() {
+            return true;
+        }
+        let gso = self.gso_segment_size();
+        let Some(len) = ordinary(self.data_mut(), gso) else {
+            return false;
+        };
+        self.len = len;
+        self.flags = 0;
+        self.gso_size = 0;
+        true
+    }
+}
+
+/// See [`Frame::make_ordinary`]: returns the new frame length.
+fn ordinary(data: &mut [u8], gso: Option<u16>) -> Option<usize> {
+    const ETH: usize = EthernetFrame::<&[u8]>::HEADER_LEN;
+    if EthernetFrame::new_checked(&data[..]).ok()?.ethertype() != EtherType::Ipv4 {
+        return None;
+    }
+    let ip = Ipv4Packet::new_checked(&data[ETH..]).ok()?;
+    let (ihl, src, dst, protocol) = (ip.header_len(), ip.src_addr(), ip.dst_addr(), ip.protocol());
+    if ip.is_fragment() {
+        return None;
+    }
+    let mut total = usize::from(ip.total_len());
+    let l4 = &data[ETH + ihl..ETH + total];
+    // Validate before changing anything.
+    match protocol {
+        IpProtocol::Tcp => {
+            let tcp = TcpPacket::new_checked(l4).ok()?;
+            if let Some(gso) = gso {
+                total = total.min(ihl + tcp.header_len() + usize::from(gso));
+            }
+        }
+        IpProtocol::Udp if gso.is_none() => {
+            UdpPacket::new_checked(l4).ok()?;
+        }
+        _ => return None,
+    }
+    let mut ip = Ipv4Packet::new_unchecked(&mut data[ETH..ETH + total]);
+    if gso.is_some() {
+        // `total` fits: it is at most the old total length.
+        ip.set_total_len(total as u16);
+        ip.fill_checksum();
+    }
+    let l4 = ip.payload_mut();
+    match protocol {
+        IpProtocol::Tcp => {
+            let mut tcp = TcpPacket::new_unchecked(l4);
+            if gso.is_some() {
+                let flags = tcp.flags().0 & !(TcpFlags::FIN.0 | TcpFlags::PSH.0);
+                tcp.set_flags(TcpFlags(flags));
+            }
+            // From scratch: the pseudo-header's L4 length changed if cut.
+            tcp.fill_checksum(src, dst);
+        }
+        _ => UdpPacket::new_unchecked(l4).fill_checksum(src, dst),
+    }
+    Some(ETH + total)
 }

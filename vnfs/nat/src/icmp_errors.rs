@@ -136,6 +136,7 @@ pub fn translate(ip: &mut [u8], outer_end: End, addr: Ipv4Addr, port: u16) {
         End::Dst => End::Src,
     };
     let icmp = &mut ip[ihl..total];
-    translate::rewrite(&mut icmp[8..], inner_end, addr, port);
+    // A quote is never offloaded: its checksums are complete (or cut off).
+    translate::rewrite(&mut icmp[8..], inner_end, addr, port, false);
     Icmpv4Packet::new_unchecked(icmp).fill_checksum();
 }

@@ -295,7 +295,7 @@ impl Nat {
                 // Nothing is routed into the LAN untranslated.
                 return Verdict::Drop(DropReason::NotForUs);
             }
-            return match self.inbound(ctx, &ip) {
+            return match self.inbound(ctx, &ip, frame.checksum_partial()) {
                 Inbound::Verdict(v) => v,
                 Inbound::Local => self.deliver_local(ctx, side, frame.data()),
                 Inbound::Flow(idx, fin, rst) => {
@@ -304,11 +304,13 @@ impl Nat {
                         return v;
                     }
                     self.table.touch(idx, ctx.now_ns(), false, fin, rst);
+                    let partial = frame.checksum_partial();
                     translate::rewrite(
                         &mut frame.data_mut()[ETH..],
                         End::Dst,
                         b.inside.0,
                         b.inside.1,
+                        partial,
                     );
                     self.counters.translated_in.inc();
                     self.forward_after_checks(ctx, side, frame, b.inside.0)
@@ -360,7 +362,9 @@ impl Nat {
     }
 
     /// The outside-to-inside decision for a packet to the outside address.
-    fn inbound(&mut self, ctx: &mut Context, ip: &Ipv4Packet<&[u8]>) -> Inbound {
+    /// `partial`: the frame's L4 checksum is partial (offload) and cannot
+    /// be verified.
+    fn inbound(&mut self, ctx: &mut Context, ip: &Ipv4Packet<&[u8]>, partial: bool) -> Inbound {
         if ip.is_fragment() {
             return Inbound::Verdict(Verdict::Drop(DropReason::Unsupported));
         }
@@ -370,7 +374,7 @@ impl Nat {
             let Ok(icmp) = Icmpv4Packet::new_checked(payload) else {
                 return Inbound::Verdict(Verdict::Drop(DropReason::Malformed));
             };
-            if !icmp.verify_checksum() {
+            if !partial && !icmp.verify_checksum() {
                 return Inbound::Verdict(Verdict::Drop(DropReason::Malformed));
             }
             match icmp.msg_type() {
@@ -425,6 +429,7 @@ impl Nat {
     /// Masquerades a packet leaving by the outside; `Some` if it must not.
     fn translate_out(&mut self, ctx: &mut Context, frame: &mut Frame<'_>) -> Option<Verdict> {
         let now = ctx.now_ns();
+        let partial = frame.checksum_partial();
         let data = frame.data();
         let ip = Ipv4Packet::new_unchecked(&data[ETH..]);
         if ip.is_fragment() {
@@ -435,7 +440,7 @@ impl Nat {
             let Ok(icmp) = Icmpv4Packet::new_checked(ip.payload()) else {
                 return Some(Verdict::Drop(DropReason::Malformed));
             };
-            if !icmp.verify_checksum() {
+            if !partial && !icmp.verify_checksum() {
                 return Some(Verdict::Drop(DropReason::Malformed));
             }
             match icmp.msg_type() {
@@ -492,6 +497,7 @@ impl Nat {
             End::Src,
             self.outside.link.addr,
             port,
+            partial,
         );
         self.counters.translated_out.inc();
         None
@@ -531,6 +537,13 @@ impl Nat {
         };
         let in_port = side.port;
         Ipv4Packet::new_unchecked(&mut frame.data_mut()[ETH..]).decrement_ttl_incremental();
+        if frame.has_offload() && self.neighbors.lookup((port, hop)).is_none() {
+            // Waits for ARP and leaves through `emit`, which carries no
+            // offload: complete the checksum, cut a super-frame to one segment.
+            if !frame.make_ordinary() {
+                return Verdict::Drop(DropReason::Malformed);
+            }
+        }
         let egress_mac = self.link(port).mac;
         let verdict = match self
             .neighbors

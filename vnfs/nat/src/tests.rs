@@ -628,3 +628,106 @@ fn resolves_next_hop_before_forwarding() {
     assert_eq!(out.emitted[0].0, OUT);
     assert_eq!(check(&out.emitted[0].1, WAN_GW), (PUB, SRV, 40000, 53));
 }
+
+// ---- checksum offload ----
+
+mod offloads {
+    use super::*;
+    use vnf_sdk::wire::checksum;
+    use vnf_sdk::{FLAG_CSUM_PARTIAL, FLAG_GSO_TCPV4};
+
+    /// Turns a frame built with a complete L4 checksum into what Linux hands
+    /// over for CHECKSUM_PARTIAL: the field holds the pseudo-header sum.
+    fn make_partial(mut f: Vec<u8>) -> Vec<u8> {
+        let ip = Ipv4Packet::new_checked(&f[14..]).unwrap();
+        let (s, d, proto, ihl) = (ip.src_addr(), ip.dst_addr(), ip.protocol(), ip.header_len());
+        let l4_len = usize::from(ip.total_len()) - ihl;
+        let at = 14 + ihl + if proto == IpProtocol::Tcp { 16 } else { 6 };
+        let p = checksum::pseudo_header_v4(s, d, proto, l4_len as u32);
+        f[at..at + 2].copy_from_slice(&p.to_be_bytes());
+        f
+    }
+
+    /// Completes the partial checksum of a frame as the transmitter would.
+    fn complete(mut f: Vec<u8>) -> Vec<u8> {
+        let ip = Ipv4Packet::new_checked(&f[14..]).unwrap();
+        let (proto, ihl, total) = (ip.protocol(), ip.header_len(), usize::from(ip.total_len()));
+        let l4 = &mut f[14 + ihl..14 + total];
+        match proto {
+            IpProtocol::Tcp => TcpPacket::new_unchecked(l4).complete_partial_checksum(),
+            IpProtocol::Udp => UdpPacket::new_unchecked(l4).complete_partial_checksum(),
+            _ => unreachable!(),
+        }
+        f
+    }
+
+    fn run(h: &mut Harness<Nat>, port: u16, f: &[u8], partial: bool) -> Vec<u8> {
+        let out = if partial {
+            h.process_with_offload(port, &make_partial(f.to_vec()), FLAG_CSUM_PARTIAL, 0)
+        } else {
+            h.process(port, f)
+        };
+        assert_eq!(
+            out.verdict,
+            Verdict::Forward(1 - port),
+            "partial: {partial}"
+        );
+        assert_eq!(out.frame.len(), f.len());
+        if partial {
+            complete(out.frame)
+        } else {
+            out.frame
+        }
+    }
+
+    #[test]
+    fn translation_keeps_complete_and_partial_checksums_right() {
+        for partial in [false, true] {
+            let mut h = nat();
+            // TCP out and back (SNAT), then a port forward (DNAT).
+            // Source ports outside the port range are changed.
+            let syn = from_lan(H1, SRV, IpProtocol::Tcp, &tcp(H1, SRV, 1234, 443, 0x02));
+            let out = run(&mut h, IN, &syn, partial);
+            let (s, d, sport, dport) = check(&out, WAN_GW);
+            assert_eq!((s, d, dport), (PUB, SRV, 443));
+            assert_ne!(sport, 1234);
+            let back = from_wan(SRV, IpProtocol::Tcp, &tcp(SRV, PUB, 443, sport, 0x12));
+            let out = run(&mut h, OUT, &back, partial);
+            assert_eq!(check(&out, LAN_GW), (SRV, H1, 443, 1234));
+            let fwd = from_wan(SRV, IpProtocol::Tcp, &tcp(SRV, PUB, 5555, 8080, 0x02));
+            let out = run(&mut h, OUT, &fwd, partial);
+            let inside = Ipv4Addr::new(192, 168, 1, 50);
+            assert_eq!(check(&out, LAN_GW), (SRV, inside, 5555, 80));
+            // UDP out and back.
+            let q = from_lan(H2, SRV, IpProtocol::Udp, &udp(H2, SRV, 5353, 53));
+            let out = run(&mut h, IN, &q, partial);
+            let (s, _, sport, _) = check(&out, WAN_GW);
+            assert_eq!(s, PUB);
+            assert_ne!(sport, 5353);
+            let a = from_wan(SRV, IpProtocol::Udp, &udp(SRV, PUB, 53, sport));
+            let out = run(&mut h, OUT, &a, partial);
+            assert_eq!(check(&out, LAN_GW), (SRV, H2, 53, 5353));
+        }
+    }
+
+    #[test]
+    fn super_frames_are_translated_in_place() {
+        let mut h = nat();
+        let mut seg = vec![0u8; 20 + 30_000];
+        seg[0..2].copy_from_slice(&40000u16.to_be_bytes());
+        seg[2..4].copy_from_slice(&5201u16.to_be_bytes());
+        seg[12] = 5 << 4;
+        seg[13] = 0x10;
+        for (i, b) in seg[20..].iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        TcpPacket::new_unchecked(&mut seg[..]).fill_checksum(H1, SRV);
+        let f = make_partial(from_lan(H1, SRV, IpProtocol::Tcp, &seg));
+        let out = h.process_with_offload(IN, &f, FLAG_CSUM_PARTIAL | FLAG_GSO_TCPV4, 1448);
+        assert_eq!(out.verdict, Verdict::Forward(OUT));
+        assert_eq!(out.frame.len(), f.len());
+        assert_eq!(&out.frame[14 + 40..], &f[14 + 40..], "payload untouched");
+        let (s, d, _, dport) = check(&complete(out.frame), WAN_GW);
+        assert_eq!((s, d, dport), (PUB, SRV, 5201));
+    }
+}

@@ -1,10 +1,11 @@
 //! Rewriting an address and port of an IPv4 packet in place, with
-//! incremental checksum updates (RFC 1624). Works on whole packets and on
-//! the truncated copies quoted inside ICMP errors.
+//! incremental checksum updates (RFC 1624, or the partial rule for frames
+//! whose L4 checksum is partial: checksum offload). Works on whole packets
+//! and on the truncated copies quoted inside ICMP errors.
 
 use std::net::Ipv4Addr;
 
-use vnf_sdk::wire::checksum::{update_ipv4_addr, update_u16};
+use vnf_sdk::wire::checksum::{update_ipv4_addr, update_partial_ipv4_addr, update_u16};
 use vnf_sdk::wire::IpProtocol;
 
 use crate::bindings::Proto;
@@ -90,7 +91,13 @@ pub fn rewrite_addr(ip: &mut [u8], end: End, addr: Ipv4Addr) -> Ipv4Addr {
 /// checksum, the port (for ICMP echo the identifier) and the TCP, UDP or
 /// ICMP checksum as far as the bytes are present. A UDP checksum of zero
 /// stays zero. The caller has checked the header (version, IHL) is there.
-pub fn rewrite(ip: &mut [u8], end: End, addr: Ipv4Addr, port: u16) {
+///
+/// With `partial` (the frame's TCP/UDP checksum is partial, see
+/// `Frame::checksum_partial`) the checksum field holds the pseudo-header
+/// sum: the address change is applied with the partial rule and the port
+/// change not at all (the transmitter sums the L4 header when it completes
+/// the checksum).
+pub fn rewrite(ip: &mut [u8], end: End, addr: Ipv4Addr, port: u16, partial: bool) {
     let ihl = usize::from(ip[0] & 0x0f) * 4;
     let old_addr = rewrite_addr(ip, end, addr);
 
@@ -109,6 +116,17 @@ pub fn rewrite(ip: &mut [u8], end: End, addr: Ipv4Addr, port: u16) {
         return;
     };
     put16(l4, port_at, port);
+    if partial {
+        let at = match protocol {
+            IpProtocol::Tcp => 16,
+            IpProtocol::Udp => 6,
+            _ => return,
+        };
+        if let Some(sum) = be16(l4, at) {
+            put16(l4, at, update_partial_ipv4_addr(sum, old_addr, addr));
+        }
+        return;
+    }
     match protocol {
         IpProtocol::Tcp => {
             if let Some(sum) = be16(l4, 16) {
@@ -170,7 +188,7 @@ mod tests {
         let n = Ipv4Addr::new(203, 0, 113, 1);
         for payload in [&b"hello"[..], b"", b"\xff\xff\x00"] {
             let mut b = udp(s, d, payload);
-            rewrite(&mut b, End::Src, n, 20001);
+            rewrite(&mut b, End::Src, n, 20001, false);
             let p = Ipv4Packet::new_checked(&b[..]).unwrap();
             assert!(p.verify_checksum());
             let u = UdpPacket::new_checked(p.payload()).unwrap();
@@ -180,11 +198,11 @@ mod tests {
         }
         let mut b = udp(s, d, b"x");
         b[20 + 6..20 + 8].copy_from_slice(&[0, 0]);
-        rewrite(&mut b, End::Src, n, 1);
+        rewrite(&mut b, End::Src, n, 1, false);
         assert_eq!(&b[26..28], &[0, 0]);
         // Truncated: address and header checksum only.
         let mut b = udp(s, d, b"x")[..22].to_vec();
-        rewrite(&mut b, End::Dst, n, 1);
+        rewrite(&mut b, End::Dst, n, 1, false);
         assert!(Ipv4Packet::new_unchecked(&b[..20]).verify_checksum());
     }
 }

@@ -315,10 +315,9 @@ impl Router {
         if frame.has_offload() && self.neighbors.lookup((port, hop)).is_none() {
             // The frame will wait for ARP and leave later through `emit`,
             // which carries no offload: make it an ordinary frame first.
-            let Some(len) = offload::to_plain(frame) else {
+            if !frame.make_ordinary() {
                 return Verdict::Drop(DropReason::Malformed);
-            };
-            frame.set_len(len);
+            }
         }
         let verdict = match self
             .neighbors
