@@ -19,7 +19,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use nfvhost::engine::{BatchOutcome, Engine, InstanceLimits, VnfInstance};
+use nfvhost::engine::{BatchOutcome, Engine, FrameIn, InstanceLimits, VnfInstance};
 use nfvhost_abi::Verdict;
 use vnf_sdk::testing::Harness;
 use vnf_sdk::Vnf;
@@ -203,10 +203,11 @@ fn time_wasm(
     let mut out = BatchOutcome::default();
     for (port, f) in &case.warm {
         vnf.slots_mut().next().expect("a slot")[..f.len()].copy_from_slice(f);
-        vnf.process(&[(*port, f.len())], &mut out).expect("warm-up");
+        vnf.process(&[FrameIn::plain(*port, f.len())], &mut out)
+            .expect("warm-up");
     }
     let frame = (case.frame)(len);
-    let meta = vec![(0u16, frame.len()); batch];
+    let meta = vec![FrameIn::plain(0, frame.len()); batch];
     let mut total = Duration::ZERO;
     let mut packets = 0u64;
     let mut first = Verdict::Consume;

@@ -2,7 +2,7 @@
 //! engine, shared by the per-VNF engine tests.
 
 use nfvhost::engine::{
-    BatchOutcome, CallFailure, Engine, InstanceError, InstanceLimits, VnfInstance,
+    BatchOutcome, CallFailure, Engine, FrameIn, InstanceError, InstanceLimits, VnfInstance,
 };
 use nfvhost_abi::Verdict;
 use vnf_sdk::wire::{
@@ -46,7 +46,10 @@ pub fn run_batch(
     for (slot, (_, bytes)) in vnf.slots_mut().zip(frames) {
         slot[..bytes.len()].copy_from_slice(bytes);
     }
-    let meta: Vec<(u16, usize)> = frames.iter().map(|(p, b)| (*p, b.len())).collect();
+    let meta: Vec<FrameIn> = frames
+        .iter()
+        .map(|(p, b)| FrameIn::plain(*p, b.len()))
+        .collect();
     let mut out = BatchOutcome::default();
     vnf.process(&meta, &mut out)?;
     Ok(out

@@ -33,6 +33,11 @@
 //!       memory: 64MiB          #   bytes or with unit; at least 4MiB
 //!       pids: 32               #   >= 1
 //!       wasm_memory: 16MiB     #   cap on linear memory; 64KiB..=4GiB
+//!     datapath:                # optional, how the worker moves frames
+//!       batch: 64              #   frames per call into the module, 1..=256
+//!       busy_poll: false       #   spin instead of sleeping: lowest latency, a core at 100 %
+//!       offload: true          #   carry checksum/segmentation offload (64 KB TCP super-frames)
+//!       cpus: [1]              #   pin the worker to these CPUs
 //!     config:                  # optional mapping, passed to the module as JSON
 //!       interfaces: { lan: 10.0.1.1/24, wan: 10.0.2.1/24 }
 //! links:
@@ -77,7 +82,7 @@ use std::path::Path;
 
 pub use error::{ChainError, ChainErrors};
 pub use spec::{
-    ChainSpec, Endpoint, HostInterface, HostSpec, Ipv4Cidr, LinkKind, LinkSpec, ModuleRef,
+    ChainSpec, Datapath, Endpoint, HostInterface, HostSpec, Ipv4Cidr, LinkKind, LinkSpec, ModuleRef,
     ParseCidrError, Resources, RouteSpec, Span, VnfSpec,
 };
 pub use validate::{

@@ -190,6 +190,7 @@ pub struct VnfSpec {
     /// pointing at a config problem the module or host finds later.
     pub config_tree: Node,
     pub resources: Resources,
+    pub datapath: Datapath,
     /// The VNF's key in `vnfs:`.
     pub span: Span,
 }
@@ -225,6 +226,32 @@ pub struct Resources {
     pub pids: Option<u64>,
     /// Cap on the module's linear memory, in bytes.
     pub wasm_memory: Option<u64>,
+}
+
+/// How the worker moves frames (`datapath:`; every key optional).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Datapath {
+    /// Frames per call into the module (1..=256).
+    pub batch: Option<usize>,
+    /// Spin on the sockets instead of sleeping in poll(): lowest latency,
+    /// one core at 100 %.
+    pub busy_poll: bool,
+    /// Carry checksum and segmentation offload (virtio-net headers) through
+    /// the worker, so 64 KB TCP super-frames cross the chain whole.
+    pub offload: bool,
+    /// Pin the worker to these CPUs.
+    pub cpus: Vec<usize>,
+}
+
+impl Default for Datapath {
+    fn default() -> Self {
+        Datapath {
+            batch: None,
+            busy_poll: false,
+            offload: true,
+            cpus: Vec::new(),
+        }
+    }
 }
 
 /// A link between two ports.

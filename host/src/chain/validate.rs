@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use super::error::{suggest, ChainError, ChainErrors};
 use super::spec::{
-    ChainSpec, Endpoint, HostInterface, HostSpec, Ipv4Cidr, LinkKind, LinkSpec, ModuleRef,
-    Resources, RouteSpec, Span, VnfSpec,
+    ChainSpec, Datapath, Endpoint, HostInterface, HostSpec, Ipv4Cidr, LinkKind, LinkSpec,
+    ModuleRef, Resources, RouteSpec, Span, VnfSpec,
 };
 use super::yaml::{LoadError, Node, NodeValue};
 
@@ -31,7 +31,8 @@ const TOP_KEYS: &[&str] = &["name", "metrics", "hosts", "vnfs", "links", "chain"
 const HOST_KEYS: &[&str] = &["interfaces", "gateway", "routes"];
 const IFACE_KEYS: &[&str] = &["address", "addresses", "dhcp", "mtu", "mac"];
 const ROUTE_KEYS: &[&str] = &["to", "via"];
-const VNF_KEYS: &[&str] = &["module", "ports", "resources", "config"];
+const VNF_KEYS: &[&str] = &["module", "ports", "resources", "datapath", "config"];
+const DATAPATH_KEYS: &[&str] = &["batch", "busy_poll", "offload", "cpus"];
 const RESOURCE_KEYS: &[&str] = &["cpu", "memory", "pids", "wasm_memory"];
 const LINK_KEYS: &[&str] = &["a", "b", "kind", "mtu"];
 
@@ -919,6 +920,7 @@ fn vnf(cx: &mut Ctx, base: &Path, span: Span, name: String, node: &Node) -> (Vnf
         config: serde_json::Value::Object(serde_json::Map::new()),
         config_tree: node.clone(),
         resources: Resources::default(),
+        datapath: Datapath::default(),
         span,
     };
     let mut port_spans = Vec::new();
@@ -1024,6 +1026,50 @@ fn vnf(cx: &mut Ctx, base: &Path, span: Span, name: String, node: &Node) -> (Vnf
                             "give at least 1",
                         );
                     }
+                }
+            }
+        }
+    }
+
+    if let Some(d) = f.get("datapath") {
+        if let Some(entries) = cx.map(d, &format!("`datapath` of {what}"), true) {
+            let df = cx.fields(entries, "`datapath`", d.span, DATAPATH_KEYS, &[]);
+            if let Some(n) = df.get("batch") {
+                if let Some(v) = cx.int(n, "`batch`") {
+                    if (1..=256).contains(&v) {
+                        vnf.datapath.batch = Some(v as usize);
+                    } else {
+                        cx.hint(
+                            n.span,
+                            format!("batch {v} is out of range"),
+                            "give 1 to 256 frames per call",
+                        );
+                    }
+                }
+            }
+            if let Some(n) = df.get("busy_poll") {
+                vnf.datapath.busy_poll = cx.bool(n, "`busy_poll`").unwrap_or(false);
+            }
+            if let Some(n) = df.get("offload") {
+                if let Some(b) = cx.bool(n, "`offload`") {
+                    vnf.datapath.offload = b;
+                }
+            }
+            if let Some(n) = df.get("cpus") {
+                if let Some(items) = cx.seq(n, "`cpus`") {
+                    let mut cpus = Vec::new();
+                    for item in items {
+                        match cx.int(item, "a CPU number") {
+                            Some(c) if (0..1024).contains(&c) => cpus.push(c as usize),
+                            Some(c) => cx.hint(
+                                item.span,
+                                format!("CPU {c} is out of range"),
+                                "CPUs are numbered from 0",
+                            ),
+                            None => {}
+                        }
+                    }
+                    vnf.datapath.cpus = cpus;
                 }
             }
         }

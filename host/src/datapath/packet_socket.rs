@@ -5,7 +5,7 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
-use super::port::{Port, RecvStats};
+use super::port::{Offload, Port, RecvStats, VNET_HDR_LEN};
 
 /// Errors opening a packet socket.
 #[derive(Debug, thiserror::Error)]
@@ -24,8 +24,13 @@ pub enum PacketSocketError {
 pub struct PacketSocketPort {
     name: String,
     fd: OwnedFd,
+    /// Frames carry a `virtio_net_hdr` (PACKET_VNET_HDR): checksum and
+    /// segmentation offload cross the worker instead of being undone.
+    vnet: bool,
 }
 
+const PACKET_VNET_HDR: libc::c_int = 15;
+const PACKET_QDISC_BYPASS: libc::c_int = 20;
 const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
 
 fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
@@ -36,10 +41,31 @@ fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
+fn set_int(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    opt: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: the option value points at a live c_int of the stated size.
+    check(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            opt,
+            (&value as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
 impl PacketSocketPort {
     /// Opens a non-blocking packet socket on `ifname` in the calling thread's
-    /// network namespace. Frames this socket sends are not read back.
-    pub fn open(name: &str, ifname: &str) -> Result<Self, PacketSocketError> {
+    /// network namespace. Frames this socket sends are not read back, and
+    /// skip the qdisc (a veth has no queue worth the cost). With `vnet`,
+    /// every frame is preceded by its `virtio_net_hdr`.
+    pub fn open(name: &str, ifname: &str, vnet: bool) -> Result<Self, PacketSocketError> {
         let err = |what: &'static str| {
             let ifname = ifname.to_string();
             move |source| PacketSocketError::Socket {
@@ -74,30 +100,17 @@ impl PacketSocketPort {
         // SAFETY: raw is a freshly created, owned descriptor.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
 
-        let one: libc::c_int = 1;
-        // SAFETY: option value points at a live c_int of the stated size.
-        check(unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_PACKET,
-                PACKET_IGNORE_OUTGOING,
-                (&one as *const libc::c_int).cast(),
-                size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        })
-        .map_err(err("set PACKET_IGNORE_OUTGOING"))?;
+        set_int(&fd, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+            .map_err(err("set PACKET_IGNORE_OUTGOING"))?;
+        set_int(&fd, libc::SOL_PACKET, PACKET_QDISC_BYPASS, 1)
+            .map_err(err("set PACKET_QDISC_BYPASS"))?;
+        if vnet {
+            set_int(&fd, libc::SOL_PACKET, PACKET_VNET_HDR, 1)
+                .map_err(err("set PACKET_VNET_HDR"))?;
+        }
         for opt in [libc::SO_RCVBUFFORCE, libc::SO_SNDBUFFORCE] {
-            let size: libc::c_int = 4 << 20;
-            // SAFETY: as above. Failure (not root) only leaves the default size.
-            unsafe {
-                libc::setsockopt(
-                    fd.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    opt,
-                    (&size as *const libc::c_int).cast(),
-                    4,
-                );
-            }
+            // Failure (not root) only leaves the default size.
+            let _ = set_int(&fd, libc::SOL_SOCKET, opt, 8 << 20);
         }
 
         // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
@@ -117,6 +130,7 @@ impl PacketSocketPort {
         Ok(PacketSocketPort {
             name: name.into(),
             fd,
+            vnet,
         })
     }
 }
@@ -130,26 +144,48 @@ impl Port for PacketSocketPort {
         self.fd.as_fd()
     }
 
-    fn recv_batch(&mut self, bufs: &mut [&mut [u8]], lens: &mut [usize]) -> io::Result<RecvStats> {
-        let n = bufs.len().min(lens.len()).min(nfvhost_abi::MAX_BATCH);
+    fn recv_batch(
+        &mut self,
+        bufs: &mut [&mut [u8]],
+        lens: &mut [usize],
+        offloads: &mut [Offload],
+    ) -> io::Result<RecvStats> {
+        let n = bufs
+            .len()
+            .min(lens.len())
+            .min(offloads.len())
+            .min(nfvhost_abi::MAX_BATCH);
         if n == 0 {
             return Ok(RecvStats::default());
         }
-        // Fixed-size arrays on the stack: no allocation per batch.
+        // Fixed-size arrays on the stack: no allocation per batch. With vnet
+        // headers, each message scatters into [header | frame slot].
         // SAFETY: iovec and mmsghdr are plain old data; zero is valid.
-        let mut iovs: [libc::iovec; nfvhost_abi::MAX_BATCH] = unsafe { std::mem::zeroed() };
+        let mut iovs: [[libc::iovec; 2]; nfvhost_abi::MAX_BATCH] = unsafe { std::mem::zeroed() };
         // SAFETY: as above.
         let mut msgs: [libc::mmsghdr; nfvhost_abi::MAX_BATCH] = unsafe { std::mem::zeroed() };
+        let parts = if self.vnet { 2 } else { 1 };
         for i in 0..n {
-            iovs[i] = libc::iovec {
+            let frame = libc::iovec {
                 iov_base: bufs[i].as_mut_ptr().cast(),
                 iov_len: bufs[i].len(),
             };
-            msgs[i].msg_hdr.msg_iov = &mut iovs[i];
-            msgs[i].msg_hdr.msg_iovlen = 1;
+            iovs[i] = if self.vnet {
+                [
+                    libc::iovec {
+                        iov_base: offloads[i].0.as_mut_ptr().cast(),
+                        iov_len: VNET_HDR_LEN,
+                    },
+                    frame,
+                ]
+            } else {
+                [frame, frame]
+            };
+            msgs[i].msg_hdr.msg_iov = iovs[i].as_mut_ptr();
+            msgs[i].msg_hdr.msg_iovlen = parts;
         }
         // SAFETY: msgs[..n] point at iovecs that describe live, exclusively
-        // borrowed buffers (`bufs`), which outlive the call.
+        // borrowed buffers (`bufs`, `offloads`), which outlive the call.
         let got = unsafe {
             libc::recvmmsg(
                 self.fd.as_raw_fd(),
@@ -168,9 +204,15 @@ impl Port for PacketSocketPort {
             };
         }
         let got = got as usize;
+        let header = if self.vnet { VNET_HDR_LEN } else { 0 };
         let mut truncated = 0;
         for i in 0..got {
-            lens[i] = (msgs[i].msg_len as usize).min(bufs[i].len());
+            lens[i] = (msgs[i].msg_len as usize)
+                .saturating_sub(header)
+                .min(bufs[i].len());
+            if !self.vnet {
+                offloads[i] = Offload::NONE;
+            }
             if msgs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
                 truncated += 1;
             }
@@ -181,24 +223,42 @@ impl Port for PacketSocketPort {
         })
     }
 
-    fn send_batch(&mut self, frames: &[&[u8]]) -> io::Result<usize> {
+    fn send_batch(&mut self, frames: &[&[u8]], offloads: &[Offload]) -> io::Result<usize> {
         let mut sent = 0;
         while sent < frames.len() {
             let n = (frames.len() - sent).min(nfvhost_abi::MAX_BATCH);
             // SAFETY: plain old data; zero is valid.
-            let mut iovs: [libc::iovec; nfvhost_abi::MAX_BATCH] = unsafe { std::mem::zeroed() };
+            let mut iovs: [[libc::iovec; 2]; nfvhost_abi::MAX_BATCH] =
+                unsafe { std::mem::zeroed() };
             // SAFETY: as above.
             let mut msgs: [libc::mmsghdr; nfvhost_abi::MAX_BATCH] = unsafe { std::mem::zeroed() };
+            let mut headers = [Offload::NONE; nfvhost_abi::MAX_BATCH];
             for i in 0..n {
                 let f = frames[sent + i];
-                iovs[i] = libc::iovec {
+                let frame = libc::iovec {
                     iov_base: f.as_ptr() as *mut libc::c_void,
                     iov_len: f.len(),
                 };
-                msgs[i].msg_hdr.msg_iov = &mut iovs[i];
-                msgs[i].msg_hdr.msg_iovlen = 1;
+                if self.vnet {
+                    headers[i] = offloads
+                        .get(sent + i)
+                        .map_or(Offload::NONE, Offload::for_transmit);
+                    iovs[i] = [
+                        libc::iovec {
+                            iov_base: headers[i].0.as_mut_ptr().cast(),
+                            iov_len: VNET_HDR_LEN,
+                        },
+                        frame,
+                    ];
+                    msgs[i].msg_hdr.msg_iovlen = 2;
+                } else {
+                    iovs[i] = [frame, frame];
+                    msgs[i].msg_hdr.msg_iovlen = 1;
+                }
+                msgs[i].msg_hdr.msg_iov = iovs[i].as_mut_ptr();
             }
-            // SAFETY: the iovecs describe live frames the kernel only reads.
+            // SAFETY: the iovecs describe live frames and headers that the
+            // kernel only reads during the call.
             let got = unsafe {
                 libc::sendmmsg(
                     self.fd.as_raw_fd(),

@@ -3,10 +3,11 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
-use super::port::{Port, RecvStats};
+use super::port::{Offload, Port, RecvStats};
 
 /// A TAP device opened without packet information or vnet headers: one
-/// `read` is one Ethernet frame.
+/// `read` is one Ethernet frame. Deploy switches the TAP's offloads off, so
+/// frames are always complete.
 pub struct TapPort {
     name: String,
     fd: OwnedFd,
@@ -40,9 +41,18 @@ impl Port for TapPort {
         self.fd.as_fd()
     }
 
-    fn recv_batch(&mut self, bufs: &mut [&mut [u8]], lens: &mut [usize]) -> io::Result<RecvStats> {
+    fn recv_batch(
+        &mut self,
+        bufs: &mut [&mut [u8]],
+        lens: &mut [usize],
+        offloads: &mut [Offload],
+    ) -> io::Result<RecvStats> {
         let mut stats = RecvStats::default();
-        for (buf, len) in bufs.iter_mut().zip(lens.iter_mut()) {
+        for ((buf, len), offload) in bufs
+            .iter_mut()
+            .zip(lens.iter_mut())
+            .zip(offloads.iter_mut())
+        {
             // SAFETY: buf is a live, exclusively borrowed buffer of buf.len() bytes.
             let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
             if n < 0 {
@@ -53,12 +63,13 @@ impl Port for TapPort {
                 return if stats.frames > 0 { Ok(stats) } else { Err(e) };
             }
             *len = n as usize;
+            *offload = Offload::NONE;
             stats.frames += 1;
         }
         Ok(stats)
     }
 
-    fn send_batch(&mut self, frames: &[&[u8]]) -> io::Result<usize> {
+    fn send_batch(&mut self, frames: &[&[u8]], _offloads: &[Offload]) -> io::Result<usize> {
         let mut sent = 0;
         for f in frames {
             // SAFETY: f is a live slice the kernel only reads.

@@ -11,10 +11,12 @@ use nfvhost_abi::{DropReason, LogLevel, Verdict};
 use serde::{Deserialize, Serialize};
 
 use super::packet_socket::PacketSocketPort;
-use super::port::Port;
+use super::port::{Offload, Port};
 use super::stats::{StatsLayout, StatsSegment};
 use super::tap::TapPort;
-use crate::engine::{BatchOutcome, CallFailure, Engine, InstanceLimits, LoadedModule, VnfInstance};
+use crate::engine::{
+    BatchOutcome, CallFailure, Engine, FrameIn, InstanceLimits, LoadedModule, VnfInstance,
+};
 use crate::logging::host_log;
 
 /// How a port reaches the wire.
@@ -52,7 +54,20 @@ pub struct WorkerSpec {
     pub memory_bytes: usize,
     pub batch_size: usize,
     pub tick_ms: u64,
+    /// Spin on the sockets instead of sleeping in poll().
+    #[serde(default)]
+    pub busy_poll: bool,
+    /// Carry virtio-net headers (checksum and segmentation offload).
+    #[serde(default)]
+    pub offload: bool,
+    /// CPUs to pin the worker to (empty: any).
+    #[serde(default)]
+    pub cpus: Vec<usize>,
 }
+
+/// Slot size when offloads are carried: a whole 64 KB super-frame plus its
+/// Ethernet header, rounded up.
+pub const SUPER_FRAME_SLOT: usize = 65_536 + 1024;
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -75,6 +90,7 @@ pub fn run(spec: WorkerSpec) -> anyhow::Result<()> {
         cg.add_process(std::process::id() as i32)
             .with_context(|| format!("joining cgroup of {who}"))?;
     }
+    pin_to_cpus(&spec.cpus).with_context(|| format!("pinning {who} to CPUs {:?}", spec.cpus))?;
     let mut ports = open_ports(&spec)?;
 
     let engine = Engine::new(spec.cache_dir.clone())?;
@@ -86,11 +102,14 @@ pub fn run(spec: WorkerSpec) -> anyhow::Result<()> {
     for p in &stats.ports[..ports.len()] {
         p.up.store(1, Relaxed);
     }
-    let limits = InstanceLimits {
+    let mut limits = InstanceLimits {
         memory_bytes: spec.memory_bytes,
         batch_size: spec.batch_size,
         ..Default::default()
     };
+    if spec.offload {
+        limits.slot_size = SUPER_FRAME_SLOT;
+    }
     let mut instance = instantiate(&engine, &module, &spec, &limits, &stats)?;
     println!("READY");
     use std::io::Write;
@@ -115,7 +134,7 @@ pub fn run(spec: WorkerSpec) -> anyhow::Result<()> {
     // load the sockets are rarely empty, and poll() would be a wasted call.
     let mut busy = false;
     while !STOP.load(Relaxed) {
-        if !busy {
+        if !busy && !spec.busy_poll {
             let timeout = next_tick.saturating_duration_since(Instant::now());
             wait_readable(&mut pollfds, timeout)?;
         }
@@ -173,6 +192,24 @@ pub fn run(spec: WorkerSpec) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn pin_to_cpus(cpus: &[usize]) -> std::io::Result<()> {
+    if cpus.is_empty() {
+        return Ok(());
+    }
+    // SAFETY: cpu_set_t is plain old data; zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &cpu in cpus {
+        // SAFETY: CPU_SET only writes inside `set`; cpu < 1024 (validated).
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+    }
+    // SAFETY: `set` is a valid cpu_set_t of the stated size; 0 = this thread,
+    // which is the whole worker at this point (no other thread yet).
+    if unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 fn open_ports(spec: &WorkerSpec) -> anyhow::Result<Vec<Box<dyn Port>>> {
     // TAP devices live in another namespace: open them before entering ours.
     let mut taps = Vec::new();
@@ -190,9 +227,11 @@ fn open_ports(spec: &WorkerSpec) -> anyhow::Result<Vec<Box<dyn Port>>> {
     let mut ports: Vec<Box<dyn Port>> = Vec::new();
     for p in &spec.ports {
         match &p.binding {
-            PortBinding::Interface { ifname } => {
-                ports.push(Box::new(PacketSocketPort::open(&p.name, ifname)?))
-            }
+            PortBinding::Interface { ifname } => ports.push(Box::new(PacketSocketPort::open(
+                &p.name,
+                ifname,
+                spec.offload,
+            )?)),
             PortBinding::Tap { .. } => {
                 let i = taps
                     .iter()
@@ -235,8 +274,11 @@ fn instantiate(
 /// One batch in flight: `(in_port, len)` per received slot, plus scratch
 /// space reused from batch to batch so the hot path never allocates.
 struct Batch {
-    frames: Vec<(u16, usize)>,
+    frames: Vec<FrameIn>,
     lens: Vec<usize>,
+    /// The offload header each slot's frame arrived with, re-attached when
+    /// it is forwarded.
+    offloads: Vec<Offload>,
     outcome: BatchOutcome,
     /// Slot indexes of the frames forwarded out of one port.
     out_slots: Vec<usize>,
@@ -247,6 +289,7 @@ impl Batch {
         Batch {
             frames: Vec::with_capacity(size),
             lens: vec![0; size],
+            offloads: vec![Offload::NONE; size],
             outcome: BatchOutcome {
                 verdicts: Vec::with_capacity(size),
             },
@@ -255,21 +298,26 @@ impl Batch {
     }
 }
 
-/// Builds a `[&[u8]]` on the stack from an iterator (at most
-/// [`nfvhost_abi::MAX_BATCH`] frames per call) and hands it to `f`.
-fn with_frames<'a>(frames: impl Iterator<Item = &'a [u8]>, mut f: impl FnMut(&[&[u8]])) {
+/// Builds `[&[u8]]` and `[Offload]` on the stack from an iterator (at most
+/// [`nfvhost_abi::MAX_BATCH`] frames per call) and hands them to `f`.
+fn with_frames<'a>(
+    frames: impl Iterator<Item = (&'a [u8], Offload)>,
+    mut f: impl FnMut(&[&[u8]], &[Offload]),
+) {
     let mut buf: [&[u8]; nfvhost_abi::MAX_BATCH] = [&[]; nfvhost_abi::MAX_BATCH];
+    let mut offloads = [Offload::NONE; nfvhost_abi::MAX_BATCH];
     let mut n = 0;
-    for frame in frames {
+    for (frame, offload) in frames {
         buf[n] = frame;
+        offloads[n] = offload;
         n += 1;
         if n == buf.len() {
-            f(&buf[..n]);
+            f(&buf[..n], &offloads[..n]);
             n = 0;
         }
     }
     if n > 0 {
-        f(&buf[..n]);
+        f(&buf[..n], &offloads[..n]);
     }
 }
 
@@ -322,12 +370,19 @@ fn receive(
         match port.recv_batch(
             &mut slots[filled..capacity],
             &mut batch.lens[filled..capacity],
+            &mut batch.offloads[filled..capacity],
         ) {
             Ok(got) => {
                 let mut bytes = 0;
-                for &len in &batch.lens[filled..filled + got.frames] {
+                for i in filled..filled + got.frames {
+                    let (len, offload) = (batch.lens[i], batch.offloads[i]);
                     bytes += len as u64;
-                    batch.frames.push((port_index as u16, len));
+                    batch.frames.push(FrameIn {
+                        in_port: port_index as u16,
+                        len,
+                        flags: offload.abi_flags(),
+                        gso_size: offload.gso_size(),
+                    });
                 }
                 // One atomic add per counter per batch, not per packet.
                 if got.frames > 0 {
@@ -376,13 +431,14 @@ fn transmit(
             continue;
         }
         let verdicts = &batch.outcome.verdicts;
+        let arrived = &batch.offloads;
         with_frames(
             batch
                 .out_slots
                 .iter()
-                .map(|&i| instance.frame(i, verdicts[i].1)),
-            |frames| {
-                let sent = send(port.as_mut(), &stats.ports[out_index], frames);
+                .map(|&i| (instance.frame(i, verdicts[i].1), arrived[i])),
+            |frames, offloads| {
+                let sent = send(port.as_mut(), &stats.ports[out_index], frames, offloads);
                 stats.forwarded.fetch_add(sent as u64, Relaxed);
                 if sent < frames.len() {
                     count_drops(stats, DropReason::TxError, frames.len() - sent);
@@ -413,17 +469,22 @@ fn send_emitted(ports: &mut [Box<dyn Port>], instance: &VnfInstance, stats: &Sta
             instance
                 .emitted()
                 .filter(|(p, _)| *p as usize == port_index)
-                .map(|(_, f)| f),
-            |frames| {
-                let sent = send(port.as_mut(), &stats.ports[port_index], frames);
+                .map(|(_, f)| (f, Offload::NONE)),
+            |frames, offloads| {
+                let sent = send(port.as_mut(), &stats.ports[port_index], frames, offloads);
                 stats.emitted.fetch_add(sent as u64, Relaxed);
             },
         );
     }
 }
 
-fn send(port: &mut dyn Port, counters: &super::stats::PortCounters, frames: &[&[u8]]) -> usize {
-    let sent = port.send_batch(frames).unwrap_or(0);
+fn send(
+    port: &mut dyn Port,
+    counters: &super::stats::PortCounters,
+    frames: &[&[u8]],
+    offloads: &[Offload],
+) -> usize {
+    let sent = port.send_batch(frames, offloads).unwrap_or(0);
     counters.tx_packets.fetch_add(sent as u64, Relaxed);
     counters
         .tx_bytes

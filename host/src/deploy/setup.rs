@@ -75,9 +75,16 @@ pub fn build(
                     l.mtu,
                 )
                 .with_context(|| format!("creating veth link {}—{}", l.a, l.b))?;
-                for end in [&l.a, &l.b] {
-                    disable_offloads(&ns(&end.node)?, &end.port)
-                        .with_context(|| format!("switching offloads off on {end}"))?;
+                // Offloads stay on only when both ends can take checksum-
+                // partial frames and 64 KB super-frames: a kernel stack or a
+                // worker carrying virtio-net headers. Otherwise the sender
+                // must produce plain, complete frames.
+                let capable = |node: &str| chain.vnf(node).is_none_or(|v| v.datapath.offload);
+                if !(capable(&l.a.node) && capable(&l.b.node)) {
+                    for end in [&l.a, &l.b] {
+                        disable_offloads(&ns(&end.node)?, &end.port)
+                            .with_context(|| format!("switching offloads off on {end}"))?;
+                    }
                 }
             }
             LinkKind::Tap => {
@@ -192,8 +199,11 @@ pub fn build(
             stats_path: state.file(&format!("{}.stats", v.name)),
             metrics_path: state.file(&format!("{}.metrics.json", v.name)),
             memory_bytes: wasm_memory(v),
-            batch_size: DEFAULT_BATCH,
+            batch_size: v.datapath.batch.unwrap_or(DEFAULT_BATCH),
             tick_ms: TICK_MS,
+            busy_poll: v.datapath.busy_poll,
+            offload: v.datapath.offload,
+            cpus: v.datapath.cpus.clone(),
         };
         state.vnfs.push(VnfState {
             name: v.name.clone(),

@@ -142,6 +142,28 @@ struct HostState {
     config_error: Option<(String, String)>,
 }
 
+/// One received frame, in slot order: where it came from, how long it is,
+/// and its offload state (`FrameDesc.flags`, `gso_size`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FrameIn {
+    pub in_port: u16,
+    pub len: usize,
+    pub flags: u16,
+    pub gso_size: u32,
+}
+
+impl FrameIn {
+    /// A plain frame: complete checksums, no segmentation offload.
+    pub fn plain(in_port: u16, len: usize) -> Self {
+        FrameIn {
+            in_port,
+            len,
+            flags: 0,
+            gso_size: 0,
+        }
+    }
+}
+
 /// The result of one batch: per frame, the decoded verdict and new length.
 #[derive(Debug, Default)]
 pub struct BatchOutcome {
@@ -459,12 +481,12 @@ impl VnfInstance {
         &self.memory.data(&self.store)[start..start + len.min(self.limits.slot_size)]
     }
 
-    /// Runs the module over the first `frames.len()` slots, where
-    /// `frames[i] = (in_port, len)`. On success `out` holds one
+    /// Runs the module over the first `frames.len()` slots, frame `i` in
+    /// slot `i`. On success `out` holds one
     /// `(verdict, new_len)` per frame.
     pub fn process(
         &mut self,
-        frames: &[(u16, usize)],
+        frames: &[FrameIn],
         out: &mut BatchOutcome,
     ) -> Result<(), CallFailure> {
         debug_assert!(frames.len() <= self.limits.batch_size);
@@ -472,12 +494,14 @@ impl VnfInstance {
         let slot = self.limits.slot_size;
         {
             let data = self.memory.data_mut(&mut self.store);
-            for (i, &(in_port, len)) in frames.iter().enumerate() {
+            for (i, f) in frames.iter().enumerate() {
                 let desc = FrameDesc {
                     offset: (self.slot_base + i * slot) as u32,
-                    len: len.min(slot) as u32,
+                    len: f.len.min(slot) as u32,
                     capacity: slot as u32,
-                    in_port,
+                    in_port: f.in_port,
+                    flags: f.flags,
+                    gso_size: f.gso_size,
                     ..FrameDesc::default()
                 };
                 let at = self.desc_base + i * FRAME_DESC_SIZE;

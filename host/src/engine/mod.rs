@@ -15,7 +15,8 @@ use std::time::Duration;
 
 pub use abi_check::{check_module, AbiError};
 pub use instance::{
-    BatchOutcome, CallFailure, EmittedFrame, InstanceError, InstanceLimits, MetricDef, VnfInstance,
+    BatchOutcome, CallFailure, EmittedFrame, FrameIn, InstanceError, InstanceLimits, MetricDef,
+    VnfInstance,
 };
 
 /// How often the epoch advances; call deadlines are counted in these ticks.
