@@ -116,7 +116,7 @@ impl Vnf for Dhcp {
         let to_our_mac = eth.dst_addr() == s.mac;
         let handled = match eth.ethertype() {
             EtherType::Arp => self.handle_arp(ctx, in_port, eth.payload()),
-            EtherType::Ipv4 => self.handle_ipv4(ctx, in_port, &eth),
+            EtherType::Ipv4 => self.handle_ipv4(ctx, in_port, &eth, frame.checksum_partial()),
             _ => None,
         };
         match handled {
@@ -175,12 +175,14 @@ impl Dhcp {
     }
 
     /// DHCP for the server; server messages from the uplink. `None` for
-    /// everything else.
+    /// everything else. `partial`: the host says the UDP checksum is
+    /// partial (offload), so it is not verified.
     fn handle_ipv4(
         &mut self,
         ctx: &mut Context,
         in_port: u16,
         eth: &EthernetFrame<&[u8]>,
+        partial: bool,
     ) -> Option<Verdict> {
         let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
         if ip.protocol() != IpProtocol::Udp || ip.is_fragment() {
@@ -209,7 +211,9 @@ impl Dhcp {
         } else {
             UdpPacket::new_checked(l4)
                 .ok()
-                .filter(|u| u.verify_checksum(src_ip, dst) || partial_checksum(u, src_ip, dst))
+                .filter(|u| {
+                    partial || u.verify_checksum(src_ip, dst) || partial_checksum(u, src_ip, dst)
+                })
                 .and_then(|u| Request::parse(u.payload()).ok())
         };
         let Some(req) = parsed else {
@@ -320,7 +324,9 @@ impl Dhcp {
 
 /// Whether the UDP checksum field holds only the pseudo-header sum, as a
 /// sender with transmit checksum offload leaves it (CHECKSUM_PARTIAL); such
-/// a frame is accepted, since the sum over the data was never computed.
+/// a frame is accepted, since the sum over the data was never computed. The
+/// host says so with `Frame::checksum_partial`; this also catches such a
+/// frame when the flag was lost on the way.
 fn partial_checksum(u: &UdpPacket<&[u8]>, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
     u.checksum() == checksum::pseudo_header_v4(src, dst, IpProtocol::Udp, u32::from(u.len()))
 }

@@ -1005,3 +1005,65 @@ fn config_errors_name_the_key() {
     };
     assert_eq!(e.path, "port");
 }
+
+#[test]
+fn offloaded_frames_are_served_and_passed_untouched() {
+    use vnf_sdk::{FLAG_CSUM_PARTIAL, FLAG_GSO_TCPV4};
+    let mut h = server();
+    // A DISCOVER the host marks partial: its UDP checksum is not verified.
+    let m = msg(1, C1, ZERO, true, &[]);
+    let mut f = bcast(C1, &m);
+    let partial = vnf_sdk::wire::checksum::pseudo_header_v4(
+        ZERO,
+        BCAST,
+        IpProtocol::Udp,
+        (8 + m.len()) as u32,
+    );
+    f[40..42].copy_from_slice(&partial.to_be_bytes());
+    let out = h.process_with_offload(LAN, &f, FLAG_CSUM_PARTIAL, 0);
+    assert_eq!(out.verdict, Verdict::Consume);
+    assert_eq!(out.emitted.len(), 1);
+    let offer = seen(out.emitted[0].0, &out.emitted[0].1);
+    assert_eq!(offer.kind(), 2, "offer with a complete checksum");
+    // A 30 kB TCP super-frame to the Internet passes as it is.
+    let router_mac = EthernetAddress([0x02, 0, 0, 0, 1, 1]);
+    let remote = Ipv4Addr::new(8, 8, 8, 8);
+    let mut seg = vec![0u8; 20 + 30_000];
+    seg[0..2].copy_from_slice(&40000u16.to_be_bytes());
+    seg[2..4].copy_from_slice(&443u16.to_be_bytes());
+    seg[12] = 5 << 4;
+    seg[13] = 0x10;
+    let p = vnf_sdk::wire::checksum::pseudo_header_v4(
+        ip(100),
+        remote,
+        IpProtocol::Tcp,
+        seg.len() as u32,
+    );
+    seg[16..18].copy_from_slice(&p.to_be_bytes());
+    let ipr = Ipv4Repr {
+        src_addr: ip(100),
+        dst_addr: remote,
+        protocol: IpProtocol::Tcp,
+        payload_len: seg.len(),
+        ttl: 64,
+        dscp: 0,
+        ecn: 0,
+        ident: 9,
+        dont_frag: true,
+    };
+    let mut big = vec![0u8; 14 + ipr.buffer_len()];
+    let mut e = EthernetFrame::new_unchecked(&mut big[..]);
+    EthernetRepr {
+        src_addr: C1,
+        dst_addr: router_mac,
+        ethertype: EtherType::Ipv4,
+    }
+    .emit(&mut e);
+    let mut ipp = Ipv4Packet::new_unchecked(e.payload_mut());
+    ipr.emit(&mut ipp);
+    ipp.payload_mut().copy_from_slice(&seg);
+    let out = h.process_with_offload(LAN, &big, FLAG_CSUM_PARTIAL | FLAG_GSO_TCPV4, 1448);
+    assert_eq!(out.verdict, Verdict::Forward(UPLINK));
+    assert_eq!(out.frame, big);
+    assert!(out.emitted.is_empty());
+}

@@ -767,3 +767,48 @@ fn vlan_tagged_ipv4_is_filtered_too() {
         Verdict::Drop(DropReason::Policy)
     );
 }
+
+// ---- offloads ------------------------------------------------------------
+
+/// Puts the pseudo-header sum in the TCP checksum field, as Linux leaves it
+/// for CHECKSUM_PARTIAL.
+fn make_partial(mut f: Vec<u8>, src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
+    let len = (f.len() - 14 - 20) as u32;
+    let p = vnf_sdk::wire::checksum::pseudo_header_v4(src, dst, IpProtocol::Tcp, len);
+    f[14 + 20 + 16..14 + 20 + 18].copy_from_slice(&p.to_be_bytes());
+    f
+}
+
+#[test]
+fn super_frames_and_partial_checksums_pass_untouched() {
+    use vnf_sdk::{FLAG_CSUM_PARTIAL, FLAG_GSO_TCPV4};
+    let mut h = fw();
+    let (a, b) = (LAN_HOST, REMOTE);
+    let syn = make_partial(tcp(true, a, b, 40000, 443, SYN, 1000, 0, b""), a, b);
+    let out = h.process_with_offload(IN, &syn, FLAG_CSUM_PARTIAL, 0);
+    assert_eq!(out.verdict, Verdict::Forward(OUT));
+    assert_eq!(out.frame, syn);
+    let out = h.process(
+        OUT,
+        &tcp(false, b, a, 443, 40000, syn_ack(), 5000, 1001, b""),
+    );
+    assert_eq!(out.verdict, Verdict::Forward(IN));
+    // A 30 kB super-frame of the connection: neither its length nor its
+    // partial checksum makes it malformed, and it is not rewritten.
+    let data: Vec<u8> = (0..30_000u32).map(|i| i as u8).collect();
+    let flags = TcpFlags::ACK | TcpFlags::PSH;
+    let big = make_partial(tcp(true, a, b, 40000, 443, flags, 1001, 5001, &data), a, b);
+    let out = h.process_with_offload(IN, &big, FLAG_CSUM_PARTIAL | FLAG_GSO_TCPV4, 1448);
+    assert_eq!(out.verdict, Verdict::Forward(OUT));
+    assert_eq!(out.frame, big);
+    assert!(out.emitted.is_empty());
+    // A rejected SYN with a partial checksum still gets a valid RST.
+    let smtp = make_partial(tcp(true, a, b, 40001, 25, SYN, 7, 0, b""), a, b);
+    let out = h.process_with_offload(IN, &smtp, FLAG_CSUM_PARTIAL, 0);
+    assert_eq!(out.verdict, Verdict::Drop(DropReason::Policy));
+    let eth = EthernetFrame::new_checked(&out.emitted[0].1[..]).unwrap();
+    let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
+    let t = TcpPacket::new_checked(ip.payload()).unwrap();
+    assert!(t.rst() && t.verify_checksum(ip.src_addr(), ip.dst_addr()));
+    assert_eq!(t.ack_number(), 8);
+}
