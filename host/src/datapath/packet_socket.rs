@@ -29,6 +29,7 @@ pub struct PacketSocketPort {
     vnet: bool,
 }
 
+const PACKET_STATISTICS: libc::c_int = 6;
 const PACKET_VNET_HDR: libc::c_int = 15;
 const PACKET_QDISC_BYPASS: libc::c_int = 20;
 const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
@@ -221,6 +222,28 @@ impl Port for PacketSocketPort {
             frames: got,
             truncated,
         })
+    }
+
+    fn take_kernel_drops(&mut self) -> u64 {
+        // struct tpacket_stats { tp_packets, tp_drops }; reading resets it.
+        let mut stats = [0u32; 2];
+        let mut len = size_of::<[u32; 2]>() as libc::socklen_t;
+        // SAFETY: the buffer is a live [u32; 2] of `len` bytes, which is
+        // exactly struct tpacket_stats.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                PACKET_STATISTICS,
+                stats.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        if rc < 0 {
+            0
+        } else {
+            u64::from(stats[1])
+        }
     }
 
     fn send_batch(&mut self, frames: &[&[u8]], offloads: &[Offload]) -> io::Result<usize> {

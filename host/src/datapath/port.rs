@@ -92,6 +92,12 @@ pub trait Port: Send {
     /// that do not carry offloads ignore it; the worker only hands them
     /// plain frames). Returns how many the kernel took.
     fn send_batch(&mut self, frames: &[&[u8]], offloads: &[Offload]) -> io::Result<usize>;
+
+    /// Frames the kernel dropped before we could read them (socket buffer
+    /// full) since the last call.
+    fn take_kernel_drops(&mut self) -> u64 {
+        0
+    }
 }
 
 #[cfg(test)]

@@ -45,7 +45,8 @@ pub struct PortCounters {
     pub rx_errors: AtomicU64,
     pub tx_errors: AtomicU64,
     pub up: AtomicU64,
-    _reserved: AtomicU64,
+    /// Frames the kernel dropped for want of socket buffer space.
+    pub rx_dropped: AtomicU64,
 }
 
 /// A histogram: cumulative counts per bucket are computed by the reader.

@@ -183,6 +183,12 @@ pub fn run(spec: WorkerSpec) -> anyhow::Result<()> {
                 }
             }
             publish_gauges(&instance, &stats, &mut metric_values);
+            for (port, counters) in ports.iter_mut().zip(&stats.ports) {
+                let drops = port.take_kernel_drops();
+                if drops > 0 {
+                    counters.rx_dropped.fetch_add(drops, Relaxed);
+                }
+            }
         }
     }
     host_log(&who, LogLevel::Info, "stopping");

@@ -170,7 +170,7 @@ pub fn render(source: &MetricsSource) -> String {
     );
 
     type PortField = fn(&crate::datapath::stats::PortCounters) -> &AtomicU64;
-    let port_families: [(&str, &str, &str, PortField); 7] = [
+    let port_families: [(&str, &str, &str, PortField); 8] = [
         (
             "nfvhost_port_rx_packets_total",
             "counter",
@@ -206,6 +206,12 @@ pub fn render(source: &MetricsSource) -> String {
             "counter",
             "Frames the port could not transmit.",
             |p| &p.tx_errors,
+        ),
+        (
+            "nfvhost_port_rx_dropped_total",
+            "counter",
+            "Frames the kernel dropped before the worker read them (socket buffer full).",
+            |p| &p.rx_dropped,
         ),
         (
             "nfvhost_port_up",
