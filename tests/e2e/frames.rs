@@ -27,7 +27,7 @@ pub fn instance(
     let path = vnfs_built().join(module);
     let loaded = engine.load(&path).unwrap();
     let doc =
-        serde_json::json!({ "abi": 1, "vnf": "t", "ports": ports, "config": config }).to_string();
+        serde_json::json!({ "abi": nfvhost_abi::ABI_VERSION, "vnf": "t", "ports": ports, "config": config }).to_string();
     VnfInstance::new(
         engine,
         &loaded,

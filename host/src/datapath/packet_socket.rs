@@ -31,7 +31,6 @@ pub struct PacketSocketPort {
 
 const PACKET_STATISTICS: libc::c_int = 6;
 const PACKET_VNET_HDR: libc::c_int = 15;
-const PACKET_QDISC_BYPASS: libc::c_int = 20;
 const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
 
 fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
@@ -63,8 +62,7 @@ fn set_int(
 
 impl PacketSocketPort {
     /// Opens a non-blocking packet socket on `ifname` in the calling thread's
-    /// network namespace. Frames this socket sends are not read back, and
-    /// skip the qdisc (a veth has no queue worth the cost). With `vnet`,
+    /// network namespace. Frames this socket sends are not read back. With `vnet`,
     /// every frame is preceded by its `virtio_net_hdr`.
     pub fn open(name: &str, ifname: &str, vnet: bool) -> Result<Self, PacketSocketError> {
         let err = |what: &'static str| {
@@ -103,8 +101,9 @@ impl PacketSocketPort {
 
         set_int(&fd, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
             .map_err(err("set PACKET_IGNORE_OUTGOING"))?;
-        set_int(&fd, libc::SOL_PACKET, PACKET_QDISC_BYPASS, 1)
-            .map_err(err("set PACKET_QDISC_BYPASS"))?;
+        // Not PACKET_QDISC_BYPASS: it would hide the frames the worker sends
+        // from tcpdump inside the VNF's namespace, and every hop must stay
+        // observable.
         if vnet {
             set_int(&fd, libc::SOL_PACKET, PACKET_VNET_HDR, 1)
                 .map_err(err("set PACKET_VNET_HDR"))?;
