@@ -82,8 +82,8 @@ use std::path::Path;
 
 pub use error::{ChainError, ChainErrors};
 pub use spec::{
-    ChainSpec, Datapath, Endpoint, HostInterface, HostSpec, Ipv4Cidr, LinkKind, LinkSpec, ModuleRef,
-    ParseCidrError, Resources, RouteSpec, Span, VnfSpec,
+    ChainSpec, Datapath, Endpoint, HostInterface, HostSpec, Ipv4Cidr, LinkKind, LinkSpec,
+    ModuleRef, ParseCidrError, Resources, RouteSpec, Span, VnfSpec,
 };
 pub use validate::{
     parse_size, MAX_CHAIN_NAME, MAX_CPU, MAX_IFNAME, MAX_NODE_NAME, MAX_WASM_MEMORY, MIN_MEMORY,
