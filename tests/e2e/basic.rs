@@ -4,24 +4,14 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use crate::support::{
-    cgroup_dirs, have_root, namespaces_with_prefix, processes_matching, run_ok, wait_for, Chain,
+    cgroup_dirs, have_root, namespaces_with_prefix, processes_matching, quiet_snapshot, run_ok,
+    wait_for, Chain,
 };
 
 const METRICS: &str = "127.0.0.1:9464";
 
 fn deploy() -> Chain {
     Chain::deploy("chains/basic.yaml", "basic", METRICS)
-}
-
-/// Kernel counters of an interface inside a node, from `ip -j -s link`.
-fn kernel_counters(chain: &Chain, node: &str, ifname: &str) -> (u64, u64) {
-    let out = chain.exec_ok(node, &["ip", "-j", "-s", "link", "show", "dev", ifname]);
-    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let stats = &json[0]["stats64"];
-    (
-        stats["rx"]["packets"].as_u64().unwrap(),
-        stats["tx"]["packets"].as_u64().unwrap(),
-    )
 }
 
 #[test]
@@ -150,15 +140,12 @@ fn metrics_match_what_was_sent_and_conserve() {
     let chain = deploy();
     // Warm up ARP on both sides, then measure deltas around a known load.
     chain.exec_ok("h1", &["ping", "-c", "2", "-i", "0.2", "10.0.2.10"]);
-    std::thread::sleep(Duration::from_millis(300));
-    let before = chain.metrics();
-    let (_, h1_tx_before) = kernel_counters(&chain, "h1", "eth0");
-    let (h2_rx_before, _) = kernel_counters(&chain, "h2", "eth0");
+    let ifaces = [("h1", "eth0"), ("h2", "eth0")];
+    let (before, k0) = quiet_snapshot(&chain, &ifaces);
     chain.exec_ok("h1", &["ping", "-c", "50", "-i", "0.01", "-q", "10.0.2.10"]);
-    std::thread::sleep(Duration::from_millis(300));
-    let after = chain.metrics();
-    let (_, h1_tx_after) = kernel_counters(&chain, "h1", "eth0");
-    let (h2_rx_after, _) = kernel_counters(&chain, "h2", "eth0");
+    let (after, k1) = quiet_snapshot(&chain, &ifaces);
+    let (h1_tx_before, h1_tx_after) = (k0[0].1, k1[0].1);
+    let (h2_rx_before, h2_rx_after) = (k0[1].0, k1[1].0);
 
     let delta =
         |name: &str, labels: &[(&str, &str)]| after.get(name, labels) - before.get(name, labels);
@@ -167,12 +154,12 @@ fn metrics_match_what_was_sent_and_conserve() {
     // What h1's kernel sent is what the router's LAN port received.
     assert_eq!(
         delta("nfvhost_port_rx_packets_total", &lan),
-        (h1_tx_after - h1_tx_before) as f64
+        h1_tx_after - h1_tx_before
     );
     // What the router's WAN port sent is what h2's kernel received.
     assert_eq!(
         delta("nfvhost_port_tx_packets_total", &wan),
-        (h2_rx_after - h2_rx_before) as f64
+        h2_rx_after - h2_rx_before
     );
     // 50 requests one way and 50 replies the other, at least.
     assert!(

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::support::{have_root, root, wait_for, Chain, Metrics};
+use crate::support::{have_root, quiet_snapshot, root, wait_for, Chain, Metrics};
 
 const METRICS: &str = "127.0.0.1:9464";
 const VNFS: [&str; 4] = ["dhcp", "fw", "r1", "nat"];
@@ -317,18 +317,6 @@ fn tracepath_shows_the_router_and_nat_hops() {
     assert!(out.contains("reached"), "{out}");
 }
 
-/// Kernel rx/tx packet counters of an interface inside a node.
-fn kernel(chain: &Chain, node: &str, ifname: &str) -> (f64, f64) {
-    // `dev`: a port may be named like an `ip link show` keyword (`up`).
-    let out = chain.exec_ok(node, &["ip", "-j", "-s", "link", "show", "dev", ifname]);
-    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let s = &json[0]["stats64"];
-    (
-        s["rx"]["packets"].as_f64().unwrap(),
-        s["tx"]["packets"].as_f64().unwrap(),
-    )
-}
-
 #[test]
 fn counters_conserve_and_agree_with_the_kernel() {
     if !have_root("counters_conserve_and_agree_with_the_kernel") {
@@ -349,15 +337,12 @@ fn counters_conserve_and_agree_with_the_kernel() {
         ("nat", "inside"),
         ("nat", "outside"),
     ];
-    let before_k: Vec<(f64, f64)> = ports.iter().map(|(v, p)| kernel(&chain, v, p)).collect();
-    let before = chain.metrics();
+    let (before, before_k) = quiet_snapshot(&chain, &ports);
     chain.exec_ok(
         "lan",
         &["ping", "-c", "100", "-i", "0.005", "-q", "203.0.113.10"],
     );
-    std::thread::sleep(Duration::from_millis(300));
-    let after = chain.metrics();
-    let after_k: Vec<(f64, f64)> = ports.iter().map(|(v, p)| kernel(&chain, v, p)).collect();
+    let (after, after_k) = quiet_snapshot(&chain, &ports);
     for (i, (vnf, port)) in ports.iter().enumerate() {
         let l = [("chain", "edge"), ("vnf", vnf), ("port", port)];
         let rx = after.get("nfvhost_port_rx_packets_total", &l)

@@ -274,3 +274,37 @@ pub fn processes_matching(needle: &str) -> Vec<i32> {
     }
     pids
 }
+
+/// Kernel rx/tx packet counters of an interface inside a node.
+pub fn kernel_counters(chain: &Chain, node: &str, ifname: &str) -> (f64, f64) {
+    // `dev`: a port may be named like an `ip link show` keyword (`up`).
+    let out = chain.exec_ok(node, &["ip", "-j", "-s", "link", "show", "dev", ifname]);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let s = &json[0]["stats64"];
+    (
+        s["rx"]["packets"].as_f64().unwrap(),
+        s["tx"]["packets"].as_f64().unwrap(),
+    )
+}
+
+/// `/metrics` and the kernel counters of `ifaces` taken in a quiet moment:
+/// the kernel counters are read before and after the scrape and must not
+/// have moved, so a stray frame (a host's IPv6 router solicitation, an ARP
+/// refresh) cannot land between the two readings.
+pub fn quiet_snapshot(chain: &Chain, ifaces: &[(&str, &str)]) -> (Metrics, Vec<(f64, f64)>) {
+    let read = || {
+        ifaces
+            .iter()
+            .map(|(n, i)| kernel_counters(chain, n, i))
+            .collect::<Vec<_>>()
+    };
+    for _ in 0..20 {
+        let first = read();
+        std::thread::sleep(Duration::from_millis(100));
+        let metrics = chain.metrics();
+        if read() == first {
+            return (metrics, first);
+        }
+    }
+    panic!("the links never went quiet");
+}
