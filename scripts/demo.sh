@@ -38,7 +38,7 @@ sleep 1
 "$nfvhost" exec wan -- curl -s -m 5 -o /dev/null -w 'HTTP %{http_code} from %{remote_ip}:%{remote_port}\n' http://203.0.113.1:8080/ || true
 kill "$server" 2>/dev/null || true
 
-step "unsolicited WAN → LAN traffic is dropped by the firewall"
+step "unsolicited WAN traffic gets nowhere (no port forward for 9999)"
 "$nfvhost" exec wan -- curl -s -m 2 http://203.0.113.1:9999/ && echo "unexpected answer" || echo "no answer, as intended"
 
 step "per-VNF counters (nfvhost stats --no-stream)"
