@@ -36,6 +36,7 @@ extern crate alloc;
 mod context;
 mod counter;
 mod frame;
+pub mod hash;
 mod hostcalls;
 pub mod neighbor;
 #[doc(hidden)]

@@ -1,7 +1,7 @@
 //! The connection table.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
+use vnf_sdk::hash::FlowHash;
 
 use crate::config::Timeouts;
 
@@ -149,56 +149,6 @@ impl Entry {
     }
 }
 
-/// A keyed, non-cryptographic hasher for [`Key`] (multiply-rotate, with a
-/// final avalanche).
-#[derive(Clone, Copy, Debug)]
-pub struct FlowHasher {
-    state: u64,
-}
-
-const K: u64 = 0x9e37_79b9_7f4a_7c15;
-
-impl Hasher for FlowHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.write_u64(u64::from(*b));
-        }
-    }
-    fn write_u8(&mut self, v: u8) {
-        self.write_u64(u64::from(v));
-    }
-    fn write_u16(&mut self, v: u16) {
-        self.write_u64(u64::from(v));
-    }
-    fn write_u32(&mut self, v: u32) {
-        self.write_u64(u64::from(v));
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.state = (self.state ^ v).wrapping_mul(K).rotate_left(29);
-    }
-    fn finish(&self) -> u64 {
-        let mut h = self.state;
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        h ^ (h >> 33)
-    }
-}
-
-/// Builds [`FlowHasher`]s from a seed.
-#[derive(Clone, Copy, Debug)]
-pub struct FlowHash {
-    seed: u64,
-}
-
-impl BuildHasher for FlowHash {
-    type Hasher = FlowHasher;
-    fn build_hasher(&self) -> FlowHasher {
-        FlowHasher { state: self.seed }
-    }
-}
-
 /// The bounded connection table.
 pub struct Table {
     map: HashMap<Key, Entry, FlowHash>,
@@ -209,7 +159,7 @@ impl Table {
     /// A table for at most `max` connections, allocated now.
     pub fn new(max: usize, seed: u64) -> Table {
         Table {
-            map: HashMap::with_capacity_and_hasher(max, FlowHash { seed }),
+            map: HashMap::with_capacity_and_hasher(max, FlowHash::with_seed(seed)),
             max,
         }
     }

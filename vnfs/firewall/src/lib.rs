@@ -128,12 +128,7 @@ impl Vnf for Firewall {
         let settings = config::validate(ctx, config)?;
         let counters = Counters::declare(ctx, &settings.names);
         // Seed the table's hash from the instance name; see README (limits).
-        let seed = ctx
-            .vnf_name()
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-            });
+        let seed = vnf_sdk::hash::seed_from_name(ctx.vnf_name());
         log_info!(
             "{} rules, default policy {:?}, up to {} connections",
             settings.rules.len(),

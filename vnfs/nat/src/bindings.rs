@@ -1,9 +1,11 @@
 //! The binding table: one binding per translated flow, bounded, with
 //! timeouts and masquerade port allocation.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
+
 use std::net::Ipv4Addr;
 use std::vec::Vec;
+use vnf_sdk::hash::FlowHash;
 
 use crate::config::Timeouts;
 
@@ -63,8 +65,8 @@ pub enum Refused {
 pub struct Table {
     slots: Vec<Option<Binding>>,
     free: Vec<u32>,
-    by_out: BTreeMap<OutKey, u32>,
-    by_in: BTreeMap<InKey, u32>,
+    by_out: HashMap<OutKey, u32, FlowHash>,
+    by_in: HashMap<InKey, u32, FlowHash>,
     /// Per protocol, a bit per port: in use by a masquerade binding.
     ports: [Vec<u64>; 3],
     cursor: [u16; 3],
@@ -78,12 +80,13 @@ const SEC: u64 = 1_000_000_000;
 
 impl Table {
     /// An empty table of at most `max` bindings, masquerading into `range`.
-    pub fn new(max: usize, range: (u16, u16), t: Timeouts) -> Table {
+    pub fn new(max: usize, range: (u16, u16), t: Timeouts, seed: u64) -> Table {
         Table {
             slots: Vec::new(),
             free: Vec::new(),
-            by_out: BTreeMap::new(),
-            by_in: BTreeMap::new(),
+            // Sized now: no rehash (and no allocation) on the packet path.
+            by_out: HashMap::with_capacity_and_hasher(max, FlowHash::with_seed(seed)),
+            by_in: HashMap::with_capacity_and_hasher(max, FlowHash::with_seed(seed ^ 0x5bd1_e995)),
             ports: [vec![0; 1024], vec![0; 1024], vec![0; 1024]],
             cursor: [range.0; 3],
             range,
@@ -295,7 +298,7 @@ mod tests {
     const R: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
 
     fn table(max: usize, range: (u16, u16)) -> Table {
-        Table::new(max, range, Timeouts::default())
+        Table::new(max, range, Timeouts::default(), 1)
     }
 
     #[test]

@@ -149,7 +149,12 @@ impl Vnf for Nat {
             outside: s.outside,
             routes: s.routes,
             forwards: s.forwards,
-            table: Table::new(s.max_bindings, s.port_range, s.timeouts),
+            table: Table::new(
+                s.max_bindings,
+                s.port_range,
+                s.timeouts,
+                vnf_sdk::hash::seed_from_name(ctx.vnf_name()),
+            ),
             neighbors: Neighbors::default(),
             arp_timeout_ns: s.arp_timeout_ns,
             counters,
