@@ -385,3 +385,29 @@ fn counters_conserve_and_agree_with_the_kernel() {
         );
     }
 }
+
+#[test]
+fn destroy_removes_every_namespace_cgroup_and_dhcp_client() {
+    if !have_root("destroy_removes_every_namespace_cgroup_and_dhcp_client") {
+        return;
+    }
+    let chain = deploy();
+    assert_eq!(crate::support::namespaces_with_prefix("nfv-edge-").len(), 6);
+    assert!(
+        !crate::support::processes_matching("/run/nfvhost/edge/").is_empty(),
+        "workers and dhclient run"
+    );
+    crate::support::run_ok(crate::support::nfvhost().args(["destroy", "chains/edge.yaml"]));
+    assert!(crate::support::namespaces_with_prefix("nfv-edge-").is_empty());
+    // Four VNF cgroups under one chain directory: all of it goes.
+    assert!(
+        crate::support::cgroup_dirs("edge").is_empty(),
+        "{:?}",
+        crate::support::cgroup_dirs("edge")
+    );
+    assert!(
+        crate::support::processes_matching("/run/nfvhost/edge/").is_empty(),
+        "dhclient too"
+    );
+    drop(chain);
+}

@@ -7,6 +7,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use super::state::{ChainState, ProcRef};
+use crate::sys::cgroup::CgroupRoot;
 use crate::sys::netns::{self, NetNs};
 
 /// What teardown removed, for the message to the user.
@@ -85,10 +86,21 @@ pub fn teardown(state: &ChainState) -> anyhow::Result<Removed> {
         }
     }
 
-    for cg in &state.cgroups {
+    // Newest first: the first VNF's cgroup created the chain's parent
+    // directory, and can only remove it once its siblings are gone.
+    for cg in state.cgroups.iter().rev() {
         match cg.remove() {
             Ok(()) => removed.cgroups += 1,
             Err(e) => errors.push(format!("cgroup {}: {e}", cg.rel_path())),
+        }
+    }
+    // And whatever a killed deploy left of `nfvhost/<chain>` (empty
+    // directories only: rmdir refuses anything still in use).
+    if let Ok(root) = CgroupRoot::detect(std::path::Path::new("/sys/fs/cgroup")) {
+        if let Ok(leftover) = root.open(&format!("nfvhost/{}", state.chain)) {
+            if let Err(e) = leftover.remove() {
+                errors.push(format!("cgroup nfvhost/{}: {e}", state.chain));
+            }
         }
     }
 
