@@ -38,6 +38,7 @@ mod counter;
 mod frame;
 pub mod hash;
 mod hostcalls;
+pub mod icmp;
 pub mod neighbor;
 #[doc(hidden)]
 pub mod runtime;

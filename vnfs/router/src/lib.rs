@@ -2,7 +2,6 @@
 //! echo, and the ICMP errors a router owes (RFC 1812). See README.md.
 
 mod config;
-mod icmp;
 mod offload;
 mod routes;
 
@@ -18,8 +17,8 @@ use vnf_sdk::wire::{
 pub use config::{Config, RouteConfig};
 
 use config::Iface;
-use icmp::{IcmpError, Origin};
 use routes::RouteTable;
+use vnf_sdk::icmp::{self, IcmpError, Origin};
 
 const ETH_HEADER: usize = EthernetFrame::<&[u8]>::HEADER_LEN;
 /// ICMP errors allowed in a burst, and refilled per second (RFC 1812 4.3.2.8).

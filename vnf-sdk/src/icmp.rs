@@ -1,17 +1,20 @@
-//! Building ICMP echo replies and errors.
+//! ICMP messages a network function originates: echo replies and errors
+//! (destination unreachable, fragmentation needed, time exceeded), with the
+//! RFC 1812 rules on when an error may be sent. Shared by every VNF that is
+//! an IP hop (router, NAT).
 
-use std::net::Ipv4Addr;
-use std::vec::Vec;
+use alloc::vec::Vec;
+use core::net::Ipv4Addr;
 
-use vnf_sdk::wire::{
+use crate::wire::{
     error_quote, EtherType, EthernetAddress, EthernetFrame, EthernetRepr, Icmpv4DstUnreachable,
     Icmpv4Message, Icmpv4Packet, Icmpv4Repr, Icmpv4TimeExceeded, IpProtocol, Ipv4Packet, Ipv4Repr,
 };
 
-/// TTL of packets the router originates.
+/// TTL of packets a VNF originates.
 pub const TTL: u8 = 64;
 
-/// The ICMP errors the router sends.
+/// The ICMP errors a VNF sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IcmpError {
     /// Destination unreachable, net unreachable (code 0): no route.
@@ -49,7 +52,7 @@ fn build(origin: Origin, dst_ip: Ipv4Addr, icmp: &Icmpv4Repr<'_>) -> Vec<u8> {
         ident: origin.ident,
         dont_frag: false,
     };
-    let mut bytes = vec![0u8; EthernetFrame::<&[u8]>::buffer_len(ip.buffer_len())];
+    let mut bytes = alloc::vec![0u8; EthernetFrame::<&[u8]>::buffer_len(ip.buffer_len())];
     let mut eth = EthernetFrame::new_unchecked(&mut bytes[..]);
     EthernetRepr {
         src_addr: origin.src_mac,
