@@ -40,6 +40,7 @@ pub mod hash;
 mod hostcalls;
 pub mod icmp;
 pub mod neighbor;
+pub mod prefix;
 #[doc(hidden)]
 pub mod runtime;
 #[cfg(not(target_arch = "wasm32"))]

@@ -110,40 +110,7 @@ impl Default for Timeouts {
     }
 }
 
-/// An IPv4 prefix.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Prefix {
-    /// Address as written.
-    pub addr: Ipv4Addr,
-    /// Length.
-    pub len: u8,
-}
-
-impl Prefix {
-    /// Parses `a.b.c.d/len`.
-    pub fn parse(s: &str) -> Option<Prefix> {
-        let (addr, len) = s.trim().split_once('/')?;
-        let addr: Ipv4Addr = addr.parse().ok()?;
-        if len.is_empty() || !len.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        let len: u8 = len.parse().ok()?;
-        (len <= 32).then_some(Prefix { addr, len })
-    }
-
-    fn mask(self) -> u32 {
-        if self.len == 0 {
-            0
-        } else {
-            u32::MAX << (32 - u32::from(self.len))
-        }
-    }
-
-    /// Whether `ip` is inside.
-    pub fn contains(self, ip: Ipv4Addr) -> bool {
-        (u32::from(ip) ^ u32::from(self.addr)) & self.mask() == 0
-    }
-}
+pub use vnf_sdk::prefix::Prefix;
 
 /// A route: prefix → (port, next hop or connected).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
