@@ -12,6 +12,31 @@ impl EthernetAddress {
     /// `ff:ff:ff:ff:ff:ff`.
     pub const BROADCAST: EthernetAddress = EthernetAddress([0xff; 6]);
 
+    /// Parses `xx:xx:xx:xx:xx:xx` (or with dashes), as written in a config.
+    pub fn parse(s: &str) -> Option<EthernetAddress> {
+        let mut out = [0u8; 6];
+        let mut parts = s.trim().split([':', '-']);
+        for byte in out.iter_mut() {
+            let part = parts.next()?;
+            if part.len() != 2 {
+                return None;
+            }
+            *byte = u8::from_str_radix(part, 16).ok()?;
+        }
+        parts.next().is_none().then_some(EthernetAddress(out))
+    }
+
+    /// A locally administered unicast MAC for a VNF's port when the config
+    /// names none: `02:h0:h1:h2:ii:ii`, `h` an FNV-1a hash of the VNF name
+    /// and `i` the port index, so it is stable across restarts.
+    pub fn derived(vnf_name: &str, index: u16) -> EthernetAddress {
+        let h = vnf_name.bytes().fold(0x811c_9dc5u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+        let (h, i) = (h.to_be_bytes(), index.to_be_bytes());
+        EthernetAddress([0x02, h[0], h[1], h[2], i[0], i[1]])
+    }
+
     /// Reads an address from the first six bytes of `bytes`.
     ///
     /// # Panics
@@ -308,5 +333,33 @@ mod tests {
         let local = EthernetAddress([0x02, 0, 0, 0, 0, 1]);
         assert!(local.is_unicast() && local.is_local());
         assert_eq!(EthernetAddress::BROADCAST.to_string(), "ff:ff:ff:ff:ff:ff");
+    }
+
+    #[test]
+    fn config_macs_parse_and_derive() {
+        assert_eq!(
+            EthernetAddress::parse("02:00:00:00:01:01"),
+            Some(EthernetAddress([2, 0, 0, 0, 1, 1]))
+        );
+        assert_eq!(
+            EthernetAddress::parse("02-00-00-00-01-0A"),
+            Some(EthernetAddress([2, 0, 0, 0, 1, 10]))
+        );
+        for bad in [
+            "02:00:00:00:01",
+            "02:00:00:00:01:01:01",
+            "2:00:00:00:01:01",
+            "zz:00:00:00:01:01",
+        ] {
+            assert_eq!(EthernetAddress::parse(bad), None, "{bad}");
+        }
+        let (a, b) = (
+            EthernetAddress::derived("r1", 0),
+            EthernetAddress::derived("r1", 1),
+        );
+        assert_ne!(a, b);
+        assert!(a.is_unicast() && a.is_local());
+        assert_eq!(a, EthernetAddress::derived("r1", 0), "stable");
+        assert_ne!(EthernetAddress::derived("r2", 0), a);
     }
 }

@@ -141,32 +141,6 @@ impl Settings {
     }
 }
 
-/// A locally administered unicast MAC derived from the VNF name:
-/// `02:h0:h1:h2:d4:c0`, `h` an FNV-1a hash of the name.
-pub fn default_mac(vnf_name: &str) -> EthernetAddress {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in vnf_name.bytes() {
-        h ^= u32::from(b);
-        h = h.wrapping_mul(0x0100_0193);
-    }
-    let h = h.to_be_bytes();
-    EthernetAddress([0x02, h[0], h[1], h[2], 0xd4, 0xc0])
-}
-
-/// Parses `xx:xx:xx:xx:xx:xx` (or with dashes).
-pub fn parse_mac(s: &str) -> Option<EthernetAddress> {
-    let mut out = [0u8; 6];
-    let mut parts = s.trim().split([':', '-']);
-    for byte in out.iter_mut() {
-        let part = parts.next()?;
-        if part.len() != 2 {
-            return None;
-        }
-        *byte = u8::from_str_radix(part, 16).ok()?;
-    }
-    parts.next().is_none().then_some(EthernetAddress(out))
-}
-
 fn parse_addr(path: &str, s: &str, what: &str) -> Result<Ipv4Addr, ConfigError> {
     s.trim().parse().map_err(|_| {
         ConfigError::at(
@@ -379,7 +353,7 @@ pub fn validate(ctx: &InitContext, config: Config) -> Result<Settings, ConfigErr
     let mut reservations: Vec<(EthernetAddress, Ipv4Addr)> = Vec::new();
     for (i, r) in config.reservations.iter().enumerate() {
         let mac_path = format!("reservations.{i}.mac");
-        let mac = parse_mac(&r.mac).ok_or_else(|| {
+        let mac = EthernetAddress::parse(&r.mac).ok_or_else(|| {
             ConfigError::at(
                 &mac_path,
                 format!(
@@ -419,9 +393,9 @@ pub fn validate(ctx: &InitContext, config: Config) -> Result<Settings, ConfigErr
     }
 
     let mac = match &config.mac {
-        None => default_mac(ctx.vnf_name()),
+        None => EthernetAddress::derived(ctx.vnf_name(), 0xd4c0),
         Some(s) => {
-            let m = parse_mac(s).ok_or_else(|| {
+            let m = EthernetAddress::parse(s).ok_or_else(|| {
                 ConfigError::at(
                     "mac",
                     format!("expected a MAC address like 02:00:00:00:01:02, but got `{s}`"),

@@ -164,31 +164,6 @@ pub struct Settings {
     pub arp_timeout_ns: u64,
 }
 
-/// A locally administered MAC from the VNF name and port (as the router does).
-pub fn default_mac(vnf_name: &str, port: u16) -> EthernetAddress {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in vnf_name.bytes() {
-        h ^= u32::from(b);
-        h = h.wrapping_mul(0x0100_0193);
-    }
-    let h = h.to_be_bytes();
-    let p = port.to_be_bytes();
-    EthernetAddress([0x02, h[0], h[1], h[2], p[0], p[1]])
-}
-
-fn parse_mac(s: &str) -> Option<EthernetAddress> {
-    let mut out = [0u8; 6];
-    let mut parts = s.trim().split([':', '-']);
-    for byte in out.iter_mut() {
-        let part = parts.next()?;
-        if part.len() != 2 {
-            return None;
-        }
-        *byte = u8::from_str_radix(part, 16).ok()?;
-    }
-    parts.next().is_none().then_some(EthernetAddress(out))
-}
-
 fn side(ctx: &InitContext, name: &str, c: &SideConfig) -> Result<Side, ConfigError> {
     let port = ctx.port(&c.port).ok_or_else(|| {
         ConfigError::at(
@@ -218,8 +193,8 @@ fn side(ctx: &InitContext, name: &str, c: &SideConfig) -> Result<Side, ConfigErr
         ));
     }
     let mac = match &c.mac {
-        None => default_mac(ctx.vnf_name(), port),
-        Some(s) => match parse_mac(s) {
+        None => EthernetAddress::derived(ctx.vnf_name(), port),
+        Some(s) => match EthernetAddress::parse(s) {
             Some(m) if m.is_unicast() && m != EthernetAddress([0; 6]) => m,
             _ => {
                 return Err(ConfigError::at(

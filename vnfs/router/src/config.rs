@@ -102,32 +102,6 @@ fn unknown_port(ctx: &InitContext, section: &str, name: &str) -> ConfigError {
     )
 }
 
-/// A locally administered unicast MAC derived from the VNF name and port
-/// index: `02:h0:h1:h2:ii:ii` where `h` is an FNV-1a hash of the name.
-pub fn default_mac(vnf_name: &str, port: u16) -> EthernetAddress {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in vnf_name.bytes() {
-        h ^= u32::from(b);
-        h = h.wrapping_mul(0x0100_0193);
-    }
-    let h = h.to_be_bytes();
-    let p = port.to_be_bytes();
-    EthernetAddress([0x02, h[0], h[1], h[2], p[0], p[1]])
-}
-
-fn parse_mac(s: &str) -> Option<EthernetAddress> {
-    let mut out = [0u8; 6];
-    let mut parts = s.trim().split([':', '-']);
-    for byte in out.iter_mut() {
-        let part = parts.next()?;
-        if part.len() != 2 {
-            return None;
-        }
-        *byte = u8::from_str_radix(part, 16).ok()?;
-    }
-    parts.next().is_none().then_some(EthernetAddress(out))
-}
-
 /// Checks the configuration against the VNF's ports and builds the tables.
 pub fn validate(ctx: &InitContext, config: Config) -> Result<Settings, ConfigError> {
     let ports = ctx.ports();
@@ -199,9 +173,9 @@ pub fn validate(ctx: &InitContext, config: Config) -> Result<Settings, ConfigErr
             }
         }
         let mac = match config.mac.get(name) {
-            None => default_mac(ctx.vnf_name(), index),
+            None => EthernetAddress::derived(ctx.vnf_name(), index),
             Some(s) => {
-                let mac = parse_mac(s).ok_or_else(|| {
+                let mac = EthernetAddress::parse(s).ok_or_else(|| {
                     ConfigError::at(
                         format!("mac.{name}"),
                         format!("expected a MAC address like 02:00:00:00:01:01, but got `{s}`"),
@@ -326,29 +300,4 @@ pub fn validate(ctx: &InitContext, config: Config) -> Result<Settings, ConfigErr
         table: RouteTable::new(routes),
         arp_timeout_ns: config.arp_timeout_s * 1_000_000_000,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn macs() {
-        assert_eq!(
-            parse_mac("02:00:00:00:01:01"),
-            Some(EthernetAddress([2, 0, 0, 0, 1, 1]))
-        );
-        assert_eq!(
-            parse_mac("02-00-00-00-01-0A"),
-            Some(EthernetAddress([2, 0, 0, 0, 1, 10]))
-        );
-        assert_eq!(parse_mac("02:00:00:00:01"), None);
-        assert_eq!(parse_mac("02:00:00:00:01:01:01"), None);
-        assert_eq!(parse_mac("2:00:00:00:01:01"), None);
-        let a = default_mac("r1", 0);
-        let b = default_mac("r1", 1);
-        assert_ne!(a, b);
-        assert!(a.is_local() && a.is_unicast());
-        assert_ne!(default_mac("r2", 0), a);
-    }
 }
