@@ -19,7 +19,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use nfvhost::engine::{BatchOutcome, Engine, FrameIn, InstanceLimits, VnfInstance};
+use nfvhost::engine::{Batch, Engine, FrameIn, InstanceLimits, VnfInstance};
 use nfvhost_abi::Verdict;
 use vnf_sdk::testing::Harness;
 use vnf_sdk::Vnf;
@@ -200,14 +200,18 @@ fn time_wasm(
     };
     let mut vnf = VnfInstance::new(engine, &module, case.vnf, 2, doc.as_bytes(), limits)
         .expect("instantiate");
-    let mut out = BatchOutcome::default();
+    let mut out = Batch::new(batch);
     for (port, f) in &case.warm {
         vnf.slots_mut().next().expect("a slot")[..f.len()].copy_from_slice(f);
-        vnf.process(&[FrameIn::plain(*port, f.len())], &mut out)
-            .expect("warm-up");
+        out.clear();
+        out.push(FrameIn::plain(*port, f.len()));
+        vnf.process(&mut out).expect("warm-up");
     }
     let frame = (case.frame)(len);
-    let meta = vec![FrameIn::plain(0, frame.len()); batch];
+    out.clear();
+    for _ in 0..batch {
+        out.push(FrameIn::plain(0, frame.len()));
+    }
     let mut total = Duration::ZERO;
     let mut packets = 0u64;
     let mut first = Verdict::Consume;
@@ -216,10 +220,10 @@ fn time_wasm(
             slot[..frame.len()].copy_from_slice(&frame);
         }
         let t = Instant::now();
-        vnf.process(&meta, &mut out).expect("process");
+        vnf.process(&mut out).expect("process");
         total += t.elapsed();
         packets += batch as u64;
-        first = out.verdicts[0].0;
+        first = out.verdicts()[0].0;
     }
     (total.as_nanos() as f64 / packets as f64, first)
 }

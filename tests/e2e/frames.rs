@@ -2,7 +2,7 @@
 //! engine, shared by the per-VNF engine tests.
 
 use nfvhost::engine::{
-    BatchOutcome, CallFailure, Engine, FrameIn, InstanceError, InstanceLimits, VnfInstance,
+    Batch, CallFailure, Engine, FrameIn, InstanceError, InstanceLimits, VnfInstance,
 };
 use nfvhost_abi::Verdict;
 use vnf_sdk::wire::{
@@ -46,14 +46,13 @@ pub fn run_batch(
     for (slot, (_, bytes)) in vnf.slots_mut().zip(frames) {
         slot[..bytes.len()].copy_from_slice(bytes);
     }
-    let meta: Vec<FrameIn> = frames
-        .iter()
-        .map(|(p, b)| FrameIn::plain(*p, b.len()))
-        .collect();
-    let mut out = BatchOutcome::default();
-    vnf.process(&meta, &mut out)?;
-    Ok(out
-        .verdicts
+    let mut batch = Batch::new(frames.len());
+    for (p, b) in frames {
+        batch.push(FrameIn::plain(*p, b.len()));
+    }
+    vnf.process(&mut batch)?;
+    Ok(batch
+        .verdicts()
         .iter()
         .enumerate()
         .map(|(i, (v, len))| (*v, vnf.frame(i, *len).to_vec()))

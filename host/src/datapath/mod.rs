@@ -1,8 +1,19 @@
 //! The data path inside a worker: ports, the stats segment, and the loop
 //! that moves batches of frames between ports and the module.
+//!
+//! - [`spec`]: what the supervisor tells a worker (JSON).
+//! - [`setup`]: turning the process into a worker, then running the loop.
+//! - [`worker`]: the loop, against [`port::Port`]s only.
+//! - [`port`]: the port abstraction and its kinds (packet socket, TAP,
+//!   in-memory).
+//! - [`stats`]: the shared-memory stats segment.
+//! - `sys`: every system call of the data path; the only place `unsafe` is
+//!   allowed.
+#![deny(unsafe_code)]
 
-pub mod packet_socket;
 pub mod port;
+pub mod setup;
+pub mod spec;
 pub mod stats;
-pub mod tap;
+mod sys;
 pub mod worker;

@@ -4,11 +4,12 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use nfvhost_abi::{MAX_COUNTERS, MAX_PORTS};
+
+use super::sys::mapping::SharedMapping;
 
 /// Identifies a segment and its layout version.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"NFVSTAT1");
@@ -119,15 +120,8 @@ impl StatsLayout {
 
 /// A mapped segment. Writers use `create`; readers use `open`.
 pub struct StatsSegment {
-    ptr: *mut StatsLayout,
-    _file: File,
+    map: SharedMapping<StatsLayout>,
 }
-
-// SAFETY: the mapping is only accessed through atomics, which are safe to
-// share between threads and processes.
-unsafe impl Send for StatsSegment {}
-// SAFETY: as above.
-unsafe impl Sync for StatsSegment {}
 
 const SIZE: usize = size_of::<StatsLayout>();
 
@@ -141,7 +135,9 @@ impl StatsSegment {
             .truncate(true)
             .open(path)?;
         file.set_len(SIZE as u64)?;
-        let seg = Self::map(file, libc::PROT_READ | libc::PROT_WRITE)?;
+        let seg = StatsSegment {
+            map: SharedMapping::new(file, true)?,
+        };
         seg.magic.store(MAGIC, Relaxed);
         Ok(seg)
     }
@@ -156,7 +152,9 @@ impl StatsSegment {
                 "stats segment has the wrong size",
             ));
         }
-        let seg = Self::map(file, libc::PROT_READ)?;
+        let seg = StatsSegment {
+            map: SharedMapping::new(file, false)?,
+        };
         if seg.magic.load(Relaxed) != MAGIC {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -165,46 +163,12 @@ impl StatsSegment {
         }
         Ok(seg)
     }
-
-    fn map(file: File, prot: libc::c_int) -> io::Result<Self> {
-        // SAFETY: mapping SIZE bytes of a file at least that long, shared;
-        // the result is checked before use.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                SIZE,
-                prot,
-                libc::MAP_SHARED,
-                file.as_raw_fd(),
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(StatsSegment {
-            ptr: ptr.cast(),
-            _file: file,
-        })
-    }
 }
 
 impl std::ops::Deref for StatsSegment {
     type Target = StatsLayout;
     fn deref(&self) -> &StatsLayout {
-        // SAFETY: ptr maps SIZE bytes, page-aligned, for the life of self;
-        // every field is an atomic (zero is a valid value), so any bytes
-        // another process writes are a valid StatsLayout.
-        unsafe { &*self.ptr }
-    }
-}
-
-impl Drop for StatsSegment {
-    fn drop(&mut self) {
-        // SAFETY: unmapping exactly the region mapped in `map`.
-        unsafe {
-            libc::munmap(self.ptr.cast(), SIZE);
-        }
+        &self.map
     }
 }
 

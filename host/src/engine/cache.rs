@@ -33,14 +33,28 @@ pub(super) fn fetch(
     unsafe { wasmtime::Module::deserialize_file(engine, &path) }.ok()
 }
 
-pub(super) fn store(dir: &Path, digest: &str, module: &wasmtime::Module) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir)?;
+/// Why a compiled module couldn't be cached.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum StoreError {
+    #[error("serializing the compiled module: {0:#}")]
+    Serialize(wasmtime::Error),
+    #[error("writing {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+pub(super) fn store(dir: &Path, digest: &str, module: &wasmtime::Module) -> Result<(), StoreError> {
+    let write = |path: &Path| {
+        let path = path.to_owned();
+        move |source| StoreError::Write { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(write(dir))?;
     let path = entry(module.engine(), dir, digest);
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let bytes = module
-        .serialize()
-        .map_err(|e| anyhow::anyhow!("serializing: {e:#}"))?;
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, &path)?;
+    let bytes = module.serialize().map_err(StoreError::Serialize)?;
+    std::fs::write(&tmp, bytes).map_err(write(&tmp))?;
+    std::fs::rename(&tmp, &path).map_err(write(&path))?;
     Ok(())
 }

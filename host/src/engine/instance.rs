@@ -1,9 +1,10 @@
 //! One VNF instance: a `Store`, its module instance, and the batch region in
-//! its linear memory.
+//! its linear memory, plus the host functions every instance imports.
 //!
 //! Frames are received straight into fixed-size slots in the module's
-//! memory ([`VnfInstance::slot_mut`]); one call to `nfv_process` handles the
-//! whole batch; verdicts and new lengths are read back from the descriptors.
+//! memory ([`VnfInstance::slots_mut`]); one call to `nfv_process` handles the
+//! whole [`Batch`]; verdicts and new lengths are read back from the
+//! descriptors into it.
 
 use std::ops::Range;
 use std::time::Instant;
@@ -16,6 +17,7 @@ use nfvhost_abi::{
 };
 use wasmtime::{Caller, Linker, Memory, Store, StoreLimits, StoreLimitsBuilder, Trap, TypedFunc};
 
+use super::batch::Batch;
 use super::{abi_check::AbiError, Engine, LoadedModule};
 
 /// Bounds on one instance.
@@ -128,7 +130,7 @@ enum Phase {
 }
 
 /// Per-store host state, reachable from the host functions.
-struct HostState {
+pub(super) struct HostState {
     limits: StoreLimits,
     log_level: LogLevel,
     vnf: String,
@@ -140,34 +142,6 @@ struct HostState {
     emits: Vec<EmittedFrame>,
     metrics: Vec<MetricDef>,
     config_error: Option<(String, String)>,
-}
-
-/// One received frame, in slot order: where it came from, how long it is,
-/// and its offload state (`FrameDesc.flags`, `gso_size`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FrameIn {
-    pub in_port: u16,
-    pub len: usize,
-    pub flags: u16,
-    pub gso_size: u32,
-}
-
-impl FrameIn {
-    /// A plain frame: complete checksums, no segmentation offload.
-    pub fn plain(in_port: u16, len: usize) -> Self {
-        FrameIn {
-            in_port,
-            len,
-            flags: 0,
-            gso_size: 0,
-        }
-    }
-}
-
-/// The result of one batch: per frame, the decoded verdict and new length.
-#[derive(Debug, Default)]
-pub struct BatchOutcome {
-    pub verdicts: Vec<(Verdict, usize)>,
 }
 
 /// A running module instance.
@@ -188,7 +162,9 @@ fn read_str(data: &[u8], ptr: i32, len: i32) -> Option<&str> {
     std::str::from_utf8(data.get(start..start.checked_add(len)?)?).ok()
 }
 
-fn build_linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<HostState>> {
+/// The host functions every instance imports. Built once per [`Engine`]
+/// and shared: modules are pre-linked against it at load time.
+pub(super) fn build_linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     let memory_of = |caller: &mut Caller<'_, HostState>| {
         caller.get_export("memory").and_then(|e| e.into_memory())
@@ -339,8 +315,10 @@ fn build_linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<HostState>
 }
 
 impl VnfInstance {
-    /// Instantiates `module`, checks its ABI version, hands it the init
-    /// document and reserves the batch region.
+    /// Instantiates `module` from its pre-linked form (no linking or
+    /// import resolution here, so a restart after a trap costs only the
+    /// store and the module's own start-up), checks its ABI version, hands
+    /// it the init document and reserves the batch region.
     pub fn new(
         engine: &Engine,
         module: &LoadedModule,
@@ -370,9 +348,9 @@ impl VnfInstance {
         store.set_epoch_deadline(limits.call_deadline_ticks);
         store.epoch_deadline_trap();
 
-        let linker = build_linker(wasm_engine).map_err(InstanceError::Instantiate)?;
-        let instance = linker
-            .instantiate(&mut store, &module.module)
+        let instance = module
+            .pre
+            .instantiate(&mut store)
             .map_err(InstanceError::Instantiate)?;
         macro_rules! get {
             ($name:expr) => {
@@ -481,27 +459,25 @@ impl VnfInstance {
         &self.memory.data(&self.store)[start..start + len.min(self.limits.slot_size)]
     }
 
-    /// Runs the module over the first `frames.len()` slots, frame `i` in
-    /// slot `i`. On success `out` holds one
-    /// `(verdict, new_len)` per frame.
-    pub fn process(
-        &mut self,
-        frames: &[FrameIn],
-        out: &mut BatchOutcome,
-    ) -> Result<(), CallFailure> {
-        debug_assert!(frames.len() <= self.limits.batch_size);
+    /// Runs the module over the batch, frame `i` in slot `i`. On success
+    /// the batch holds each frame's verdict and new length, already sorted
+    /// by outcome (see [`Batch::forwarded_to`], [`Batch::consumed`],
+    /// [`Batch::drops`]).
+    pub fn process(&mut self, batch: &mut Batch) -> Result<(), CallFailure> {
+        let count = batch.len();
+        debug_assert!(count <= self.limits.batch_size);
         self.begin_call();
         let slot = self.limits.slot_size;
         {
             let data = self.memory.data_mut(&mut self.store);
-            for (i, f) in frames.iter().enumerate() {
+            for (i, f) in batch.frames().iter().enumerate() {
                 let desc = FrameDesc {
                     offset: (self.slot_base + i * slot) as u32,
                     len: f.len.min(slot) as u32,
                     capacity: slot as u32,
                     in_port: f.in_port,
-                    flags: f.flags,
-                    gso_size: f.gso_size,
+                    flags: f.vnet.abi_flags(),
+                    gso_size: f.vnet.gso_size(),
                     ..FrameDesc::default()
                 };
                 let at = self.desc_base + i * FRAME_DESC_SIZE;
@@ -510,17 +486,14 @@ impl VnfInstance {
         }
         let status = self
             .process
-            .call(
-                &mut self.store,
-                (self.desc_base as i32, frames.len() as i32),
-            )
+            .call(&mut self.store, (self.desc_base as i32, count as i32))
             .map_err(CallFailure::from_error)?;
         if status != STATUS_OK {
             return Err(CallFailure::Status(status));
         }
-        out.verdicts.clear();
+        batch.begin_verdicts(self.port_count);
         let data = self.memory.data(&self.store);
-        for i in 0..frames.len() {
+        for i in 0..count {
             let at = self.desc_base + i * FRAME_DESC_SIZE;
             let bytes: &[u8; FRAME_DESC_SIZE] = data[at..at + FRAME_DESC_SIZE]
                 .try_into()
@@ -533,7 +506,7 @@ impl VnfInstance {
             } else {
                 (verdict, desc.len as usize)
             };
-            out.verdicts.push((verdict, len));
+            batch.record(verdict, len);
         }
         Ok(())
     }

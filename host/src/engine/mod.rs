@@ -1,12 +1,24 @@
-//! The WebAssembly engine: one shared [`wasmtime::Engine`], module loading
-//! with an on-disk cache of compiled code, and the ABI check.
+//! The WebAssembly engine: one shared [`wasmtime::Engine`] and `Linker`,
+//! module loading with an on-disk cache of compiled code, the ABI check, and
+//! the batch a module processes.
 //!
-//! One `Engine` and `Linker` are shared; each VNF instance gets its own
+//! - `abi_check`: a compiled module's imports and exports against the ABI.
+//! - `cache`: compiled code on disk, keyed by digest and engine.
+//! - `instance`: the host functions (the shared `Linker`) and one
+//!   [`VnfInstance`] per store.
+//! - `batch`: [`Batch`], the frames of one call and their verdicts.
+//! - `vnet`: [`VnetHeader`], a frame's offload state.
+//!
+//! One `Engine` and its `Linker` are built once per process and shared: a
+//! module is pre-linked ([`wasmtime::InstancePre`]) when it is loaded, so
+//! every instantiation, including each restart after a trap, only creates a
 //! `Store`, bounded by a linear-memory limit and an epoch deadline per call.
 
 mod abi_check;
+mod batch;
 mod cache;
 mod instance;
+mod vnet;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,13 +26,30 @@ use std::thread;
 use std::time::Duration;
 
 pub use abi_check::{check_module, AbiError};
+pub use batch::{Batch, FrameIn};
 pub use instance::{
-    BatchOutcome, CallFailure, EmittedFrame, FrameIn, InstanceError, InstanceLimits, MetricDef,
-    VnfInstance,
+    CallFailure, EmittedFrame, InstanceError, InstanceLimits, MetricDef, VnfInstance,
 };
+pub use vnet::{VnetHeader, VNET_HDR_LEN};
+
+use instance::HostState;
 
 /// How often the epoch advances; call deadlines are counted in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Errors creating the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// wasmtime refused the configuration.
+    #[error("couldn't create the wasm engine: {0:#}")]
+    Create(wasmtime::Error),
+    /// The host functions couldn't be defined.
+    #[error("couldn't define the host functions: {0:#}")]
+    Link(wasmtime::Error),
+    /// The thread that advances the epoch couldn't start.
+    #[error("couldn't start the epoch thread: {0}")]
+    EpochThread(std::io::Error),
+}
 
 /// Errors loading a module.
 #[derive(Debug, thiserror::Error)]
@@ -40,9 +69,16 @@ pub enum LoadError {
     /// The module does not speak our ABI.
     #[error("{path}: {source}")]
     Abi { path: PathBuf, source: AbiError },
+    /// The module's imports couldn't be resolved against the host functions.
+    #[error("couldn't link {path} against the host functions: {error:#}")]
+    Link {
+        path: PathBuf,
+        error: wasmtime::Error,
+    },
 }
 
-/// A compiled module that passed the ABI check, and its digest.
+/// A compiled module that passed the ABI check, pre-linked against the
+/// engine's host functions, and its digest.
 #[derive(Clone)]
 pub struct LoadedModule {
     pub module: wasmtime::Module,
@@ -51,23 +87,28 @@ pub struct LoadedModule {
     pub path: PathBuf,
     /// Whether the compiled code came from the cache.
     pub from_cache: bool,
+    /// Imports resolved once; [`VnfInstance::new`] instantiates from it.
+    pre: wasmtime::InstancePre<HostState>,
 }
 
-/// The engine shared by every instance in a process.
+/// The engine shared by every instance in a process, and the one `Linker`
+/// holding the host functions.
 #[derive(Clone)]
 pub struct Engine {
     engine: wasmtime::Engine,
+    linker: Arc<wasmtime::Linker<HostState>>,
     cache_dir: Option<PathBuf>,
 }
 
 impl Engine {
-    /// Creates the engine and starts the thread that advances its epoch.
-    pub fn new(cache_dir: Option<PathBuf>) -> anyhow::Result<Self> {
+    /// Creates the engine and its linker, and starts the thread that
+    /// advances its epoch.
+    pub fn new(cache_dir: Option<PathBuf>) -> Result<Self, EngineError> {
         let mut config = wasmtime::Config::new();
         config.epoch_interruption(true);
         config.cranelift_opt_level(wasmtime::OptLevel::Speed);
-        let engine = wasmtime::Engine::new(&config)
-            .map_err(|e| anyhow::anyhow!("creating the wasm engine: {e:#}"))?;
+        let engine = wasmtime::Engine::new(&config).map_err(EngineError::Create)?;
+        let linker = Arc::new(instance::build_linker(&engine).map_err(EngineError::Link)?);
         let weak = engine.weak();
         thread::Builder::new()
             .name("nfv-epoch".into())
@@ -77,8 +118,13 @@ impl Engine {
                     drop(engine);
                     thread::sleep(EPOCH_TICK);
                 }
-            })?;
-        Ok(Engine { engine, cache_dir })
+            })
+            .map_err(EngineError::EpochThread)?;
+        Ok(Engine {
+            engine,
+            linker,
+            cache_dir,
+        })
     }
 
     /// The default cache: `$NFVHOST_CACHE_DIR`, else `/var/cache/nfvhost`
@@ -140,14 +186,19 @@ impl Engine {
             path: path.to_owned(),
             source,
         })?;
+        let pre = self
+            .linker
+            .instantiate_pre(&module)
+            .map_err(|error| LoadError::Link {
+                path: path.to_owned(),
+                error,
+            })?;
         Ok(LoadedModule {
             module,
             digest,
             path: path.to_owned(),
             from_cache,
+            pre,
         })
     }
 }
-
-/// Shared handle used by instances.
-pub type SharedEngine = Arc<Engine>;

@@ -1,0 +1,175 @@
+//! Turning this process into a worker: die with the supervisor, catch stop
+//! signals, join the cgroup, pin to CPUs, open the ports (TAPs in their own
+//! namespace, then enter ours), load the module and create the stats
+//! segment; then hand everything to the loop in [`super::worker`].
+
+use std::io::Write as _;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use nfvhost_abi::LogLevel;
+
+use super::port::packet_socket::{PacketSocketError, PacketSocketPort};
+use super::port::tap::TapPort;
+use super::port::Port;
+use super::spec::{PortBinding, WorkerSpec, SUPER_FRAME_SLOT};
+use super::stats::StatsSegment;
+use super::sys::process;
+use super::worker::{Instantiator, Worker, WorkerError};
+use crate::engine::{Engine, EngineError, InstanceLimits, LoadError};
+use crate::logging::host_log;
+use crate::sys::cgroup::CgroupError;
+use crate::sys::link::LinkError;
+use crate::sys::netns::{NetNs, NetNsError};
+
+/// What failed while setting up or running a worker.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("couldn't set the parent-death signal: {0}")]
+    DieWithParent(std::io::Error),
+    #[error("couldn't install the stop signal handlers: {0}")]
+    Signals(std::io::Error),
+    #[error("couldn't join the cgroup of {vnf}: {source}")]
+    JoinCgroup { vnf: String, source: CgroupError },
+    #[error("couldn't pin {vnf} to CPUs {cpus:?}: {source}")]
+    Pin {
+        vnf: String,
+        cpus: Vec<usize>,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Namespace(#[from] NetNsError),
+    #[error("couldn't open TAP {ifname} in {netns}: {source}")]
+    OpenTap {
+        ifname: String,
+        netns: String,
+        source: LinkError,
+    },
+    #[error("couldn't use TAP {ifname} as port {port}: {source}")]
+    TapPort {
+        ifname: String,
+        port: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    PacketSocket(#[from] PacketSocketError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error("couldn't create stats segment {path}: {source}")]
+    Stats {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Worker(#[from] WorkerError),
+}
+
+/// Runs a worker until SIGTERM or SIGINT. Writes `READY` on stdout once the
+/// module is initialised and the ports are open.
+pub fn run(spec: WorkerSpec) -> Result<(), SetupError> {
+    let vnf = spec.vnf.clone();
+    // Die with the supervisor rather than linger unsupervised.
+    process::die_with_parent().map_err(SetupError::DieWithParent)?;
+    process::catch_stop_signals().map_err(SetupError::Signals)?;
+    if let Some(cg) = &spec.cgroup {
+        cg.add_process(std::process::id() as i32)
+            .map_err(|source| SetupError::JoinCgroup {
+                vnf: vnf.clone(),
+                source,
+            })?;
+    }
+    process::pin_to_cpus(&spec.cpus).map_err(|source| SetupError::Pin {
+        vnf: vnf.clone(),
+        cpus: spec.cpus.clone(),
+        source,
+    })?;
+    let ports = open_ports(&spec)?;
+
+    let engine = Engine::new(spec.cache_dir.clone())?;
+    let module = engine.load(&spec.module)?;
+    let stats = StatsSegment::create(&spec.stats_path).map_err(|source| SetupError::Stats {
+        path: spec.stats_path.clone(),
+        source,
+    })?;
+    stats.pid.store(u64::from(std::process::id()), Relaxed);
+    let mut limits = InstanceLimits {
+        memory_bytes: spec.memory_bytes,
+        batch_size: spec.batch_size,
+        ..Default::default()
+    };
+    if spec.offload {
+        limits.slot_size = SUPER_FRAME_SLOT;
+    }
+    let instantiator = Instantiator {
+        engine,
+        module,
+        vnf: vnf.clone(),
+        init_document: spec.init_document.clone(),
+        limits,
+        metrics_path: Some(spec.metrics_path.clone()),
+    };
+    let mut worker = Worker::new(ports, &stats, instantiator)?;
+    println!("READY");
+    std::io::stdout().flush().ok();
+    host_log(
+        &vnf,
+        LogLevel::Info,
+        &format!(
+            "running {} ({} ports, batch {})",
+            spec.module.display(),
+            spec.ports.len(),
+            worker.batch_size()
+        ),
+    );
+    worker.run(
+        Duration::from_millis(spec.tick_ms.max(1)),
+        spec.busy_poll,
+        process::stop_requested,
+    )?;
+    host_log(&vnf, LogLevel::Info, "stopping");
+    Ok(())
+}
+
+/// Opens every port of the spec, in order, and leaves the thread in the
+/// worker's namespace.
+fn open_ports(spec: &WorkerSpec) -> Result<Vec<Box<dyn Port>>, SetupError> {
+    // TAP devices live in another namespace: open them before entering ours.
+    let mut taps = Vec::new();
+    for p in &spec.ports {
+        if let PortBinding::Tap { netns, ifname } = &p.binding {
+            let ns = NetNs::open(netns)?;
+            let fd = crate::sys::link::open_tap(&ns, ifname, false).map_err(|source| {
+                SetupError::OpenTap {
+                    ifname: ifname.clone(),
+                    netns: netns.clone(),
+                    source,
+                }
+            })?;
+            let port = TapPort::new(&p.name, fd).map_err(|source| SetupError::TapPort {
+                ifname: ifname.clone(),
+                port: p.name.clone(),
+                source,
+            })?;
+            taps.push(port);
+        }
+    }
+    NetNs::open(&spec.netns)?.enter_current_thread()?;
+    let mut taps = taps.into_iter();
+    let mut ports: Vec<Box<dyn Port>> = Vec::new();
+    for p in &spec.ports {
+        match &p.binding {
+            PortBinding::Interface { ifname } => ports.push(Box::new(PacketSocketPort::open(
+                &p.name,
+                ifname,
+                spec.offload,
+            )?)),
+            PortBinding::Tap { .. } => {
+                let tap = taps.next().expect("opened above, in spec order");
+                ports.push(Box::new(tap));
+            }
+        }
+    }
+    Ok(ports)
+}

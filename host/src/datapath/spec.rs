@@ -1,0 +1,56 @@
+//! What the supervisor tells a worker, as JSON: its module, namespace,
+//! cgroup, ports and limits.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// How a port reaches the wire.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum PortBinding {
+    /// An interface of that name in the worker's namespace (a veth end).
+    Interface { ifname: String },
+    /// A persistent TAP device in another namespace, opened by name there.
+    Tap { netns: String, ifname: String },
+}
+
+/// A port of the VNF.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WorkerPort {
+    pub name: String,
+    pub binding: PortBinding,
+}
+
+/// Everything a worker needs, written by the supervisor as JSON.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WorkerSpec {
+    pub chain: String,
+    pub vnf: String,
+    pub netns: String,
+    pub cgroup: Option<crate::sys::cgroup::Cgroup>,
+    pub module: PathBuf,
+    pub cache_dir: Option<PathBuf>,
+    /// The init document handed to `nfv_init` (JSON text).
+    pub init_document: String,
+    pub ports: Vec<WorkerPort>,
+    pub stats_path: PathBuf,
+    /// Where the module's declared metric names are written.
+    pub metrics_path: PathBuf,
+    pub memory_bytes: usize,
+    pub batch_size: usize,
+    pub tick_ms: u64,
+    /// Spin on the sockets instead of sleeping in poll().
+    #[serde(default)]
+    pub busy_poll: bool,
+    /// Carry virtio-net headers (checksum and segmentation offload).
+    #[serde(default)]
+    pub offload: bool,
+    /// CPUs to pin the worker to (empty: any).
+    #[serde(default)]
+    pub cpus: Vec<usize>,
+}
+
+/// Slot size when offloads are carried: a whole 64 KB super-frame plus its
+/// Ethernet header, rounded up.
+pub const SUPER_FRAME_SLOT: usize = 65_536 + 1024;

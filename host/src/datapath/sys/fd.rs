@@ -1,0 +1,74 @@
+//! Plain descriptor operations: non-blocking mode, one-frame `read` and
+//! `write`, and `poll`.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::time::Duration;
+
+use super::check;
+
+/// Switches `fd` to non-blocking mode.
+pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: fcntl(F_GETFL) on a descriptor the caller borrows; checked.
+    let flags = check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })?;
+    // SAFETY: as above, F_SETFL with the flags just read plus O_NONBLOCK.
+    check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) })
+        .map(drop)
+}
+
+/// One `read(2)` into `buf`; returns the bytes read.
+pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: buf is a live, exclusively borrowed buffer of buf.len() bytes.
+    let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// One `write(2)` of `buf`; returns the bytes written.
+pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: buf is a live slice the kernel only reads during the call.
+    let n = unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// A set of descriptors to wait on for readability, built once so waiting
+/// allocates nothing. It holds raw numbers: the caller keeps the
+/// descriptors open for as long as it waits on the set.
+pub struct PollSet {
+    fds: Vec<libc::pollfd>,
+}
+
+impl PollSet {
+    pub fn new<'a>(fds: impl IntoIterator<Item = BorrowedFd<'a>>) -> Self {
+        PollSet {
+            fds: fds
+                .into_iter()
+                .map(|fd| libc::pollfd {
+                    fd: fd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                })
+                .collect(),
+        }
+    }
+
+    /// Waits until one descriptor is readable or `timeout` (at least 1 ms)
+    /// passes. A signal ends the wait early without an error. With no
+    /// descriptors it only sleeps.
+    pub fn wait(&mut self, timeout: Duration) -> io::Result<()> {
+        let ms = libc::c_int::try_from(timeout.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
+        // SAFETY: `fds` is a live, exclusively borrowed array of pollfd of
+        // the stated length; a descriptor closed meanwhile only reports
+        // POLLNVAL, it cannot make poll write outside the array.
+        let ret = unsafe { libc::poll(self.fds.as_mut_ptr(), self.fds.len() as libc::nfds_t, ms) };
+        match check(ret) {
+            Err(e) if e.kind() != io::ErrorKind::Interrupted => Err(e),
+            _ => Ok(()),
+        }
+    }
+}

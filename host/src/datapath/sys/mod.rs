@@ -1,0 +1,26 @@
+//! Every system call the data path makes, behind safe wrappers: the rest of
+//! `datapath` has `#![deny(unsafe_code)]`, as smoltcp keeps its unsafe in
+//! `phy`.
+//!
+//! - [`packet`]: `AF_PACKET` sockets and their batched I/O.
+//! - [`fd`]: non-blocking descriptors, `read`/`write`, `poll`.
+//! - [`mapping`]: the shared file mapping under the stats segment.
+//! - [`process`]: the worker process's own set-up (parent death signal,
+//!   stop signals, CPU affinity).
+#![allow(unsafe_code)]
+
+pub mod fd;
+pub mod mapping;
+pub mod packet;
+pub mod process;
+
+use std::io;
+
+/// A libc return value as a result: negative means `errno`.
+fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}

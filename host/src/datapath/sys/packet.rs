@@ -1,0 +1,255 @@
+//! `AF_PACKET` raw sockets bound to one interface, with
+//! `recvmmsg`/`sendmmsg` so a whole batch costs one system call each way.
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use nfvhost_abi::MAX_BATCH;
+
+use super::check;
+use crate::datapath::port::RecvStats;
+use crate::engine::{VnetHeader, VNET_HDR_LEN};
+
+const PACKET_STATISTICS: libc::c_int = 6;
+const PACKET_VNET_HDR: libc::c_int = 15;
+const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
+
+/// The step of opening a socket that failed, for error messages.
+pub type Step = &'static str;
+
+/// The index of interface `ifname` in the calling thread's namespace.
+pub fn if_index(ifname: &CStr) -> io::Result<u32> {
+    // SAFETY: ifname is a valid NUL-terminated string.
+    let index = unsafe { libc::if_nametoindex(ifname.as_ptr()) };
+    if index == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(index)
+}
+
+fn set_int(fd: &OwnedFd, level: libc::c_int, opt: libc::c_int, value: libc::c_int) -> io::Result<()> {
+    // SAFETY: the option value points at a live c_int of the stated size.
+    check(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            opt,
+            (&value as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
+/// Opens a non-blocking packet socket on interface `ifindex` that does not
+/// read back the frames it sends; with `vnet`, every frame is preceded by
+/// its `virtio_net_hdr`. On failure, says which step failed.
+pub fn open(ifindex: u32, vnet: bool) -> Result<OwnedFd, (Step, io::Error)> {
+    // Protocol 0 at creation: the socket receives nothing until bind, so
+    // no frame from another interface can slip in first.
+    // SAFETY: plain socket(2) call; the result is checked.
+    let raw = check(unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    })
+    .map_err(|e| ("create socket", e))?;
+    // SAFETY: raw is a freshly created descriptor nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+
+    set_int(&fd, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+        .map_err(|e| ("set PACKET_IGNORE_OUTGOING", e))?;
+    // Not PACKET_QDISC_BYPASS: it would hide the frames the worker sends
+    // from tcpdump inside the VNF's namespace, and every hop must stay
+    // observable.
+    if vnet {
+        set_int(&fd, libc::SOL_PACKET, PACKET_VNET_HDR, 1)
+            .map_err(|e| ("set PACKET_VNET_HDR", e))?;
+    }
+    for opt in [libc::SO_RCVBUFFORCE, libc::SO_SNDBUFFORCE] {
+        // Failure (not root) only leaves the default size.
+        let _ = set_int(&fd, libc::SOL_SOCKET, opt, 8 << 20);
+    }
+
+    // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
+    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    addr.sll_family = libc::AF_PACKET as u16;
+    addr.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+    addr.sll_ifindex = ifindex as i32;
+    // SAFETY: addr is a valid sockaddr_ll and the length matches it.
+    check(unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&addr as *const libc::sockaddr_ll).cast(),
+            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    })
+    .map_err(|e| ("bind", e))?;
+    Ok(fd)
+}
+
+/// Receives up to `bufs.len()` frames without blocking (at most
+/// [`MAX_BATCH`]), frame `i` into `bufs[i]`, its length into `lens[i]` and,
+/// with `vnet`, its header into `vnets[i]` (else `vnets[i]` is cleared).
+pub fn recv_batch(
+    fd: BorrowedFd<'_>,
+    vnet: bool,
+    bufs: &mut [&mut [u8]],
+    lens: &mut [usize],
+    vnets: &mut [VnetHeader],
+) -> io::Result<RecvStats> {
+    let n = bufs.len().min(lens.len()).min(vnets.len()).min(MAX_BATCH);
+    if n == 0 {
+        return Ok(RecvStats::default());
+    }
+    // Fixed-size arrays on the stack: no allocation per batch. With vnet
+    // headers, each message scatters into [header | frame slot].
+    // SAFETY: iovec and mmsghdr are plain old data; zero is valid.
+    let mut iovs: [[libc::iovec; 2]; MAX_BATCH] = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut msgs: [libc::mmsghdr; MAX_BATCH] = unsafe { std::mem::zeroed() };
+    let parts = if vnet { 2 } else { 1 };
+    for i in 0..n {
+        let frame = libc::iovec {
+            iov_base: bufs[i].as_mut_ptr().cast(),
+            iov_len: bufs[i].len(),
+        };
+        iovs[i] = if vnet {
+            [
+                libc::iovec {
+                    iov_base: vnets[i].0.as_mut_ptr().cast(),
+                    iov_len: VNET_HDR_LEN,
+                },
+                frame,
+            ]
+        } else {
+            [frame, frame]
+        };
+        msgs[i].msg_hdr.msg_iov = iovs[i].as_mut_ptr();
+        msgs[i].msg_hdr.msg_iovlen = parts;
+    }
+    // SAFETY: msgs[..n] point at iovecs that describe live, exclusively
+    // borrowed buffers (`bufs`, `vnets`), which outlive the call.
+    let got = unsafe {
+        libc::recvmmsg(
+            fd.as_raw_fd(),
+            msgs.as_mut_ptr(),
+            n as u32,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
+    };
+    if got < 0 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::WouldBlock {
+            Ok(RecvStats::default())
+        } else {
+            Err(e)
+        };
+    }
+    let got = got as usize;
+    let header = if vnet { VNET_HDR_LEN } else { 0 };
+    let mut truncated = 0;
+    for i in 0..got {
+        lens[i] = (msgs[i].msg_len as usize)
+            .saturating_sub(header)
+            .min(bufs[i].len());
+        if !vnet {
+            vnets[i] = VnetHeader::NONE;
+        }
+        if msgs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+            truncated += 1;
+        }
+    }
+    Ok(RecvStats {
+        frames: got,
+        truncated,
+    })
+}
+
+/// Sends frames without blocking, with `vnet` each after its header
+/// (`vnets[i]`, none if missing). Returns how many the kernel took.
+pub fn send_batch(
+    fd: BorrowedFd<'_>,
+    vnet: bool,
+    frames: &[&[u8]],
+    vnets: &[VnetHeader],
+) -> io::Result<usize> {
+    let mut sent = 0;
+    while sent < frames.len() {
+        let n = (frames.len() - sent).min(MAX_BATCH);
+        // SAFETY: plain old data; zero is valid.
+        let mut iovs: [[libc::iovec; 2]; MAX_BATCH] = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let mut msgs: [libc::mmsghdr; MAX_BATCH] = unsafe { std::mem::zeroed() };
+        let mut headers = [VnetHeader::NONE; MAX_BATCH];
+        for i in 0..n {
+            let f = frames[sent + i];
+            let frame = libc::iovec {
+                iov_base: f.as_ptr() as *mut libc::c_void,
+                iov_len: f.len(),
+            };
+            if vnet {
+                headers[i] = vnets
+                    .get(sent + i)
+                    .map_or(VnetHeader::NONE, VnetHeader::for_transmit);
+                iovs[i] = [
+                    libc::iovec {
+                        iov_base: headers[i].0.as_mut_ptr().cast(),
+                        iov_len: VNET_HDR_LEN,
+                    },
+                    frame,
+                ];
+                msgs[i].msg_hdr.msg_iovlen = 2;
+            } else {
+                iovs[i] = [frame, frame];
+                msgs[i].msg_hdr.msg_iovlen = 1;
+            }
+            msgs[i].msg_hdr.msg_iov = iovs[i].as_mut_ptr();
+        }
+        // SAFETY: the iovecs describe live frames and headers that the
+        // kernel only reads during the call.
+        let got = unsafe {
+            libc::sendmmsg(fd.as_raw_fd(), msgs.as_mut_ptr(), n as u32, libc::MSG_DONTWAIT)
+        };
+        if got < 0 {
+            let e = io::Error::last_os_error();
+            if sent > 0 || e.kind() == io::ErrorKind::WouldBlock {
+                return Ok(sent);
+            }
+            return Err(e);
+        }
+        sent += got as usize;
+        if (got as usize) < n {
+            break;
+        }
+    }
+    Ok(sent)
+}
+
+/// Frames the kernel dropped for want of buffer space since the last call
+/// (reading resets the count); 0 if it cannot be read.
+pub fn take_drops(fd: BorrowedFd<'_>) -> u64 {
+    // struct tpacket_stats { tp_packets, tp_drops }.
+    let mut stats = [0u32; 2];
+    let mut len = size_of::<[u32; 2]>() as libc::socklen_t;
+    // SAFETY: the buffer is a live [u32; 2] of `len` bytes, which is
+    // exactly struct tpacket_stats.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_PACKET,
+            PACKET_STATISTICS,
+            stats.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc < 0 {
+        0
+    } else {
+        u64::from(stats[1])
+    }
+}
