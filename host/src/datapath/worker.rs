@@ -386,3 +386,232 @@ fn send(
         .fetch_add((frames.len() - sent) as u64, Relaxed);
     sent
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering::Relaxed;
+
+    use nfvhost_abi::DropReason;
+
+    use super::*;
+    use crate::datapath::port::fake::{FakeHandle, FakePort};
+    use crate::datapath::port::memory;
+    use crate::datapath::stats::StatsSegment;
+
+    const SCRIPTED: &str = include_str!("testdata/scripted.wat");
+
+    fn instantiator(engine: &Engine) -> Instantiator {
+        let module = engine
+            .load_bytes(std::path::Path::new("scripted.wat"), SCRIPTED.as_bytes())
+            .expect("the test module loads");
+        Instantiator {
+            engine: engine.clone(),
+            module,
+            vnf: "t".into(),
+            init_document: "{}".into(),
+            limits: InstanceLimits {
+                batch_size: 8,
+                ..Default::default()
+            },
+            metrics_path: None,
+        }
+    }
+
+    struct Rig {
+        _dir: tempfile::TempDir,
+        stats: StatsSegment,
+        engine: Engine,
+    }
+
+    impl Rig {
+        fn new() -> Rig {
+            let dir = tempfile::tempdir().unwrap();
+            let stats = StatsSegment::create(&dir.path().join("t.stats")).unwrap();
+            Rig {
+                _dir: dir,
+                stats,
+                engine: Engine::new(None).unwrap(),
+            }
+        }
+
+        /// A worker over two fake ports.
+        fn worker(&self) -> (Worker<'_>, FakeHandle, FakeHandle) {
+            let (p0, h0) = FakePort::new("in");
+            let (p1, h1) = FakePort::new("out");
+            let worker = Worker::new(
+                vec![Box::new(p0), Box::new(p1)],
+                &self.stats,
+                instantiator(&self.engine),
+            )
+            .unwrap();
+            (worker, h0, h1)
+        }
+
+        fn drops(&self, reason: DropReason) -> u64 {
+            self.stats.drops_by_reason[reason as usize].load(Relaxed)
+        }
+
+        /// received = forwarded + consumed + dropped, and the figures.
+        fn assert_conserved(&self) -> (u64, u64, u64, u64) {
+            let s = &self.stats;
+            let (r, f, c, d) = (
+                s.received.load(Relaxed),
+                s.forwarded.load(Relaxed),
+                s.consumed.load(Relaxed),
+                s.dropped.load(Relaxed),
+            );
+            assert_eq!(r, f + c + d, "received {r} != forwarded {f} + consumed {c} + dropped {d}");
+            (r, f, c, d)
+        }
+    }
+
+    fn frame(cmd: u8, tag: u8) -> Vec<u8> {
+        let mut f = vec![0u8; 60];
+        f[0] = cmd;
+        f[2] = tag;
+        f
+    }
+
+    #[test]
+    fn forwards_each_frame_to_the_port_the_module_chose() {
+        let rig = Rig::new();
+        let (mut w, h0, h1) = rig.worker();
+        for tag in 1..=3 {
+            h0.inject(&frame(0, tag));
+        }
+        h1.inject(&frame(0, 9));
+        assert_eq!(w.poll_once().unwrap(), 4);
+        assert_eq!(h1.sent(), [frame(0, 1), frame(0, 2), frame(0, 3)]);
+        assert_eq!(h0.sent(), [frame(0, 9)]);
+        assert_eq!(rig.assert_conserved(), (4, 4, 0, 0));
+        let p = &rig.stats.ports;
+        assert_eq!(p[0].rx_packets.load(Relaxed), 3);
+        assert_eq!(p[0].rx_bytes.load(Relaxed), 180);
+        assert_eq!(p[1].tx_packets.load(Relaxed), 3);
+        assert_eq!(p[1].tx_bytes.load(Relaxed), 180);
+        assert_eq!(p[0].tx_packets.load(Relaxed), 1);
+        assert_eq!(rig.stats.port_count.load(Relaxed), 2);
+        assert_eq!(rig.stats.instance_generation.load(Relaxed), 1);
+        assert_eq!(rig.stats.batch_frames.sum.load(Relaxed), 4);
+        // Nothing waiting: nothing happens.
+        assert_eq!(w.poll_once().unwrap(), 0);
+        assert_eq!(rig.stats.call_ns.count.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn counts_drops_by_reason_consumed_and_emitted_frames() {
+        let rig = Rig::new();
+        let (mut w, h0, h1) = rig.worker();
+        for f in [frame(1, 1), frame(2, 2), frame(1, 3), frame(3, 4), frame(0, 5)] {
+            h0.inject(&f);
+        }
+        assert_eq!(w.poll_once().unwrap(), 5);
+        assert_eq!(rig.assert_conserved(), (5, 1, 2, 2));
+        assert_eq!(rig.drops(DropReason::Policy), 2);
+        // The emitted copy goes out after the forwarded frame.
+        assert_eq!(h1.sent(), [frame(0, 5), frame(3, 4)]);
+        assert_eq!(rig.stats.emitted.load(Relaxed), 1);
+        assert!(h0.sent().is_empty());
+    }
+
+    #[test]
+    fn a_frame_the_port_refuses_is_a_tx_error_drop() {
+        let rig = Rig::new();
+        let (mut w, h0, h1) = rig.worker();
+        h1.wire().send_room = Some(1);
+        for tag in 1..=3 {
+            h0.inject(&frame(0, tag));
+        }
+        w.poll_once().unwrap();
+        assert_eq!(h1.sent(), [frame(0, 1)]);
+        assert_eq!(rig.assert_conserved(), (3, 1, 0, 2));
+        assert_eq!(rig.drops(DropReason::TxError), 2);
+        assert_eq!(rig.stats.ports[1].tx_errors.load(Relaxed), 2);
+    }
+
+    #[test]
+    fn a_trap_drops_the_batch_and_restarts_the_module_from_scratch() {
+        let rig = Rig::new();
+        let (mut w, h0, h1) = rig.worker();
+        for _ in 0..2 {
+            h0.inject(&frame(6, 0));
+            w.poll_once().unwrap();
+        }
+        assert_eq!(h1.sent().iter().map(|f| f[1]).collect::<Vec<_>>(), [1, 2]);
+        h0.inject(&frame(0, 1));
+        h0.inject(&frame(0xee, 2));
+        assert_eq!(w.poll_once().unwrap(), 2);
+        assert_eq!(rig.drops(DropReason::Trap), 2, "the whole batch is lost");
+        assert_eq!(rig.stats.traps[1].load(Relaxed), 1, "one `unreachable` trap");
+        assert_eq!(rig.stats.instance_generation.load(Relaxed), 2);
+        // A fresh instance: its call count starts again.
+        h0.inject(&frame(6, 0));
+        w.poll_once().unwrap();
+        assert_eq!(h1.sent().last().unwrap()[1], 1);
+        assert_eq!(rig.assert_conserved(), (5, 3, 0, 2));
+    }
+
+    #[test]
+    fn tick_sends_what_the_module_emits_and_publishes_port_drops() {
+        let rig = Rig::new();
+        let (mut w, h0, _h1) = rig.worker();
+        h0.wire().kernel_drops = 7;
+        w.tick().unwrap();
+        assert_eq!(h0.sent(), [b"tick".to_vec()]);
+        assert_eq!(rig.stats.emitted.load(Relaxed), 1);
+        assert_eq!(rig.stats.ports[0].rx_dropped.load(Relaxed), 7);
+        assert!(rig.stats.module_memory_bytes.load(Relaxed) > 0);
+        h0.wire().fail_recv = true;
+        assert_eq!(w.poll_once().unwrap(), 0);
+        assert_eq!(rig.stats.ports[0].rx_errors.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn run_stops_when_asked_and_marks_ports_down() {
+        let rig = Rig::new();
+        let (mut w, h0, h1) = rig.worker();
+        h0.inject(&frame(0, 1));
+        assert_eq!(rig.stats.ports[0].up.load(Relaxed), 1);
+        let polls = std::cell::Cell::new(0);
+        w.run(Duration::from_millis(1), false, || {
+            polls.set(polls.get() + 1);
+            polls.get() > 3
+        })
+        .unwrap();
+        assert_eq!(h1.sent(), [frame(0, 1)]);
+        assert_eq!(rig.stats.ports[0].up.load(Relaxed), 0);
+    }
+
+    /// Two workers joined by an in-memory link, as in a fused group: a
+    /// frame crosses both modules with no kernel link between them.
+    #[test]
+    fn an_in_memory_link_carries_frames_between_two_modules() {
+        let rig_a = Rig::new();
+        let rig_b = Rig::new();
+        let (a_in, wire_in) = FakePort::new("in");
+        let (b_out, wire_out) = FakePort::new("out");
+        let (a_out, b_in) = memory::link("to-b", "from-a", 64);
+        let mut a = Worker::new(
+            vec![Box::new(a_in), Box::new(a_out)],
+            &rig_a.stats,
+            instantiator(&rig_a.engine),
+        )
+        .unwrap();
+        let mut b = Worker::new(
+            vec![Box::new(b_in), Box::new(b_out)],
+            &rig_b.stats,
+            instantiator(&rig_b.engine),
+        )
+        .unwrap();
+        wire_in.inject(&frame(0, 1));
+        wire_in.inject(&frame(0, 2));
+        assert_eq!(a.poll_once().unwrap(), 2);
+        assert!(b.ports[0].has_pending());
+        assert_eq!(b.poll_once().unwrap(), 2);
+        assert_eq!(wire_out.sent(), [frame(0, 1), frame(0, 2)]);
+        assert_eq!(rig_a.assert_conserved(), (2, 2, 0, 0));
+        assert_eq!(rig_b.assert_conserved(), (2, 2, 0, 0));
+        assert_eq!(rig_a.stats.ports[1].tx_packets.load(Relaxed), 2);
+        assert_eq!(rig_b.stats.ports[0].rx_packets.load(Relaxed), 2);
+    }
+}
