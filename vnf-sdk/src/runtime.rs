@@ -13,8 +13,20 @@ use serde::Deserialize;
 
 use crate::{hostcalls, ConfigError, Context, Frame, InitContext, Vnf};
 
-/// Holds the module's one instance.
-pub struct Slot<V>(UnsafeCell<Option<V>>);
+/// Holds the module's one instance, and the scratch space `process`
+/// reuses from batch to batch so the hot path does not allocate.
+pub struct Slot<V> {
+    vnf: UnsafeCell<Option<V>>,
+    scratch: UnsafeCell<Scratch>,
+}
+
+/// Per-batch buffers, kept empty between calls.
+struct Scratch {
+    /// Always empty outside `process`: the `'static` is never used for a
+    /// live frame (see [`recycle`]).
+    frames: Vec<Frame<'static>>,
+    verdicts: Vec<Verdict>,
+}
 
 // SAFETY: a wasm32-unknown-unknown module is single-threaded; the host never
 // calls into one instance from two threads, so there is no concurrent access.
@@ -23,7 +35,13 @@ unsafe impl<V> Sync for Slot<V> {}
 impl<V> Slot<V> {
     #[expect(clippy::new_without_default, reason = "must be const for a static")]
     pub const fn new() -> Self {
-        Slot(UnsafeCell::new(None))
+        Slot {
+            vnf: UnsafeCell::new(None),
+            scratch: UnsafeCell::new(Scratch {
+                frames: Vec::new(),
+                verdicts: Vec::new(),
+            }),
+        }
     }
 
     #[expect(
@@ -33,8 +51,31 @@ impl<V> Slot<V> {
     fn get(&self) -> &mut Option<V> {
         // SAFETY: single-threaded (see the Sync impl) and the entry points
         // never nest, so no other reference to the contents is alive.
-        unsafe { &mut *self.0.get() }
+        unsafe { &mut *self.vnf.get() }
     }
+
+    #[expect(
+        clippy::mut_from_ref,
+        reason = "single-threaded module; see the Sync impl"
+    )]
+    fn scratch(&self) -> &mut Scratch {
+        // SAFETY: as in `get`; only `process` uses the scratch space, once
+        // per call.
+        unsafe { &mut *self.scratch.get() }
+    }
+}
+
+/// Empties a vector of frames and hands back its allocation for frames of
+/// another lifetime.
+fn recycle<'b>(mut frames: Vec<Frame<'_>>) -> Vec<Frame<'b>> {
+    frames.clear();
+    let mut frames = core::mem::ManuallyDrop::new(frames);
+    let (ptr, capacity) = (frames.as_mut_ptr(), frames.capacity());
+    // SAFETY: the allocation came from a Vec of the same element type up to
+    // lifetimes (same size, alignment and allocator), its length is 0 so no
+    // frame of the old lifetime survives, and the original Vec is never
+    // dropped (ManuallyDrop), so the allocation has one owner.
+    unsafe { Vec::from_raw_parts(ptr.cast::<Frame<'b>>(), 0, capacity) }
 }
 
 /// The init document (see `nfvhost_abi::CONFIG_ENCODING`).
@@ -146,25 +187,27 @@ pub fn process<V: Vnf>(slot: &Slot<V>, ptr: i32, count: i32) -> i32 {
     // this call. FrameDesc is repr(C) with little-endian fields, as on wasm.
     let descs =
         unsafe { core::slice::from_raw_parts_mut(ptr as usize as *mut FrameDesc, count as usize) };
-    let mut frames: Vec<Frame<'_>> = descs
-        .iter()
-        .map(|d| {
-            // SAFETY: each descriptor names a distinct buffer of `capacity`
-            // bytes, disjoint from the descriptors and from each other; the
-            // host guarantees this when it builds the batch.
-            let buf = unsafe {
-                core::slice::from_raw_parts_mut(d.offset as usize as *mut u8, d.capacity as usize)
-            };
-            Frame::with_offload(d.in_port, buf, d.len as usize, d.flags, d.gso_size)
-        })
-        .collect();
-    let mut verdicts = alloc::vec![Verdict::Drop(crate::DropReason::Other); frames.len()];
+    let scratch = slot.scratch();
+    let mut frames = recycle(core::mem::take(&mut scratch.frames));
+    frames.extend(descs.iter().map(|d| {
+        // SAFETY: each descriptor names a distinct buffer of `capacity`
+        // bytes, disjoint from the descriptors and from each other; the
+        // host guarantees this when it builds the batch.
+        let buf = unsafe {
+            core::slice::from_raw_parts_mut(d.offset as usize as *mut u8, d.capacity as usize)
+        };
+        Frame::with_offload(d.in_port, buf, d.len as usize, d.flags, d.gso_size)
+    }));
+    let verdicts = &mut scratch.verdicts;
+    verdicts.clear();
+    verdicts.resize(frames.len(), Verdict::Drop(crate::DropReason::Other));
     let mut ctx = Context::new();
-    vnf.process_batch(&mut ctx, &mut frames, &mut verdicts);
-    for ((d, v), frame) in descs.iter_mut().zip(verdicts).zip(&frames) {
+    vnf.process_batch(&mut ctx, &mut frames, verdicts);
+    for ((d, v), frame) in descs.iter_mut().zip(verdicts.iter()).zip(&frames) {
         d.verdict = v.encode();
         d.len = frame.len() as u32;
     }
+    scratch.frames = recycle(frames);
     STATUS_OK
 }
 

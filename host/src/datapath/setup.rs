@@ -43,7 +43,7 @@ pub enum SetupError {
     OpenTap {
         ifname: String,
         netns: String,
-        source: LinkError,
+        source: Box<LinkError>,
     },
     #[error("couldn't use TAP {ifname} as port {port}: {source}")]
     TapPort {
@@ -144,7 +144,7 @@ fn open_ports(spec: &WorkerSpec) -> Result<Vec<Box<dyn Port>>, SetupError> {
                 SetupError::OpenTap {
                     ifname: ifname.clone(),
                     netns: netns.clone(),
-                    source,
+                    source: Box::new(source),
                 }
             })?;
             let port = TapPort::new(&p.name, fd).map_err(|source| SetupError::TapPort {

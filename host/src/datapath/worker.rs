@@ -32,7 +32,7 @@ pub enum WorkerError {
     Instantiate {
         vnf: String,
         module: PathBuf,
-        source: InstanceError,
+        source: Box<InstanceError>,
     },
     #[error("couldn't write the metric names of {vnf} to {path}: {source}")]
     MetricNames {
@@ -69,7 +69,7 @@ impl Instantiator {
         .map_err(|source| WorkerError::Instantiate {
             vnf: self.vnf.clone(),
             module: self.module.path.clone(),
-            source,
+            source: Box::new(source),
         })?;
         if let Some(path) = &self.metrics_path {
             let names: Vec<serde_json::Value> = instance
@@ -460,7 +460,11 @@ mod tests {
                 s.consumed.load(Relaxed),
                 s.dropped.load(Relaxed),
             );
-            assert_eq!(r, f + c + d, "received {r} != forwarded {f} + consumed {c} + dropped {d}");
+            assert_eq!(
+                r,
+                f + c + d,
+                "received {r} != forwarded {f} + consumed {c} + dropped {d}"
+            );
             (r, f, c, d)
         }
     }
@@ -502,7 +506,13 @@ mod tests {
     fn counts_drops_by_reason_consumed_and_emitted_frames() {
         let rig = Rig::new();
         let (mut w, h0, h1) = rig.worker();
-        for f in [frame(1, 1), frame(2, 2), frame(1, 3), frame(3, 4), frame(0, 5)] {
+        for f in [
+            frame(1, 1),
+            frame(2, 2),
+            frame(1, 3),
+            frame(3, 4),
+            frame(0, 5),
+        ] {
             h0.inject(&f);
         }
         assert_eq!(w.poll_once().unwrap(), 5);
@@ -542,7 +552,11 @@ mod tests {
         h0.inject(&frame(0xee, 2));
         assert_eq!(w.poll_once().unwrap(), 2);
         assert_eq!(rig.drops(DropReason::Trap), 2, "the whole batch is lost");
-        assert_eq!(rig.stats.traps[1].load(Relaxed), 1, "one `unreachable` trap");
+        assert_eq!(
+            rig.stats.traps[1].load(Relaxed),
+            1,
+            "one `unreachable` trap"
+        );
         assert_eq!(rig.stats.instance_generation.load(Relaxed), 2);
         // A fresh instance: its call count starts again.
         h0.inject(&frame(6, 0));

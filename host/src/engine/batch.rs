@@ -55,7 +55,9 @@ impl Batch {
         Batch {
             frames: Vec::with_capacity(capacity),
             verdicts: Vec::with_capacity(capacity),
-            forwarded: (0..MAX_PORTS).map(|_| Vec::with_capacity(capacity)).collect(),
+            forwarded: (0..MAX_PORTS)
+                .map(|_| Vec::with_capacity(capacity))
+                .collect(),
             consumed: 0,
             drops: Vec::new(),
         }

@@ -105,7 +105,9 @@ impl Port for MemoryPort {
             let mut buf = q.spare.pop().unwrap_or_default();
             buf.clear();
             buf.extend_from_slice(frame);
-            let vnet = vnets.get(i).map_or(VnetHeader::NONE, VnetHeader::for_transmit);
+            let vnet = vnets
+                .get(i)
+                .map_or(VnetHeader::NONE, VnetHeader::for_transmit);
             q.frames.push_back((buf, vnet));
         }
         Ok(taken)
@@ -153,7 +155,13 @@ mod tests {
         assert_eq!(got.frames, 2);
         assert_eq!(a.send_batch(&[b"a long frame"], &[]).unwrap(), 1);
         let (got, frames) = recv(&mut b, 4);
-        assert_eq!(got, RecvStats { frames: 1, truncated: 1 });
+        assert_eq!(
+            got,
+            RecvStats {
+                frames: 1,
+                truncated: 1
+            }
+        );
         assert_eq!(frames, [b"a lo".to_vec()]);
     }
 }

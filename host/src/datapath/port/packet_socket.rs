@@ -43,11 +43,12 @@ impl PacketSocketPort {
         let c_ifname = CString::new(ifname)
             .map_err(|_| no_interface(io::Error::from(io::ErrorKind::InvalidInput)))?;
         let ifindex = packet::if_index(&c_ifname).map_err(no_interface)?;
-        let fd = packet::open(ifindex, vnet).map_err(|(what, source)| PacketSocketError::Socket {
-            ifname: ifname.into(),
-            what,
-            source,
-        })?;
+        let fd =
+            packet::open(ifindex, vnet).map_err(|(what, source)| PacketSocketError::Socket {
+                ifname: ifname.into(),
+                what,
+                source,
+            })?;
         Ok(PacketSocketPort {
             name: name.into(),
             fd,

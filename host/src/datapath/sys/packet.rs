@@ -28,7 +28,12 @@ pub fn if_index(ifname: &CStr) -> io::Result<u32> {
     Ok(index)
 }
 
-fn set_int(fd: &OwnedFd, level: libc::c_int, opt: libc::c_int, value: libc::c_int) -> io::Result<()> {
+fn set_int(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    opt: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: the option value points at a live c_int of the stated size.
     check(unsafe {
         libc::setsockopt(
@@ -213,7 +218,12 @@ pub fn send_batch(
         // SAFETY: the iovecs describe live frames and headers that the
         // kernel only reads during the call.
         let got = unsafe {
-            libc::sendmmsg(fd.as_raw_fd(), msgs.as_mut_ptr(), n as u32, libc::MSG_DONTWAIT)
+            libc::sendmmsg(
+                fd.as_raw_fd(),
+                msgs.as_mut_ptr(),
+                n as u32,
+                libc::MSG_DONTWAIT,
+            )
         };
         if got < 0 {
             let e = io::Error::last_os_error();
