@@ -191,7 +191,9 @@ impl<'s> Worker<'s> {
                     DropReason::Trap
                 };
                 count_drops(self.stats, reason, n as u64);
-                self.restart(&failure, &format!("{n} frames dropped; "))?;
+                let message =
+                    format!("{failure}; {n} frames dropped; restarting the module instance");
+                self.restart(&failure, &message)?;
             }
         }
         Ok(n)
@@ -202,7 +204,10 @@ impl<'s> Worker<'s> {
     pub fn tick(&mut self) -> Result<(), WorkerError> {
         match self.instance.tick() {
             Ok(()) => self.send_emitted(),
-            Err(failure) => self.restart(&failure, "tick: ")?,
+            Err(failure) => {
+                let message = format!("tick: {failure}; restarting the module instance");
+                self.restart(&failure, &message)?;
+            }
         }
         self.publish_gauges();
         for (port, counters) in self.ports.iter_mut().zip(&self.stats.ports) {
@@ -214,13 +219,10 @@ impl<'s> Worker<'s> {
         Ok(())
     }
 
-    fn restart(&mut self, failure: &CallFailure, what: &str) -> Result<(), WorkerError> {
+    /// Counts the trap, logs `message` and replaces the instance.
+    fn restart(&mut self, failure: &CallFailure, message: &str) -> Result<(), WorkerError> {
         self.stats.trap(failure.label());
-        host_log(
-            &self.instantiator.vnf,
-            LogLevel::Error,
-            &format!("{failure}; {what}restarting the module instance"),
-        );
+        host_log(&self.instantiator.vnf, LogLevel::Error, message);
         self.instance = self.instantiator.instantiate(self.ports.len() as u16)?;
         self.stats.instance_generation.fetch_add(1, Relaxed);
         Ok(())
