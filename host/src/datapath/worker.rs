@@ -42,6 +42,11 @@ pub enum WorkerError {
     },
     #[error("waiting for frames: {0}")]
     Poll(std::io::Error),
+    #[error(
+        "{vnf} has {count} ports; a worker runs at most {}",
+        nfvhost_abi::MAX_PORTS
+    )]
+    TooManyPorts { vnf: String, count: usize },
 }
 
 /// Creates the module instance: the first, and a fresh one after each trap.
@@ -109,10 +114,12 @@ impl<'s> Worker<'s> {
         stats: &'s StatsLayout,
         instantiator: Instantiator,
     ) -> Result<Self, WorkerError> {
-        let ports = ports
-            .into_iter()
-            .take(nfvhost_abi::MAX_PORTS)
-            .collect::<Vec<_>>();
+        if ports.len() > nfvhost_abi::MAX_PORTS {
+            return Err(WorkerError::TooManyPorts {
+                vnf: instantiator.vnf.clone(),
+                count: ports.len(),
+            });
+        }
         stats.port_count.store(ports.len() as u64, Relaxed);
         for p in &stats.ports[..ports.len()] {
             p.up.store(1, Relaxed);
