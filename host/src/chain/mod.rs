@@ -73,23 +73,29 @@
 //! overlapping subnets on one host, `dhcp` together with an address, ranges
 //! of `cpu`/`memory`/`pids`/`mtu`.
 
+mod decode;
 mod error;
 mod spec;
-mod validate;
 mod yaml;
 
 use std::path::Path;
 
+pub use decode::{
+    parse_size, schema, MAX_CHAIN_NAME, MAX_CPU, MAX_IFNAME, MAX_NODE_NAME, MAX_WASM_MEMORY,
+    MIN_MEMORY, MIN_WASM_MEMORY,
+};
 pub use error::{ChainError, ChainErrors};
 pub use spec::{
     ChainSpec, Datapath, Endpoint, HostInterface, HostSpec, Ipv4Cidr, LinkKind, LinkSpec,
     ModuleRef, ParseCidrError, Resources, RouteSpec, Span, VnfSpec,
 };
-pub use validate::{
-    parse_size, MAX_CHAIN_NAME, MAX_CPU, MAX_IFNAME, MAX_NODE_NAME, MAX_WASM_MEMORY, MIN_MEMORY,
-    MIN_WASM_MEMORY,
-};
 pub use yaml::{Node, NodeValue};
+
+/// The JSON Schema of chain files, as checked in at
+/// `docs/chain.schema.json` (without the final newline).
+pub fn schema_text() -> String {
+    serde_json::to_string_pretty(&schema()).unwrap_or_default()
+}
 
 /// Reads and validates the chain file at `path`. Module paths are resolved
 /// against `path`'s directory.
@@ -111,7 +117,7 @@ pub fn load(path: &Path) -> Result<ChainSpec, ChainErrors> {
 /// [`ChainSpec::file`], and the base for relative module paths.
 pub fn parse(file: &str, text: &str) -> Result<ChainSpec, ChainErrors> {
     let (root, errors) = yaml::load(text);
-    validate::validate(file, root.as_ref(), errors)
+    decode::validate(file, root.as_ref(), errors)
 }
 
 #[cfg(test)]

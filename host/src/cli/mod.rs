@@ -68,6 +68,8 @@ enum Command {
         /// The chain file.
         file: PathBuf,
     },
+    /// Print the JSON Schema of chain files (docs/chain.schema.json).
+    Schema,
     /// Build a chain and start it; returns once it is ready.
     Deploy {
         /// The chain file.
@@ -160,6 +162,10 @@ pub fn main() -> i32 {
     };
     let result = match cli.command {
         Command::Validate { file } => deploy::validate(&file),
+        Command::Schema => {
+            println!("{}", nfvhost::chain::schema_text());
+            Ok(())
+        }
         Command::Deploy { file, foreground } => deploy::deploy(&file, foreground),
         Command::Destroy { file, chain, all } => deploy::destroy(file.as_deref(), chain, all),
         Command::Inspect { chain, output } => inspect::inspect(chain, output),

@@ -1,0 +1,212 @@
+//! Decoding the spanned YAML tree into a [`ChainSpec`], collecting every
+//! problem on the way.
+//!
+//! The decoder has four layers, one module each:
+//! - [`fields`]: typed access to the tree and the unknown/missing-key check;
+//! - [`values`]: parsers for names, sizes, MTUs, addresses, MACs, `config:`;
+//! - [`nodes`]: hosts and VNFs;
+//! - [`wiring`]: links, the `chain:` shorthand and unconnected ports.
+//!
+//! [`keys`] is the table of every section's keys that both the decoder and
+//! the JSON Schema ([`schema`]) are made from.
+
+mod fields;
+mod keys;
+mod nodes;
+mod values;
+mod wiring;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use super::error::ChainErrors;
+use super::spec::{ChainSpec, Span};
+use super::yaml::{LoadError, Node};
+use fields::Ctx;
+use nodes::{host, vnf};
+use values::check_node_name;
+use wiring::{chain_links, link, NodeInfo, Wiring};
+
+pub use keys::schema;
+pub use values::{
+    parse_size, MAX_CHAIN_NAME, MAX_CPU, MAX_IFNAME, MAX_NODE_NAME, MAX_WASM_MEMORY, MIN_MEMORY,
+    MIN_WASM_MEMORY,
+};
+
+/// Validates a loaded tree. `load_errors` (duplicate keys) are merged in.
+pub fn validate(
+    file: &str,
+    root: Option<&Node>,
+    load_errors: Vec<LoadError>,
+) -> Result<ChainSpec, ChainErrors> {
+    let mut cx = Ctx {
+        file,
+        errors: Vec::new(),
+    };
+    for e in load_errors {
+        cx.push(e.span, e.message, e.hint);
+    }
+    let spec = root.and_then(|r| chain(&mut cx, file, r));
+    if root.is_none() && cx.errors.is_empty() {
+        cx.hint(
+            Span::new(1, 1),
+            "the chain file is empty",
+            "start with `name:`, then `hosts:`, `vnfs:` and `links:` (or `chain:`)",
+        );
+    }
+    cx.errors.sort_by_key(|e| (e.line, e.col));
+    match spec {
+        Some(spec) if cx.errors.is_empty() => Ok(spec),
+        _ => Err(ChainErrors(cx.errors)),
+    }
+}
+
+fn chain(cx: &mut Ctx, file: &str, root: &Node) -> Option<ChainSpec> {
+    let entries = cx.map(root, "the chain file", false)?;
+    let f = cx.fields(entries, "the chain file", root.span, &keys::TOP);
+
+    let mut name = String::new();
+    if let Some(n) = f.get("name") {
+        if let Some(s) = cx.name(n, "`name`") {
+            check_node_name(cx, n.span, &s, "chain name", MAX_CHAIN_NAME);
+            name = s;
+        }
+    }
+
+    let metrics = f.get("metrics").and_then(|n| {
+        let text = cx.name(n, "`metrics`")?;
+        match text.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                cx.hint(
+                    n.span,
+                    format!("`metrics: {text}` is not an address and port"),
+                    "write address:port, e.g. 127.0.0.1:9464",
+                );
+                None
+            }
+        }
+    });
+
+    let mut nodes: HashMap<String, NodeInfo> = HashMap::new();
+    let mut node_spans: HashMap<String, Span> = HashMap::new();
+    let mut register = |cx: &mut Ctx, name: &str, span: Span, what: &str| {
+        if let Some(first) = node_spans.get(name) {
+            cx.hint(
+                span,
+                format!(
+                    "{what} name `{name}` is already used at line {}, column {}",
+                    first.line, first.col
+                ),
+                "host and VNF names must be unique across `hosts:` and `vnfs:`; rename one",
+            );
+            false
+        } else {
+            node_spans.insert(name.to_owned(), span);
+            true
+        }
+    };
+
+    let mut hosts = Vec::new();
+    if let Some(hnode) = f.get("hosts") {
+        if let Some(entries) = cx.map(hnode, "`hosts`", true) {
+            for (k, v) in entries {
+                let Some(hname) = cx.name(k, "a host name") else {
+                    continue;
+                };
+                check_node_name(cx, k.span, &hname, "host name", MAX_NODE_NAME);
+                let fresh = register(cx, &hname, k.span, "host");
+                let host = host(cx, k.span, hname, v);
+                if fresh {
+                    nodes.insert(
+                        host.name.clone(),
+                        NodeInfo {
+                            is_host: true,
+                            ports: host
+                                .interfaces
+                                .iter()
+                                .map(|i| (i.name.clone(), i.span))
+                                .collect(),
+                        },
+                    );
+                }
+                hosts.push(host);
+            }
+        }
+    }
+
+    let base = Path::new(file).parent().unwrap_or(Path::new(""));
+    let mut vnfs = Vec::new();
+    if let Some(vnode) = f.get("vnfs") {
+        if let Some(entries) = cx.map(vnode, "`vnfs`", true) {
+            for (k, v) in entries {
+                let Some(vname) = cx.name(k, "a VNF name") else {
+                    continue;
+                };
+                check_node_name(cx, k.span, &vname, "VNF name", MAX_NODE_NAME);
+                let fresh = register(cx, &vname, k.span, "VNF");
+                let (vnf, port_spans) = vnf(cx, base, k.span, vname, v);
+                if fresh {
+                    nodes.insert(
+                        vnf.name.clone(),
+                        NodeInfo {
+                            is_host: false,
+                            ports: vnf.ports.iter().cloned().zip(port_spans).collect(),
+                        },
+                    );
+                }
+                vnfs.push(vnf);
+            }
+        }
+    }
+
+    let mut links = Vec::new();
+    let mut wiring = Wiring::default();
+    let mut wired = false;
+    match (f.key("links"), f.key("chain")) {
+        (Some(_), Some(ck)) => {
+            cx.hint(
+                ck.span,
+                "both `chain:` and `links:` are given",
+                "use `chain:` for a straight line or `links:` for anything else, not both",
+            );
+        }
+        (None, None) => {
+            cx.hint(
+                root.span,
+                "the chain file has no `links:` (or `chain:`)",
+                "add `links:` with entries like `[h1:eth0, r1:lan]`, or `chain: [h1, r1, h2]`",
+            );
+        }
+        (Some(_), None) => {
+            if let Some(list) = cx.seq(f.get("links").unwrap_or(root), "`links`") {
+                wired = true;
+                for entry in list {
+                    if let Some(l) = link(cx, &nodes, &mut wiring, entry) {
+                        links.push(l);
+                    }
+                }
+            }
+        }
+        (None, Some(_)) => {
+            if let Some(list) = cx.seq(f.get("chain").unwrap_or(root), "`chain`") {
+                wired = true;
+                links = chain_links(cx, &nodes, &mut wiring, list);
+            }
+        }
+    }
+
+    if wired {
+        wiring::report_unconnected(cx, &nodes, &wiring);
+    }
+
+    Some(ChainSpec {
+        name,
+        file: PathBuf::from(file),
+        metrics,
+        hosts,
+        vnfs,
+        links,
+    })
+}
