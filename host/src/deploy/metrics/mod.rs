@@ -1,0 +1,254 @@
+//! `/metrics` in the Prometheus text format, read from the workers' stats
+//! segments without asking the workers anything.
+//!
+//! - [`families`]: the table of every family nfvhost exports;
+//! - [`text`]: the exposition format and its escaping;
+//! - [`http`]: the bounded HTTP server that answers scrapes.
+
+mod families;
+mod http;
+mod text;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use super::state::{ChainState, ProcRef};
+use crate::datapath::stats::StatsSegment;
+use crate::sys::cgroup::{Cgroup, CgroupUsage};
+use families::{Family, Read, FAMILIES};
+use text::{FamilyWriter, Num};
+
+pub use http::ServerLimits;
+
+/// What the exporter needs to know about one VNF.
+pub struct VnfSource {
+    pub name: String,
+    pub ports: Vec<String>,
+    pub digest: String,
+    pub stats_path: PathBuf,
+    pub metrics_path: PathBuf,
+    pub cgroup: Option<Cgroup>,
+    pub restarts: Arc<AtomicU64>,
+}
+
+/// Everything `/metrics` reports on.
+pub struct MetricsSource {
+    pub chain: String,
+    pub vnfs: Vec<VnfSource>,
+}
+
+impl MetricsSource {
+    pub fn new(state: &ChainState, restarts: Vec<(String, Arc<AtomicU64>)>) -> Self {
+        let vnfs = state
+            .vnfs
+            .iter()
+            .map(|v| VnfSource {
+                name: v.name.clone(),
+                ports: v.ports.clone(),
+                digest: v.digest.clone(),
+                stats_path: v.spec.stats_path.clone(),
+                metrics_path: v.spec.metrics_path.clone(),
+                cgroup: v.spec.cgroup.clone(),
+                restarts: restarts
+                    .iter()
+                    .find(|(n, _)| *n == v.name)
+                    .map(|(_, r)| r.clone())
+                    .unwrap_or_default(),
+            })
+            .collect();
+        MetricsSource {
+            chain: state.chain.clone(),
+            vnfs,
+        }
+    }
+}
+
+/// Serves `/metrics` (and a pointer to it at `/`) until the process exits.
+pub fn serve(listener: std::net::TcpListener, source: Arc<MetricsSource>) {
+    let handler: Arc<http::Handler> = Arc::new(move |path: &str| match path {
+        "/metrics" => Some(http::Page {
+            content_type: "text/plain; version=0.0.4; charset=utf-8",
+            body: render(&source),
+        }),
+        "/" => Some(http::Page {
+            content_type: "text/plain; charset=utf-8",
+            body: "nfvhost: see /metrics\n".to_owned(),
+        }),
+        _ => None,
+    });
+    http::serve(listener, ServerLimits::default(), handler);
+}
+
+/// What one scrape knows about one VNF.
+pub struct VnfRow<'a> {
+    pub source: &'a VnfSource,
+    /// `None` when the segment cannot be opened (no worker has run yet).
+    pub segment: Option<StatsSegment>,
+    /// `None` without a cgroup or when it cannot be read.
+    pub usage: Option<CgroupUsage>,
+    /// The module's digest; `nfvhost replace` changes it in the state file.
+    pub digest: &'a str,
+}
+
+impl VnfRow<'_> {
+    /// Whether the pid the worker published is a live process.
+    pub fn worker_alive(&self) -> bool {
+        let pid = self
+            .segment
+            .as_ref()
+            .map_or(0, |s| s.pid.load(Relaxed) as i32);
+        pid > 0 && ProcRef::of(pid).is_some_and(|p| p.alive())
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ModuleMetric {
+    name: String,
+    help: String,
+    kind: String,
+}
+
+/// Renders every metric of the chain.
+pub fn render(source: &MetricsSource) -> String {
+    let mut out = String::with_capacity(16 * 1024);
+    // `nfvhost replace` changes a VNF's module: take the digest from the
+    // state file when it can be read.
+    let state = ChainState::load(&source.chain).ok().flatten();
+    let rows: Vec<VnfRow> = source
+        .vnfs
+        .iter()
+        .map(|v| VnfRow {
+            source: v,
+            segment: StatsSegment::open(&v.stats_path).ok(),
+            usage: v.cgroup.as_ref().and_then(|c| c.usage().ok()),
+            digest: state
+                .as_ref()
+                .and_then(|s| s.vnfs.iter().find(|x| x.name == v.name))
+                .map_or(v.digest.as_str(), |x| x.digest.as_str()),
+        })
+        .collect();
+    for family in FAMILIES {
+        render_family(&mut out, &source.chain, family, &rows);
+    }
+    module_metrics(&mut out, &source.chain, &rows);
+    out
+}
+
+fn render_family(out: &mut String, chain: &str, fam: &Family, rows: &[VnfRow]) {
+    let mut f = FamilyWriter::new(out, fam.name, fam.kind, fam.help, fam.labels);
+    let abi = nfvhost_abi::ABI_VERSION.to_string();
+    if let Read::Build = fam.read {
+        f.sample(&[env!("CARGO_PKG_VERSION"), &abi], Num::Int(1));
+        return;
+    }
+    for row in rows {
+        let vnf = row.source.name.as_str();
+        match (&fam.read, &row.segment) {
+            (Read::Build, _) => {}
+            (Read::Segment(field), Some(seg)) => {
+                f.sample(&[chain, vnf], Num::Int(field(seg).load(Relaxed)));
+            }
+            (Read::Port(field), Some(seg)) => {
+                for (port, counters) in row.source.ports.iter().zip(&seg.ports) {
+                    f.sample(&[chain, vnf, port], Num::Int(field(counters).load(Relaxed)));
+                }
+            }
+            (Read::ByLabel(read), Some(seg)) => {
+                for (label, value) in read(seg) {
+                    f.sample(&[chain, vnf, label], Num::Int(value));
+                }
+            }
+            (Read::Histogram(read), Some(seg)) => {
+                let h = read(seg);
+                let mut cumulative = 0;
+                for (le, bucket) in h.bounds.iter().zip(h.buckets) {
+                    cumulative += bucket.load(Relaxed);
+                    f.sample_of(
+                        "_bucket",
+                        &[chain, vnf],
+                        &[("le", le)],
+                        Num::Int(cumulative),
+                    );
+                }
+                cumulative += h.buckets[h.bounds.len()].load(Relaxed);
+                f.sample_of(
+                    "_bucket",
+                    &[chain, vnf],
+                    &[("le", "+Inf")],
+                    Num::Int(cumulative),
+                );
+                f.sample_of("_sum", &[chain, vnf], &[], h.sum);
+                f.sample_of("_count", &[chain, vnf], &[], Num::Int(cumulative));
+            }
+            (Read::Vnf(read), _) => {
+                if let Some(value) = read(row) {
+                    f.sample(&[chain, vnf], value);
+                }
+            }
+            (Read::Info, _) => f.sample(&[chain, vnf, row.digest, &abi], Num::Int(1)),
+            (Read::Segment(_) | Read::Port(_) | Read::ByLabel(_) | Read::Histogram(_), None) => {}
+        }
+    }
+}
+
+/// Whether a module-declared name can be part of a metric name. The worker
+/// checks this when the module declares it; the file is checked again here
+/// so that nothing in it can break the scrape.
+fn is_metric_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Metrics the modules declared: `nfvhost_module_<name>[_total]`, grouped
+/// into one family per name across VNFs.
+fn module_metrics(out: &mut String, chain: &str, rows: &[VnfRow]) {
+    struct ModuleFamily {
+        name: String,
+        kind: &'static str,
+        help: String,
+        samples: Vec<(String, u64)>,
+    }
+    let mut families: Vec<ModuleFamily> = Vec::new();
+    for row in rows {
+        let Some(seg) = &row.segment else { continue };
+        let defs: Vec<ModuleMetric> = std::fs::read(&row.source.metrics_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        for (def, value) in defs.iter().zip(&seg.module_metrics) {
+            if !is_metric_name(&def.name) {
+                continue;
+            }
+            let (name, kind) = if def.kind == "counter" {
+                (format!("nfvhost_module_{}_total", def.name), "counter")
+            } else {
+                (format!("nfvhost_module_{}", def.name), "gauge")
+            };
+            let value = value.load(Relaxed);
+            let vnf = row.source.name.clone();
+            match families.iter_mut().find(|f| f.name == name) {
+                Some(f) => f.samples.push((vnf, value)),
+                None => families.push(ModuleFamily {
+                    name,
+                    kind,
+                    help: def.help.clone(),
+                    samples: vec![(vnf, value)],
+                }),
+            }
+        }
+    }
+    for fam in families {
+        let help = if fam.help.is_empty() {
+            "Declared by the module."
+        } else {
+            &fam.help
+        };
+        let mut f = FamilyWriter::new(out, &fam.name, fam.kind, help, &["chain", "vnf"]);
+        for (vnf, value) in fam.samples {
+            f.sample(&[chain, &vnf], Num::Int(value));
+        }
+    }
+}
