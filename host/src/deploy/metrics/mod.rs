@@ -252,3 +252,96 @@ fn module_metrics(out: &mut String, chain: &str, rows: &[VnfRow]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A chain of two VNFs, one with counters and module metrics, one
+    /// whose worker never ran.
+    fn source(dir: &std::path::Path) -> MetricsSource {
+        let stats = dir.join("r1.stats");
+        let seg = StatsSegment::create(&stats).unwrap();
+        seg.ports[0].rx_packets.store(5, Relaxed);
+        seg.ports[1].tx_bytes.store(1500, Relaxed);
+        seg.forwarded.store(4, Relaxed);
+        seg.drops_by_reason[1].store(2, Relaxed);
+        seg.traps[0].store(1, Relaxed);
+        seg.call_ns.buckets[1].store(3, Relaxed);
+        seg.call_ns.sum.store(1_500_000, Relaxed);
+        seg.batch_frames.buckets[crate::datapath::stats::BATCH_BUCKETS.len()].store(1, Relaxed);
+        seg.batch_frames.sum.store(300, Relaxed);
+        seg.module_metrics[0].store(7, Relaxed);
+        seg.module_metrics[1].store(9, Relaxed);
+        let metrics = dir.join("r1.metrics.json");
+        std::fs::write(
+            &metrics,
+            r#"[{"name":"leases","help":"Leases in C:\\dir\nsecond line","kind":"gauge"},
+                {"name":"hits","help":"","kind":"counter"},
+                {"name":"bad name\"","help":"x","kind":"counter"}]"#,
+        )
+        .unwrap();
+        let vnf = |name: &str, stats: PathBuf, metrics: PathBuf| VnfSource {
+            name: name.to_owned(),
+            ports: vec!["lan".to_owned(), "wan\"x".to_owned()],
+            digest: "abc".to_owned(),
+            stats_path: stats,
+            metrics_path: metrics,
+            cgroup: None,
+            restarts: Arc::new(AtomicU64::new(2)),
+        };
+        MetricsSource {
+            chain: "zz-no-such-chain".to_owned(),
+            vnfs: vec![
+                vnf("r1", stats, metrics),
+                vnf("r2", dir.join("none.stats"), dir.join("none.json")),
+            ],
+        }
+    }
+
+    /// The lines `render` must write for `source`, one per family kind.
+    const GOLDEN: &[&str] = &[
+        "nfvhost_port_rx_packets_total{chain=\"zz-no-such-chain\",vnf=\"r1\",port=\"lan\"} 5",
+        "nfvhost_port_tx_bytes_total{chain=\"zz-no-such-chain\",vnf=\"r1\",port=\"wan\\\"x\"} 1500",
+        "nfvhost_vnf_packets_total{chain=\"zz-no-such-chain\",vnf=\"r1\",verdict=\"forward\"} 4",
+        "nfvhost_vnf_drops_total{chain=\"zz-no-such-chain\",vnf=\"r1\",reason=\"policy\"} 2",
+        "nfvhost_vnf_restarts_total{chain=\"zz-no-such-chain\",vnf=\"r2\"} 2",
+        "nfvhost_vnf_call_duration_seconds_bucket{chain=\"zz-no-such-chain\",vnf=\"r1\",le=\"0.000002\"} 3",
+        "nfvhost_vnf_call_duration_seconds_sum{chain=\"zz-no-such-chain\",vnf=\"r1\"} 0.0015",
+        "nfvhost_vnf_batch_size_packets_bucket{chain=\"zz-no-such-chain\",vnf=\"r1\",le=\"+Inf\"} 1",
+        "nfvhost_vnf_batch_size_packets_sum{chain=\"zz-no-such-chain\",vnf=\"r1\"} 300",
+        "nfvhost_vnf_up{chain=\"zz-no-such-chain\",vnf=\"r2\"} 0",
+        "nfvhost_vnf_info{chain=\"zz-no-such-chain\",vnf=\"r1\",digest=\"abc\",abi=\"2\"} 1",
+        "# HELP nfvhost_module_leases Leases in C:\\\\dir\\nsecond line",
+        "nfvhost_module_leases{chain=\"zz-no-such-chain\",vnf=\"r1\"} 7",
+        "# HELP nfvhost_module_hits_total Declared by the module.",
+        "nfvhost_module_hits_total{chain=\"zz-no-such-chain\",vnf=\"r1\"} 9",
+    ];
+
+    #[test]
+    fn render_writes_every_family_of_the_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = render(&source(dir.path()));
+        let lines: Vec<&str> = out.lines().collect();
+        for want in GOLDEN {
+            assert!(lines.contains(want), "missing {want}\n{out}");
+        }
+        for fam in FAMILIES {
+            let help = lines
+                .iter()
+                .filter(|l| l.starts_with(&format!("# HELP {} ", fam.name)));
+            assert_eq!(help.count(), 1, "{}", fam.name);
+        }
+        // A worker that never ran has no segment: only supervisor-side families.
+        assert!(!out.contains("vnf=\"r2\",port="), "{out}");
+        // A module metric name that cannot be a metric name is left out.
+        assert!(!out.contains("bad name"), "{out}");
+        // Every line is a comment or `name{labels} value`.
+        for l in &lines {
+            assert!(
+                l.starts_with("# HELP ") || l.starts_with("# TYPE ") || l.starts_with("nfvhost_"),
+                "{l}"
+            );
+        }
+    }
+}
