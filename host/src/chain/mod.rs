@@ -3,6 +3,8 @@
 //! A chain file is YAML. [`load`] / [`parse`] turn it into a [`ChainSpec`]
 //! or report **every** problem found, each with `file:line:col` (1-based)
 //! and what to change ([`ChainErrors`]). Nothing in here touches the system.
+//! Decoding lives in `decode/`; its key table also produces the JSON Schema
+//! ([`schema`], `nfvhost schema`, checked in at `docs/chain.schema.json`).
 //!
 //! # Format
 //!
