@@ -64,14 +64,7 @@ pub fn serve(listener: TcpListener, limits: ServerLimits, handler: Arc<Handler>)
             Ok(()) => {}
             Err(TrySendError::Full(mut stream)) => {
                 let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
-                let _ = respond(
-                    &mut stream,
-                    false,
-                    &Status::BUSY,
-                    &[],
-                    "text/plain; charset=utf-8",
-                    "busy; try again\n",
-                );
+                let _ = refuse(&mut stream, &Status::BUSY, "busy; try again\n");
             }
             Err(TrySendError::Disconnected(_)) => return,
         }
@@ -113,72 +106,29 @@ enum ReadError {
 
 fn handle(mut stream: TcpStream, limits: &ServerLimits, handler: &Handler) -> io::Result<()> {
     stream.set_write_timeout(Some(limits.write_timeout))?;
-    let head = match read_head(&mut stream, limits) {
+    let s = &mut stream;
+    let head = match read_head(s, limits) {
         Ok(head) => head,
-        Err(ReadError::TooLarge) => {
-            return respond(
-                &mut stream,
-                false,
-                &Status::TOO_LARGE,
-                &[],
-                TEXT,
-                "request too large\n",
-            )
-        }
-        Err(ReadError::Timeout) => {
-            return respond(
-                &mut stream,
-                false,
-                &Status::TIMEOUT,
-                &[],
-                TEXT,
-                "request timed out\n",
-            )
-        }
+        Err(ReadError::TooLarge) => return refuse(s, &Status::TOO_LARGE, "request too large\n"),
+        Err(ReadError::Timeout) => return refuse(s, &Status::TIMEOUT, "request timed out\n"),
         Err(ReadError::Io) => return Ok(()),
     };
-    let line = head.lines().next().unwrap_or("");
-    let mut parts = line.split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return respond(
-            &mut stream,
-            false,
-            &Status::BAD_REQUEST,
-            &[],
-            TEXT,
-            "bad request\n",
-        );
+    let Some((method, target)) = request_line(&head) else {
+        return refuse(s, &Status::BAD_REQUEST, "bad request\n");
     };
-    if !version.starts_with("HTTP/1.") {
-        return respond(
-            &mut stream,
-            false,
-            &Status::BAD_REQUEST,
-            &[],
-            TEXT,
-            "bad request\n",
-        );
-    }
     let head_only = match method {
         "GET" => false,
         "HEAD" => true,
         _ => {
-            return respond(
-                &mut stream,
-                false,
-                &Status::METHOD_NOT_ALLOWED,
-                &[("Allow", "GET, HEAD")],
-                TEXT,
-                "method not allowed; use GET or HEAD\n",
-            )
+            let allow = [("Allow", "GET, HEAD")];
+            let body = "method not allowed; use GET or HEAD\n";
+            return respond(s, false, &Status::METHOD_NOT_ALLOWED, &allow, TEXT, body);
         }
     };
     let path = target.split_once('?').map_or(target, |(p, _)| p);
     match handler(path) {
         Some(page) => respond(
-            &mut stream,
+            s,
             head_only,
             &Status::OK,
             &[],
@@ -186,7 +136,7 @@ fn handle(mut stream: TcpStream, limits: &ServerLimits, handler: &Handler) -> io
             &page.body,
         ),
         None => respond(
-            &mut stream,
+            s,
             head_only,
             &Status::NOT_FOUND,
             &[],
@@ -194,6 +144,22 @@ fn handle(mut stream: TcpStream, limits: &ServerLimits, handler: &Handler) -> io
             "not found; try /metrics\n",
         ),
     }
+}
+
+/// The method and target of `METHOD TARGET HTTP/1.x`.
+fn request_line(head: &str) -> Option<(&str, &str)> {
+    let mut parts = head.lines().next()?.split(' ');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(method), Some(target), Some(version), None) if version.starts_with("HTTP/1.") => {
+            Some((method, target))
+        }
+        _ => None,
+    }
+}
+
+/// Answers an error with a short text body.
+fn refuse(stream: &mut TcpStream, status: &Status, body: &str) -> io::Result<()> {
+    respond(stream, false, status, &[], TEXT, body)
 }
 
 /// Reads the request line and headers, up to the blank line, within the
@@ -305,21 +271,18 @@ mod tests {
     }
 
     #[test]
-    fn get_answers_the_page_with_its_length() {
+    fn get_answers_the_page_and_head_its_headers_only() {
         let addr = start(fast());
-        let r = ask(addr, b"GET /metrics?x=1 HTTP/1.1\r\nHost: a\r\n\r\n");
-        assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
-        assert!(r.contains("Content-Length: 4\r\n"), "{r}");
-        assert!(r.ends_with("\r\n\r\nm 1\n"), "{r}");
-    }
-
-    #[test]
-    fn head_answers_headers_without_body() {
-        let addr = start(fast());
-        let r = ask(addr, b"HEAD /metrics HTTP/1.1\r\n\r\n");
-        assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
-        assert!(r.contains("Content-Length: 4\r\n"), "{r}");
-        assert!(r.ends_with("\r\n\r\n"), "a body was sent: {r:?}");
+        let get = ask(addr, b"GET /metrics?x=1 HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert!(get.starts_with("HTTP/1.1 200 OK\r\n"), "{get}");
+        assert!(get.contains("Content-Length: 4\r\n"), "{get}");
+        assert!(get.ends_with("\r\n\r\nm 1\n"), "{get}");
+        let head = ask(addr, b"HEAD /metrics HTTP/1.1\r\n\r\n");
+        assert_eq!(
+            Some(head.as_str()),
+            get.strip_suffix("m 1\n"),
+            "HEAD differs from GET"
+        );
     }
 
     #[test]
