@@ -7,9 +7,15 @@
 //! - [`sys`]: namespaces, links, offloads and cgroups, behind seams.
 //! - [`deploy`]: building, supervising, exporting and tearing down a chain.
 
+#![deny(unsafe_code)]
+
 pub mod chain;
+// Its syscalls are in its own `datapath::sys`, which allows `unsafe` there.
 pub mod datapath;
 pub mod deploy;
 pub mod engine;
 pub mod logging;
+// The syscall wrappers: the one place `unsafe` is allowed, each block with
+// a `// SAFETY:` comment.
+#[allow(unsafe_code)]
 pub mod sys;

@@ -1,5 +1,7 @@
 //! The `nfvhost` command.
 
+#![deny(unsafe_code)]
+
 mod cli;
 
 fn main() {

@@ -1,6 +1,5 @@
 //! validate, deploy, destroy and the internal supervise entry.
 
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -11,6 +10,7 @@ use nfvhost::deploy::modules::{self, CheckedVnf};
 use nfvhost::deploy::state::{ChainState, ProcRef};
 use nfvhost::deploy::{setup, supervisor, teardown};
 use nfvhost::engine::Engine;
+use nfvhost::sys::LinuxOs;
 
 use super::{CliError, CliResult};
 
@@ -73,7 +73,9 @@ pub fn deploy(file: &Path, foreground: bool) -> CliResult {
     };
     state.save()?;
     // From here on, any failure removes everything created so far.
-    let result = setup::build(&chain, &checked, &mut state, progress).and_then(|()| {
+    let os = LinuxOs::default();
+    let built = setup::build(&os, &chain, &checked, &mut state, progress);
+    let result = built.map_err(anyhow::Error::from).and_then(|()| {
         if foreground {
             Ok(())
         } else {
@@ -124,14 +126,9 @@ fn start_supervisor(state: &mut ChainState) -> anyhow::Result<()> {
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
-    // SAFETY: setsid is async-signal-safe; it detaches the supervisor from
-    // our session so it outlives this command and a closed terminal.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::unistd::setsid().map_err(std::io::Error::from)?;
-            Ok(())
-        });
-    }
+    // Its own session: the supervisor outlives this command and a closed
+    // terminal.
+    nfvhost::sys::process::new_session_on_exec(&mut cmd);
     progress("starting workers");
     let mut child = cmd.spawn().context("starting the supervisor")?;
     state.supervisor = ProcRef::of(child.id() as i32);

@@ -85,17 +85,8 @@ pub fn start(
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
-        let ns_fd = std::os::fd::AsRawFd::as_raw_fd(ns.file());
-        // SAFETY: between fork and exec only async-signal-safe calls:
-        // setsid(2) and setns(2) on a descriptor that stays open in the parent.
-        unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
-                if libc::setsid() < 0 || libc::setns(ns_fd, libc::CLONE_NEWNET) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        // Its own session, inside the host's namespace.
+        crate::sys::process::new_session_in_netns_on_exec(&mut cmd, &ns)?;
         let child = cmd
             .spawn()
             .context("starting dhclient (is isc-dhcp-client installed?)")?;

@@ -1,9 +1,12 @@
-//! Deploying a chain: resolve and check modules, build namespaces, links and
-//! cgroups, start the supervisor; and tear it all down again.
+//! Deploying a chain: resolve and check modules, plan the namespaces, links
+//! and cgroups and execute the plan against an [`crate::sys::Os`], start
+//! the supervisor; and tear it all down again.
 
 pub mod dhcp_clients;
+pub mod execute;
 pub mod metrics;
 pub mod modules;
+pub mod plan;
 pub mod setup;
 pub mod state;
 pub mod supervisor;
@@ -18,3 +21,6 @@ pub fn netns_name(chain: &str, node: &str) -> String {
 pub fn cgroup_path(chain: &str, vnf: &str) -> String {
     format!("nfvhost/{chain}/{vnf}")
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,155 +1,61 @@
-//! Building a chain on the machine: namespaces, links, addresses, routes and
-//! cgroups. Every object is recorded in the state file as soon as it exists,
-//! so a failure at any step can be rolled back by [`super::teardown`].
+//! Building a chain on the machine: [`plan`] the steps, [`execute`] them
+//! against an [`Os`] (which records every namespace and cgroup in the state
+//! file as soon as it exists, and rolls back on failure), then record the
+//! test hosts and the VNF worker specs.
 
-use anyhow::Context as _;
-
+use super::execute::{execute, DeployError};
 use super::modules::{init_document, wasm_memory, CheckedVnf};
+use super::plan::plan;
 use super::state::{ChainState, HostState, VnfState};
 use super::{cgroup_path, netns_name};
 use crate::chain::{ChainSpec, LinkKind};
 use crate::datapath::worker::{PortBinding, WorkerPort, WorkerSpec};
 use crate::engine::Engine;
-use crate::sys::cgroup::{CgroupRoot, Limits};
-use crate::sys::netns::NetNs;
-use crate::sys::{disable_offloads, link};
+use crate::sys::os::Os;
 
 /// Frames per batch unless the chain file says otherwise.
 pub const DEFAULT_BATCH: usize = 64;
 /// Timer period for modules.
 pub const TICK_MS: u64 = 100;
 
-/// A VNF's ports are driven by its module, not by the kernel stack of its
-/// namespace: switch IPv6 off there (before any link exists, so `default`
-/// covers them) so the kernel sends no router solicitations or MLD reports
-/// of its own on the VNF's links.
-fn silence_kernel_stack(ns: &NetNs) -> anyhow::Result<()> {
-    ns.run(|| -> std::io::Result<()> {
-        // /proc/sys/net resolves to the namespace of the calling thread.
-        for conf in ["all", "default"] {
-            std::fs::write(format!("/proc/sys/net/ipv6/conf/{conf}/disable_ipv6"), "1")?;
-        }
-        Ok(())
-    })??;
-    Ok(())
-}
-
-/// Creates everything for `chain`, recording it in `state` (saved after
-/// every step). On error, what was created so far is in `state`.
+/// Creates everything for `chain` on `os`, recording it in `state` (saved
+/// after every object). On error, what was created is rolled back, and what
+/// could not be is still in `state` for [`super::teardown`].
 pub fn build(
+    os: &dyn Os,
     chain: &ChainSpec,
     checked: &[CheckedVnf],
     state: &mut ChainState,
     mut progress: impl FnMut(&str),
-) -> anyhow::Result<()> {
-    let name = &chain.name;
-    progress("creating namespaces");
-    for node in chain
+) -> Result<(), DeployError> {
+    let logs = state.file("logs");
+    std::fs::create_dir_all(&logs).map_err(|source| DeployError::Dir { path: logs, source })?;
+    execute(os, &plan(chain), state, &mut progress)?;
+    state.hosts = chain
         .hosts
         .iter()
-        .map(|h| &h.name)
-        .chain(chain.vnfs.iter().map(|v| &v.name))
-    {
-        let ns = netns_name(name, node);
-        let created = NetNs::create(&ns).with_context(|| format!("creating namespace {ns}"))?;
-        state.namespaces.push(ns.clone());
-        state.save()?;
-        if chain.vnf(node).is_some() {
-            silence_kernel_stack(&created)
-                .with_context(|| format!("switching IPv6 off in {ns}"))?;
-        }
-    }
-    let ns = |node: &str| {
-        NetNs::open(&netns_name(name, node)).with_context(|| format!("opening namespace of {node}"))
-    };
-
-    progress("creating links");
-    for l in &chain.links {
-        match l.kind {
-            LinkKind::Veth => {
-                link::create_veth(
-                    &ns(&l.a.node)?,
-                    &l.a.port,
-                    &ns(&l.b.node)?,
-                    &l.b.port,
-                    l.mtu,
-                )
-                .with_context(|| format!("creating veth link {}—{}", l.a, l.b))?;
-                // Offloads stay on only when both ends can take checksum-
-                // partial frames and 64 KB super-frames: a kernel stack or a
-                // worker carrying virtio-net headers. Otherwise the sender
-                // must produce plain, complete frames.
-                let capable = |node: &str| chain.vnf(node).is_none_or(|v| v.datapath.offload);
-                if !(capable(&l.a.node) && capable(&l.b.node)) {
-                    for end in [&l.a, &l.b] {
-                        disable_offloads(&ns(&end.node)?, &end.port)
-                            .with_context(|| format!("switching offloads off on {end}"))?;
-                    }
-                }
-            }
-            LinkKind::Tap => {
-                // The TAP device sits in the host's namespace under the
-                // host's interface name; the VNF's worker holds its fd.
-                let host_end = if chain.host(&l.a.node).is_some() {
-                    &l.a
-                } else {
-                    &l.b
-                };
-                let host_ns = ns(&host_end.node)?;
-                link::create_tap(&host_ns, &host_end.port, l.mtu, false)
-                    .with_context(|| format!("creating TAP link {}—{}", l.a, l.b))?;
-                link::set_up(&host_ns, &host_end.port)?;
-                disable_offloads(&host_ns, &host_end.port)
-                    .with_context(|| format!("switching offloads off on {host_end}"))?;
-            }
-        }
-    }
-
-    progress("configuring test hosts");
-    for h in &chain.hosts {
-        let hns = ns(&h.name)?;
-        for iface in &h.interfaces {
-            if let Some(mac) = iface.mac {
-                link::set_mac(&hns, &iface.name, mac)
-                    .with_context(|| format!("setting the MAC of {}:{}", h.name, iface.name))?;
-            }
-            for a in &iface.addresses {
-                link::add_address(&hns, &iface.name, a.addr, a.prefix_len)
-                    .with_context(|| format!("adding {a} to {}:{}", h.name, iface.name))?;
-            }
-        }
-        if let Some(gw) = h.gateway {
-            link::add_route(&hns, None, gw)
-                .with_context(|| format!("adding default route via {gw} on {}", h.name))?;
-        }
-        for r in &h.routes {
-            link::add_route(&hns, Some((r.dst.addr, r.dst.prefix_len)), r.via).with_context(
-                || format!("adding route to {} via {} on {}", r.dst, r.via, h.name),
-            )?;
-        }
-        state.hosts.push(HostState {
+        .map(|h| HostState {
             name: h.name.clone(),
-            netns: netns_name(name, &h.name),
+            netns: netns_name(&chain.name, &h.name),
             interfaces: h.interfaces.iter().map(|i| i.name.clone()).collect(),
-        });
-        state.save()?;
-    }
+        })
+        .collect();
+    state.vnfs = vnf_states(chain, checked, state);
+    Ok(state.save()?)
+}
 
-    progress("creating cgroups");
-    let root = CgroupRoot::detect(std::path::Path::new("/sys/fs/cgroup"))
-        .context("finding the cgroup hierarchy")?;
+/// What the supervisor needs to run each VNF's worker.
+fn vnf_states(chain: &ChainSpec, checked: &[CheckedVnf], state: &ChainState) -> Vec<VnfState> {
+    let name = &chain.name;
     let engine_cache = Engine::default_cache_dir();
-    std::fs::create_dir_all(ChainState::dir(name).join("logs"))?;
+    let mut vnfs = Vec::new();
     for v in &chain.vnfs {
-        let limits = Limits {
-            cpu_cores: v.resources.cpu,
-            memory_bytes: v.resources.memory,
-            pids: v.resources.pids,
-        };
-        let cgroup = root
-            .create(&cgroup_path(name, &v.name), &limits)
-            .with_context(|| format!("creating the cgroup of {}", v.name))?;
-        state.cgroups.push(cgroup.clone());
+        let rel_path = cgroup_path(name, &v.name);
+        let cgroup = state
+            .cgroups
+            .iter()
+            .find(|c| c.rel_path() == rel_path)
+            .cloned();
         let module = &checked
             .iter()
             .find(|c| c.name == v.name)
@@ -191,7 +97,7 @@ pub fn build(
             chain: name.clone(),
             vnf: v.name.clone(),
             netns: netns_name(name, &v.name),
-            cgroup: Some(cgroup),
+            cgroup,
             module: module.path.clone(),
             cache_dir: engine_cache.clone(),
             init_document: init_document(v),
@@ -205,7 +111,7 @@ pub fn build(
             offload: v.datapath.offload,
             cpus: v.datapath.cpus.clone(),
         };
-        state.vnfs.push(VnfState {
+        vnfs.push(VnfState {
             name: v.name.clone(),
             netns: spec.netns.clone(),
             ports: v.ports.clone(),
@@ -213,7 +119,6 @@ pub fn build(
             digest: module.digest.clone(),
             spec,
         });
-        state.save()?;
     }
-    Ok(())
+    vnfs
 }

@@ -87,6 +87,30 @@ pub struct ChainState {
     pub supervisor: Option<ProcRef>,
     /// Processes started in test hosts by the chain (DHCP clients).
     pub helpers: Vec<ProcRef>,
+    /// The directory holding every chain's state directory; `None`:
+    /// [`run_dir`]. Not saved: it is where the state is, not what it says.
+    #[serde(skip)]
+    pub run_dir: Option<PathBuf>,
+}
+
+/// Reading or writing a state file failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("writing {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl ChainState {
@@ -100,26 +124,43 @@ impl ChainState {
     }
 
     /// Reads a chain's state, `None` if it has none.
-    pub fn load(chain: &str) -> anyhow::Result<Option<ChainState>> {
+    pub fn load(chain: &str) -> Result<Option<ChainState>, StateError> {
         let path = Self::path(chain);
         match std::fs::read(&path) {
             Ok(bytes) => Ok(Some(
                 serde_json::from_slice(&bytes)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+                    .map_err(|source| StateError::Parse { path, source })?,
             )),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(anyhow::anyhow!("reading {}: {e}", path.display())),
+            Err(source) => Err(StateError::Read { path, source }),
         }
     }
 
+    /// This chain's state directory.
+    pub fn state_dir(&self) -> PathBuf {
+        self.run_dir
+            .as_deref()
+            .map_or_else(|| Self::dir(&self.chain), |d| d.join(&self.chain))
+    }
+
     /// Writes the state atomically.
-    pub fn save(&self) -> anyhow::Result<()> {
-        let dir = Self::dir(&self.chain);
-        std::fs::create_dir_all(&dir)?;
-        let tmp = dir.join("state.json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)?;
-        std::fs::rename(&tmp, Self::path(&self.chain))?;
-        Ok(())
+    pub fn save(&self) -> Result<(), StateError> {
+        let dir = self.state_dir();
+        let write = |path: &Path| {
+            let write_error = |source| StateError::Write {
+                path: path.to_owned(),
+                source,
+            };
+            std::fs::create_dir_all(&dir).map_err(write_error)?;
+            let tmp = dir.join("state.json.tmp");
+            let json = serde_json::to_vec_pretty(self).map_err(|source| StateError::Parse {
+                path: path.to_owned(),
+                source,
+            })?;
+            std::fs::write(&tmp, json).map_err(write_error)?;
+            std::fs::rename(&tmp, path).map_err(write_error)
+        };
+        write(&dir.join("state.json"))
     }
 
     /// Names of every chain with a state directory.
@@ -137,7 +178,7 @@ impl ChainState {
 
     /// File paths inside the state directory.
     pub fn file(&self, name: &str) -> PathBuf {
-        Self::dir(&self.chain).join(name)
+        self.state_dir().join(name)
     }
 }
 

@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -22,24 +22,7 @@ pub const DEFAULT_METRICS: &str = "127.0.0.1:9464";
 /// How long a worker may take to report ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_stop_signal(_: libc::c_int) {
-    STOP.store(true, Relaxed);
-}
-
-/// Installs SIGTERM/SIGINT handlers that ask the supervisor loop to stop.
-pub fn install_stop_handlers() {
-    for sig in [libc::SIGTERM, libc::SIGINT] {
-        // SAFETY: the handler only stores to an atomic (async-signal-safe).
-        unsafe { libc::signal(sig, on_stop_signal as *const () as libc::sighandler_t) };
-    }
-}
-
-/// Whether a stop was requested.
-pub fn stop_requested() -> bool {
-    STOP.load(Relaxed)
-}
+pub use crate::sys::process::{install_stop_handlers, stop_requested};
 
 struct Worker {
     vnf: VnfState,

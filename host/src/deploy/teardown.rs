@@ -1,14 +1,18 @@
-//! Removing a chain: every process, namespace and cgroup recorded in its
-//! state, whatever state the chain is in. Idempotent.
+//! Removing a chain: every process recorded in its state or found in its
+//! cgroups, then its namespaces and cgroups through an [`Os`], whatever
+//! state the chain is in. Idempotent. Only what is ours is touched: the
+//! namespaces named `nfv-<chain>-*` and the cgroups under `nfvhost/<chain>/`
+//! of the cgroup mount, even if the state file says otherwise.
 
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use super::state::{ChainState, ProcRef};
-use crate::sys::cgroup::CgroupRoot;
-use crate::sys::netns::{self, NetNs};
+use super::state::{ChainState, ProcRef, StateError};
+use super::{cgroup_path, netns_name};
+use crate::sys::cgroup::Cgroup;
+use crate::sys::os::{LinuxOs, Os};
 
 /// What teardown removed, for the message to the user.
 #[derive(Debug, Default)]
@@ -16,6 +20,45 @@ pub struct Removed {
     pub processes: usize,
     pub namespaces: usize,
     pub cgroups: usize,
+}
+
+/// Why a teardown did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum TeardownError {
+    /// Some objects could not be removed (or are not ours to remove); the
+    /// state directory is kept so that `destroy` can try again.
+    #[error("teardown of {chain} left things behind:\n  {}", left.join("\n  "))]
+    LeftBehind { chain: String, left: Vec<String> },
+    /// The state directory could not be removed.
+    #[error("removing {path}: {source}")]
+    StateDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// Whether `name` is one of `chain`'s namespaces (`nfv-<chain>-<node>`).
+pub fn owns_netns(chain: &str, name: &str) -> bool {
+    name.strip_prefix(&netns_name(chain, ""))
+        .is_some_and(|node| !node.is_empty() && !node.contains('/'))
+}
+
+/// Whether `cgroup` is one of `chain`'s: its path is `nfvhost/<chain>/<vnf>`
+/// and every directory of it is that path under the cgroup mount.
+pub fn owns_cgroup(chain: &str, cgroup: &Cgroup, mount: &std::path::Path) -> bool {
+    let rel = cgroup.rel_path();
+    let vnf = rel.strip_prefix(&cgroup_path(chain, ""));
+    vnf.is_some_and(|v| !v.is_empty() && !v.contains('/') && v != "." && v != "..")
+        && cgroup
+            .paths()
+            .iter()
+            .all(|p| p.starts_with(mount) && p.ends_with(rel) && !p.components().any(is_parent_dir))
+}
+
+fn is_parent_dir(c: std::path::Component<'_>) -> bool {
+    matches!(c, std::path::Component::ParentDir)
 }
 
 /// Stops a process we started: SIGTERM, then SIGKILL after `grace`.
@@ -39,10 +82,15 @@ pub fn stop_process(p: ProcRef, grace: Duration) -> bool {
     true
 }
 
+/// [`teardown_on`] the machine.
+pub fn teardown(state: &ChainState) -> Result<Removed, TeardownError> {
+    teardown_on(&LinuxOs::default(), state)
+}
+
 /// Tears down everything `state` records, then removes the state directory.
 /// Also sweeps namespaces named after the chain that the state may have
 /// missed (a deploy killed between creating one and saving the state).
-pub fn teardown(state: &ChainState) -> anyhow::Result<Removed> {
+pub fn teardown_on(os: &dyn Os, state: &ChainState) -> Result<Removed, TeardownError> {
     let mut removed = Removed::default();
     let mut errors = Vec::new();
 
@@ -56,9 +104,22 @@ pub fn teardown(state: &ChainState) -> anyhow::Result<Removed> {
             removed.processes += 1;
         }
     }
+    let mount = os.cgroup_mount();
+    let (cgroups, foreign): (Vec<&Cgroup>, Vec<&Cgroup>) = state
+        .cgroups
+        .iter()
+        .partition(|cg| owns_cgroup(&state.chain, cg, mount));
+    for cg in foreign {
+        errors.push(format!(
+            "cgroup {} is not under nfvhost/{}/ of {}; left alone",
+            cg.rel_path(),
+            state.chain,
+            mount.display()
+        ));
+    }
     // Workers live in the VNF cgroups; anything still there is ours.
-    for cg in &state.cgroups {
-        for pid in cg.procs().unwrap_or_default() {
+    for cg in &cgroups {
+        for pid in os.cgroup_procs(cg) {
             if let Some(p) = ProcRef::of(pid) {
                 if stop_process(p, Duration::from_secs(2)) {
                     removed.processes += 1;
@@ -67,20 +128,29 @@ pub fn teardown(state: &ChainState) -> anyhow::Result<Removed> {
         }
     }
 
-    let prefix = format!("nfv-{}-", state.chain);
-    let mut names = state.namespaces.clone();
+    let mut names = Vec::new();
+    for ns in &state.namespaces {
+        if owns_netns(&state.chain, ns) {
+            names.push(ns.clone());
+        } else {
+            errors.push(format!(
+                "namespace {ns} is not nfv-{}-*; left alone",
+                state.chain
+            ));
+        }
+    }
     names.extend(
-        netns::list()
+        os.list_netns()
             .into_iter()
-            .filter(|n| n.starts_with(&prefix) && !state.namespaces.contains(n)),
+            .filter(|n| owns_netns(&state.chain, n) && !state.namespaces.contains(n)),
     );
     for ns in names {
-        if !netns::exists(&ns) {
+        if !os.netns_exists(&ns) {
             continue;
         }
         // Processes started inside a test host (DHCP clients, servers a user
         // ran with `exec`) keep a namespace alive; stop ours first.
-        match NetNs::delete(&ns) {
+        match os.delete_netns(&ns) {
             Ok(()) => removed.namespaces += 1,
             Err(e) => errors.push(format!("namespace {ns}: {e}")),
         }
@@ -88,33 +158,32 @@ pub fn teardown(state: &ChainState) -> anyhow::Result<Removed> {
 
     // Newest first: the first VNF's cgroup created the chain's parent
     // directory, and can only remove it once its siblings are gone.
-    for cg in state.cgroups.iter().rev() {
-        match cg.remove() {
+    for cg in cgroups.iter().rev() {
+        match os.remove_cgroup(cg) {
             Ok(()) => removed.cgroups += 1,
             Err(e) => errors.push(format!("cgroup {}: {e}", cg.rel_path())),
         }
     }
     // And whatever a killed deploy left of `nfvhost/<chain>` (empty
     // directories only: rmdir refuses anything still in use).
-    if let Ok(root) = CgroupRoot::detect(std::path::Path::new("/sys/fs/cgroup")) {
-        if let Ok(leftover) = root.open(&format!("nfvhost/{}", state.chain)) {
-            if let Err(e) = leftover.remove() {
-                errors.push(format!("cgroup nfvhost/{}: {e}", state.chain));
-            }
+    let chain_dir = format!("nfvhost/{}", state.chain);
+    if let Ok(leftover) = os.open_cgroup(&chain_dir) {
+        if let Err(e) = os.remove_cgroup(&leftover) {
+            errors.push(format!("cgroup {chain_dir}: {e}"));
         }
     }
 
     if errors.is_empty() {
-        let dir = ChainState::dir(&state.chain);
+        let dir = state.state_dir();
         if dir.exists() {
-            std::fs::remove_dir_all(&dir)?;
+            std::fs::remove_dir_all(&dir)
+                .map_err(|source| TeardownError::StateDir { path: dir, source })?;
         }
         Ok(removed)
     } else {
-        anyhow::bail!(
-            "teardown of {} left things behind:\n  {}",
-            state.chain,
-            errors.join("\n  ")
-        )
+        Err(TeardownError::LeftBehind {
+            chain: state.chain.clone(),
+            left: errors,
+        })
     }
 }

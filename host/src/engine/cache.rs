@@ -22,15 +22,7 @@ pub(super) fn fetch(
     dir: &Path,
     digest: &str,
 ) -> Option<wasmtime::Module> {
-    let path = entry(engine, dir, digest);
-    if !path.exists() {
-        return None;
-    }
-    // SAFETY: the file is one this code wrote with `Module::serialize` for an
-    // engine with the same compatibility hash (part of the file name), in a
-    // directory owned by the user running nfvhost. wasmtime still checks the
-    // header and refuses an incompatible artifact.
-    unsafe { wasmtime::Module::deserialize_file(engine, &path) }.ok()
+    crate::sys::artifact::load_precompiled(engine, &entry(engine, dir, digest))
 }
 
 /// Why a compiled module couldn't be cached.
@@ -55,6 +47,9 @@ pub(super) fn store(dir: &Path, digest: &str, module: &wasmtime::Module) -> Resu
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let bytes = module.serialize().map_err(StoreError::Serialize)?;
     std::fs::write(&tmp, bytes).map_err(write(&tmp))?;
+    // Only its owner may write it: loading it runs its code.
+    std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .map_err(write(&tmp))?;
     std::fs::rename(&tmp, &path).map_err(write(&path))?;
     Ok(())
 }

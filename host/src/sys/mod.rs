@@ -1,24 +1,36 @@
-//! Namespaces, links and cgroups: the OS layer, behind seams.
+//! Namespaces, links and cgroups: the OS layer, and the only place with
+//! `unsafe` (syscall wrappers) outside the data path.
 //!
+//! - [`os`]: the [`Os`] trait deploy and teardown run against, and
+//!   [`LinuxOs`], the real machine (a recording fake exists for tests).
 //! - [`netns`]: named network namespaces, compatible with `ip netns`.
 //! - [`link`]: veth pairs, TAP devices, addresses and routes inside
-//!   namespaces, behind the [`LinkOps`] trait (with [`FakeLinkOps`]).
+//!   namespaces, behind the [`LinkOps`] trait (the links part of [`Os`]).
 //! - [`ethtool`]: switching checksum and segmentation offloads off.
 //! - [`cgroup`]: one cgroup per VNF with CPU, memory and pids limits, on
 //!   cgroup v1 and v2.
+//! - [`artifact`]: loading precompiled modules from the module cache.
+//! - [`process`]: safe wrappers for what a child process does between fork
+//!   and exec, and for signal handlers.
 
+pub mod artifact;
 pub mod cgroup;
 pub mod ethtool;
+#[cfg(test)]
+pub(crate) mod fake;
 mod ifreq;
 pub mod link;
 pub mod netns;
+pub mod os;
+pub mod process;
 #[doc(hidden)]
 pub mod testing;
 
 pub use cgroup::{Cgroup, CgroupError, CgroupRoot, CgroupUsage, CgroupVersion, Limits};
 pub use ethtool::{disable_offloads, EthtoolError, Offload};
-pub use link::{FakeLinkOps, LinkCall, LinkError, LinkOps, LinkStats, LinuxLinkOps};
+pub use link::{LinkError, LinkOps, LinkStats, LinuxLinkOps};
 pub use netns::{NetNs, NetNsError};
+pub use os::{LinuxOs, Os, OsError};
 
 #[cfg(test)]
 mod privileged_tests;

@@ -1,0 +1,249 @@
+//! What deploying a chain does to the machine, as data: [`plan`] turns a
+//! validated [`ChainSpec`] into a list of [`Step`]s, one OS call each, in
+//! the order they must run. Pure: no I/O, unit tested on the shipped chains.
+//! [`super::execute`] runs the steps against an [`crate::sys::Os`].
+
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use super::{cgroup_path, netns_name};
+use crate::chain::{ChainSpec, LinkKind};
+use crate::sys::cgroup::Limits;
+
+/// One change to the machine.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// A named namespace for a node.
+    CreateNetns { name: String },
+    /// IPv6 off in a VNF's namespace: its ports are driven by its module,
+    /// not by the kernel stack, which must send nothing of its own there.
+    /// Comes before any link exists, so `default` covers them.
+    DisableIpv6 { ns: String },
+    /// A veth pair, both ends up.
+    CreateVeth {
+        ns_a: String,
+        name_a: String,
+        ns_b: String,
+        name_b: String,
+        mtu: Option<u32>,
+    },
+    /// A persistent TAP (no virtio-net header) in a host's namespace; the
+    /// VNF's worker attaches to it later.
+    CreateTap {
+        ns: String,
+        name: String,
+        mtu: Option<u32>,
+    },
+    /// An interface up.
+    SetUp { ns: String, name: String },
+    /// Checksum and segmentation offloads off on one interface.
+    DisableOffloads { ns: String, name: String },
+    /// A test host interface's Ethernet address.
+    SetMac {
+        ns: String,
+        name: String,
+        mac: [u8; 6],
+    },
+    /// An address on a test host interface.
+    AddAddress {
+        ns: String,
+        name: String,
+        addr: Ipv4Addr,
+        prefix_len: u8,
+    },
+    /// A route in a test host (`dst: None`: the default route).
+    AddRoute {
+        ns: String,
+        dst: Option<(Ipv4Addr, u8)>,
+        via: Ipv4Addr,
+    },
+    /// A VNF's cgroup with its limits.
+    CreateCgroup { rel_path: String, limits: Limits },
+}
+
+/// The stages of a deploy, in order, as reported to the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Namespaces,
+    Links,
+    Hosts,
+    Cgroups,
+}
+
+impl Phase {
+    /// What the user is told when the phase starts.
+    pub fn message(self) -> &'static str {
+        match self {
+            Phase::Namespaces => "creating namespaces",
+            Phase::Links => "creating links",
+            Phase::Hosts => "configuring test hosts",
+            Phase::Cgroups => "creating cgroups",
+        }
+    }
+}
+
+impl Step {
+    /// The phase the step belongs to.
+    pub fn phase(&self) -> Phase {
+        match self {
+            Step::CreateNetns { .. } | Step::DisableIpv6 { .. } => Phase::Namespaces,
+            Step::CreateVeth { .. }
+            | Step::CreateTap { .. }
+            | Step::SetUp { .. }
+            | Step::DisableOffloads { .. } => Phase::Links,
+            Step::SetMac { .. } | Step::AddAddress { .. } | Step::AddRoute { .. } => Phase::Hosts,
+            Step::CreateCgroup { .. } => Phase::Cgroups,
+        }
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::CreateNetns { name } => write!(f, "creating namespace {name}"),
+            Step::DisableIpv6 { ns } => write!(f, "switching IPv6 off in {ns}"),
+            Step::CreateVeth {
+                ns_a,
+                name_a,
+                ns_b,
+                name_b,
+                ..
+            } => write!(f, "creating veth link {ns_a}:{name_a}—{ns_b}:{name_b}"),
+            Step::CreateTap { ns, name, .. } => write!(f, "creating TAP link {ns}:{name}"),
+            Step::SetUp { ns, name } => write!(f, "bringing {ns}:{name} up"),
+            Step::DisableOffloads { ns, name } => {
+                write!(f, "switching offloads off on {ns}:{name}")
+            }
+            Step::SetMac { ns, name, .. } => write!(f, "setting the MAC of {ns}:{name}"),
+            Step::AddAddress {
+                ns,
+                name,
+                addr,
+                prefix_len,
+            } => write!(f, "adding {addr}/{prefix_len} to {ns}:{name}"),
+            Step::AddRoute { ns, dst: None, via } => {
+                write!(f, "adding default route via {via} in {ns}")
+            }
+            Step::AddRoute {
+                ns,
+                dst: Some((addr, len)),
+                via,
+            } => write!(f, "adding route to {addr}/{len} via {via} in {ns}"),
+            Step::CreateCgroup { rel_path, .. } => write!(f, "creating cgroup {rel_path}"),
+        }
+    }
+}
+
+/// Every step that deploys `chain`: namespaces (hosts first, then VNFs),
+/// links, test host configuration, VNF cgroups.
+pub fn plan(chain: &ChainSpec) -> Vec<Step> {
+    let name = &chain.name;
+    let ns = |node: &str| netns_name(name, node);
+    let mut steps = Vec::new();
+
+    for node in chain
+        .hosts
+        .iter()
+        .map(|h| &h.name)
+        .chain(chain.vnfs.iter().map(|v| &v.name))
+    {
+        steps.push(Step::CreateNetns { name: ns(node) });
+        if chain.vnf(node).is_some() {
+            steps.push(Step::DisableIpv6 { ns: ns(node) });
+        }
+    }
+
+    for l in &chain.links {
+        match l.kind {
+            LinkKind::Veth => {
+                steps.push(Step::CreateVeth {
+                    ns_a: ns(&l.a.node),
+                    name_a: l.a.port.clone(),
+                    ns_b: ns(&l.b.node),
+                    name_b: l.b.port.clone(),
+                    mtu: l.mtu,
+                });
+                // Offloads stay on only when both ends can take checksum-
+                // partial frames and 64 KB super-frames: a kernel stack or a
+                // worker carrying virtio-net headers. Otherwise the sender
+                // must produce plain, complete frames.
+                let capable = |node: &str| chain.vnf(node).is_none_or(|v| v.datapath.offload);
+                if !(capable(&l.a.node) && capable(&l.b.node)) {
+                    for end in [&l.a, &l.b] {
+                        steps.push(Step::DisableOffloads {
+                            ns: ns(&end.node),
+                            name: end.port.clone(),
+                        });
+                    }
+                }
+            }
+            LinkKind::Tap => {
+                // The TAP device sits in the host's namespace under the
+                // host's interface name; the VNF's worker holds its fd.
+                let host_end = if chain.host(&l.a.node).is_some() {
+                    &l.a
+                } else {
+                    &l.b
+                };
+                let (ns, name) = (ns(&host_end.node), host_end.port.clone());
+                steps.push(Step::CreateTap {
+                    ns: ns.clone(),
+                    name: name.clone(),
+                    mtu: l.mtu,
+                });
+                steps.push(Step::SetUp {
+                    ns: ns.clone(),
+                    name: name.clone(),
+                });
+                steps.push(Step::DisableOffloads { ns, name });
+            }
+        }
+    }
+
+    for h in &chain.hosts {
+        let hns = ns(&h.name);
+        for iface in &h.interfaces {
+            if let Some(mac) = iface.mac {
+                steps.push(Step::SetMac {
+                    ns: hns.clone(),
+                    name: iface.name.clone(),
+                    mac,
+                });
+            }
+            for a in &iface.addresses {
+                steps.push(Step::AddAddress {
+                    ns: hns.clone(),
+                    name: iface.name.clone(),
+                    addr: a.addr,
+                    prefix_len: a.prefix_len,
+                });
+            }
+        }
+        if let Some(gw) = h.gateway {
+            steps.push(Step::AddRoute {
+                ns: hns.clone(),
+                dst: None,
+                via: gw,
+            });
+        }
+        for r in &h.routes {
+            steps.push(Step::AddRoute {
+                ns: hns.clone(),
+                dst: Some((r.dst.addr, r.dst.prefix_len)),
+                via: r.via,
+            });
+        }
+    }
+
+    for v in &chain.vnfs {
+        steps.push(Step::CreateCgroup {
+            rel_path: cgroup_path(name, &v.name),
+            limits: Limits {
+                cpu_cores: v.resources.cpu,
+                memory_bytes: v.resources.memory,
+                pids: v.resources.pids,
+            },
+        });
+    }
+    steps
+}

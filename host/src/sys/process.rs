@@ -1,0 +1,65 @@
+//! Safe wrappers for process plumbing: what a child does between fork and
+//! exec (a new session, entering a namespace), and a stop flag set by
+//! signal handlers.
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+use super::netns::NetNs;
+
+/// Makes the child of `cmd` start its own session (`setsid`), detached
+/// from our terminal, so it outlives the command that started it.
+pub fn new_session_on_exec(cmd: &mut Command) {
+    // SAFETY: between fork and exec the closure only calls setsid(2),
+    // which is async-signal-safe, and allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid().map_err(io::Error::from)?;
+            Ok(())
+        });
+    }
+}
+
+/// Makes the child of `cmd` start its own session and enter `ns` before
+/// it executes, so it runs inside the namespace without the parent ever
+/// leaving its own. The namespace stays open as long as `cmd` does.
+pub fn new_session_in_netns_on_exec(cmd: &mut Command, ns: &NetNs) -> io::Result<()> {
+    // Our own descriptor, owned by the closure: it lives as long as `cmd`.
+    let ns_file = ns.file().try_clone()?;
+    // SAFETY: between fork and exec the closure only calls setsid(2) and
+    // setns(2) on a descriptor it owns, both async-signal-safe, and
+    // allocates nothing (io::Error::last_os_error does not allocate).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setsid() < 0 || libc::setns(ns_file.as_raw_fd(), libc::CLONE_NEWNET) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Ok(())
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    STOP.store(true, Relaxed);
+}
+
+/// Installs handlers for SIGTERM and SIGINT that set the stop flag
+/// ([`stop_requested`]) instead of killing the process.
+pub fn install_stop_handlers() {
+    for sig in [libc::SIGTERM, libc::SIGINT] {
+        // SAFETY: the handler only stores to an atomic (async-signal-safe)
+        // and has the signature signal(2) expects.
+        unsafe { libc::signal(sig, on_stop_signal as *const () as libc::sighandler_t) };
+    }
+}
+
+/// Whether SIGTERM or SIGINT arrived since [`install_stop_handlers`].
+pub fn stop_requested() -> bool {
+    STOP.load(Relaxed)
+}
