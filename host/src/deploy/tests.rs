@@ -2,16 +2,14 @@
 //! recording [`FakeOs`]: no root needed.
 
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use super::cgroup_path;
 use super::execute::{execute, DeployError};
-use super::modules::CheckedVnf;
 use super::plan::{plan, Step};
 use super::state::ChainState;
 use super::teardown::{owns_netns, teardown_on, TeardownError};
-use super::{cgroup_path, setup};
 use crate::chain::{self, ChainSpec};
-use crate::engine::LoadedModule;
 use crate::sys::cgroup::Limits;
 use crate::sys::fake::{FakeOs, OsCall};
 use crate::sys::os::{Os, OsError};
@@ -381,44 +379,6 @@ fn a_failed_state_save_is_rolled_back_too() {
         ]
     );
     assert!(fake.namespaces().is_empty());
-}
-
-fn checked(chain: &ChainSpec) -> Vec<CheckedVnf> {
-    let engine = wasmtime::Engine::default();
-    chain
-        .vnfs
-        .iter()
-        .map(|v| CheckedVnf {
-            name: v.name.clone(),
-            module: LoadedModule {
-                module: wasmtime::Module::new(&engine, "(module)").unwrap(),
-                digest: "0".repeat(64),
-                path: PathBuf::from(format!("/modules/{}.wasm", v.name)),
-                from_cache: false,
-            },
-        })
-        .collect()
-}
-
-#[test]
-fn build_records_hosts_and_worker_specs_with_their_cgroups() {
-    let chain = load("tests/chains/tap.yaml");
-    let fake = FakeOs::new();
-    let run = tempfile::tempdir().unwrap();
-    let mut state = state_in(run.path(), &chain);
-    setup::build(&fake, &chain, &checked(&chain), &mut state, |_| {}).unwrap();
-    assert!(run.path().join("tap/logs").is_dir());
-    let hosts: Vec<_> = state.hosts.iter().map(|h| h.netns.as_str()).collect();
-    assert_eq!(hosts, ["nfv-tap-h1", "nfv-tap-h2"]);
-    let r1 = &state.vnfs[0];
-    assert_eq!(r1.spec.netns, "nfv-tap-r1");
-    assert_eq!(
-        r1.spec.cgroup.as_ref().map(|c| c.rel_path()),
-        Some("nfvhost/tap/r1")
-    );
-    assert_eq!(r1.spec.stats_path, run.path().join("tap/r1.stats"));
-    let saved = std::fs::read_to_string(run.path().join("tap/state.json")).unwrap();
-    assert!(saved.contains("nfv-tap-h2"), "{saved}");
 }
 
 #[test]
