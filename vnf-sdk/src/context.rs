@@ -2,11 +2,12 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::cell::Cell;
 
 use nfvhost_abi::MetricKind;
 
 use crate::hostcalls::{self, EmitError};
-use crate::Counter;
+use crate::{Counter, Gauge};
 
 /// Handed to [`crate::Vnf::process`] and [`crate::Vnf::tick`].
 #[derive(Debug, Default)]
@@ -62,24 +63,27 @@ impl InitContext {
     /// Declares a counter, exported as `nfvhost_vnf_<name>_total`.
     /// `name` is `[a-z][a-z0-9_]*` without the `_total` suffix.
     pub fn counter(&mut self, name: &str, help: &str) -> Counter {
-        self.define(MetricKind::Counter, name, help)
+        let counter = Counter::new_cell();
+        self.define(MetricKind::Counter, name, help, counter.cell());
+        counter
     }
 
     /// Declares a gauge, exported as `nfvhost_vnf_<name>`.
-    pub fn gauge(&mut self, name: &str, help: &str) -> Counter {
-        self.define(MetricKind::Gauge, name, help)
+    pub fn gauge(&mut self, name: &str, help: &str) -> Gauge {
+        let gauge = Gauge::new_cell();
+        self.define(MetricKind::Gauge, name, help, gauge.cell());
+        gauge
     }
 
-    fn define(&mut self, kind: MetricKind, name: &str, help: &str) -> Counter {
-        let counter = Counter::new_cell();
-        // A refused definition (bad name, too many) is logged by the host;
-        // the counter still works locally so the VNF's logic is unaffected.
-        if let Err(status) = hostcalls::counter_define(kind, name, help, counter.cell()) {
+    /// Registers `cell` with the host. A refused definition (bad name, too
+    /// many) is logged by the host; the cell still works locally so the
+    /// VNF's logic is unaffected.
+    fn define(&mut self, kind: MetricKind, name: &str, help: &str, cell: &'static Cell<u64>) {
+        if let Err(status) = hostcalls::counter_define(kind, name, help, cell) {
             hostcalls::log(
                 crate::LogLevel::Warn,
                 &alloc::format!("counter {name} refused by host (status {status})"),
             );
         }
-        counter
     }
 }

@@ -49,7 +49,7 @@ mod vnf;
 pub mod wire;
 
 pub use context::{Context, InitContext};
-pub use counter::Counter;
+pub use counter::{Counter, Gauge};
 pub use frame::Frame;
 pub use hostcalls::EmitError;
 pub use nfvhost_abi::{DropReason, LogLevel, Verdict};
@@ -63,7 +63,7 @@ pub mod prelude {
     pub use crate::wire;
     pub use crate::{
         log_debug, log_error, log_info, log_warn, ConfigError, Context, Counter, DropReason, Frame,
-        InitContext, Verdict, Vnf,
+        Gauge, InitContext, Verdict, Vnf,
     };
 }
 

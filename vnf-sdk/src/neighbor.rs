@@ -2,8 +2,14 @@
 //! expiry and refresh, a bounded queue of frames per unresolved next hop,
 //! request rate limiting, and the ARP protocol handling around them.
 //!
-//! A VNF keeps one [`Neighbors`] and describes its address on each port
-//! with a [`LinkAddr`]. Then:
+//! Most VNFs keep one [`Resolver`], which wraps the table, sends what has
+//! to be sent, keeps the metrics and answers with a [`Verdict`]:
+//! [`Resolver::receive`] for ARP frames, [`Resolver::forward`] to send an
+//! IPv4 frame to a next hop, and [`Resolver::maintain`] then
+//! [`Resolver::send_due`] from [`crate::Vnf::tick`]. Each port's own
+//! address is a [`LinkAddr`].
+//!
+//! Underneath, [`Neighbors`] is the table alone:
 //!
 //! - for an ARP frame received on a port, [`Neighbors::handle_arp`] learns
 //!   the sender (RFC 826 rules), returns the reply to send and the frames
@@ -11,16 +17,8 @@
 //! - to forward, [`Neighbors::resolve`] either gives the next hop's MAC (no
 //!   allocation) or queues a copy of the frame and says whether to send an
 //!   ARP request now ([`send_request`]);
-//! - from [`crate::Vnf::tick`], [`Neighbors::maintain`] expires entries and
-//!   queued frames and says which requests and refreshes are due.
-//!
-//! ```ignore
-//! match self.neighbors.resolve((port, hop), now, in_port, frame.data()) {
-//!     Resolution::Known(mac) => { /* rewrite MACs, Verdict::Forward(port) */ }
-//!     Resolution::Queued { request } => { if request { send_request(ctx, port, &link, hop, None); } Verdict::Consume }
-//!     Resolution::Full => Verdict::Drop(DropReason::NoNeighbor),
-//! }
-//! ```
+//! - [`Neighbors::maintain`] expires entries and queued frames and says
+//!   which requests and refreshes are due.
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec;
@@ -31,7 +29,7 @@ use crate::wire::{
     ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
     WireError,
 };
-use crate::{Context, DropReason, EmitError, Verdict};
+use crate::{Context, Counter, DropReason, EmitError, Frame, Gauge, Verdict};
 
 /// Frames queued per unresolved next hop.
 pub const MAX_PENDING_PER_HOP: usize = 16;
@@ -456,8 +454,7 @@ pub fn emit_released(
         if q.bytes.len() < EthernetFrame::<&[u8]>::HEADER_LEN {
             continue;
         }
-        q.bytes[0..6].copy_from_slice(&dst_mac.0);
-        q.bytes[6..12].copy_from_slice(&src_mac.0);
+        set_macs(&mut q.bytes, dst_mac, src_mac);
         match ctx.emit(port, &q.bytes) {
             Ok(()) => sent += 1,
             Err(e) => {
@@ -466,6 +463,202 @@ pub fn emit_released(
         }
     }
     (sent, error)
+}
+
+/// Rewrites the Ethernet destination and source of `frame` (at least an
+/// Ethernet header long).
+fn set_macs(frame: &mut [u8], dst_mac: EthernetAddress, src_mac: EthernetAddress) {
+    let mut eth = EthernetFrame::new_unchecked(frame);
+    eth.set_dst_addr(dst_mac);
+    eth.set_src_addr(src_mac);
+}
+
+/// The metrics of a VNF that resolves next hops, declared by the VNF (it
+/// chooses names, help texts and their order) and kept by [`Resolver`].
+#[derive(Clone, Copy, Debug)]
+pub struct ArpMetrics {
+    /// Frames sent on to a resolved next hop, at once or released after ARP.
+    pub forwarded: Counter,
+    /// ARP requests sent (broadcast and unicast refreshes).
+    pub requests_sent: Counter,
+    /// ARP replies sent for our own addresses.
+    pub replies_sent: Counter,
+    /// Frames dropped because the queue waiting for ARP was full.
+    pub queue_drops: Counter,
+    /// Queued frames given up on after [`PENDING_MAX_AGE_NS`].
+    pub failed: Counter,
+    /// Entries in the ARP cache.
+    pub cache_entries: Gauge,
+    /// Frames waiting for ARP resolution.
+    pub pending_frames: Gauge,
+}
+
+/// Next-hop resolution as a routing VNF uses it: a [`Neighbors`] table with
+/// its cache lifetime and metrics, which sends the ARP replies, requests and
+/// released frames itself and answers with the [`Verdict`] for the frame at
+/// hand.
+///
+/// ```ignore
+/// // In Vnf::process, for an ARP frame on `port` where we are `link`:
+/// return self.arp.receive(ctx, port, &link, frame.data());
+/// // To send an IPv4 frame (TTL already decremented) to `hop` out of `port`:
+/// return self.arp.forward(ctx, frame, port, hop, &egress_link);
+/// // In Vnf::tick:
+/// let due = self.arp.maintain(ctx.now_ns());
+/// // ... answer due.failed (ICMP host unreachable) if the VNF does ...
+/// self.arp.send_due(ctx, due, |port| self.links[port]);
+/// ```
+#[derive(Debug)]
+pub struct Resolver {
+    neighbors: Neighbors,
+    lifetime_ns: u64,
+    metrics: ArpMetrics,
+}
+
+impl Resolver {
+    /// An empty cache whose entries live `lifetime_ns`.
+    pub fn new(lifetime_ns: u64, metrics: ArpMetrics) -> Resolver {
+        Resolver {
+            neighbors: Neighbors::default(),
+            lifetime_ns,
+            metrics,
+        }
+    }
+
+    /// The cache and queue.
+    pub fn neighbors(&self) -> &Neighbors {
+        &self.neighbors
+    }
+
+    /// The cache and queue, to change them.
+    pub fn neighbors_mut(&mut self) -> &mut Neighbors {
+        &mut self.neighbors
+    }
+
+    /// Handles the ARP `frame` (a whole Ethernet frame) received on `port`,
+    /// where we are `link`: learns the sender, answers a request for us and
+    /// sends the frames that were waiting for the sender.
+    pub fn receive(
+        &mut self,
+        ctx: &mut Context,
+        port: u16,
+        link: &LinkAddr,
+        frame: &[u8],
+    ) -> Verdict {
+        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+            return Verdict::Drop(DropReason::Malformed);
+        };
+        let expires = ctx.now_ns().saturating_add(self.lifetime_ns);
+        let handled = self
+            .neighbors
+            .handle_arp(port, link, eth.payload(), expires);
+        if !handled.released.is_empty() {
+            let (sent, error) =
+                emit_released(ctx, port, handled.sender_mac, link.mac, handled.released);
+            self.metrics.forwarded.add(sent as u64);
+            if let Some(e) = error {
+                crate::log_warn!("queued packet not sent: {e}");
+            }
+        }
+        if let Some(reply) = handled.reply {
+            match ctx.emit(port, &reply) {
+                Ok(()) => self.metrics.replies_sent.inc(),
+                Err(e) => crate::log_warn!("ARP reply on port {port} not sent: {e}"),
+            }
+        }
+        self.update_gauges();
+        handled.verdict
+    }
+
+    /// Sends the IPv4 `frame` to the next hop `hop` out of `port`, where we
+    /// are `link`: [`Verdict::Forward`] with the Ethernet addresses
+    /// rewritten if the hop's MAC is known; otherwise a copy waits for ARP
+    /// ([`Verdict::Consume`], a request goes out when one is due) or, with
+    /// the queue full, [`DropReason::NoNeighbor`]. A frame with offload
+    /// metadata that has to wait is made ordinary first, since it will leave
+    /// through [`Context::emit`].
+    pub fn forward(
+        &mut self,
+        ctx: &mut Context,
+        frame: &mut Frame<'_>,
+        port: u16,
+        hop: Ipv4Addr,
+        link: &LinkAddr,
+    ) -> Verdict {
+        let key = (port, hop);
+        if frame.has_offload() && self.neighbors.lookup(key).is_none() && !frame.make_ordinary() {
+            return Verdict::Drop(DropReason::Malformed);
+        }
+        let verdict = match self
+            .neighbors
+            .resolve(key, ctx.now_ns(), frame.in_port(), frame.data())
+        {
+            Resolution::Known(mac) => {
+                set_macs(frame.data_mut(), mac, link.mac);
+                self.metrics.forwarded.inc();
+                return Verdict::Forward(port);
+            }
+            Resolution::Full => {
+                self.metrics.queue_drops.inc();
+                Verdict::Drop(DropReason::NoNeighbor)
+            }
+            Resolution::Queued { request } => {
+                if request {
+                    self.send_request(ctx, port, link, hop, None);
+                }
+                Verdict::Consume
+            }
+        };
+        self.update_gauges();
+        verdict
+    }
+
+    /// Sends a who-has for `target` out of `port` ([`request`]), counted.
+    pub fn send_request(
+        &self,
+        ctx: &mut Context,
+        port: u16,
+        link: &LinkAddr,
+        target: Ipv4Addr,
+        to: Option<EthernetAddress>,
+    ) {
+        match send_request(ctx, port, link, target, to) {
+            Ok(()) => self.metrics.requests_sent.inc(),
+            Err(e) => crate::log_warn!("ARP request for {target} not sent: {e}"),
+        }
+    }
+
+    /// The timer's bookkeeping ([`Neighbors::maintain`]); counts the frames
+    /// given up on. Hand the result to [`Resolver::send_due`] after dealing
+    /// with [`Maintenance::failed`].
+    pub fn maintain(&mut self, now_ns: u64) -> Maintenance {
+        let due = self.neighbors.maintain(now_ns, self.lifetime_ns);
+        self.metrics.failed.add(due.failed.len() as u64);
+        due
+    }
+
+    /// Sends the requests and refreshes `due` from [`Resolver::maintain`],
+    /// with `link_of(port)` our address on each port, and updates the
+    /// gauges.
+    pub fn send_due(&self, ctx: &mut Context, due: Maintenance, link_of: impl Fn(u16) -> LinkAddr) {
+        for (port, hop) in due.requests {
+            self.send_request(ctx, port, &link_of(port), hop, None);
+        }
+        for ((port, hop), mac) in due.refreshes {
+            self.send_request(ctx, port, &link_of(port), hop, Some(mac));
+        }
+        self.update_gauges();
+    }
+
+    /// Sets the cache and queue gauges.
+    pub fn update_gauges(&self) {
+        self.metrics
+            .cache_entries
+            .set(self.neighbors.cache_len() as u64);
+        self.metrics
+            .pending_frames
+            .set(self.neighbors.pending_len() as u64);
+    }
 }
 
 #[cfg(test)]

@@ -35,8 +35,8 @@ struct Counters {
     pool_exhausted: Counter,
     rogue_server_drops: Counter,
     arp_replies: Counter,
-    leases_active: Counter,
-    leases_offered: Counter,
+    leases_active: Gauge,
+    leases_offered: Gauge,
 }
 
 impl Counters {

@@ -30,7 +30,7 @@ struct Counters {
     invalid: Counter,
     table_full_drops: Counter,
     related_icmp: Counter,
-    connections: Counter,
+    connections: Gauge,
     rule_hits: Vec<Counter>,
 }
 

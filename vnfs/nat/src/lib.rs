@@ -10,7 +10,7 @@ mod translate;
 
 use std::net::Ipv4Addr;
 
-use vnf_sdk::neighbor::{self, LinkAddr, Neighbors, Resolution};
+use vnf_sdk::neighbor::{ArpMetrics, LinkAddr, Resolver};
 use vnf_sdk::prelude::*;
 use vnf_sdk::wire::{
     EtherType, EthernetFrame, Icmpv4Message, Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Packet,
@@ -32,72 +32,85 @@ struct Counters {
     bindings_refused: Counter,
     bindings_expired: Counter,
     icmp_errors_translated: Counter,
-    forwarded: Counter,
     icmp_echo_replies: Counter,
     icmp_errors_sent: Counter,
-    arp_requests_sent: Counter,
-    arp_replies_sent: Counter,
-    arp_queue_drops: Counter,
-    arp_failed: Counter,
-    bindings_active: Counter,
-    arp_cache_entries: Counter,
-    arp_pending_frames: Counter,
+    bindings_active: Gauge,
+    arp: ArpMetrics,
 }
 
 impl Counters {
+    /// Declared in this order (the host lists metrics as declared).
     fn declare(ctx: &mut InitContext) -> Counters {
+        let translated_out = ctx.counter(
+            "translated_out",
+            "packets translated from the inside to the outside",
+        );
+        let translated_in = ctx.counter(
+            "translated_in",
+            "packets translated from the outside to the inside",
+        );
+        let dnat_hits = ctx.counter("dnat_hits", "new flows created by a port forward");
+        let bindings_refused = ctx.counter(
+            "bindings_refused",
+            "new flows dropped because the binding table or the port range was full",
+        );
+        let bindings_expired =
+            ctx.counter("bindings_expired", "bindings removed after their timeout");
+        let icmp_errors_translated = ctx.counter(
+            "icmp_errors_translated",
+            "ICMP errors about translated packets translated back",
+        );
+        let forwarded = ctx.counter(
+            "forwarded",
+            "IPv4 packets sent on (translated or not), including those released after ARP",
+        );
+        let icmp_echo_replies = ctx.counter(
+            "icmp_echo_replies",
+            "echo replies for the NAT's own addresses",
+        );
+        let icmp_errors_sent = ctx.counter(
+            "icmp_errors_sent",
+            "ICMP errors sent (net unreachable, time exceeded)",
+        );
+        let arp_requests_sent = ctx.counter(
+            "arp_requests_sent",
+            "ARP requests sent to resolve next hops",
+        );
+        let arp_replies_sent = ctx.counter(
+            "arp_replies_sent",
+            "ARP replies for the NAT's own addresses",
+        );
+        let arp_queue_drops = ctx.counter(
+            "arp_queue_drops",
+            "packets dropped because the queue waiting for ARP was full",
+        );
+        let arp_failed = ctx.counter(
+            "arp_failed",
+            "queued packets given up on after 3 s without an ARP reply",
+        );
+        let bindings_active = ctx.gauge("bindings_active", "bindings in the table");
+        let arp_cache_entries = ctx.gauge("arp_cache_entries", "entries in the ARP cache");
+        let arp_pending_frames =
+            ctx.gauge("arp_pending_frames", "packets waiting for ARP resolution");
         Counters {
-            translated_out: ctx.counter(
-                "translated_out",
-                "packets translated from the inside to the outside",
-            ),
-            translated_in: ctx.counter(
-                "translated_in",
-                "packets translated from the outside to the inside",
-            ),
-            dnat_hits: ctx.counter("dnat_hits", "new flows created by a port forward"),
-            bindings_refused: ctx.counter(
-                "bindings_refused",
-                "new flows dropped because the binding table or the port range was full",
-            ),
-            bindings_expired: ctx
-                .counter("bindings_expired", "bindings removed after their timeout"),
-            icmp_errors_translated: ctx.counter(
-                "icmp_errors_translated",
-                "ICMP errors about translated packets translated back",
-            ),
-            forwarded: ctx.counter(
-                "forwarded",
-                "IPv4 packets sent on (translated or not), including those released after ARP",
-            ),
-            icmp_echo_replies: ctx.counter(
-                "icmp_echo_replies",
-                "echo replies for the NAT's own addresses",
-            ),
-            icmp_errors_sent: ctx.counter(
-                "icmp_errors_sent",
-                "ICMP errors sent (net unreachable, time exceeded)",
-            ),
-            arp_requests_sent: ctx.counter(
-                "arp_requests_sent",
-                "ARP requests sent to resolve next hops",
-            ),
-            arp_replies_sent: ctx.counter(
-                "arp_replies_sent",
-                "ARP replies for the NAT's own addresses",
-            ),
-            arp_queue_drops: ctx.counter(
-                "arp_queue_drops",
-                "packets dropped because the queue waiting for ARP was full",
-            ),
-            arp_failed: ctx.counter(
-                "arp_failed",
-                "queued packets given up on after 3 s without an ARP reply",
-            ),
-            bindings_active: ctx.gauge("bindings_active", "bindings in the table"),
-            arp_cache_entries: ctx.gauge("arp_cache_entries", "entries in the ARP cache"),
-            arp_pending_frames: ctx
-                .gauge("arp_pending_frames", "packets waiting for ARP resolution"),
+            translated_out,
+            translated_in,
+            dnat_hits,
+            bindings_refused,
+            bindings_expired,
+            icmp_errors_translated,
+            icmp_echo_replies,
+            icmp_errors_sent,
+            bindings_active,
+            arp: ArpMetrics {
+                forwarded,
+                requests_sent: arp_requests_sent,
+                replies_sent: arp_replies_sent,
+                queue_drops: arp_queue_drops,
+                failed: arp_failed,
+                cache_entries: arp_cache_entries,
+                pending_frames: arp_pending_frames,
+            },
         }
     }
 }
@@ -109,8 +122,7 @@ pub struct Nat {
     routes: Vec<Route>,
     forwards: Vec<Forward>,
     table: Table,
-    neighbors: Neighbors,
-    arp_timeout_ns: u64,
+    arp: Resolver,
     counters: Counters,
     ident: u16,
 }
@@ -155,8 +167,7 @@ impl Vnf for Nat {
                 s.timeouts,
                 vnf_sdk::hash::seed_from_name(ctx.vnf_name()),
             ),
-            neighbors: Neighbors::default(),
-            arp_timeout_ns: s.arp_timeout_ns,
+            arp: Resolver::new(s.arp_timeout_ns, counters.arp),
             counters,
             ident: 0,
         })
@@ -175,7 +186,7 @@ impl Vnf for Nat {
             return Verdict::Drop(DropReason::NotForUs);
         }
         match eth.ethertype() {
-            EtherType::Arp => self.handle_arp(ctx, side, frame.data()),
+            EtherType::Arp => self.arp.receive(ctx, side.port, &side.link, frame.data()),
             EtherType::Ipv4 if broadcast => Verdict::Drop(DropReason::NotForUs),
             EtherType::Ipv4 => self.handle_ipv4(ctx, side, frame),
             _ => Verdict::Drop(DropReason::Unsupported),
@@ -186,15 +197,16 @@ impl Vnf for Nat {
         let now = ctx.now_ns();
         let expired = self.table.expire(now);
         self.counters.bindings_expired.add(expired as u64);
-        let due = self.neighbors.maintain(now, self.arp_timeout_ns);
-        self.counters.arp_failed.add(due.failed.len() as u64);
-        for (port, hop) in due.requests {
-            self.send_arp_request(ctx, port, hop, None);
-        }
-        for ((port, hop), mac) in due.refreshes {
-            self.send_arp_request(ctx, port, hop, Some(mac));
-        }
         self.update_gauges();
+        let due = self.arp.maintain(now);
+        let (inside, outside) = (self.inside, self.outside);
+        self.arp.send_due(ctx, due, |port| {
+            if port == inside.port {
+                inside.link
+            } else {
+                outside.link
+            }
+        });
     }
 }
 
@@ -214,11 +226,7 @@ impl Nat {
     }
 
     fn update_gauges(&self) {
-        let c = &self.counters;
-        c.bindings_active.set(self.table.len() as u64);
-        c.arp_cache_entries.set(self.neighbors.cache_len() as u64);
-        c.arp_pending_frames
-            .set(self.neighbors.pending_len() as u64);
+        self.counters.bindings_active.set(self.table.len() as u64);
     }
 
     fn lookup_route(&self, dst: Ipv4Addr) -> Option<(u16, Ipv4Addr)> {
@@ -226,47 +234,6 @@ impl Nat {
             .iter()
             .find(|r| r.prefix.contains(dst))
             .map(|r| (r.port, r.via.unwrap_or(dst)))
-    }
-
-    fn handle_arp(&mut self, ctx: &mut Context, side: Side, data: &[u8]) -> Verdict {
-        let expires = ctx.now_ns().saturating_add(self.arp_timeout_ns);
-        let handled = self
-            .neighbors
-            .handle_arp(side.port, &side.link, &data[ETH..], expires);
-        if !handled.released.is_empty() {
-            let (sent, error) = neighbor::emit_released(
-                ctx,
-                side.port,
-                handled.sender_mac,
-                side.link.mac,
-                handled.released,
-            );
-            self.counters.forwarded.add(sent as u64);
-            if let Some(e) = error {
-                log_warn!("queued packet not sent: {e}");
-            }
-        }
-        if let Some(reply) = handled.reply {
-            match ctx.emit(side.port, &reply) {
-                Ok(()) => self.counters.arp_replies_sent.inc(),
-                Err(e) => log_warn!("ARP reply not sent: {e}"),
-            }
-        }
-        self.update_gauges();
-        handled.verdict
-    }
-
-    fn send_arp_request(
-        &mut self,
-        ctx: &mut Context,
-        port: u16,
-        target: Ipv4Addr,
-        to: Option<vnf_sdk::wire::EthernetAddress>,
-    ) {
-        match neighbor::send_request(ctx, port, &self.link(port), target, to) {
-            Ok(()) => self.counters.arp_requests_sent.inc(),
-            Err(e) => log_warn!("ARP request for {target} not sent: {e}"),
-        }
     }
 
     fn next_ident(&mut self) -> u16 {
@@ -318,7 +285,7 @@ impl Nat {
                         partial,
                     );
                     self.counters.translated_in.inc();
-                    self.forward_after_checks(ctx, side, frame, b.inside.0)
+                    self.forward_after_checks(ctx, frame, b.inside.0)
                 }
                 Inbound::Error(idx) => {
                     let b = *self.table.get(idx);
@@ -341,7 +308,7 @@ impl Nat {
                 return v;
             }
         }
-        self.forward_after_checks(ctx, side, frame, dst)
+        self.forward_after_checks(ctx, frame, dst)
     }
 
     /// No route → net unreachable; TTL ≤ 1 → time exceeded. `None` if the
@@ -525,7 +492,7 @@ impl Nat {
             b.inside.1,
         );
         self.counters.icmp_errors_translated.inc();
-        self.forward_after_checks(ctx, side, frame, b.inside.0)
+        self.forward_after_checks(ctx, frame, b.inside.0)
     }
 
     /// Decrements TTL and sends the packet towards `dst` (after any
@@ -533,47 +500,15 @@ impl Nat {
     fn forward_after_checks(
         &mut self,
         ctx: &mut Context,
-        side: Side,
         frame: &mut Frame<'_>,
         dst: Ipv4Addr,
     ) -> Verdict {
         let Some((port, hop)) = self.lookup_route(dst) else {
             return Verdict::Drop(DropReason::NoRoute);
         };
-        let in_port = side.port;
         Ipv4Packet::new_unchecked(&mut frame.data_mut()[ETH..]).decrement_ttl_incremental();
-        if frame.has_offload() && self.neighbors.lookup((port, hop)).is_none() {
-            // Waits for ARP and leaves through `emit`, which carries no
-            // offload: complete the checksum, cut a super-frame to one segment.
-            if !frame.make_ordinary() {
-                return Verdict::Drop(DropReason::Malformed);
-            }
-        }
-        let egress_mac = self.link(port).mac;
-        let verdict = match self
-            .neighbors
-            .resolve((port, hop), ctx.now_ns(), in_port, frame.data())
-        {
-            Resolution::Known(mac) => {
-                let d = frame.data_mut();
-                d[0..6].copy_from_slice(&mac.0);
-                d[6..12].copy_from_slice(&egress_mac.0);
-                self.counters.forwarded.inc();
-                return Verdict::Forward(port);
-            }
-            Resolution::Full => {
-                self.counters.arp_queue_drops.inc();
-                Verdict::Drop(DropReason::NoNeighbor)
-            }
-            Resolution::Queued { request } => {
-                if request {
-                    self.send_arp_request(ctx, port, hop, None);
-                }
-                Verdict::Consume
-            }
-        };
-        self.update_gauges();
-        verdict
+        let link = self.link(port);
+        self.arp.forward(ctx, frame, port, hop, &link)
     }
 
     /// Ping to one of our addresses; everything else to us is unsupported.

@@ -7,11 +7,10 @@ mod routes;
 
 use std::net::Ipv4Addr;
 
-use vnf_sdk::neighbor::{self, Neighbors, Resolution};
+use vnf_sdk::neighbor::{ArpMetrics, Resolver};
 use vnf_sdk::prelude::*;
 use vnf_sdk::wire::{
-    EtherType, EthernetAddress, EthernetFrame, Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Packet,
-    WireError,
+    EtherType, EthernetFrame, Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Packet, WireError,
 };
 
 pub use config::{Config, RouteConfig};
@@ -25,55 +24,62 @@ const ETH_HEADER: usize = EthernetFrame::<&[u8]>::HEADER_LEN;
 const ICMP_ERROR_BURST: u32 = 100;
 
 struct Counters {
-    forwarded: Counter,
-    arp_requests_sent: Counter,
-    arp_replies_sent: Counter,
+    arp: ArpMetrics,
     icmp_echo_replies: Counter,
     icmp_errors_sent: Counter,
     icmp_errors_limited: Counter,
-    arp_queue_drops: Counter,
-    arp_failed: Counter,
-    arp_cache_entries: Counter,
-    arp_pending_frames: Counter,
-    routes: Counter,
+    routes: Gauge,
 }
 
 impl Counters {
+    /// Declared in this order (the host lists metrics as declared).
     fn declare(ctx: &mut InitContext) -> Counters {
+        let forwarded = ctx.counter(
+            "forwarded",
+            "IPv4 packets forwarded (including those released after ARP resolution)",
+        );
+        let requests_sent = ctx.counter(
+            "arp_requests_sent",
+            "ARP requests sent to resolve next hops",
+        );
+        let replies_sent = ctx.counter(
+            "arp_replies_sent",
+            "ARP replies sent for the router's own addresses",
+        );
+        let icmp_echo_replies = ctx.counter("icmp_echo_replies", "ICMP echo replies sent");
+        let icmp_errors_sent = ctx.counter(
+            "icmp_errors_sent",
+            "ICMP errors sent (unreachable, time exceeded, fragmentation needed)",
+        );
+        let icmp_errors_limited = ctx.counter(
+            "icmp_errors_limited",
+            "ICMP errors not sent because of the rate limit",
+        );
+        let queue_drops = ctx.counter(
+            "arp_queue_drops",
+            "packets dropped because the queue waiting for ARP was full",
+        );
+        let failed = ctx.counter(
+            "arp_failed",
+            "queued packets given up on after 3 s without an ARP reply",
+        );
+        let cache_entries = ctx.gauge("arp_cache_entries", "entries in the ARP cache");
+        let pending_frames = ctx.gauge("arp_pending_frames", "packets waiting for ARP resolution");
+        let routes = ctx.gauge("routes", "routes in the table (connected and static)");
         Counters {
-            forwarded: ctx.counter(
-                "forwarded",
-                "IPv4 packets forwarded (including those released after ARP resolution)",
-            ),
-            arp_requests_sent: ctx.counter(
-                "arp_requests_sent",
-                "ARP requests sent to resolve next hops",
-            ),
-            arp_replies_sent: ctx.counter(
-                "arp_replies_sent",
-                "ARP replies sent for the router's own addresses",
-            ),
-            icmp_echo_replies: ctx.counter("icmp_echo_replies", "ICMP echo replies sent"),
-            icmp_errors_sent: ctx.counter(
-                "icmp_errors_sent",
-                "ICMP errors sent (unreachable, time exceeded, fragmentation needed)",
-            ),
-            icmp_errors_limited: ctx.counter(
-                "icmp_errors_limited",
-                "ICMP errors not sent because of the rate limit",
-            ),
-            arp_queue_drops: ctx.counter(
-                "arp_queue_drops",
-                "packets dropped because the queue waiting for ARP was full",
-            ),
-            arp_failed: ctx.counter(
-                "arp_failed",
-                "queued packets given up on after 3 s without an ARP reply",
-            ),
-            arp_cache_entries: ctx.gauge("arp_cache_entries", "entries in the ARP cache"),
-            arp_pending_frames: ctx
-                .gauge("arp_pending_frames", "packets waiting for ARP resolution"),
-            routes: ctx.gauge("routes", "routes in the table (connected and static)"),
+            arp: ArpMetrics {
+                forwarded,
+                requests_sent,
+                replies_sent,
+                queue_drops,
+                failed,
+                cache_entries,
+                pending_frames,
+            },
+            icmp_echo_replies,
+            icmp_errors_sent,
+            icmp_errors_limited,
+            routes,
         }
     }
 }
@@ -104,8 +110,7 @@ impl Limiter {
 pub struct Router {
     ifaces: Vec<Iface>,
     table: RouteTable,
-    neighbors: Neighbors,
-    arp_timeout_ns: u64,
+    arp: Resolver,
     counters: Counters,
     ident: u16,
     limiter: Limiter,
@@ -132,8 +137,7 @@ impl Vnf for Router {
         Ok(Router {
             ifaces: settings.ifaces,
             table: settings.table,
-            neighbors: Neighbors::default(),
-            arp_timeout_ns: settings.arp_timeout_ns,
+            arp: Resolver::new(settings.arp_timeout_ns, counters.arp),
             counters,
             ident: 0,
             limiter: Limiter {
@@ -157,7 +161,7 @@ impl Vnf for Router {
             return Verdict::Drop(DropReason::NotForUs);
         }
         match eth.ethertype() {
-            EtherType::Arp => self.handle_arp(ctx, in_port, iface, frame.data()),
+            EtherType::Arp => self.arp.receive(ctx, in_port, &iface.link(), frame.data()),
             // Link-layer broadcasts are never routed.
             EtherType::Ipv4 if broadcast => Verdict::Drop(DropReason::NotForUs),
             EtherType::Ipv4 => self.handle_ipv4(ctx, frame),
@@ -166,83 +170,20 @@ impl Vnf for Router {
     }
 
     fn tick(&mut self, ctx: &mut Context) {
-        let now = ctx.now_ns();
-        let due = self.neighbors.maintain(now, self.arp_timeout_ns);
-        self.counters.arp_failed.add(due.failed.len() as u64);
-        for q in &due.failed {
+        let mut due = self.arp.maintain(ctx.now_ns());
+        for q in core::mem::take(&mut due.failed) {
             self.send_error(ctx, q.in_port, IcmpError::HostUnreachable, &q.bytes);
         }
-        for (port, hop) in due.requests {
-            self.send_arp_request(ctx, port, hop, None);
-        }
-        for ((port, hop), mac) in due.refreshes {
-            self.send_arp_request(ctx, port, hop, Some(mac));
-        }
-        self.update_gauges();
+        let ifaces = &self.ifaces;
+        self.arp
+            .send_due(ctx, due, |port| ifaces[usize::from(port)].link());
     }
 }
 
 impl Router {
-    fn update_gauges(&self) {
-        self.counters
-            .arp_cache_entries
-            .set(self.neighbors.cache_len() as u64);
-        self.counters
-            .arp_pending_frames
-            .set(self.neighbors.pending_len() as u64);
-    }
-
     fn next_ident(&mut self) -> u16 {
         self.ident = self.ident.wrapping_add(1);
         self.ident
-    }
-
-    fn handle_arp(
-        &mut self,
-        ctx: &mut Context,
-        in_port: u16,
-        iface: Iface,
-        data: &[u8],
-    ) -> Verdict {
-        let expires = ctx.now_ns().saturating_add(self.arp_timeout_ns);
-        let handled =
-            self.neighbors
-                .handle_arp(in_port, &iface.link(), &data[ETH_HEADER..], expires);
-        if !handled.released.is_empty() {
-            let (sent, error) = neighbor::emit_released(
-                ctx,
-                in_port,
-                handled.sender_mac,
-                iface.mac,
-                handled.released,
-            );
-            self.counters.forwarded.add(sent as u64);
-            if let Some(e) = error {
-                log_warn!("queued packet not sent: {e}");
-            }
-        }
-        if let Some(reply) = handled.reply {
-            match ctx.emit(in_port, &reply) {
-                Ok(()) => self.counters.arp_replies_sent.inc(),
-                Err(e) => log_warn!("ARP reply on port {in_port} not sent: {e}"),
-            }
-        }
-        self.update_gauges();
-        handled.verdict
-    }
-
-    fn send_arp_request(
-        &mut self,
-        ctx: &mut Context,
-        port: u16,
-        target: Ipv4Addr,
-        to: Option<EthernetAddress>,
-    ) {
-        let link = self.ifaces[usize::from(port)].link();
-        match neighbor::send_request(ctx, port, &link, target, to) {
-            Ok(()) => self.counters.arp_requests_sent.inc(),
-            Err(e) => log_warn!("ARP request for {target} not sent: {e}"),
-        }
     }
 
     fn is_our_broadcast(&self, dst: Ipv4Addr) -> bool {
@@ -310,38 +251,7 @@ impl Router {
 
         // TTL is not in the pseudo-header: a partial L4 checksum is unaffected.
         Ipv4Packet::new_unchecked(&mut frame.data_mut()[ETH_HEADER..]).decrement_ttl_incremental();
-        let now = ctx.now_ns();
-        if frame.has_offload() && self.neighbors.lookup((port, hop)).is_none() {
-            // The frame will wait for ARP and leave later through `emit`,
-            // which carries no offload: make it an ordinary frame first.
-            if !frame.make_ordinary() {
-                return Verdict::Drop(DropReason::Malformed);
-            }
-        }
-        let verdict = match self
-            .neighbors
-            .resolve((port, hop), now, in_port, frame.data())
-        {
-            Resolution::Known(mac) => {
-                let d = frame.data_mut();
-                d[0..6].copy_from_slice(&mac.0);
-                d[6..12].copy_from_slice(&egress.mac.0);
-                self.counters.forwarded.inc();
-                return Verdict::Forward(port);
-            }
-            Resolution::Full => {
-                self.counters.arp_queue_drops.inc();
-                Verdict::Drop(DropReason::NoNeighbor)
-            }
-            Resolution::Queued { request } => {
-                if request {
-                    self.send_arp_request(ctx, port, hop, None);
-                }
-                Verdict::Consume
-            }
-        };
-        self.update_gauges();
-        verdict
+        self.arp.forward(ctx, frame, port, hop, &egress.link())
     }
 
     /// A packet for one of the router's own addresses (`ours`).

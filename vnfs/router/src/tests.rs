@@ -8,6 +8,7 @@ use vnf_sdk::wire::{
 };
 
 use super::*;
+use vnf_sdk::neighbor;
 
 const LAN: u16 = 0;
 const WAN: u16 = 1;
@@ -308,7 +309,10 @@ fn arp_request_answered() {
     assert_eq!(h.counter("arp_replies_sent"), Some(1));
     // The asker was learned.
     assert_eq!(h.counter("arp_cache_entries"), Some(1));
-    assert_eq!(h.vnf().neighbors.lookup((LAN, HOST_IP)), Some(HOST));
+    assert_eq!(
+        h.vnf().arp.neighbors_mut().lookup((LAN, HOST_IP)),
+        Some(HOST)
+    );
 }
 
 #[test]
