@@ -6,6 +6,7 @@ use std::string::{String, ToString};
 use std::vec::Vec;
 
 use serde::Deserialize;
+use vnf_sdk::prefix::Prefix;
 use vnf_sdk::wire::EthernetAddress;
 use vnf_sdk::{ConfigError, InitContext};
 
@@ -66,35 +67,6 @@ pub struct ReservationConfig {
     pub address: String,
 }
 
-/// An IPv4 subnet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Subnet {
-    /// Network address.
-    pub network: Ipv4Addr,
-    /// Prefix length.
-    pub len: u8,
-}
-
-impl Subnet {
-    /// The netmask.
-    pub fn mask(&self) -> Ipv4Addr {
-        Ipv4Addr::from(u32::MAX.checked_shl(32 - u32::from(self.len)).unwrap_or(0))
-    }
-    /// Whether `a` is inside.
-    pub fn contains(&self, a: Ipv4Addr) -> bool {
-        let m = u32::from(self.mask());
-        u32::from(a) & m == u32::from(self.network)
-    }
-    /// The directed broadcast address.
-    pub fn broadcast(&self) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.network) | !u32::from(self.mask()))
-    }
-    /// Whether `a` is a usable host address of the subnet.
-    pub fn is_host(&self, a: Ipv4Addr) -> bool {
-        self.contains(a) && a != self.network && a != self.broadcast()
-    }
-}
-
 /// A validated configuration.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -105,7 +77,7 @@ pub struct Settings {
     /// Server identifier.
     pub addr: Ipv4Addr,
     /// Served subnet.
-    pub subnet: Subnet,
+    pub subnet: Prefix,
     /// The server's MAC.
     pub mac: EthernetAddress,
     /// First and last pool address.
@@ -150,13 +122,13 @@ fn parse_addr(path: &str, s: &str, what: &str) -> Result<Ipv4Addr, ConfigError> 
     })
 }
 
-fn host_in(subnet: Subnet, path: &str, a: Ipv4Addr) -> Result<(), ConfigError> {
+fn host_in(subnet: Prefix, path: &str, a: Ipv4Addr) -> Result<(), ConfigError> {
     if !subnet.is_host(a) {
         return Err(ConfigError::at(
             path,
             format!(
                 "{a} is not a host address of the served subnet {}/{}",
-                subnet.network, subnet.len
+                subnet.addr, subnet.len
             ),
         ));
     }
@@ -187,7 +159,7 @@ pub fn validate(ctx: &InitContext, config: Config) -> Result<Settings, ConfigErr
     }
     let uplink = 1 - lan;
 
-    let (a, len) = config.address.trim().split_once('/').ok_or_else(|| {
+    let configured = Prefix::parse(&config.address).ok_or_else(|| {
         ConfigError::at(
             "address",
             format!(
@@ -196,21 +168,16 @@ pub fn validate(ctx: &InitContext, config: Config) -> Result<Settings, ConfigErr
             ),
         )
     })?;
-    let addr = parse_addr("address", a, "an address with a prefix length")?;
-    let len: u8 = len
-        .parse()
-        .ok()
-        .filter(|l| (1..=30).contains(l))
-        .ok_or_else(|| {
-            ConfigError::at(
-                "address",
-                format!("prefix length must be 1 to 30, got `{len}`"),
-            )
-        })?;
-    let mask = u32::MAX << (32 - u32::from(len));
-    let subnet = Subnet {
-        network: Ipv4Addr::from(u32::from(addr) & mask),
-        len,
+    if !(1..=30).contains(&configured.len) {
+        return Err(ConfigError::at(
+            "address",
+            format!("prefix length must be 1 to 30, got `{}`", configured.len),
+        ));
+    }
+    let addr = configured.addr;
+    let subnet = Prefix {
+        addr: configured.network(),
+        len: configured.len,
     };
     if !subnet.is_host(addr) || addr.is_multicast() || addr.is_loopback() {
         return Err(ConfigError::at(

@@ -234,7 +234,7 @@ impl Server {
         for code in order {
             match code {
                 opt::SUBNET_MASK => {
-                    b.addrs(code, &[s.subnet.mask()]);
+                    b.addrs(code, &[s.subnet.netmask()]);
                 }
                 opt::ROUTER => {
                     if let Some(r) = s.router {

@@ -9,7 +9,9 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use vnf_sdk::{ConfigError, InitContext};
 
-use crate::rules::{Action, PortRange, Prefix, Proto, Rule};
+use vnf_sdk::prefix::Prefix;
+
+use crate::rules::{Action, PortRange, Proto, Rule};
 
 /// Default size of the connection table.
 pub const DEFAULT_MAX_CONNECTIONS: u64 = 65_536;
@@ -229,19 +231,19 @@ fn parse_port(v: &PortValue, path: &str) -> Result<PortRange, ConfigError> {
 }
 
 fn parse_prefix(s: &str, path: &str) -> Result<Prefix, ConfigError> {
-    let (prefix, host_bits) = Prefix::parse(s).ok_or_else(|| {
+    let prefix = Prefix::parse_or_host(s).ok_or_else(|| {
         ConfigError::at(
             path,
             format!("expected an IPv4 prefix like 192.168.1.0/24 or an address like 192.168.1.50, but got `{s}`"),
         )
     })?;
-    if host_bits {
-        let len = prefix.mask.count_ones();
+    if prefix.has_host_bits() {
         return Err(ConfigError::at(
             path,
             format!(
-                "{s} has bits set past the prefix length; did you mean {}/{len}?",
-                std::net::Ipv4Addr::from(prefix.addr)
+                "{s} has bits set past the prefix length; did you mean {}/{}?",
+                prefix.network(),
+                prefix.len
             ),
         ));
     }

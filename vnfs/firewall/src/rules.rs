@@ -3,6 +3,8 @@
 
 use std::net::Ipv4Addr;
 
+use vnf_sdk::prefix::Prefix;
+
 /// What to do with a new connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -58,49 +60,6 @@ impl Proto {
             Proto::Udp => protocol == 17,
             Proto::Icmp => protocol == 1,
         }
-    }
-}
-
-/// An IPv4 prefix such as `192.168.1.0/24`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Prefix {
-    /// The network address.
-    pub addr: u32,
-    /// The netmask.
-    pub mask: u32,
-}
-
-impl Prefix {
-    /// Parses `a.b.c.d/len` or a bare address (a /32). Returns the prefix
-    /// and whether bits are set past the length.
-    pub fn parse(s: &str) -> Option<(Prefix, bool)> {
-        let s = s.trim();
-        let (addr, len) = match s.split_once('/') {
-            Some((a, l)) => (a, l),
-            None => (s, "32"),
-        };
-        let addr: Ipv4Addr = addr.parse().ok()?;
-        if len.is_empty() || len.len() > 2 || !len.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        let len: u32 = len.parse().ok()?;
-        if len > 32 {
-            return None;
-        }
-        let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-        let addr = u32::from(addr);
-        Some((
-            Prefix {
-                addr: addr & mask,
-                mask,
-            },
-            addr & !mask != 0,
-        ))
-    }
-
-    /// Whether `ip` is inside the prefix.
-    pub fn contains(self, ip: u32) -> bool {
-        ip & self.mask == self.addr
     }
 }
 
@@ -164,8 +123,12 @@ impl Rule {
     /// Whether the rule matches the packet.
     pub fn matches(&self, p: &Packet) -> bool {
         if self.in_port.is_some_and(|port| port != p.in_port)
-            || self.src.is_some_and(|pre| !pre.contains(p.src))
-            || self.dst.is_some_and(|pre| !pre.contains(p.dst))
+            || self
+                .src
+                .is_some_and(|pre| !pre.contains(Ipv4Addr::from(p.src)))
+            || self
+                .dst
+                .is_some_and(|pre| !pre.contains(Ipv4Addr::from(p.dst)))
             || !self.proto.matches(p.protocol)
         {
             return false;
