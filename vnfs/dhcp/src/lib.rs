@@ -188,9 +188,12 @@ impl Dhcp {
         if ip.protocol() != IpProtocol::Udp || ip.is_fragment() {
             return None;
         }
-        let l4 = ip.payload();
-        let port_at = |i: usize| l4.get(i..i + 2).map(|p| u16::from_be_bytes([p[0], p[1]]));
-        let (sport, dport) = (port_at(0)?, port_at(2)?);
+        // The ports are judged even in a datagram too short to be UDP.
+        if ip.payload().len() < 4 {
+            return None;
+        }
+        let udp = UdpPacket::new_unchecked(ip.payload());
+        let (sport, dport) = (udp.src_port(), udp.dst_port());
         let s = self.settings();
         if in_port == s.uplink {
             if sport == SERVER_PORT && dport == CLIENT_PORT {
@@ -209,7 +212,7 @@ impl Dhcp {
         let parsed = if !ip.verify_checksum() {
             None
         } else {
-            UdpPacket::new_checked(l4)
+            UdpPacket::new_checked(ip.payload())
                 .ok()
                 .filter(|u| {
                     partial || u.verify_checksum(src_ip, dst) || partial_checksum(u, src_ip, dst)

@@ -442,9 +442,11 @@ impl Firewall {
         if ihl < 20 || quote.len() < ihl + 8 {
             return false;
         }
-        let proto = quote[9];
-        let isrc = u32::from_be_bytes([quote[12], quote[13], quote[14], quote[15]]);
-        let idst = u32::from_be_bytes([quote[16], quote[17], quote[18], quote[19]]);
+        // A quote is cut short: the view is read only where checked above.
+        let inner = Ipv4Packet::new_unchecked(quote);
+        let proto = u8::from(inner.protocol());
+        let isrc = u32::from(inner.src_addr());
+        let idst = u32::from(inner.dst_addr());
         if isrc != outer_dst {
             return false;
         }

@@ -5,8 +5,8 @@
 //! and any VLAN tags kept.
 
 use vnf_sdk::wire::{
-    error_quote, Icmpv4DstUnreachable, Icmpv4Message, Icmpv4Packet, Icmpv4Repr, IpProtocol,
-    Ipv4Packet, Ipv4Repr, TcpFlags, TcpPacket,
+    error_quote, EthernetFrame, Icmpv4DstUnreachable, Icmpv4Message, Icmpv4Packet, Icmpv4Repr,
+    IpProtocol, Ipv4Packet, Ipv4Repr, TcpFlags, TcpPacket,
 };
 
 /// TTL of the answers.
@@ -15,10 +15,14 @@ pub const TTL: u8 = 64;
 /// ICMP (8) quoting a 60-byte header and 8 bytes.
 pub const MAX_LEN: usize = 22 + 20 + 8 + 60 + 8;
 
+/// Copies the link-layer header (`l3` bytes, VLAN tags included) of
+/// `original` with the Ethernet addresses swapped.
 fn l2(buf: &mut [u8], original: &[u8], l3: usize) {
     buf[..l3].copy_from_slice(&original[..l3]);
-    buf[..6].copy_from_slice(&original[6..12]);
-    buf[6..12].copy_from_slice(&original[..6]);
+    let from = EthernetFrame::new_unchecked(original);
+    let mut eth = EthernetFrame::new_unchecked(&mut buf[..l3]);
+    eth.set_dst_addr(from.src_addr());
+    eth.set_src_addr(from.dst_addr());
 }
 
 fn ip_header(buf: &mut [u8], ip: &Ipv4Packet<&[u8]>, protocol: IpProtocol, payload_len: usize) {
