@@ -6,6 +6,8 @@
 //! assert_eq!(out.verdict, Verdict::Forward(1));
 //! ```
 
+pub mod frames;
+
 use std::cell::Cell;
 use std::vec::Vec;
 
