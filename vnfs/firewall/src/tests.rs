@@ -3,11 +3,10 @@
 use std::net::Ipv4Addr;
 
 use serde_json::json;
-use vnf_sdk::testing::Harness;
+use vnf_sdk::testing::{frames, Harness};
 use vnf_sdk::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
-    Icmpv4DstUnreachable, Icmpv4Packet, Icmpv4Repr, Icmpv4TimeExceeded, IpProtocol, Ipv4Packet,
-    Ipv4Repr, TcpFlags, TcpPacket, UdpPacket, UdpRepr,
+    ArpOperation, EtherType, EthernetAddress, EthernetFrame, Icmpv4DstUnreachable, Icmpv4Packet,
+    Icmpv4Repr, Icmpv4TimeExceeded, IpProtocol, Ipv4Packet, Ipv4Repr, TcpFlags, TcpPacket,
 };
 
 use super::*;
@@ -58,35 +57,17 @@ fn frame(from_inside: bool, ethertype: EtherType, payload: &[u8]) -> Vec<u8> {
     } else {
         (WAN_MAC, LAN_MAC)
     };
-    let mut bytes = vec![0u8; 14 + payload.len()];
-    let mut f = EthernetFrame::new_unchecked(&mut bytes[..]);
-    EthernetRepr {
-        src_addr: src,
-        dst_addr: dst,
-        ethertype,
-    }
-    .emit(&mut f);
-    f.payload_mut().copy_from_slice(payload);
-    bytes
+    frames::ethernet(dst, src, ethertype, payload)
 }
 
+/// An IPv4 packet as the tests send it (identification 7, DF set).
 fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, protocol: IpProtocol, payload: &[u8]) -> Vec<u8> {
-    let repr = Ipv4Repr {
-        src_addr: src,
-        dst_addr: dst,
-        protocol,
-        payload_len: payload.len(),
-        ttl: 64,
-        dscp: 0,
-        ecn: 0,
+    let header = Ipv4Repr {
         ident: 7,
         dont_frag: true,
+        ..frames::ipv4_header(src, dst, protocol)
     };
-    let mut bytes = vec![0u8; repr.buffer_len()];
-    let mut p = Ipv4Packet::new_unchecked(&mut bytes[..]);
-    repr.emit(&mut p);
-    p.payload_mut().copy_from_slice(payload);
-    bytes
+    frames::ipv4_with(header, payload)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -101,17 +82,15 @@ fn tcp(
     ack: u32,
     data: &[u8],
 ) -> Vec<u8> {
-    let mut seg = vec![0u8; 20 + data.len()];
-    let mut t = TcpPacket::new_unchecked(&mut seg[..]);
-    t.set_src_port(sport);
-    t.set_dst_port(dport);
-    t.set_seq_number(seq);
-    t.set_ack_number(ack);
-    t.set_header_len(20);
-    t.set_flags(flags);
-    t.set_window_len(64240);
-    t.payload_mut().copy_from_slice(data);
-    t.fill_checksum(src, dst);
+    let header = frames::TcpHeader {
+        src_port: sport,
+        dst_port: dport,
+        seq,
+        ack,
+        flags,
+        window: 64240,
+    };
+    let seg = frames::tcp(src, dst, header, data);
     frame(
         from_inside,
         EtherType::Ipv4,
@@ -120,17 +99,7 @@ fn tcp(
 }
 
 fn udp_ip(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16) -> Vec<u8> {
-    let payload = b"hello";
-    let repr = UdpRepr {
-        src_port: sport,
-        dst_port: dport,
-        payload_len: payload.len(),
-    };
-    let mut seg = vec![0u8; repr.buffer_len()];
-    let mut u = UdpPacket::new_unchecked(&mut seg[..]);
-    repr.emit(&mut u);
-    u.payload_mut().copy_from_slice(payload);
-    u.fill_checksum(src, dst);
+    let seg = frames::udp(src, dst, sport, dport, b"hello");
     ipv4(src, dst, IpProtocol::Udp, &seg)
 }
 
@@ -143,26 +112,16 @@ fn udp(from_inside: bool, src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16) 
 }
 
 fn icmp_ip(src: Ipv4Addr, dst: Ipv4Addr, repr: &Icmpv4Repr<'_>) -> Vec<u8> {
-    let mut msg = vec![0u8; repr.buffer_len()];
-    repr.emit(&mut Icmpv4Packet::new_unchecked(&mut msg[..]));
-    ipv4(src, dst, IpProtocol::Icmp, &msg)
+    ipv4(src, dst, IpProtocol::Icmp, &frames::icmp(repr))
 }
 
 fn ping(from_inside: bool, src: Ipv4Addr, dst: Ipv4Addr, request: bool, ident: u16) -> Vec<u8> {
-    let repr = if request {
-        Icmpv4Repr::EchoRequest {
-            ident,
-            seq_no: 1,
-            data: b"ping",
-        }
-    } else {
-        Icmpv4Repr::EchoReply {
-            ident,
-            seq_no: 1,
-            data: b"ping",
-        }
-    };
-    frame(from_inside, EtherType::Ipv4, &icmp_ip(src, dst, &repr))
+    let msg = frames::echo(request, ident, 1, b"ping");
+    frame(
+        from_inside,
+        EtherType::Ipv4,
+        &ipv4(src, dst, IpProtocol::Icmp, &msg),
+    )
 }
 
 const SYN: TcpFlags = TcpFlags::SYN;
@@ -689,15 +648,13 @@ fn related_icmp_errors_pass_and_unrelated_are_dropped() {
 
 #[test]
 fn arp_and_ipv6_pass_unless_configured_otherwise() {
-    let arp = ArpRepr {
-        operation: ArpOperation::Request,
-        source_hardware_addr: LAN_MAC,
-        source_protocol_addr: LAN_HOST,
-        target_hardware_addr: EthernetAddress([0; 6]),
-        target_protocol_addr: WEB,
-    };
-    let mut payload = vec![0u8; arp.buffer_len()];
-    arp.emit(&mut ArpPacket::new_unchecked(&mut payload[..]));
+    let payload = frames::arp(
+        ArpOperation::Request,
+        LAN_MAC,
+        LAN_HOST,
+        EthernetAddress([0; 6]),
+        WEB,
+    );
     let f = frame(true, EtherType::Arp, &payload);
     let mut h = fw();
     let out = h.process(IN, &f);

@@ -1,10 +1,10 @@
 //! Native tests through the SDK harness.
 
 use serde_json::json;
-use vnf_sdk::testing::Harness;
+use vnf_sdk::testing::{frames, Harness};
 use vnf_sdk::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetRepr, Icmpv4DstUnreachable,
-    Icmpv4Repr, Icmpv4TimeExceeded, Ipv4Repr, TcpPacket, UdpPacket, UdpRepr,
+    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, Icmpv4DstUnreachable, Icmpv4Repr,
+    Icmpv4TimeExceeded, Ipv4Repr, TcpFlags, TcpPacket, UdpPacket,
 };
 
 use super::*;
@@ -62,6 +62,7 @@ fn config_error(c: serde_json::Value) -> ConfigError {
     }
 }
 
+/// An ARP message from `sha`/`spa` about `tpa`, sent to `dst`.
 fn arp(
     op: ArpOperation,
     sha: EthernetAddress,
@@ -69,25 +70,10 @@ fn arp(
     dst: EthernetAddress,
     tpa: Ipv4Addr,
 ) -> Vec<u8> {
-    let repr = ArpRepr {
-        operation: op,
-        source_hardware_addr: sha,
-        source_protocol_addr: spa,
-        target_hardware_addr: EthernetAddress([0; 6]),
-        target_protocol_addr: tpa,
-    };
-    let mut b = vec![0u8; 14 + 28];
-    let mut e = EthernetFrame::new_unchecked(&mut b[..]);
-    EthernetRepr {
-        src_addr: sha,
-        dst_addr: dst,
-        ethertype: EtherType::Arp,
-    }
-    .emit(&mut e);
-    repr.emit(&mut ArpPacket::new_unchecked(e.payload_mut()));
-    b
+    frames::arp_frame(dst, op, sha, spa, EthernetAddress([0; 6]), tpa)
 }
 
+/// An IPv4 frame as the tests send it (identification 0x77).
 fn frame(
     dst_mac: EthernetAddress,
     src_mac: EthernetAddress,
@@ -97,76 +83,37 @@ fn frame(
     proto: IpProtocol,
     l4: &[u8],
 ) -> Vec<u8> {
-    let ip = Ipv4Repr {
-        src_addr: src,
-        dst_addr: dst,
-        protocol: proto,
-        payload_len: l4.len(),
+    let header = Ipv4Repr {
         ttl,
-        dscp: 0,
-        ecn: 0,
         ident: 0x77,
-        dont_frag: false,
+        ..frames::ipv4_header(src, dst, proto)
     };
-    let mut b = vec![0u8; 14 + ip.buffer_len()];
-    let mut e = EthernetFrame::new_unchecked(&mut b[..]);
-    EthernetRepr {
-        src_addr: src_mac,
-        dst_addr: dst_mac,
-        ethertype: EtherType::Ipv4,
-    }
-    .emit(&mut e);
-    let mut p = Ipv4Packet::new_unchecked(e.payload_mut());
-    ip.emit(&mut p);
-    p.payload_mut().copy_from_slice(l4);
-    b
+    frames::ethernet(
+        dst_mac,
+        src_mac,
+        EtherType::Ipv4,
+        &frames::ipv4_with(header, l4),
+    )
 }
 
 fn udp(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16) -> Vec<u8> {
-    let payload = b"nat test payload";
-    let r = UdpRepr {
-        src_port: sport,
-        dst_port: dport,
-        payload_len: payload.len(),
-    };
-    let mut b = vec![0u8; r.buffer_len()];
-    let mut u = UdpPacket::new_unchecked(&mut b[..]);
-    r.emit(&mut u);
-    u.payload_mut().copy_from_slice(payload);
-    u.fill_checksum(src, dst);
-    b
+    frames::udp(src, dst, sport, dport, b"nat test payload")
 }
 
 fn tcp(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, flags: u8) -> Vec<u8> {
-    let mut b = vec![0u8; 20 + 5];
-    b[0..2].copy_from_slice(&sport.to_be_bytes());
-    b[2..4].copy_from_slice(&dport.to_be_bytes());
-    b[4..8].copy_from_slice(&1234u32.to_be_bytes());
-    b[12] = 5 << 4;
-    b[13] = flags;
-    b[14..16].copy_from_slice(&1000u16.to_be_bytes());
-    b[20..].copy_from_slice(b"hello");
-    TcpPacket::new_unchecked(&mut b[..]).fill_checksum(src, dst);
-    b
+    let header = frames::TcpHeader {
+        src_port: sport,
+        dst_port: dport,
+        seq: 1234,
+        ack: 0,
+        flags: TcpFlags(u16::from(flags)),
+        window: 1000,
+    };
+    frames::tcp(src, dst, header, b"hello")
 }
 
 fn echo(ident: u16, reply: bool) -> Vec<u8> {
-    let r = if reply {
-        Icmpv4Repr::EchoReply {
-            ident,
-            seq_no: 3,
-            data: b"ping",
-        }
-    } else {
-        Icmpv4Repr::EchoRequest {
-            ident,
-            seq_no: 3,
-            data: b"ping",
-        }
-    };
-    let mut b = vec![0u8; r.buffer_len()];
-    r.emit(&mut Icmpv4Packet::new_unchecked(&mut b[..]));
-    b
+    frames::echo(!reply, ident, 3, b"ping")
 }
 
 fn from_lan(src: Ipv4Addr, dst: Ipv4Addr, proto: IpProtocol, l4: &[u8]) -> Vec<u8> {

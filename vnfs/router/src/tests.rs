@@ -3,12 +3,13 @@
 use serde_json::json;
 use vnf_sdk::testing::{Harness, Output};
 use vnf_sdk::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
-    Icmpv4Message, Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Packet, Ipv4Repr,
+    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, Icmpv4Message,
+    Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Packet, Ipv4Repr,
 };
 
 use super::*;
 use vnf_sdk::neighbor;
+use vnf_sdk::testing::frames;
 
 const LAN: u16 = 0;
 const WAN: u16 = 1;
@@ -49,24 +50,7 @@ fn config_error(config: serde_json::Value) -> ConfigError {
     }
 }
 
-fn eth(
-    dst: EthernetAddress,
-    src: EthernetAddress,
-    ethertype: EtherType,
-    payload: &[u8],
-) -> Vec<u8> {
-    let mut bytes = vec![0u8; 14 + payload.len()];
-    let mut frame = EthernetFrame::new_unchecked(&mut bytes[..]);
-    EthernetRepr {
-        src_addr: src,
-        dst_addr: dst,
-        ethertype,
-    }
-    .emit(&mut frame);
-    frame.payload_mut().copy_from_slice(payload);
-    bytes
-}
-
+/// An IPv4 packet as the tests send it (identification 0x1234).
 fn ipv4(
     src: Ipv4Addr,
     dst: Ipv4Addr,
@@ -75,33 +59,20 @@ fn ipv4(
     dont_frag: bool,
     payload: &[u8],
 ) -> Vec<u8> {
-    let repr = Ipv4Repr {
-        src_addr: src,
-        dst_addr: dst,
-        protocol,
-        payload_len: payload.len(),
-        ttl,
-        dscp: 0,
-        ecn: 0,
-        ident: 0x1234,
-        dont_frag,
-    };
-    let mut bytes = vec![0u8; repr.buffer_len()];
-    let mut packet = Ipv4Packet::new_unchecked(&mut bytes[..]);
-    repr.emit(&mut packet);
-    packet.payload_mut().copy_from_slice(payload);
-    bytes
-}
-
-fn icmp(repr: Icmpv4Repr<'_>) -> Vec<u8> {
-    let mut bytes = vec![0u8; repr.buffer_len()];
-    repr.emit(&mut Icmpv4Packet::new_unchecked(&mut bytes[..]));
-    bytes
+    frames::ipv4_with(
+        Ipv4Repr {
+            ttl,
+            ident: 0x1234,
+            dont_frag,
+            ..frames::ipv4_header(src, dst, protocol)
+        },
+        payload,
+    )
 }
 
 /// A UDP-ish packet from the LAN host to `dst`, as a frame for the router.
 fn from_host(dst: Ipv4Addr, ttl: u8) -> Vec<u8> {
-    eth(
+    frames::ethernet(
         R_LAN,
         HOST,
         EtherType::Ipv4,
@@ -116,31 +87,12 @@ fn from_host(dst: Ipv4Addr, ttl: u8) -> Vec<u8> {
     )
 }
 
-fn arp(
-    op: ArpOperation,
-    sha: EthernetAddress,
-    spa: Ipv4Addr,
-    tha: EthernetAddress,
-    tpa: Ipv4Addr,
-) -> Vec<u8> {
-    let repr = ArpRepr {
-        operation: op,
-        source_hardware_addr: sha,
-        source_protocol_addr: spa,
-        target_hardware_addr: tha,
-        target_protocol_addr: tpa,
-    };
-    let mut bytes = vec![0u8; 28];
-    repr.emit(&mut ArpPacket::new_unchecked(&mut bytes[..]));
-    bytes
-}
-
 fn arp_reply_from_gw(mac: EthernetAddress, ip: Ipv4Addr) -> Vec<u8> {
-    eth(
+    frames::ethernet(
         R_WAN,
         mac,
         EtherType::Arp,
-        &arp(ArpOperation::Reply, mac, ip, R_WAN, R_WAN_IP),
+        &frames::arp(ArpOperation::Reply, mac, ip, R_WAN, R_WAN_IP),
     )
 }
 
@@ -279,11 +231,11 @@ fn config_minimal_and_default_macs() {
 #[test]
 fn arp_request_answered() {
     let mut h = router();
-    let request = eth(
+    let request = frames::ethernet(
         EthernetAddress::BROADCAST,
         HOST,
         EtherType::Arp,
-        &arp(
+        &frames::arp(
             ArpOperation::Request,
             HOST,
             HOST_IP,
@@ -318,11 +270,11 @@ fn arp_request_answered() {
 #[test]
 fn arp_for_someone_else_ignored() {
     let mut h = router();
-    let request = eth(
+    let request = frames::ethernet(
         EthernetAddress::BROADCAST,
         HOST,
         EtherType::Arp,
-        &arp(
+        &frames::arp(
             ArpOperation::Request,
             HOST,
             HOST_IP,
@@ -335,11 +287,11 @@ fn arp_for_someone_else_ignored() {
     assert!(out.emitted.is_empty());
     assert_eq!(h.counter("arp_cache_entries"), Some(0));
     // Our wan address asked on the lan port: no proxy ARP.
-    let request = eth(
+    let request = frames::ethernet(
         EthernetAddress::BROADCAST,
         HOST,
         EtherType::Arp,
-        &arp(
+        &frames::arp(
             ArpOperation::Request,
             HOST,
             HOST_IP,
@@ -356,13 +308,13 @@ fn arp_for_someone_else_ignored() {
 fn echo_request_answered() {
     let mut h = router();
     let data = b"nfvhost ping payload";
-    let request = icmp(Icmpv4Repr::EchoRequest {
+    let request = frames::icmp(&Icmpv4Repr::EchoRequest {
         ident: 0x4242,
         seq_no: 7,
         data,
     });
     // Ping the wan address from the lan: answered from the pinged address.
-    let frame = eth(
+    let frame = frames::ethernet(
         R_LAN,
         HOST,
         EtherType::Ipv4,
@@ -420,7 +372,7 @@ fn frames_not_for_our_mac() {
         h.process(LAN, &frame).verdict,
         Verdict::Drop(DropReason::NotForUs)
     );
-    let ipv6 = eth(R_LAN, HOST, EtherType::Ipv6, &[0x60; 40]);
+    let ipv6 = frames::ethernet(R_LAN, HOST, EtherType::Ipv6, &[0x60; 40]);
     assert_eq!(
         h.process(LAN, &ipv6).verdict,
         Verdict::Drop(DropReason::Unsupported)
@@ -542,7 +494,7 @@ fn longest_prefix_match() {
     // Back to the lan: the connected route; the host answers ARP.
     let out = h.process(
         WAN,
-        &eth(
+        &frames::ethernet(
             R_WAN,
             GW,
             EtherType::Ipv4,
@@ -603,7 +555,7 @@ fn too_big() {
     let mut h = router();
     resolve_gateways(&mut h);
     let payload = vec![0xabu8; 1100];
-    let df = eth(
+    let df = frames::ethernet(
         R_LAN,
         HOST,
         EtherType::Ipv4,
@@ -623,7 +575,7 @@ fn too_big() {
     assert_eq!((t, code, mtu), (3, 4, 1000));
     assert_eq!(quote, &df[14..14 + 28]);
     // Without DF: dropped silently (no fragmentation in v1).
-    let no_df = eth(
+    let no_df = frames::ethernet(
         R_LAN,
         HOST,
         EtherType::Ipv4,
@@ -640,7 +592,7 @@ fn too_big() {
     assert_eq!(out.verdict, Verdict::Drop(DropReason::TooBig));
     assert!(out.emitted.is_empty());
     // Exactly the MTU passes.
-    let fits = eth(
+    let fits = frames::ethernet(
         R_LAN,
         HOST,
         EtherType::Ipv4,
@@ -663,11 +615,11 @@ fn no_errors_about_errors_or_fragments() {
     let mut h = Harness::<Router>::new(&["lan", "wan"], c).unwrap();
     let dst = Ipv4Addr::new(8, 8, 8, 8);
     let quoted = ipv4(dst, HOST_IP, 1, IpProtocol::Udp, false, b"12345678");
-    let err = icmp(Icmpv4Repr::DstUnreachable {
+    let err = frames::icmp(&Icmpv4Repr::DstUnreachable {
         reason: vnf_sdk::wire::Icmpv4DstUnreachable::PortUnreachable,
         data: &quoted[..28],
     });
-    let frame = eth(
+    let frame = frames::ethernet(
         R_LAN,
         HOST,
         EtherType::Ipv4,
@@ -677,12 +629,12 @@ fn no_errors_about_errors_or_fragments() {
     assert_eq!(out.verdict, Verdict::Drop(DropReason::NoRoute));
     assert!(out.emitted.is_empty());
     // An echo request does get one.
-    let echo = icmp(Icmpv4Repr::EchoRequest {
+    let echo = frames::icmp(&Icmpv4Repr::EchoRequest {
         ident: 1,
         seq_no: 1,
         data: b"",
     });
-    let frame = eth(
+    let frame = frames::ethernet(
         R_LAN,
         HOST,
         EtherType::Ipv4,
@@ -828,7 +780,7 @@ mod offloads {
                 len,
             ));
         }
-        eth(
+        frames::ethernet(
             R_LAN,
             HOST,
             EtherType::Ipv4,
