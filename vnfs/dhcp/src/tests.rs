@@ -1,10 +1,10 @@
 //! Native tests through the SDK harness.
 
 use serde_json::json;
-use vnf_sdk::testing::{Harness, Output};
+use vnf_sdk::testing::{frames, Harness, Output};
 use vnf_sdk::wire::{
     ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
-    IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr,
+    IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket,
 };
 
 use super::*;
@@ -92,27 +92,13 @@ fn msg(
     broadcast: bool,
     options: &[(u8, &[u8])],
 ) -> Vec<u8> {
-    let mut m = vec![0u8; 240];
-    m[0] = 1;
-    m[1] = 1;
-    m[2] = 6;
-    m[4..8].copy_from_slice(&0xdead_beefu32.to_be_bytes());
-    if broadcast {
-        m[10] = 0x80;
-    }
-    m[12..16].copy_from_slice(&ciaddr.octets());
-    m[28..34].copy_from_slice(mac.as_bytes());
-    m[236..240].copy_from_slice(&MAGIC_COOKIE);
-    m.extend_from_slice(&[opt::MESSAGE_TYPE, 1, kind]);
-    for (code, data) in options {
-        m.push(*code);
-        m.push(data.len() as u8);
-        m.extend_from_slice(data);
-    }
-    m.push(opt::END);
-    m
+    let kind = [kind];
+    let mut all: Vec<(u8, &[u8])> = vec![(opt::MESSAGE_TYPE, &kind)];
+    all.extend_from_slice(options);
+    frames::dhcp_request(0xdead_beef, mac, ciaddr, broadcast, &all)
 }
 
+/// A UDP frame as the tests send it (identification 7).
 fn udp_frame(
     eth_dst: EthernetAddress,
     eth_src: EthernetAddress,
@@ -121,37 +107,17 @@ fn udp_frame(
     ports: (u16, u16),
     payload: &[u8],
 ) -> Vec<u8> {
-    let udp = UdpRepr {
-        src_port: ports.0,
-        dst_port: ports.1,
-        payload_len: payload.len(),
-    };
-    let ipr = Ipv4Repr {
-        src_addr: src,
-        dst_addr: dst,
-        protocol: IpProtocol::Udp,
-        payload_len: udp.buffer_len(),
-        ttl: 64,
-        dscp: 0,
-        ecn: 0,
+    let header = Ipv4Repr {
         ident: 7,
-        dont_frag: false,
+        ..frames::ipv4_header(src, dst, IpProtocol::Udp)
     };
-    let mut buf = vec![0u8; 14 + ipr.buffer_len()];
-    let mut f = EthernetFrame::new_unchecked(&mut buf[..]);
-    EthernetRepr {
-        src_addr: eth_src,
-        dst_addr: eth_dst,
-        ethertype: EtherType::Ipv4,
-    }
-    .emit(&mut f);
-    let mut p = Ipv4Packet::new_unchecked(f.payload_mut());
-    ipr.emit(&mut p);
-    let mut u = UdpPacket::new_unchecked(p.payload_mut());
-    udp.emit(&mut u);
-    u.payload_mut().copy_from_slice(payload);
-    u.fill_checksum(src, dst);
-    buf
+    let datagram = frames::udp(src, dst, ports.0, ports.1, payload);
+    frames::ethernet(
+        eth_dst,
+        eth_src,
+        EtherType::Ipv4,
+        &frames::ipv4_with(header, &datagram),
+    )
 }
 
 /// A broadcast client message from `mac`.
@@ -272,6 +238,8 @@ fn count(h: &Harness<Dhcp>, name: &str) -> u64 {
 
 #[test]
 fn golden_dhclient_discover_parses() {
+    // The test frames carry the cookie the server expects.
+    assert_eq!(frames::DHCP_MAGIC_COOKIE, MAGIC_COOKIE);
     let eth = EthernetFrame::new_checked(&DHCLIENT_DISCOVER[..]).unwrap();
     let p = Ipv4Packet::new_checked(eth.payload()).unwrap();
     assert!(p.verify_checksum());
@@ -860,23 +828,7 @@ fn rogue_server_replies_from_uplink_are_dropped() {
 }
 
 fn arp_frame(sha: EthernetAddress, spa: Ipv4Addr, tpa: Ipv4Addr) -> Vec<u8> {
-    let arp = ArpRepr {
-        operation: ArpOperation::Request,
-        source_hardware_addr: sha,
-        source_protocol_addr: spa,
-        target_hardware_addr: EthernetAddress([0; 6]),
-        target_protocol_addr: tpa,
-    };
-    let mut buf = vec![0u8; 14 + arp.buffer_len()];
-    let mut f = EthernetFrame::new_unchecked(&mut buf[..]);
-    EthernetRepr {
-        src_addr: sha,
-        dst_addr: EthernetAddress::BROADCAST,
-        ethertype: EtherType::Arp,
-    }
-    .emit(&mut f);
-    arp.emit(&mut ArpPacket::new_unchecked(f.payload_mut()));
-    buf
+    frames::arp_request(sha, spa, tpa)
 }
 
 #[test]
