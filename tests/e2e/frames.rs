@@ -5,10 +5,9 @@ use nfvhost::engine::{
     Batch, CallFailure, Engine, FrameIn, InstanceError, InstanceLimits, VnfInstance,
 };
 use nfvhost_abi::Verdict;
-use vnf_sdk::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
-    IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr,
-};
+use std::net::Ipv4Addr;
+use vnf_sdk::testing::frames;
+use vnf_sdk::wire::{EtherType, EthernetAddress, IpProtocol, Ipv4Repr};
 
 use crate::support::vnfs_built;
 
@@ -59,26 +58,12 @@ pub fn run_batch(
         .collect())
 }
 
+/// A broadcast who-has for `target` from H1 (10.0.1.10).
 pub fn arp_request(target: [u8; 4]) -> Vec<u8> {
-    let arp = ArpRepr {
-        operation: ArpOperation::Request,
-        source_hardware_addr: H1_MAC,
-        source_protocol_addr: [10, 0, 1, 10].into(),
-        target_hardware_addr: EthernetAddress([0; 6]),
-        target_protocol_addr: target.into(),
-    };
-    let eth = EthernetRepr {
-        src_addr: H1_MAC,
-        dst_addr: EthernetAddress::BROADCAST,
-        ethertype: EtherType::Arp,
-    };
-    let mut buf = vec![0u8; 14 + arp.buffer_len()];
-    let mut frame = EthernetFrame::new_unchecked(&mut buf[..]);
-    eth.emit(&mut frame);
-    arp.emit(&mut ArpPacket::new_unchecked(frame.payload_mut()));
-    buf
+    frames::arp_request(H1_MAC, [10, 0, 1, 10].into(), target.into())
 }
 
+/// A UDP datagram from H1 (40000 to `port`, identification 1) to `dst_mac`.
 pub fn udp_frame(
     dst_mac: EthernetAddress,
     src: [u8; 4],
@@ -86,36 +71,17 @@ pub fn udp_frame(
     ttl: u8,
     port: u16,
 ) -> Vec<u8> {
-    let payload = b"nfvhost";
-    let udp = UdpRepr {
-        src_port: 40000,
-        dst_port: port,
-        payload_len: payload.len(),
-    };
-    let ip = Ipv4Repr {
-        src_addr: src.into(),
-        dst_addr: dst.into(),
-        protocol: IpProtocol::Udp,
-        payload_len: udp.buffer_len(),
+    let (src, dst) = (Ipv4Addr::from(src), Ipv4Addr::from(dst));
+    let header = Ipv4Repr {
         ttl,
-        dscp: 0,
-        ecn: 0,
         ident: 1,
-        dont_frag: false,
+        ..frames::ipv4_header(src, dst, IpProtocol::Udp)
     };
-    let eth = EthernetRepr {
-        src_addr: H1_MAC,
-        dst_addr: dst_mac,
-        ethertype: EtherType::Ipv4,
-    };
-    let mut buf = vec![0u8; 14 + ip.buffer_len()];
-    let mut frame = EthernetFrame::new_unchecked(&mut buf[..]);
-    eth.emit(&mut frame);
-    let mut ipp = Ipv4Packet::new_unchecked(frame.payload_mut());
-    ip.emit(&mut ipp);
-    let mut u = UdpPacket::new_unchecked(ipp.payload_mut());
-    udp.emit(&mut u);
-    u.payload_mut()[..payload.len()].copy_from_slice(payload);
-    u.fill_checksum(std::net::Ipv4Addr::from(src), std::net::Ipv4Addr::from(dst));
-    buf
+    let datagram = frames::udp(src, dst, 40000, port, b"nfvhost");
+    frames::ethernet(
+        dst_mac,
+        H1_MAC,
+        EtherType::Ipv4,
+        &frames::ipv4_with(header, &datagram),
+    )
 }

@@ -3,14 +3,10 @@
 use nfvhost::engine::{Engine, InstanceError, VnfInstance};
 use nfvhost_abi::{DropReason, Verdict};
 use std::net::Ipv4Addr;
-use vnf_sdk::wire::{
-    EtherType, EthernetAddress, EthernetFrame, EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr,
-    UdpPacket, UdpRepr,
-};
+use vnf_sdk::testing::frames;
+use vnf_sdk::wire::{EtherType, EthernetAddress, EthernetFrame, IpProtocol, Ipv4Packet, UdpPacket};
 
 use crate::frames::{engine, instance, run_batch, H1_MAC};
-
-const MAGIC_COOKIE: [u8; 4] = [99, 130, 83, 99];
 
 fn config() -> serde_json::Value {
     serde_json::json!({
@@ -31,15 +27,8 @@ fn dhcp(engine: &Engine) -> VnfInstance {
 
 /// A BOOTREQUEST from H1 with option 53 = `kind` and the broadcast flag.
 fn message(kind: u8, xid: u32) -> Vec<u8> {
-    let mut m = vec![0u8; 240];
-    m[0] = 1;
-    m[1] = 1;
-    m[2] = 6;
-    m[4..8].copy_from_slice(&xid.to_be_bytes());
-    m[10] = 0x80;
-    m[28..34].copy_from_slice(H1_MAC.as_bytes());
-    m[236..240].copy_from_slice(&MAGIC_COOKIE);
-    m.extend_from_slice(&[53, 1, kind, 55, 4, 1, 3, 6, 15, 255]);
+    let options: [(u8, &[u8]); 2] = [(53, &[kind]), (55, &[1, 3, 6, 15])];
+    let mut m = frames::dhcp_request(xid, H1_MAC, Ipv4Addr::UNSPECIFIED, true, &options);
     m.resize(300, 0);
     m
 }
@@ -47,37 +36,17 @@ fn message(kind: u8, xid: u32) -> Vec<u8> {
 /// A broadcast UDP 68 -> 67 frame from H1 carrying `payload`.
 fn client_frame(payload: &[u8]) -> Vec<u8> {
     let (src, dst) = (Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST);
-    let udp = UdpRepr {
-        src_port: 68,
-        dst_port: 67,
-        payload_len: payload.len(),
-    };
-    let ip = Ipv4Repr {
-        src_addr: src,
-        dst_addr: dst,
-        protocol: IpProtocol::Udp,
-        payload_len: udp.buffer_len(),
-        ttl: 64,
-        dscp: 0,
-        ecn: 0,
-        ident: 0,
-        dont_frag: false,
-    };
-    let mut buf = vec![0u8; 14 + ip.buffer_len()];
-    let mut frame = EthernetFrame::new_unchecked(&mut buf[..]);
-    EthernetRepr {
-        src_addr: H1_MAC,
-        dst_addr: EthernetAddress::BROADCAST,
-        ethertype: EtherType::Ipv4,
-    }
-    .emit(&mut frame);
-    let mut p = Ipv4Packet::new_unchecked(frame.payload_mut());
-    ip.emit(&mut p);
-    let mut u = UdpPacket::new_unchecked(p.payload_mut());
-    udp.emit(&mut u);
-    u.payload_mut().copy_from_slice(payload);
-    u.fill_checksum(src, dst);
-    buf
+    frames::ethernet(
+        EthernetAddress::BROADCAST,
+        H1_MAC,
+        EtherType::Ipv4,
+        &frames::ipv4(
+            src,
+            dst,
+            IpProtocol::Udp,
+            &frames::udp(src, dst, 68, 67, payload),
+        ),
+    )
 }
 
 /// (code, data) of each option in a BOOTP message.
@@ -122,7 +91,7 @@ fn dhcp_discover_gets_an_offer() {
     assert_eq!(&m[4..8], &0x1234_5678u32.to_be_bytes(), "xid");
     assert_eq!(&m[16..20], &[192, 168, 1, 100], "yiaddr");
     assert_eq!(&m[28..34], H1_MAC.as_bytes(), "chaddr");
-    assert_eq!(&m[236..240], &MAGIC_COOKIE);
+    assert_eq!(&m[236..240], &frames::DHCP_MAGIC_COOKIE);
     let opts = options(m);
     let codes: Vec<u8> = opts.iter().map(|(c, _)| *c).collect();
     assert_eq!(codes, vec![53, 54, 51, 58, 59, 1, 3, 6, 15]);

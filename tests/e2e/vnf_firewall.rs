@@ -4,9 +4,10 @@ use std::net::Ipv4Addr;
 
 use nfvhost::engine::{Engine, InstanceError, VnfInstance};
 use nfvhost_abi::{DropReason, Verdict};
+use vnf_sdk::testing::frames;
 use vnf_sdk::wire::{
-    EtherType, EthernetAddress, EthernetFrame, EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr,
-    TcpFlags, TcpPacket,
+    EtherType, EthernetAddress, EthernetFrame, IpProtocol, Ipv4Packet, Ipv4Repr, TcpFlags,
+    TcpPacket,
 };
 
 use crate::frames::{engine, instance, run_batch, udp_frame, H1_MAC};
@@ -43,37 +44,26 @@ fn tcp_frame(
     flags: TcpFlags,
     seq: u32,
 ) -> Vec<u8> {
-    let ip = Ipv4Repr {
-        src_addr: src,
-        dst_addr: dst,
-        protocol: IpProtocol::Tcp,
-        payload_len: 20,
-        ttl: 64,
-        dscp: 0,
-        ecn: 0,
+    let header = Ipv4Repr {
         ident: 1,
         dont_frag: true,
+        ..frames::ipv4_header(src, dst, IpProtocol::Tcp)
     };
-    let mut buf = vec![0u8; 14 + ip.buffer_len()];
-    let mut frame = EthernetFrame::new_unchecked(&mut buf[..]);
-    EthernetRepr {
-        src_addr: src_mac,
-        dst_addr: dst_mac,
-        ethertype: EtherType::Ipv4,
-    }
-    .emit(&mut frame);
-    let mut ipp = Ipv4Packet::new_unchecked(frame.payload_mut());
-    ip.emit(&mut ipp);
-    let mut t = TcpPacket::new_unchecked(ipp.payload_mut());
-    t.set_src_port(sport);
-    t.set_dst_port(dport);
-    t.set_seq_number(seq);
-    t.set_ack_number(0);
-    t.set_header_len(20);
-    t.set_flags(flags);
-    t.set_window_len(1000);
-    t.fill_checksum(src, dst);
-    buf
+    let tcp = frames::TcpHeader {
+        src_port: sport,
+        dst_port: dport,
+        seq,
+        ack: 0,
+        flags,
+        window: 1000,
+    };
+    let segment = frames::tcp(src, dst, tcp, &[]);
+    frames::ethernet(
+        dst_mac,
+        src_mac,
+        EtherType::Ipv4,
+        &frames::ipv4_with(header, &segment),
+    )
 }
 
 #[test]

@@ -4,9 +4,9 @@ use std::net::Ipv4Addr;
 
 use nfvhost::engine::{Engine, InstanceError, VnfInstance};
 use nfvhost_abi::Verdict;
+use vnf_sdk::testing::frames;
 use vnf_sdk::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
-    IpProtocol, Ipv4Packet, UdpPacket,
+    ArpOperation, EthernetAddress, EthernetFrame, IpProtocol, Ipv4Packet, UdpPacket,
 };
 
 use crate::frames::{engine, instance, run_batch, udp_frame, H1_MAC};
@@ -38,23 +38,14 @@ fn arp_reply(
     to_mac: EthernetAddress,
     to_ip: [u8; 4],
 ) -> Vec<u8> {
-    let arp = ArpRepr {
-        operation: ArpOperation::Reply,
-        source_hardware_addr: mac,
-        source_protocol_addr: ip.into(),
-        target_hardware_addr: to_mac,
-        target_protocol_addr: to_ip.into(),
-    };
-    let mut buf = vec![0u8; 14 + arp.buffer_len()];
-    let mut f = EthernetFrame::new_unchecked(&mut buf[..]);
-    EthernetRepr {
-        src_addr: mac,
-        dst_addr: to_mac,
-        ethertype: EtherType::Arp,
-    }
-    .emit(&mut f);
-    arp.emit(&mut ArpPacket::new_unchecked(f.payload_mut()));
-    buf
+    frames::arp_frame(
+        to_mac,
+        ArpOperation::Reply,
+        mac,
+        ip.into(),
+        to_mac,
+        to_ip.into(),
+    )
 }
 
 fn parse_udp(frame: &[u8]) -> (EthernetAddress, Ipv4Addr, Ipv4Addr, u16, u16) {
