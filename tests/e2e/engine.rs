@@ -4,8 +4,8 @@
 use nfvhost::engine::{CallFailure, Engine, InstanceError};
 use nfvhost_abi::{DropReason, Verdict};
 use vnf_sdk::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
-    Icmpv4Packet, Icmpv4Repr, Ipv4Packet,
+    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, Icmpv4Packet, Icmpv4Repr,
+    Ipv4Packet,
 };
 
 use crate::frames::{arp_request, engine, instance, run_batch, udp_frame, H1_MAC};
@@ -75,23 +75,15 @@ fn router_forwards_a_batch_once_the_next_hop_is_known() {
 
     // h2 answers; the queued frame goes out on the WAN port.
     let h2_mac = EthernetAddress([0x02, 0, 0, 0, 0, 0x20]);
-    let answer = ArpRepr {
-        operation: ArpOperation::Reply,
-        source_hardware_addr: h2_mac,
-        source_protocol_addr: [10, 0, 2, 10].into(),
-        target_hardware_addr: req.source_hardware_addr,
-        target_protocol_addr: [10, 0, 2, 1].into(),
-    };
-    let mut buf = vec![0u8; 14 + answer.buffer_len()];
-    let mut f = EthernetFrame::new_unchecked(&mut buf[..]);
-    EthernetRepr {
-        src_addr: h2_mac,
-        dst_addr: req.source_hardware_addr,
-        ethertype: EtherType::Arp,
-    }
-    .emit(&mut f);
-    answer.emit(&mut ArpPacket::new_unchecked(f.payload_mut()));
-    run_batch(&mut r, &[(1, buf)]).unwrap();
+    let answer = vnf_sdk::testing::frames::arp_frame(
+        req.source_hardware_addr,
+        ArpOperation::Reply,
+        h2_mac,
+        [10, 0, 2, 10].into(),
+        req.source_hardware_addr,
+        [10, 0, 2, 1].into(),
+    );
+    run_batch(&mut r, &[(1, answer)]).unwrap();
     let released: Vec<(u16, Vec<u8>)> = r.emitted().map(|(p, f)| (p, f.to_vec())).collect();
     assert_eq!(released.len(), 1, "the queued frame");
     assert_eq!(released[0].0, 1);

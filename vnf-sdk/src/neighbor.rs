@@ -754,16 +754,7 @@ mod tests {
     }
 
     fn arp_msg(op: ArpOperation, sha: EthernetAddress, spa: Ipv4Addr, tpa: Ipv4Addr) -> Vec<u8> {
-        let repr = ArpRepr {
-            operation: op,
-            source_hardware_addr: sha,
-            source_protocol_addr: spa,
-            target_hardware_addr: EthernetAddress([0; 6]),
-            target_protocol_addr: tpa,
-        };
-        let mut b = vec![0u8; repr.buffer_len()];
-        repr.emit(&mut ArpPacket::new_unchecked(&mut b[..]));
-        b
+        crate::testing::frames::arp(op, sha, spa, EthernetAddress([0; 6]), tpa)
     }
 
     #[test]

@@ -3,8 +3,8 @@
 use serde_json::json;
 use vnf_sdk::testing::{frames, Harness, Output};
 use vnf_sdk::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
-    IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket,
+    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, IpProtocol,
+    Ipv4Packet, Ipv4Repr, UdpPacket,
 };
 
 use super::*;
@@ -992,28 +992,17 @@ fn offloaded_frames_are_served_and_passed_untouched() {
         seg.len() as u32,
     );
     seg[16..18].copy_from_slice(&p.to_be_bytes());
-    let ipr = Ipv4Repr {
-        src_addr: ip(100),
-        dst_addr: remote,
-        protocol: IpProtocol::Tcp,
-        payload_len: seg.len(),
-        ttl: 64,
-        dscp: 0,
-        ecn: 0,
+    let header = Ipv4Repr {
         ident: 9,
         dont_frag: true,
+        ..frames::ipv4_header(ip(100), remote, IpProtocol::Tcp)
     };
-    let mut big = vec![0u8; 14 + ipr.buffer_len()];
-    let mut e = EthernetFrame::new_unchecked(&mut big[..]);
-    EthernetRepr {
-        src_addr: C1,
-        dst_addr: router_mac,
-        ethertype: EtherType::Ipv4,
-    }
-    .emit(&mut e);
-    let mut ipp = Ipv4Packet::new_unchecked(e.payload_mut());
-    ipr.emit(&mut ipp);
-    ipp.payload_mut().copy_from_slice(&seg);
+    let big = frames::ethernet(
+        router_mac,
+        C1,
+        EtherType::Ipv4,
+        &frames::ipv4_with(header, &seg),
+    );
     let out = h.process_with_offload(LAN, &big, FLAG_CSUM_PARTIAL | FLAG_GSO_TCPV4, 1448);
     assert_eq!(out.verdict, Verdict::Forward(UPLINK));
     assert_eq!(out.frame, big);
