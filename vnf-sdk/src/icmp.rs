@@ -77,15 +77,20 @@ pub fn echo_reply(origin: Origin, dst_ip: Ipv4Addr, request: &Icmpv4Repr<'_>) ->
 /// non-first fragment, or a packet from an address that names no single host.
 /// Link-layer and directed broadcasts are the caller's to check.
 pub fn error_allowed(ip: &Ipv4Packet<&[u8]>) -> bool {
+    ip.frag_offset() == 0 && may_answer(ip)
+}
+
+/// Whether a datagram may be answered at all (with an ICMP error, or a TCP
+/// RST): its source names a single host, its destination is not a
+/// broadcast or multicast group, and it is not itself an ICMP error
+/// (RFC 1812 4.3.2.7).
+pub fn may_answer(ip: &Ipv4Packet<&[u8]>) -> bool {
     let src = ip.src_addr();
     if src.is_unspecified() || src.is_broadcast() || src.is_multicast() || src.is_loopback() {
         return false;
     }
     let dst = ip.dst_addr();
     if dst.is_broadcast() || dst.is_multicast() {
-        return false;
-    }
-    if ip.frag_offset() != 0 {
         return false;
     }
     if ip.protocol() == IpProtocol::Icmp {

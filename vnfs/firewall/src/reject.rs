@@ -5,8 +5,8 @@
 //! and any VLAN tags kept.
 
 use vnf_sdk::wire::{
-    error_quote, EthernetFrame, Icmpv4DstUnreachable, Icmpv4Message, Icmpv4Packet, Icmpv4Repr,
-    IpProtocol, Ipv4Packet, Ipv4Repr, TcpFlags, TcpPacket,
+    error_quote, EthernetFrame, Icmpv4DstUnreachable, Icmpv4Packet, Icmpv4Repr, IpProtocol,
+    Ipv4Packet, Ipv4Repr, TcpFlags, TcpPacket,
 };
 
 /// TTL of the answers.
@@ -44,21 +44,7 @@ fn ip_header(buf: &mut [u8], ip: &Ipv4Packet<&[u8]>, protocol: IpProtocol, paylo
 /// broadcast, multicast or unspecified addresses, and never about an ICMP
 /// error (RFC 1812 4.3.2.7).
 pub fn allowed(ip: &Ipv4Packet<&[u8]>) -> bool {
-    let (src, dst) = (ip.src_addr(), ip.dst_addr());
-    if src.is_unspecified() || src.is_broadcast() || src.is_multicast() || src.is_loopback() {
-        return false;
-    }
-    if dst.is_unspecified() || dst.is_broadcast() || dst.is_multicast() {
-        return false;
-    }
-    if ip.protocol() == IpProtocol::Icmp {
-        return match ip.payload().first().map(|&t| Icmpv4Message::from(t)) {
-            Some(Icmpv4Message::EchoRequest | Icmpv4Message::EchoReply) => true,
-            Some(Icmpv4Message::Unknown(t)) => matches!(t, 13..=18),
-            _ => false,
-        };
-    }
-    true
+    !ip.dst_addr().is_unspecified() && vnf_sdk::icmp::may_answer(ip)
 }
 
 /// Writes into `buf` a RST answering `tcp` (inside `ip`, after `l3` bytes of

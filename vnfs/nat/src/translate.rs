@@ -152,33 +152,15 @@ pub fn rewrite(ip: &mut [u8], end: End, addr: Ipv4Addr, port: u16, partial: bool
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vnf_sdk::wire::{Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr};
+    use vnf_sdk::testing::frames;
+    use vnf_sdk::wire::{Ipv4Packet, Ipv4Repr, UdpPacket};
 
     fn udp(src: Ipv4Addr, dst: Ipv4Addr, payload: &[u8]) -> Vec<u8> {
-        let u = UdpRepr {
-            src_port: 40000,
-            dst_port: 53,
-            payload_len: payload.len(),
-        };
-        let ip = Ipv4Repr {
-            src_addr: src,
-            dst_addr: dst,
-            protocol: IpProtocol::Udp,
-            payload_len: u.buffer_len(),
-            ttl: 64,
-            dscp: 0,
-            ecn: 0,
+        let header = Ipv4Repr {
             ident: 7,
-            dont_frag: false,
+            ..frames::ipv4_header(src, dst, IpProtocol::Udp)
         };
-        let mut b = vec![0u8; ip.buffer_len()];
-        let mut p = Ipv4Packet::new_unchecked(&mut b[..]);
-        ip.emit(&mut p);
-        let mut q = UdpPacket::new_unchecked(p.payload_mut());
-        u.emit(&mut q);
-        q.payload_mut().copy_from_slice(payload);
-        q.fill_checksum(src, dst);
-        b
+        frames::ipv4_with(header, &frames::udp(src, dst, 40000, 53, payload))
     }
 
     #[test]
