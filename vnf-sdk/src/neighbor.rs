@@ -29,7 +29,7 @@ use crate::wire::{
     ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
     WireError,
 };
-use crate::{Context, Counter, DropReason, EmitError, Frame, Gauge, Verdict};
+use crate::{Context, Counter, DropReason, EmitError, Frame, Gauge, InitContext, Verdict};
 
 /// Frames queued per unresolved next hop.
 pub const MAX_PENDING_PER_HOP: usize = 16;
@@ -473,8 +473,7 @@ fn set_macs(frame: &mut [u8], dst_mac: EthernetAddress, src_mac: EthernetAddress
     eth.set_src_addr(src_mac);
 }
 
-/// The metrics of a VNF that resolves next hops, declared by the VNF (it
-/// chooses names, help texts and their order) and kept by [`Resolver`].
+/// The metrics of a VNF that resolves next hops, kept by [`Resolver`].
 #[derive(Clone, Copy, Debug)]
 pub struct ArpMetrics {
     /// Frames sent on to a resolved next hop, at once or released after ARP.
@@ -491,6 +490,36 @@ pub struct ArpMetrics {
     pub cache_entries: Gauge,
     /// Frames waiting for ARP resolution.
     pub pending_frames: Gauge,
+}
+
+impl ArpMetrics {
+    /// Declares the ARP counters and gauges (`arp_requests_sent`,
+    /// `arp_replies_sent`, `arp_queue_drops`, `arp_failed`,
+    /// `arp_cache_entries`, `arp_pending_frames`) around the VNF's own
+    /// `forwarded` counter, which also counts frames released after ARP.
+    pub fn declare(ctx: &mut InitContext, forwarded: Counter) -> ArpMetrics {
+        ArpMetrics {
+            forwarded,
+            requests_sent: ctx.counter(
+                "arp_requests_sent",
+                "ARP requests sent to resolve next hops",
+            ),
+            replies_sent: ctx.counter(
+                "arp_replies_sent",
+                "ARP replies sent for the VNF's own addresses",
+            ),
+            queue_drops: ctx.counter(
+                "arp_queue_drops",
+                "packets dropped because the queue waiting for ARP was full",
+            ),
+            failed: ctx.counter(
+                "arp_failed",
+                "queued packets given up on after 3 s without an ARP reply",
+            ),
+            cache_entries: ctx.gauge("arp_cache_entries", "entries in the ARP cache"),
+            pending_frames: ctx.gauge("arp_pending_frames", "packets waiting for ARP resolution"),
+        }
+    }
 }
 
 /// Next-hop resolution as a routing VNF uses it: a [`Neighbors`] table with

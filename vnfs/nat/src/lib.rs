@@ -39,78 +39,41 @@ struct Counters {
 }
 
 impl Counters {
-    /// Declared in this order (the host lists metrics as declared).
     fn declare(ctx: &mut InitContext) -> Counters {
-        let translated_out = ctx.counter(
-            "translated_out",
-            "packets translated from the inside to the outside",
-        );
-        let translated_in = ctx.counter(
-            "translated_in",
-            "packets translated from the outside to the inside",
-        );
-        let dnat_hits = ctx.counter("dnat_hits", "new flows created by a port forward");
-        let bindings_refused = ctx.counter(
-            "bindings_refused",
-            "new flows dropped because the binding table or the port range was full",
-        );
-        let bindings_expired =
-            ctx.counter("bindings_expired", "bindings removed after their timeout");
-        let icmp_errors_translated = ctx.counter(
-            "icmp_errors_translated",
-            "ICMP errors about translated packets translated back",
-        );
         let forwarded = ctx.counter(
             "forwarded",
             "IPv4 packets sent on (translated or not), including those released after ARP",
         );
-        let icmp_echo_replies = ctx.counter(
-            "icmp_echo_replies",
-            "echo replies for the NAT's own addresses",
-        );
-        let icmp_errors_sent = ctx.counter(
-            "icmp_errors_sent",
-            "ICMP errors sent (net unreachable, time exceeded)",
-        );
-        let arp_requests_sent = ctx.counter(
-            "arp_requests_sent",
-            "ARP requests sent to resolve next hops",
-        );
-        let arp_replies_sent = ctx.counter(
-            "arp_replies_sent",
-            "ARP replies for the NAT's own addresses",
-        );
-        let arp_queue_drops = ctx.counter(
-            "arp_queue_drops",
-            "packets dropped because the queue waiting for ARP was full",
-        );
-        let arp_failed = ctx.counter(
-            "arp_failed",
-            "queued packets given up on after 3 s without an ARP reply",
-        );
-        let bindings_active = ctx.gauge("bindings_active", "bindings in the table");
-        let arp_cache_entries = ctx.gauge("arp_cache_entries", "entries in the ARP cache");
-        let arp_pending_frames =
-            ctx.gauge("arp_pending_frames", "packets waiting for ARP resolution");
         Counters {
-            translated_out,
-            translated_in,
-            dnat_hits,
-            bindings_refused,
-            bindings_expired,
-            icmp_errors_translated,
-            icmp_echo_replies,
-            icmp_errors_sent,
-            bindings_active,
-            arp: ArpMetrics {
-                forwarded,
-                requests_sent: arp_requests_sent,
-                replies_sent: arp_replies_sent,
-                queue_drops: arp_queue_drops,
-                failed: arp_failed,
-                cache_entries: arp_cache_entries,
-                pending_frames: arp_pending_frames,
-            },
+            translated_out: ctx.counter(
+                "translated_out",
+                "packets translated from the inside to the outside",
+            ),
+            translated_in: ctx.counter(
+                "translated_in",
+                "packets translated from the outside to the inside",
+            ),
+            dnat_hits: ctx.counter("dnat_hits", "new flows created by a port forward"),
+            bindings_refused: ctx.counter(
+                "bindings_refused",
+                "new flows dropped because the binding table or the port range was full",
+            ),
+            bindings_expired: ctx
+                .counter("bindings_expired", "bindings removed after their timeout"),
+            icmp_errors_translated: ctx.counter(
+                "icmp_errors_translated",
+                "ICMP errors about translated packets translated back",
+            ),
+            icmp_echo_replies: ctx.counter(
+                "icmp_echo_replies",
+                "echo replies for the NAT's own addresses",
+            ),
+            icmp_errors_sent: ctx.counter(
+                "icmp_errors_sent",
+                "ICMP errors sent (net unreachable, time exceeded)",
+            ),
+            bindings_active: ctx.gauge("bindings_active", "bindings in the table"),
+            arp: ArpMetrics::declare(ctx, forwarded),
         }
     }
 }

@@ -32,54 +32,23 @@ struct Counters {
 }
 
 impl Counters {
-    /// Declared in this order (the host lists metrics as declared).
     fn declare(ctx: &mut InitContext) -> Counters {
         let forwarded = ctx.counter(
             "forwarded",
             "IPv4 packets forwarded (including those released after ARP resolution)",
         );
-        let requests_sent = ctx.counter(
-            "arp_requests_sent",
-            "ARP requests sent to resolve next hops",
-        );
-        let replies_sent = ctx.counter(
-            "arp_replies_sent",
-            "ARP replies sent for the router's own addresses",
-        );
-        let icmp_echo_replies = ctx.counter("icmp_echo_replies", "ICMP echo replies sent");
-        let icmp_errors_sent = ctx.counter(
-            "icmp_errors_sent",
-            "ICMP errors sent (unreachable, time exceeded, fragmentation needed)",
-        );
-        let icmp_errors_limited = ctx.counter(
-            "icmp_errors_limited",
-            "ICMP errors not sent because of the rate limit",
-        );
-        let queue_drops = ctx.counter(
-            "arp_queue_drops",
-            "packets dropped because the queue waiting for ARP was full",
-        );
-        let failed = ctx.counter(
-            "arp_failed",
-            "queued packets given up on after 3 s without an ARP reply",
-        );
-        let cache_entries = ctx.gauge("arp_cache_entries", "entries in the ARP cache");
-        let pending_frames = ctx.gauge("arp_pending_frames", "packets waiting for ARP resolution");
-        let routes = ctx.gauge("routes", "routes in the table (connected and static)");
         Counters {
-            arp: ArpMetrics {
-                forwarded,
-                requests_sent,
-                replies_sent,
-                queue_drops,
-                failed,
-                cache_entries,
-                pending_frames,
-            },
-            icmp_echo_replies,
-            icmp_errors_sent,
-            icmp_errors_limited,
-            routes,
+            arp: ArpMetrics::declare(ctx, forwarded),
+            icmp_echo_replies: ctx.counter("icmp_echo_replies", "ICMP echo replies sent"),
+            icmp_errors_sent: ctx.counter(
+                "icmp_errors_sent",
+                "ICMP errors sent (unreachable, time exceeded, fragmentation needed)",
+            ),
+            icmp_errors_limited: ctx.counter(
+                "icmp_errors_limited",
+                "ICMP errors not sent because of the rate limit",
+            ),
+            routes: ctx.gauge("routes", "routes in the table (connected and static)"),
         }
     }
 }
