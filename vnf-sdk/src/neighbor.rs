@@ -845,4 +845,105 @@ mod tests {
         assert!(p2p.plausible_neighbor(Ipv4Addr::new(10, 0, 0, 1), M));
         assert!(!US.plausible_neighbor(Ipv4Addr::new(10, 0, 2, 9), EthernetAddress::BROADCAST));
     }
+
+    /// Forwards every IPv4 frame from port 0 to the next hop 10.0.2.9 on
+    /// port 1 through a [`Resolver`]; ARP on either port goes to it too.
+    struct Hop {
+        arp: Resolver,
+    }
+
+    const LAN: LinkAddr = LinkAddr {
+        mac: EthernetAddress([2, 0, 0, 0, 1, 1]),
+        addr: Ipv4Addr::new(10, 0, 1, 1),
+        prefix_len: 24,
+    };
+    const HOP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 9);
+
+    impl crate::Vnf for Hop {
+        type Config = serde_json::Value;
+        fn new(ctx: &mut InitContext, _: serde_json::Value) -> Result<Self, crate::ConfigError> {
+            let forwarded = ctx.counter("forwarded", "frames forwarded");
+            Ok(Hop {
+                arp: Resolver::new(60_000_000_000, ArpMetrics::declare(ctx, forwarded)),
+            })
+        }
+        fn process(&mut self, ctx: &mut Context, frame: &mut Frame<'_>) -> Verdict {
+            let port = frame.in_port();
+            let link = if port == 0 { LAN } else { US };
+            let eth = EthernetFrame::new_unchecked(frame.data());
+            if eth.ethertype() == EtherType::Arp {
+                return self.arp.receive(ctx, port, &link, frame.data());
+            }
+            self.arp.forward(ctx, frame, 1, HOP, &US)
+        }
+        fn tick(&mut self, ctx: &mut Context) {
+            let due = self.arp.maintain(ctx.now_ns());
+            self.arp
+                .send_due(ctx, due, |port| if port == 0 { LAN } else { US });
+        }
+    }
+
+    #[test]
+    fn resolver_queues_requests_releases_and_forwards() {
+        use crate::testing::{frames, Harness};
+        let mut h = Harness::<Hop>::new(&["lan", "wan"], serde_json::json!({})).unwrap();
+        let host = EthernetAddress([2, 0, 0, 0, 1, 9]);
+        let ip = frames::ipv4(
+            Ipv4Addr::new(10, 0, 1, 9),
+            HOP,
+            crate::wire::IpProtocol::Udp,
+            &[0; 8],
+        );
+        let packet = frames::ethernet(LAN.mac, host, EtherType::Ipv4, &ip);
+        // Unknown hop: the frame waits and a broadcast request goes out.
+        let out = h.process(0, &packet);
+        assert_eq!(out.verdict, Verdict::Consume);
+        assert_eq!(out.emitted.len(), 1);
+        let (port, req) = &out.emitted[0];
+        assert_eq!(*port, 1);
+        let eth = EthernetFrame::new_checked(&req[..]).unwrap();
+        assert_eq!(eth.dst_addr(), EthernetAddress::BROADCAST);
+        let r = ArpRepr::parse(&ArpPacket::new_checked(eth.payload()).unwrap()).unwrap();
+        assert_eq!(
+            (r.source_protocol_addr, r.target_protocol_addr),
+            (US.addr, HOP)
+        );
+        assert_eq!(h.counter("arp_requests_sent"), Some(1));
+        assert_eq!(h.counter("arp_pending_frames"), Some(1));
+        // A second frame within the interval: queued, no new request.
+        assert_eq!(h.process(0, &packet).emitted.len(), 0);
+        // The reply releases both, rewritten for the hop.
+        let reply = frames::arp_frame(US.mac, ArpOperation::Reply, M, HOP, US.mac, US.addr);
+        let out = h.process(1, &reply);
+        assert_eq!(out.verdict, Verdict::Consume);
+        assert_eq!(out.emitted.len(), 2);
+        for (port, f) in &out.emitted {
+            let eth = EthernetFrame::new_checked(&f[..]).unwrap();
+            assert_eq!((*port, eth.dst_addr(), eth.src_addr()), (1, M, US.mac));
+            assert_eq!(eth.payload(), &ip[..]);
+        }
+        assert_eq!(h.counter("forwarded"), Some(2));
+        assert_eq!(h.counter("arp_pending_frames"), Some(0));
+        assert_eq!(h.counter("arp_cache_entries"), Some(1));
+        // Known hop: forwarded in place.
+        let out = h.process(0, &packet);
+        assert_eq!(out.verdict, Verdict::Forward(1));
+        let eth = EthernetFrame::new_checked(&out.frame[..]).unwrap();
+        assert_eq!((eth.dst_addr(), eth.src_addr()), (M, US.mac));
+        assert_eq!(h.counter("forwarded"), Some(3));
+        // A request for our LAN address is answered on the LAN.
+        let ask = frames::arp_request(host, Ipv4Addr::new(10, 0, 1, 9), LAN.addr);
+        let out = h.process(0, &ask);
+        assert_eq!(out.verdict, Verdict::Consume);
+        assert_eq!(out.emitted.len(), 1);
+        assert_eq!(out.emitted[0].0, 0);
+        assert_eq!(h.counter("arp_replies_sent"), Some(1));
+        // Near expiry, the entry in use is refreshed by unicast.
+        h.advance_ns(60_000_000_000 - REFRESH_WINDOW_NS);
+        let sent = h.tick();
+        assert_eq!(sent.len(), 1);
+        let eth = EthernetFrame::new_checked(&sent[0].1[..]).unwrap();
+        assert_eq!((sent[0].0, eth.dst_addr()), (1, M));
+        assert_eq!(h.counter("arp_requests_sent"), Some(2));
+    }
 }
