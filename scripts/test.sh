@@ -10,3 +10,6 @@ cargo fmt --all --check
 cargo clippy --release --workspace --all-targets -- -D warnings
 cargo clippy --target wasm32-unknown-unknown -p vnf-sdk -p vnf-router -p vnf-firewall -p vnf-nat -p vnf-dhcp -p vnf-faulty -- -D warnings
 cargo test --release --workspace
+
+# Fuzzing last: each target briefly over its checked-in corpus.
+bash scripts/fuzz.sh
