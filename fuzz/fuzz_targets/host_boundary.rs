@@ -85,10 +85,15 @@ fn check_batch(batch: &Batch, port_count: u16) {
             forwarded += 1;
         }
     }
-    let listed: usize = (0..usize::from(port_count)).map(|p| batch.forwarded_to(p).len()).sum();
+    let listed: usize = (0..usize::from(port_count))
+        .map(|p| batch.forwarded_to(p).len())
+        .sum();
     assert_eq!(listed, forwarded);
     let dropped: u64 = batch.drops().iter().map(|(_, n)| n).sum();
-    assert_eq!(forwarded as u64 + batch.consumed() + dropped, batch.len() as u64);
+    assert_eq!(
+        forwarded as u64 + batch.consumed() + dropped,
+        batch.len() as u64
+    );
 }
 
 fn check_emits(inst: &VnfInstance, port_count: u16) {
@@ -105,7 +110,11 @@ fn check_metrics(inst: &VnfInstance) {
     let metrics = inst.metrics();
     assert!(metrics.len() <= MAX_COUNTERS);
     for (i, m) in metrics.iter().enumerate() {
-        assert!(m.name.starts_with(|c: char| c.is_ascii_lowercase()), "{}", m.name);
+        assert!(
+            m.name.starts_with(|c: char| c.is_ascii_lowercase()),
+            "{}",
+            m.name
+        );
         assert!(metrics[..i].iter().all(|o| o.name != m.name));
     }
 }

@@ -6,7 +6,9 @@ use libfuzzer_sys::fuzz_target;
 use nfvhost_fuzz::VNFS;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&port, frame)) = data.split_first() else { return };
+    let Some((&port, frame)) = data.split_first() else {
+        return;
+    };
     let port = u16::from(port & 1);
     VNFS.with(|cell| {
         let mut cell = cell.borrow_mut();

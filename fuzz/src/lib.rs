@@ -63,7 +63,12 @@ pub fn vnfs(capacity: usize) -> Vnfs {
     fw.frame_capacity = capacity;
     nat.frame_capacity = capacity;
     dhcp.frame_capacity = capacity;
-    Vnfs { router, fw, nat, dhcp }
+    Vnfs {
+        router,
+        fw,
+        nat,
+        dhcp,
+    }
 }
 
 /// MACs the VNFs are configured with (see `vnf_flows`), then others.
@@ -140,7 +145,10 @@ pub enum L4 {
         inner: Option<Box<Ip>>,
     },
     /// Any other protocol number and bytes.
-    Other { proto: u8, payload: Vec<u8> },
+    Other {
+        proto: u8,
+        payload: Vec<u8>,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -177,7 +185,10 @@ pub enum Payload {
         tpa: Addr,
     },
     /// Any ethertype and bytes (IPv6, VLAN, junk).
-    Raw { ethertype: u16, bytes: Vec<u8> },
+    Raw {
+        ethertype: u16,
+        bytes: Vec<u8>,
+    },
 }
 
 /// One frame as the fuzzer describes it.
@@ -214,7 +225,13 @@ impl FrameSpec {
                 f.extend_from_slice(&0x0800u16.to_be_bytes());
                 f.extend_from_slice(&ip.build(self.pad, !self.bad_l4_checksum));
             }
-            Payload::Arp { op, sha, spa, tha, tpa } => {
+            Payload::Arp {
+                op,
+                sha,
+                spa,
+                tha,
+                tpa,
+            } => {
                 f.extend_from_slice(&0x0806u16.to_be_bytes());
                 f.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1 + (op & 1)]);
                 f.extend_from_slice(&mac(*sha));
@@ -241,7 +258,12 @@ impl Ip {
         let (proto, mut l4) = self.l4.build();
         // Room for the header within 64 KiB.
         let room = 65_535 - 14 - 20;
-        l4.resize((l4.len() + usize::from(pad)).min(room).max(l4.len().min(room)), 0);
+        l4.resize(
+            (l4.len() + usize::from(pad))
+                .min(room)
+                .max(l4.len().min(room)),
+            0,
+        );
         l4.truncate(room);
         match proto {
             6 if l4.len() >= 20 && l4_checksum => {
@@ -277,7 +299,15 @@ impl Ip {
 impl L4 {
     fn build(&self) -> (u8, Vec<u8>) {
         match self {
-            L4::Tcp { sport, dport, seq, ack, flags, window, payload } => {
+            L4::Tcp {
+                sport,
+                dport,
+                seq,
+                ack,
+                flags,
+                window,
+                payload,
+            } => {
                 let mut t = Vec::with_capacity(20 + payload.len());
                 t.extend_from_slice(&port(*sport).to_be_bytes());
                 t.extend_from_slice(&port(*dport).to_be_bytes());
@@ -289,12 +319,21 @@ impl L4 {
                 t.extend_from_slice(payload);
                 (6, t)
             }
-            L4::Udp { sport, dport, payload } => (17, udp(port(*sport), port(*dport), payload)),
+            L4::Udp {
+                sport,
+                dport,
+                payload,
+            } => (17, udp(port(*sport), port(*dport), payload)),
             L4::Dhcp(d) => {
                 let (sport, dport) = if d.op & 1 == 1 { (68, 67) } else { (67, 68) };
                 (17, udp(sport, dport, &d.build()))
             }
-            L4::Icmp { kind, code, rest, inner } => {
+            L4::Icmp {
+                kind,
+                code,
+                rest,
+                inner,
+            } => {
                 let mut t = vec![*kind, *code, 0, 0];
                 t.extend_from_slice(&rest.to_be_bytes());
                 if let Some(inner) = inner {
