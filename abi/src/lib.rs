@@ -1,4 +1,4 @@
-//! The nfvhost module ABI, version 2, as constants and layouts.
+//! The nfvhost module ABI, version 3, as constants and layouts.
 //!
 //! This crate is compiled by both the host and `vnf-sdk`, so the two sides
 //! cannot drift. The prose description lives in `docs/ABI.md`; every item
@@ -9,7 +9,7 @@
 /// The ABI version this crate describes. A module reports the version it was
 /// built for from its [`EXPORT_ABI_VERSION`] export; the host refuses any
 /// other value.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// The wasm import module name under which the host provides its functions.
 pub const IMPORT_MODULE: &str = "nfv";
@@ -127,14 +127,14 @@ pub struct FrameDesc {
     pub capacity: u32,
     /// Port the frame arrived on.
     pub in_port: u16,
-    /// Offload flags set by the host: [`FLAG_CSUM_PARTIAL`],
-    /// [`FLAG_GSO_TCPV4`]; other bits are zero. The module must not change
-    /// them.
+    /// Offload flags set by the host: [`FLAG_CSUM_PARTIAL`] and at most one
+    /// of [`FLAG_GSO_TCPV4`], [`FLAG_GSO_TCPV6`], [`FLAG_GSO_UDP_L4`]; other
+    /// bits are zero. The module must not change them.
     pub flags: u16,
     /// The module's verdict, see [`Verdict::encode`].
     pub verdict: u32,
-    /// With [`FLAG_GSO_TCPV4`]: TCP payload bytes per segment of the
-    /// super-frame. Zero otherwise. The module must not change it.
+    /// With one of the `FLAG_GSO_*` flags: L4 payload bytes per segment of
+    /// the super-frame. Zero otherwise. The module must not change it.
     pub gso_size: u32,
 }
 
@@ -161,8 +161,26 @@ pub const FLAG_CSUM_PARTIAL: u16 = 1 << 0;
 /// stay valid.
 pub const FLAG_GSO_TCPV4: u16 = 1 << 1;
 
+/// [`FrameDesc::flags`] bit: the frame is a TCP/IPv6 segmentation-offload
+/// super-frame (virtio-net `VIRTIO_NET_HDR_GSO_TCPV6`): as
+/// [`FLAG_GSO_TCPV4`], with an IPv6 header (no header checksum; the payload
+/// length covers every segment). MTU checks apply to one segment (IPv6
+/// header + extension headers + TCP header + `gso_size`).
+pub const FLAG_GSO_TCPV6: u16 = 1 << 2;
+
+/// [`FrameDesc::flags`] bit: the frame is a UDP segmentation-offload
+/// super-frame (virtio-net `VIRTIO_NET_HDR_GSO_UDP_L4`, Linux `UDP_SEGMENT`)
+/// over IPv4 or IPv6: the UDP payload is many datagrams of `gso_size` bytes
+/// each (the last may be shorter), every one of which leaves with a copy of
+/// the IP and UDP headers. Always set together with [`FLAG_CSUM_PARTIAL`].
+/// MTU checks apply to one datagram (IP header + 8 + `gso_size`).
+pub const FLAG_GSO_UDP_L4: u16 = 1 << 3;
+
+/// Every `FLAG_GSO_*` bit: a frame with any of them is a super-frame.
+pub const FLAGS_GSO: u16 = FLAG_GSO_TCPV4 | FLAG_GSO_TCPV6 | FLAG_GSO_UDP_L4;
+
 /// Every flag bit defined in this ABI version.
-pub const FLAGS_KNOWN: u16 = FLAG_CSUM_PARTIAL | FLAG_GSO_TCPV4;
+pub const FLAGS_KNOWN: u16 = FLAG_CSUM_PARTIAL | FLAGS_GSO;
 
 /// Byte offsets of the fields of [`FrameDesc`].
 pub mod desc_field {
@@ -346,9 +364,11 @@ closed_enum! {
 // --- Configuration encoding ---------------------------------------------------
 
 /// The init document handed to `nfv_init` is UTF-8 JSON text:
-/// `{"abi": 2, "vnf": "<name>", "ports": ["lan", "wan"], "config": {...}}`,
-/// where `ports` lists the port names in index order and `config` is the
-/// `config:` section of the chain file entry (`{}` when absent).
+/// `{"abi": 3, "vnf": "<name>", "ports": [{"name": "lan", "mtu": 1500,
+/// "mac": "02:..."}, ...], "config": {...}}`, where `ports` describes the
+/// ports in index order (name, the link's MTU, and the MAC address of the
+/// port's interface or `null` when it has none of its own) and `config` is
+/// the `config:` section of the chain file entry (`{}` when absent).
 pub const CONFIG_ENCODING: &str = "application/json";
 
 #[cfg(test)]
@@ -417,9 +437,12 @@ mod tests {
     #[test]
     fn offload_fields_are_stable() {
         // Golden values: these are the ABI, changing them needs a new version.
-        assert_eq!(ABI_VERSION, 2);
+        assert_eq!(ABI_VERSION, 3);
         assert_eq!(FLAG_CSUM_PARTIAL, 0x0001);
         assert_eq!(FLAG_GSO_TCPV4, 0x0002);
+        assert_eq!(FLAG_GSO_TCPV6, 0x0004);
+        assert_eq!(FLAG_GSO_UDP_L4, 0x0008);
+        assert_eq!(FLAGS_KNOWN, 0x000f);
         assert_eq!(desc_field::FLAGS, 14);
         assert_eq!(desc_field::GSO_SIZE, 20);
         let d = FrameDesc {

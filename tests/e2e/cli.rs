@@ -98,3 +98,40 @@ fn usage_errors_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/chain.yaml"));
 }
+
+#[test]
+fn a_module_mtu_above_its_links_is_refused_at_the_key() {
+    vnfs_built();
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(root().join("chains/basic.yaml"))
+        .unwrap()
+        .replace(
+            "        wan: 10.0.2.1/24\n",
+            "        wan: 10.0.2.1/24\n      mtu: { wan: 1500 }\n",
+        )
+        .replace(
+            "  - [r1:wan, h2:eth0]",
+            "  - { a: r1:wan, b: h2:eth0, mtu: 1400 }",
+        );
+    let path = write_chain(&dir, &text);
+    let line = text.lines().position(|l| l.contains("mtu: { wan")).unwrap() + 1;
+    let out = nfvhost().arg("validate").arg(&path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}:{line}:", path.display())),
+        "expected line {line}: {stderr}"
+    );
+    assert!(stderr.contains("1400"), "names the link's MTU: {stderr}");
+    // At or below the link's MTU it is accepted.
+    let ok = write_chain(
+        &dir,
+        &text.replace("mtu: { wan: 1500 }", "mtu: { wan: 1400 }"),
+    );
+    let out = nfvhost().arg("validate").arg(&ok).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

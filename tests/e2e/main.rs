@@ -15,6 +15,7 @@ mod edge;
 mod engine;
 mod faulty;
 mod lifecycle;
+mod matrix;
 mod vnf_dhcp;
 mod vnf_firewall;
 mod vnf_nat;

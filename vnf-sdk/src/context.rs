@@ -7,6 +7,7 @@ use core::cell::Cell;
 use nfvhost_abi::MetricKind;
 
 use crate::hostcalls::{self, EmitError};
+use crate::wire::EthernetAddress;
 use crate::{Counter, Gauge};
 
 /// Handed to [`crate::Vnf::process`] and [`crate::Vnf::tick`].
@@ -38,16 +39,78 @@ impl Context {
 pub struct InitContext {
     vnf_name: String,
     ports: Vec<String>,
+    links: Vec<PortLink>,
+}
+
+/// What the host says about a port's link (the init document's `ports`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortLink {
+    /// The link's MTU: the largest IP packet the port can send. An IP hop
+    /// uses it as its egress MTU and may only lower it.
+    pub mtu: u16,
+    /// The MAC address of the port's own interface, if it has one (a veth
+    /// end does; a TAP link's VNF side does not).
+    pub mac: Option<EthernetAddress>,
+}
+
+impl PortLink {
+    /// The MTU of a link nothing else is known about (Ethernet's).
+    pub const DEFAULT_MTU: u16 = 1500;
+    /// The smallest MTU an IPv4 hop may have (RFC 791).
+    pub const MIN_IPV4_MTU: u16 = 68;
 }
 
 impl InitContext {
-    pub(crate) fn new(vnf_name: String, ports: Vec<String>) -> Self {
-        InitContext { vnf_name, ports }
+    pub(crate) fn new(vnf_name: String, ports: Vec<(String, PortLink)>) -> Self {
+        let (ports, links) = ports.into_iter().unzip();
+        InitContext {
+            vnf_name,
+            ports,
+            links,
+        }
+    }
+
+    /// The link of port `index` (MTU, MAC); `None` for a port that does not
+    /// exist.
+    pub fn port_link(&self, index: u16) -> Option<PortLink> {
+        self.links.get(usize::from(index)).copied()
     }
 
     /// The VNF's name in the chain file.
     pub fn vnf_name(&self) -> &str {
         &self.vnf_name
+    }
+
+    /// The egress MTU of an IP hop on port `index`: the link's MTU, or
+    /// `configured` (the module's own `mtu:` setting, at config key `path`)
+    /// when given, which may only lower it and must be at least 68 (RFC 791).
+    pub fn egress_mtu(
+        &self,
+        index: u16,
+        configured: Option<u16>,
+        path: &str,
+    ) -> Result<u16, crate::ConfigError> {
+        let link = self
+            .port_link(index)
+            .map_or(PortLink::DEFAULT_MTU, |l| l.mtu);
+        let Some(mtu) = configured else {
+            return Ok(link);
+        };
+        if mtu < PortLink::MIN_IPV4_MTU {
+            return Err(crate::ConfigError::at(
+                path,
+                alloc::format!("MTU must be at least {}, got {mtu}", PortLink::MIN_IPV4_MTU),
+            ));
+        }
+        if mtu > link {
+            return Err(crate::ConfigError::at(
+                path,
+                alloc::format!(
+                    "MTU {mtu} is above the MTU of the port's link ({link}); it may only lower it (or set the link's `mtu:`)"
+                ),
+            ));
+        }
+        Ok(mtu)
     }
 
     /// Port names, in port-number order.

@@ -1,10 +1,21 @@
 //! A frame as the module sees it.
 
-use nfvhost_abi::{FLAG_CSUM_PARTIAL, FLAG_GSO_TCPV4};
+use nfvhost_abi::{FLAGS_GSO, FLAG_CSUM_PARTIAL, FLAG_GSO_TCPV4, FLAG_GSO_TCPV6, FLAG_GSO_UDP_L4};
 
 use crate::wire::{
     EtherType, EthernetFrame, IpProtocol, Ipv4Packet, TcpFlags, TcpPacket, UdpPacket,
 };
+
+/// The kinds of segmentation super-frame (ABI `FLAG_GSO_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GsoKind {
+    /// TCP over IPv4: segments of `gso_size` TCP payload bytes.
+    TcpV4,
+    /// TCP over IPv6: segments of `gso_size` TCP payload bytes.
+    TcpV6,
+    /// UDP over IPv4 or IPv6: datagrams of `gso_size` payload bytes each.
+    UdpL4,
+}
 
 /// One received frame, borrowed from the batch in linear memory.
 ///
@@ -12,8 +23,9 @@ use crate::wire::{
 /// and may be rewritten in place and resized up to [`Frame::capacity`].
 ///
 /// A frame may carry offload state from the host (ABI "Offloads"): a
-/// *partial* L4 checksum ([`Frame::checksum_partial`]) and, for TCP/IPv4
-/// segmentation super-frames, a segment size ([`Frame::gso_segment_size`]).
+/// *partial* L4 checksum ([`Frame::checksum_partial`]) and, for
+/// segmentation super-frames (TCP/IPv4, TCP/IPv6, UDP: [`Frame::gso_kind`]),
+/// a segment size ([`Frame::gso_segment_size`]).
 /// Such a frame's L4 checksum must not be verified, rewrites must update it
 /// with the `checksum::update_partial_*` rule, and its header lengths must
 /// not change.
@@ -66,19 +78,64 @@ impl<'a> Frame<'a> {
         self.flags & FLAG_CSUM_PARTIAL != 0
     }
 
-    /// Whether the frame is a TCP/IPv4 segmentation super-frame.
+    /// Whether the frame is a segmentation super-frame of any kind (see
+    /// [`Frame::gso_kind`]).
     pub fn is_super_frame(&self) -> bool {
-        self.flags & FLAG_GSO_TCPV4 != 0
+        self.flags & FLAGS_GSO != 0
     }
 
-    /// For a super-frame, the TCP payload bytes per segment (what MTU checks
-    /// apply to: IPv4 header + TCP header + this); `None` otherwise.
+    /// What kind of super-frame this is; `None` for an ordinary frame.
+    pub fn gso_kind(&self) -> Option<GsoKind> {
+        if self.flags & FLAG_GSO_TCPV4 != 0 {
+            Some(GsoKind::TcpV4)
+        } else if self.flags & FLAG_GSO_TCPV6 != 0 {
+            Some(GsoKind::TcpV6)
+        } else if self.flags & FLAG_GSO_UDP_L4 != 0 {
+            Some(GsoKind::UdpL4)
+        } else {
+            None
+        }
+    }
+
+    /// For a super-frame, the L4 payload bytes per segment (what MTU checks
+    /// apply to: IP header + L4 header + this); `None` otherwise.
     pub fn gso_segment_size(&self) -> Option<u16> {
         if self.is_super_frame() {
             Some(u16::try_from(self.gso_size).unwrap_or(u16::MAX))
         } else {
             None
         }
+    }
+
+    /// The IPv4 length of the largest packet this frame leaves as: the
+    /// total length of an ordinary frame, one segment (IPv4 header + L4
+    /// header + `gso_size`) of a super-frame. What an IP hop compares with
+    /// the egress MTU. `None` if the frame is not Ethernet + IPv4, or its
+    /// offload state does not match its headers (a TCP/IPv6 super-frame, a
+    /// UDP one that is not UDP).
+    pub fn ipv4_wire_len(&self) -> Option<usize> {
+        const ETH: usize = EthernetFrame::<&[u8]>::HEADER_LEN;
+        if EthernetFrame::new_checked(self.data()).ok()?.ethertype() != EtherType::Ipv4 {
+            return None;
+        }
+        let ip = Ipv4Packet::new_checked(&self.data()[ETH..]).ok()?;
+        let Some(kind) = self.gso_kind() else {
+            return Some(usize::from(ip.total_len()));
+        };
+        if ip.is_fragment() {
+            return None;
+        }
+        let l4 = match (kind, ip.protocol()) {
+            (GsoKind::TcpV4, IpProtocol::Tcp) => {
+                TcpPacket::new_checked(ip.payload()).ok()?.header_len()
+            }
+            (GsoKind::UdpL4, IpProtocol::Udp) => {
+                UdpPacket::new_checked(ip.payload()).ok()?;
+                8
+            }
+            _ => return None,
+        };
+        Some(ip.header_len() + l4 + usize::from(self.gso_segment_size()?))
     }
 
     /// Whether the frame carries any offload state (then the host re-attaches
@@ -148,11 +205,17 @@ impl<'a> Frame<'a> {
     /// Only for a frame the module then consumes or drops: the host would
     /// re-attach the original offload state to a forwarded one. Returns
     /// `false` (changing nothing) if the frame is not Ethernet + IPv4 + TCP
-    /// or UDP as its offload state requires. A frame without offload state
+    /// or UDP as its offload state requires, or is a super-frame of another
+    /// kind than TCP/IPv4 (UDP datagrams cannot be cut and retransmitted). A frame without offload state
     /// is left alone and `true` returned.
     pub fn make_ordinary(&mut self) -> bool {
         if !self.has_offload() {
             return true;
+        }
+        // Only a TCP/IPv4 super-frame can be cut to its first segment (TCP
+        // retransmits the rest); other kinds are refused.
+        if self.is_super_frame() && self.gso_kind() != Some(GsoKind::TcpV4) {
+            return false;
         }
         let gso = self.gso_segment_size();
         let Some(len) = ordinary(self.data_mut(), gso) else {

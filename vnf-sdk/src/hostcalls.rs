@@ -1,6 +1,6 @@
 //! Every host import, each next to its safe wrapper.
 //!
-//! On `wasm32` the wrappers call the host's `nfv` imports (ABI v2, see
+//! On `wasm32` the wrappers call the host's `nfv` imports (ABI v3, see
 //! `docs/ABI.md`). Elsewhere they call the native test host in
 //! [`crate::testing`], so a VNF's logic runs under `cargo test`.
 #![allow(unsafe_code)]

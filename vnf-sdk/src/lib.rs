@@ -48,14 +48,14 @@ pub mod testing;
 mod vnf;
 pub mod wire;
 
-pub use context::{Context, InitContext};
+pub use context::{Context, InitContext, PortLink};
 pub use counter::{Counter, Gauge};
-pub use frame::Frame;
+pub use frame::{Frame, GsoKind};
 pub use hostcalls::EmitError;
 pub use nfvhost_abi::{DropReason, LogLevel, Verdict};
 /// Offload flags of a frame (see [`Frame::checksum_partial`]), for
 /// `testing::Harness::process_with_offload`.
-pub use nfvhost_abi::{FLAG_CSUM_PARTIAL, FLAG_GSO_TCPV4};
+pub use nfvhost_abi::{FLAG_CSUM_PARTIAL, FLAG_GSO_TCPV4, FLAG_GSO_TCPV6, FLAG_GSO_UDP_L4};
 pub use vnf::{ConfigError, Vnf};
 
 /// Everything a VNF usually needs.
@@ -80,7 +80,7 @@ macro_rules! log_info { ($($arg:tt)*) => { $crate::runtime::log($crate::LogLevel
 #[macro_export]
 macro_rules! log_debug { ($($arg:tt)*) => { $crate::runtime::log($crate::LogLevel::Debug, &$crate::runtime::format(format_args!($($arg)*))) }; }
 
-/// Exports a [`Vnf`] implementation as an nfvhost module (ABI v2).
+/// Exports a [`Vnf`] implementation as an nfvhost module (ABI v3).
 ///
 /// Expands to the `nfv_*` entry points; each only dispatches into
 /// [`runtime`], which calls the type's [`Vnf`] methods.

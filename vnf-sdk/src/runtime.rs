@@ -11,6 +11,8 @@ use nfvhost_abi::{
 };
 use serde::Deserialize;
 
+use crate::context::PortLink;
+use crate::wire::EthernetAddress;
 use crate::{hostcalls, ConfigError, Context, Frame, InitContext, Vnf};
 
 /// Holds the module's one instance, and the scratch space `process`
@@ -84,9 +86,50 @@ struct InitDocument {
     abi: u32,
     #[serde(default)]
     vnf: String,
-    ports: Vec<String>,
+    ports: Vec<PortDoc>,
     #[serde(default)]
     config: serde_json::Value,
+}
+
+/// One entry of the init document's `ports`: `{"name", "mtu", "mac"}`. A
+/// bare name (what test harnesses write) stands for a port with the default
+/// MTU and no MAC of its own.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PortDoc {
+    Name(String),
+    Full {
+        name: String,
+        mtu: u16,
+        #[serde(default)]
+        mac: Option<String>,
+    },
+}
+
+impl PortDoc {
+    fn decode(self, index: usize) -> Result<(String, PortLink), ConfigError> {
+        match self {
+            PortDoc::Name(name) => Ok((
+                name,
+                PortLink {
+                    mtu: PortLink::DEFAULT_MTU,
+                    mac: None,
+                },
+            )),
+            PortDoc::Full { name, mtu, mac } => {
+                let mac = match mac {
+                    None => None,
+                    Some(s) => Some(EthernetAddress::parse(&s).ok_or_else(|| {
+                        ConfigError::at(
+                            "",
+                            alloc::format!("the host sent port {index} with a bad MAC `{s}`"),
+                        )
+                    })?),
+                };
+                Ok((name, PortLink { mtu, mac }))
+            }
+        }
+    }
 }
 
 /// Decodes the init document and builds the instance. Shared by the wasm
@@ -115,7 +158,13 @@ pub fn build<V: Vnf>(document: &[u8]) -> Result<V, ConfigError> {
             e.into_inner().to_string(),
         )
     })?;
-    let mut ctx = InitContext::new(doc.vnf, doc.ports);
+    let ports = doc
+        .ports
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| p.decode(i))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut ctx = InitContext::new(doc.vnf, ports);
     V::new(&mut ctx, config)
 }
 

@@ -93,12 +93,29 @@ impl<V: Vnf> Harness<V> {
     /// Builds the VNF with these port names and `config:` (as JSON), through
     /// the same decoding path the wasm module uses.
     pub fn new(ports: &[&str], config: serde_json::Value) -> Result<Self, ConfigError> {
+        let ports: Vec<(&str, u16)> = ports
+            .iter()
+            .map(|p| (*p, crate::PortLink::DEFAULT_MTU))
+            .collect();
+        Self::with_link_mtus(&ports, config)
+    }
+
+    /// As [`Harness::new`], with each port's link MTU as the host would pass
+    /// it in the init document.
+    pub fn with_link_mtus(
+        ports: &[(&str, u16)],
+        config: serde_json::Value,
+    ) -> Result<Self, ConfigError> {
         native::HOST.with(|h| {
             *h.borrow_mut() = native::NativeHost {
                 port_count: ports.len() as u16,
                 ..Default::default()
             };
         });
+        let ports: Vec<serde_json::Value> = ports
+            .iter()
+            .map(|(name, mtu)| serde_json::json!({ "name": name, "mtu": mtu, "mac": null }))
+            .collect();
         let document = serde_json::json!({ "abi": nfvhost_abi::ABI_VERSION, "vnf": "test", "ports": ports, "config": config });
         let vnf = crate::runtime::build::<V>(document.to_string().as_bytes())?;
         Ok(Harness {

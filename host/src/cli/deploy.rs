@@ -127,7 +127,8 @@ fn start_supervisor(state: &mut ChainState) -> anyhow::Result<()> {
         .stdout(log.try_clone()?)
         .stderr(log);
     // Its own session: the supervisor outlives this command and a closed
-    // terminal.
+    // terminal. It keeps none of our caller's descriptors (a `flock` held
+    // around `nfvhost deploy` would otherwise stay held until destroy).
     nfvhost::sys::process::new_session_on_exec(&mut cmd);
     progress("starting workers");
     let mut child = cmd.spawn().context("starting the supervisor")?;

@@ -7,13 +7,18 @@
 //! - [`port`]: the port abstraction and its kinds (packet socket, TAP,
 //!   in-memory).
 //! - [`stats`]: the shared-memory stats segment.
+//! - [`transmit`]: sending a group of frames out of a port, checked, with
+//!   offload state completed in software ([`offload`]) where the port
+//!   cannot carry it.
 //! - `sys`: every system call of the data path; the only place `unsafe` is
 //!   allowed.
 #![deny(unsafe_code)]
 
+pub mod offload;
 pub mod port;
 pub mod setup;
 pub mod spec;
 pub mod stats;
 mod sys;
+pub mod transmit;
 pub mod worker;

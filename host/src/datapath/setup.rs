@@ -111,6 +111,8 @@ pub fn run(spec: WorkerSpec) -> Result<(), SetupError> {
         metrics_path: Some(spec.metrics_path.clone()),
     };
     let mut worker = Worker::new(ports, &stats, instantiator)?;
+    let mtus: Vec<u32> = spec.ports.iter().map(|p| p.mtu).collect();
+    worker.set_link_mtus(&mtus);
     println!("READY");
     std::io::stdout().flush().ok();
     host_log(
@@ -140,18 +142,19 @@ fn open_ports(spec: &WorkerSpec) -> Result<Vec<Box<dyn Port>>, SetupError> {
     for p in &spec.ports {
         if let PortBinding::Tap { netns, ifname } = &p.binding {
             let ns = NetNs::open(netns)?;
-            let fd = crate::sys::link::open_tap(&ns, ifname, false).map_err(|source| {
+            let fd = crate::sys::link::open_tap(&ns, ifname, spec.offload).map_err(|source| {
                 SetupError::OpenTap {
                     ifname: ifname.clone(),
                     netns: netns.clone(),
                     source: Box::new(source),
                 }
             })?;
-            let port = TapPort::new(&p.name, fd).map_err(|source| SetupError::TapPort {
-                ifname: ifname.clone(),
-                port: p.name.clone(),
-                source,
-            })?;
+            let port =
+                TapPort::new(&p.name, fd, spec.offload).map_err(|source| SetupError::TapPort {
+                    ifname: ifname.clone(),
+                    port: p.name.clone(),
+                    source,
+                })?;
             taps.push(port);
         }
     }

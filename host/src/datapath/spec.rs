@@ -20,6 +20,14 @@ pub enum PortBinding {
 pub struct WorkerPort {
     pub name: String,
     pub binding: PortBinding,
+    /// The link's MTU: ordinary frames longer than this plus their Ethernet
+    /// header are refused (`too_long`) instead of handed to the kernel.
+    #[serde(default = "default_mtu")]
+    pub mtu: u32,
+}
+
+fn default_mtu() -> u32 {
+    1500
 }
 
 /// Everything a worker needs, written by the supervisor as JSON.

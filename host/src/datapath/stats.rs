@@ -12,7 +12,7 @@ use nfvhost_abi::{MAX_COUNTERS, MAX_PORTS};
 use super::sys::mapping::SharedMapping;
 
 /// Identifies a segment and its layout version.
-pub const MAGIC: u64 = u64::from_le_bytes(*b"NFVSTAT1");
+pub const MAGIC: u64 = u64::from_le_bytes(*b"NFVSTAT2");
 
 /// Upper bounds of the call-duration histogram, in nanoseconds.
 pub const CALL_NS_BUCKETS: [u64; 14] = [
@@ -48,6 +48,58 @@ pub struct PortCounters {
     pub up: AtomicU64,
     /// Frames the kernel dropped for want of socket buffer space.
     pub rx_dropped: AtomicU64,
+    /// Frames not transmitted, by [`TxRefusal`] (each also in `tx_errors`).
+    pub tx_refused: [AtomicU64; TxRefusal::ALL.len()],
+}
+
+/// Why the worker did not transmit a frame. The frames behind a refused
+/// one in the same batch are still sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxRefusal {
+    /// Shorter than an Ethernet header (14 bytes).
+    TooShort,
+    /// Longer than the port's link takes (MTU + Ethernet and VLAN header
+    /// for an ordinary frame, 64 KiB for a super-frame).
+    TooLong,
+    /// Offload state that does not match the frame (a partial checksum or
+    /// super-frame whose headers are not TCP/UDP over IP).
+    BadOffload,
+    /// The kernel refused it (any other error than a full buffer).
+    Kernel,
+    /// The socket buffer was full.
+    Busy,
+}
+
+impl TxRefusal {
+    /// Every reason, in counter order.
+    pub const ALL: [TxRefusal; 5] = [
+        TxRefusal::TooShort,
+        TxRefusal::TooLong,
+        TxRefusal::BadOffload,
+        TxRefusal::Kernel,
+        TxRefusal::Busy,
+    ];
+
+    /// The `reason` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            TxRefusal::TooShort => "too_short",
+            TxRefusal::TooLong => "too_long",
+            TxRefusal::BadOffload => "bad_offload",
+            TxRefusal::Kernel => "kernel",
+            TxRefusal::Busy => "busy",
+        }
+    }
+}
+
+impl PortCounters {
+    /// Counts `n` frames not transmitted for `why`.
+    pub fn refuse(&self, why: TxRefusal, n: u64) {
+        if n > 0 {
+            self.tx_errors.fetch_add(n, Relaxed);
+            self.tx_refused[why as usize].fetch_add(n, Relaxed);
+        }
+    }
 }
 
 /// A histogram: cumulative counts per bucket are computed by the reader.

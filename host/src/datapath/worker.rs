@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use nfvhost_abi::{DropReason, LogLevel, MAX_BATCH};
 
 use super::port::Port;
-use super::stats::{PortCounters, StatsLayout};
+use super::stats::StatsLayout;
 use super::sys::fd::PollSet;
+use super::transmit::{self, TxScratch};
 use crate::engine::{
     Batch, CallFailure, Engine, FrameIn, InstanceError, InstanceLimits, LoadedModule, VnetHeader,
     VnfInstance,
@@ -24,6 +25,9 @@ use crate::logging::host_log;
 
 pub use super::setup::{run, SetupError};
 pub use super::spec::{PortBinding, WorkerPort, WorkerSpec, SUPER_FRAME_SLOT};
+
+/// The MTU of a port whose link has none (an in-memory link): any frame.
+const NO_MTU: u32 = 65_535;
 
 /// What stopped the loop.
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +108,10 @@ pub struct Worker<'s> {
     lens: Vec<usize>,
     vnets: Vec<VnetHeader>,
     metric_values: Vec<u64>,
+    /// Per port: the link's MTU, which ordinary frames must fit.
+    mtus: Vec<u32>,
+    /// Frames completed or segmented in software on their way out.
+    tx: TxScratch,
 }
 
 impl<'s> Worker<'s> {
@@ -124,6 +132,7 @@ impl<'s> Worker<'s> {
         for p in &stats.ports[..ports.len()] {
             p.up.store(1, Relaxed);
         }
+        let port_count = ports.len();
         let instance = instantiator.instantiate(ports.len() as u16)?;
         stats.instance_generation.fetch_add(1, Relaxed);
         let size = instance.batch_size();
@@ -136,7 +145,18 @@ impl<'s> Worker<'s> {
             lens: vec![0; size],
             vnets: vec![VnetHeader::NONE; size],
             metric_values: Vec::new(),
+            mtus: vec![NO_MTU; port_count],
+            tx: TxScratch::default(),
         })
+    }
+
+    /// Sets each port's link MTU (port order): ordinary frames longer than
+    /// it plus their Ethernet header are refused (`too_long`) instead of
+    /// handed to the kernel. Ports without one (in-memory links) take any.
+    pub fn set_link_mtus(&mut self, mtus: &[u32]) {
+        for (cell, mtu) in self.mtus.iter_mut().zip(mtus) {
+            *cell = *mtu;
+        }
     }
 
     /// Frames per batch.
@@ -288,6 +308,7 @@ impl<'s> Worker<'s> {
     /// counts the other outcomes, all as sorted by the batch.
     fn transmit(&mut self) {
         let (batch, instance, stats) = (&self.batch, &self.instance, self.stats);
+        let tx = &mut self.tx;
         for (out_index, port) in self.ports.iter_mut().enumerate() {
             let slots = batch.forwarded_to(out_index);
             if slots.is_empty() {
@@ -295,6 +316,7 @@ impl<'s> Worker<'s> {
             }
             let verdicts = batch.verdicts();
             let frames = batch.frames();
+            let mtu = self.mtus[out_index];
             let mut tx_errors = 0;
             with_frames(
                 slots.iter().map(|&i| {
@@ -302,7 +324,8 @@ impl<'s> Worker<'s> {
                     (instance.frame(i, verdicts[i].1), frames[i].vnet)
                 }),
                 |frames, vnets| {
-                    let sent = send(port.as_mut(), &stats.ports[out_index], frames, vnets);
+                    let counters = &stats.ports[out_index];
+                    let sent = transmit::send(port.as_mut(), counters, mtu, frames, vnets, tx);
                     stats.forwarded.fetch_add(sent as u64, Relaxed);
                     tx_errors += (frames.len() - sent) as u64;
                 },
@@ -324,14 +347,17 @@ impl<'s> Worker<'s> {
         if instance.emitted().next().is_none() {
             return;
         }
+        let tx = &mut self.tx;
         for (port_index, port) in self.ports.iter_mut().enumerate() {
+            let mtu = self.mtus[port_index];
             with_frames(
                 instance
                     .emitted()
                     .filter(|(p, _)| usize::from(*p) == port_index)
                     .map(|(_, f)| (f, VnetHeader::NONE)),
                 |frames, vnets| {
-                    let sent = send(port.as_mut(), &stats.ports[port_index], frames, vnets);
+                    let counters = &stats.ports[port_index];
+                    let sent = transmit::send(port.as_mut(), counters, mtu, frames, vnets, tx);
                     stats.emitted.fetch_add(sent as u64, Relaxed);
                 },
             );
@@ -375,25 +401,6 @@ fn with_frames<'a>(
     if n > 0 {
         f(&buf[..n], &vnets[..n]);
     }
-}
-
-/// Sends through one port and counts the result on its counters; returns
-/// how many frames were taken.
-fn send(
-    port: &mut dyn Port,
-    counters: &PortCounters,
-    frames: &[&[u8]],
-    vnets: &[VnetHeader],
-) -> usize {
-    let sent = port.send_batch(frames, vnets).unwrap_or(0);
-    counters.tx_packets.fetch_add(sent as u64, Relaxed);
-    counters
-        .tx_bytes
-        .fetch_add(frames[..sent].iter().map(|f| f.len() as u64).sum(), Relaxed);
-    counters
-        .tx_errors
-        .fetch_add((frames.len() - sent) as u64, Relaxed);
-    sent
 }
 
 #[cfg(test)]
@@ -580,7 +587,9 @@ mod tests {
         let (mut w, h0, _h1) = rig.worker();
         h0.wire().kernel_drops = 7;
         w.tick().unwrap();
-        assert_eq!(h0.sent(), [b"tick".to_vec()]);
+        let mut tick = b"tick".to_vec();
+        tick.resize(14, 0);
+        assert_eq!(h0.sent(), [tick]);
         assert_eq!(rig.stats.emitted.load(Relaxed), 1);
         assert_eq!(rig.stats.ports[0].rx_dropped.load(Relaxed), 7);
         assert!(rig.stats.module_memory_bytes.load(Relaxed) > 0);

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::chain::{ChainError, ChainSpec, ModuleRef, VnfSpec};
+use crate::chain::{ChainError, ChainSpec, LinkSpec, ModuleRef, VnfSpec};
 use crate::engine::{Engine, InstanceError, InstanceLimits, LoadedModule, VnfInstance};
 
 /// Where shipped VNFs are looked for, in order.
@@ -49,12 +49,48 @@ pub fn resolve(vnf: &VnfSpec) -> Result<PathBuf, String> {
     }
 }
 
-/// The init document for a VNF (see `nfvhost_abi::CONFIG_ENCODING`).
-pub fn init_document(vnf: &VnfSpec) -> String {
+/// The MTU of a link the chain file gives none: the kernel's default for
+/// veth and TAP devices.
+pub const DEFAULT_LINK_MTU: u32 = 1500;
+
+/// The link each of `vnf`'s ports is on, in port order.
+pub fn port_links<'a>(chain: &'a ChainSpec, vnf: &VnfSpec) -> Vec<Option<&'a LinkSpec>> {
+    vnf.ports
+        .iter()
+        .map(|p| {
+            chain.links.iter().find(|l| {
+                [&l.a, &l.b]
+                    .into_iter()
+                    .any(|e| e.node == vnf.name && e.port == *p)
+            })
+        })
+        .collect()
+}
+
+/// The init document for a VNF (see `nfvhost_abi::CONFIG_ENCODING`): each
+/// port with its link's MTU and, when known (`macs[i]`, read from the
+/// deployed interface), its MAC address.
+pub fn init_document(chain: &ChainSpec, vnf: &VnfSpec, macs: &[Option<[u8; 6]>]) -> String {
+    let ports: Vec<serde_json::Value> = vnf
+        .ports
+        .iter()
+        .zip(port_links(chain, vnf))
+        .enumerate()
+        .map(|(i, (name, link))| {
+            let mtu = link.and_then(|l| l.mtu).unwrap_or(DEFAULT_LINK_MTU);
+            let mac = macs.get(i).copied().flatten().map(|m| {
+                m.iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<Vec<_>>()
+                    .join(":")
+            });
+            serde_json::json!({ "name": name, "mtu": mtu.min(u32::from(u16::MAX)), "mac": mac })
+        })
+        .collect();
     serde_json::json!({
         "abi": nfvhost_abi::ABI_VERSION,
         "vnf": vnf.name,
-        "ports": vnf.ports,
+        "ports": ports,
         "config": vnf.config,
     })
     .to_string()
@@ -117,7 +153,7 @@ pub fn check_all(
             &module,
             &vnf.name,
             vnf.ports.len() as u16,
-            init_document(vnf).as_bytes(),
+            init_document(chain, vnf, &[]).as_bytes(),
             limits,
         ) {
             Ok(_) => checked.push(CheckedVnf {

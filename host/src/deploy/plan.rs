@@ -195,7 +195,14 @@ pub fn plan(chain: &ChainSpec) -> Vec<Step> {
                     ns: ns.clone(),
                     name: name.clone(),
                 });
-                steps.push(Step::DisableOffloads { ns, name });
+                // A worker carrying offloads opens the TAP with vnet headers
+                // and turns its offloads on (TUNSETOFFLOAD); otherwise the
+                // host's stack must send it complete frames.
+                let vnf_end = if host_end == &l.a { &l.b } else { &l.a };
+                let carries = chain.vnf(&vnf_end.node).is_some_and(|v| v.datapath.offload);
+                if !carries {
+                    steps.push(Step::DisableOffloads { ns, name });
+                }
             }
         }
     }

@@ -4,7 +4,7 @@
 //! test hosts and the VNF worker specs.
 
 use super::execute::{execute, DeployError};
-use super::modules::{init_document, wasm_memory, CheckedVnf};
+use super::modules::{init_document, port_links, wasm_memory, CheckedVnf, DEFAULT_LINK_MTU};
 use super::plan::plan;
 use super::state::{ChainState, HostState, VnfState};
 use super::{cgroup_path, netns_name};
@@ -40,12 +40,17 @@ pub fn build(
             interfaces: h.interfaces.iter().map(|i| i.name.clone()).collect(),
         })
         .collect();
-    state.vnfs = vnf_states(chain, checked, state);
+    state.vnfs = vnf_states(os, chain, checked, state);
     Ok(state.save()?)
 }
 
 /// What the supervisor needs to run each VNF's worker.
-fn vnf_states(chain: &ChainSpec, checked: &[CheckedVnf], state: &ChainState) -> Vec<VnfState> {
+fn vnf_states(
+    os: &dyn Os,
+    chain: &ChainSpec,
+    checked: &[CheckedVnf],
+    state: &ChainState,
+) -> Vec<VnfState> {
     let name = &chain.name;
     let engine_cache = Engine::default_cache_dir();
     let mut vnfs = Vec::new();
@@ -61,18 +66,25 @@ fn vnf_states(chain: &ChainSpec, checked: &[CheckedVnf], state: &ChainState) -> 
             .find(|c| c.name == v.name)
             .expect("every VNF was checked")
             .module;
+        let links = port_links(chain, v);
+        // A veth port has an interface of its own whose MAC the module may
+        // want; a TAP link's VNF side has none.
+        let vnf_ns = netns_name(name, &v.name);
+        let macs: Vec<Option<[u8; 6]>> = v
+            .ports
+            .iter()
+            .zip(&links)
+            .map(|(p, l)| match l.map(|l| l.kind) {
+                Some(LinkKind::Veth) => os.links().mac_address(&vnf_ns, p).ok(),
+                _ => None,
+            })
+            .collect();
         let ports = v
             .ports
             .iter()
-            .map(|p| {
-                let link = chain
-                    .links
-                    .iter()
-                    .find(|l| {
-                        (l.a.node == v.name && l.a.port == *p)
-                            || (l.b.node == v.name && l.b.port == *p)
-                    })
-                    .expect("validation connects every port");
+            .zip(&links)
+            .map(|(p, link)| {
+                let link = link.expect("validation connects every port");
                 let binding = match link.kind {
                     LinkKind::Veth => PortBinding::Interface { ifname: p.clone() },
                     LinkKind::Tap => {
@@ -90,6 +102,7 @@ fn vnf_states(chain: &ChainSpec, checked: &[CheckedVnf], state: &ChainState) -> 
                 WorkerPort {
                     name: p.clone(),
                     binding,
+                    mtu: link.mtu.unwrap_or(DEFAULT_LINK_MTU),
                 }
             })
             .collect();
@@ -100,7 +113,7 @@ fn vnf_states(chain: &ChainSpec, checked: &[CheckedVnf], state: &ChainState) -> 
             cgroup,
             module: module.path.clone(),
             cache_dir: engine_cache.clone(),
-            init_document: init_document(v),
+            init_document: init_document(chain, v, &macs),
             ports,
             stats_path: state.file(&format!("{}.stats", v.name)),
             metrics_path: state.file(&format!("{}.metrics.json", v.name)),

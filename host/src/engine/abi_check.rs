@@ -13,7 +13,7 @@ pub enum AbiError {
         name: &'static str,
         sig: &'static str,
     },
-    #[error("export `{name}` has type {found}, ABI v1 requires {expected}")]
+    #[error("export `{name}` has type {found}, the ABI requires {expected}")]
     ExportType {
         name: &'static str,
         expected: &'static str,

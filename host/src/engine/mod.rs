@@ -30,7 +30,7 @@ pub use batch::{Batch, FrameIn};
 pub use instance::{
     CallFailure, EmittedFrame, InstanceError, InstanceLimits, MetricDef, VnfInstance,
 };
-pub use vnet::{VnetHeader, VNET_HDR_LEN};
+pub use vnet::{GsoType, VnetHeader, VNET_HDR_LEN};
 
 use instance::HostState;
 

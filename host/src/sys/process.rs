@@ -11,13 +11,20 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use super::netns::NetNs;
 
 /// Makes the child of `cmd` start its own session (`setsid`), detached
-/// from our terminal, so it outlives the command that started it.
+/// from our terminal, so it outlives the command that started it, and
+/// marks every descriptor it inherits above stdio close-on-exec: a
+/// long-lived child must not keep what our caller had open (a `flock`
+/// held around `nfvhost deploy` stayed held until the chain was destroyed).
 pub fn new_session_on_exec(cmd: &mut Command) {
-    // SAFETY: between fork and exec the closure only calls setsid(2),
-    // which is async-signal-safe, and allocates nothing.
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: between fork and exec the closure only calls setsid(2) and
+    // close_range(2), both async-signal-safe, and allocates nothing.
     unsafe {
         cmd.pre_exec(|| {
             nix::unistd::setsid().map_err(io::Error::from)?;
+            if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC) < 0 {
+                return Err(io::Error::last_os_error());
+            }
             Ok(())
         });
     }

@@ -61,6 +61,9 @@ pub struct SideConfig {
     /// MAC override.
     #[serde(default)]
     pub mac: Option<String>,
+    /// Egress MTU; at most the link's (its default).
+    #[serde(default)]
+    pub mtu: Option<u16>,
 }
 
 /// One static route.
@@ -141,6 +144,8 @@ pub struct Side {
     pub port: u16,
     /// Our address on it.
     pub link: LinkAddr,
+    /// Egress MTU (IP total length).
+    pub mtu: u16,
 }
 
 /// A validated configuration.
@@ -215,7 +220,8 @@ fn side(ctx: &InitContext, name: &str, c: &SideConfig) -> Result<Side, ConfigErr
             format!("{a} is the network or broadcast address of its subnet; pick a host address"),
         ));
     }
-    Ok(Side { port, link })
+    let mtu = ctx.egress_mtu(port, c.mtu, &format!("{name}.mtu"))?;
+    Ok(Side { port, link, mtu })
 }
 
 fn parse_range(s: &str) -> Option<(u16, u16)> {

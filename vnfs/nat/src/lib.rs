@@ -274,7 +274,8 @@ impl Nat {
         self.forward_after_checks(ctx, frame, dst)
     }
 
-    /// No route → net unreachable; TTL ≤ 1 → time exceeded. `None` if the
+    /// No route → net unreachable; TTL ≤ 1 → time exceeded; above the egress
+    /// MTU → fragmentation needed (with DF) and dropped. `None` if the
     /// packet may go on to `dst`.
     fn route_checks(
         &mut self,
@@ -292,6 +293,18 @@ impl Nat {
         if ip.ttl() <= 1 {
             self.send_error(ctx, side, IcmpError::TimeExceeded, data);
             return Some(Verdict::Drop(DropReason::TtlExceeded));
+        }
+        let (egress, _) = self.lookup_route(dst)?;
+        let mtu = self.side(egress).map_or(u16::MAX, |s| s.mtu);
+        // A super-frame leaves as segments: the MTU applies to one of them.
+        let Some(on_wire) = frame.ipv4_wire_len() else {
+            return Some(Verdict::Drop(DropReason::Malformed));
+        };
+        if on_wire > usize::from(mtu) {
+            if ip.dont_frag() {
+                self.send_error(ctx, side, IcmpError::FragNeeded(mtu), data);
+            }
+            return Some(Verdict::Drop(DropReason::TooBig));
         }
         None
     }

@@ -561,6 +561,54 @@ fn ttl_and_no_route() {
 }
 
 #[test]
+fn egress_mtu_is_the_links_and_df_packets_above_it_get_frag_needed() {
+    let mut c = config();
+    c["outside"]["mtu"] = json!(1500);
+    let e = Harness::<Nat>::with_link_mtus(&[("inside", 1500), ("outside", 1400)], c)
+        .err()
+        .expect("an MTU above the link's is refused");
+    assert_eq!(e.path, "outside.mtu");
+    let mut h = Harness::<Nat>::with_link_mtus(&[("inside", 1500), ("outside", 1400)], config())
+        .expect("valid config");
+    for (port, mac, ip, ours, our_mac) in [
+        (IN, LAN_GW, LAN_GW_IP, N_IN_IP, N_IN),
+        (OUT, WAN_GW, WAN_GW_IP, PUB, N_OUT),
+    ] {
+        let reply = arp(ArpOperation::Reply, mac, ip, our_mac, ours);
+        assert_eq!(h.process(port, &reply).verdict, Verdict::Consume);
+    }
+    let big = |len: usize, df: bool| {
+        let mut l4 = udp(H1, SRV, 40000, 53);
+        l4.resize(len - 20, 0);
+        l4[4..6].copy_from_slice(&((len - 20) as u16).to_be_bytes());
+        l4[6..8].fill(0);
+        let mut f = from_lan(H1, SRV, IpProtocol::Udp, &l4);
+        if df {
+            f[14 + 6] |= 0x40;
+            Ipv4Packet::new_unchecked(&mut f[14..]).fill_checksum();
+        }
+        f
+    };
+    assert_eq!(
+        h.process(IN, &big(1400, true)).verdict,
+        Verdict::Forward(OUT)
+    );
+    let out = h.process(IN, &big(1401, true));
+    assert_eq!(out.verdict, Verdict::Drop(DropReason::TooBig));
+    let (port, err) = &out.emitted[0];
+    assert_eq!(*port, IN);
+    let ip = Ipv4Packet::new_checked(&err[14..]).unwrap();
+    assert_eq!((ip.src_addr(), ip.dst_addr()), (N_IN_IP, H1));
+    let icmp = ip.payload();
+    assert_eq!((icmp[0], icmp[1]), (3, 4));
+    assert_eq!(u16::from_be_bytes([icmp[6], icmp[7]]), 1400, "next-hop MTU");
+    // Without DF: dropped, no error (the NAT does not fragment).
+    let out = h.process(IN, &big(1401, false));
+    assert_eq!(out.verdict, Verdict::Drop(DropReason::TooBig));
+    assert!(out.emitted.is_empty());
+}
+
+#[test]
 fn resolves_next_hop_before_forwarding() {
     let mut h = Harness::<Nat>::new(&["inside", "outside"], config()).unwrap();
     let out = h.process(

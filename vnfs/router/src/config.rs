@@ -12,10 +12,6 @@ use vnf_sdk::{ConfigError, InitContext};
 
 use crate::routes::{NextHop, Prefix, Route, RouteTable};
 
-/// Default egress MTU.
-pub const DEFAULT_MTU: u16 = 1500;
-/// Smallest MTU an IPv4 link may have (RFC 791).
-pub const MIN_MTU: u16 = 68;
 /// Default ARP cache lifetime in seconds.
 pub const DEFAULT_ARP_TIMEOUT_S: u64 = 60;
 
@@ -190,13 +186,7 @@ pub fn validate(ctx: &InitContext, config: Config) -> Result<Settings, ConfigErr
                 mac
             }
         };
-        let mtu = config.mtu.get(name).copied().unwrap_or(DEFAULT_MTU);
-        if mtu < MIN_MTU {
-            return Err(ConfigError::at(
-                format!("mtu.{name}"),
-                format!("MTU must be at least {MIN_MTU}, got {mtu}"),
-            ));
-        }
+        let mtu = ctx.egress_mtu(index, config.mtu.get(name).copied(), &format!("mtu.{name}"))?;
         ifaces.push(Iface {
             addr,
             subnet,

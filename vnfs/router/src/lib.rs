@@ -2,7 +2,6 @@
 //! echo, and the ICMP errors a router owes (RFC 1812). See README.md.
 
 mod config;
-mod offload;
 mod routes;
 
 use std::net::Ipv4Addr;
@@ -203,12 +202,8 @@ impl Router {
         let egress = self.ifaces[usize::from(port)];
         // A segmentation super-frame leaves as segments: the MTU applies to
         // one of them, not to the super-frame.
-        let on_wire = match frame.gso_segment_size() {
-            None => usize::from(ip.total_len()),
-            Some(gso) => match offload::segment_len(&ip, gso) {
-                Some(len) => len,
-                None => return Verdict::Drop(DropReason::Malformed),
-            },
+        let Some(on_wire) = frame.ipv4_wire_len() else {
+            return Verdict::Drop(DropReason::Malformed);
         };
         if on_wire > usize::from(egress.mtu) {
             if ip.dont_frag() {

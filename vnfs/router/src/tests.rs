@@ -226,6 +226,55 @@ fn config_minimal_and_default_macs() {
     assert_eq!(router().counter("routes"), Some(5));
 }
 
+#[test]
+fn link_mtu_is_the_default_and_may_only_be_lowered() {
+    let minimal = json!({ "interfaces": { "lan": "10.0.1.1/24", "wan": "10.0.2.1/24" } });
+    let mut h = Harness::<Router>::with_link_mtus(&[("lan", 1500), ("wan", 1400)], minimal.clone())
+        .unwrap();
+    assert_eq!(h.vnf().ifaces[1].mtu, 1400, "the link's MTU is the default");
+    let mut lower = minimal.clone();
+    lower["mtu"] = json!({ "wan": 1300 });
+    let mut h = Harness::<Router>::with_link_mtus(&[("lan", 1500), ("wan", 1400)], lower).unwrap();
+    assert_eq!(h.vnf().ifaces[1].mtu, 1300);
+    let mut higher = minimal;
+    higher["mtu"] = json!({ "wan": 1500 });
+    let e = Harness::<Router>::with_link_mtus(&[("lan", 1500), ("wan", 1400)], higher)
+        .err()
+        .expect("an MTU above the link's is refused");
+    assert_eq!(e.path, "mtu.wan");
+    assert!(e.message.contains("1400"), "{e}");
+}
+
+#[test]
+fn a_packet_above_the_link_mtu_gets_frag_needed_with_the_link_mtu() {
+    let minimal = json!({
+        "interfaces": { "lan": "10.0.1.1/24", "wan": "10.0.2.1/24" },
+        "routes": [{ "to": "0.0.0.0/0", "via": "10.0.2.254" }],
+        "mac": { "lan": "02:00:00:00:01:01", "wan": "02:00:00:00:02:01" },
+    });
+    let mut h =
+        Harness::<Router>::with_link_mtus(&[("lan", 1500), ("wan", 1400)], minimal).unwrap();
+    resolve_gateways(&mut h);
+    let payload = vec![0u8; 1500 - 20 - 8];
+    let df = eth(
+        R_LAN,
+        HOST,
+        EtherType::Ipv4,
+        &ipv4(
+            HOST_IP,
+            Ipv4Addr::new(8, 8, 8, 8),
+            64,
+            IpProtocol::Udp,
+            true,
+            &payload,
+        ),
+    );
+    let out = h.process(LAN, &df);
+    assert_eq!(out.verdict, Verdict::Drop(DropReason::TooBig));
+    let (t, code, mtu, _) = parse_icmp_error(&out.emitted[0].1, HOST, R_LAN, R_LAN_IP, HOST_IP);
+    assert_eq!((t, code, mtu), (3, 4, 1400));
+}
+
 // ---- ARP ----
 
 #[test]
@@ -751,7 +800,7 @@ mod offloads {
     use super::*;
     use vnf_sdk::wire::checksum;
     use vnf_sdk::wire::{TcpFlags, TcpPacket};
-    use vnf_sdk::{FLAG_CSUM_PARTIAL, FLAG_GSO_TCPV4};
+    use vnf_sdk::{FLAG_CSUM_PARTIAL, FLAG_GSO_TCPV4, FLAG_GSO_TCPV6, FLAG_GSO_UDP_L4};
 
     const GSO: u16 = 960;
     const GSO_FLAGS: u16 = FLAG_CSUM_PARTIAL | FLAG_GSO_TCPV4;
@@ -829,6 +878,38 @@ mod offloads {
         // A super-frame that is not TCP is malformed.
         let udp = from_host(Ipv4Addr::new(8, 8, 8, 8), 64);
         let out = h.process_with_offload(LAN, &udp, GSO_FLAGS, 100);
+        assert_eq!(out.verdict, Verdict::Drop(DropReason::Malformed));
+    }
+
+    #[test]
+    fn udp_and_tcpv6_super_frames_are_told_apart() {
+        let mut h = router();
+        resolve_gateways(&mut h);
+        let dst = Ipv4Addr::new(8, 8, 8, 8);
+        // A UDP super-frame: 8000 bytes of datagrams of 972 (20 + 8 + 972 =
+        // 1000 fits the WAN MTU), then of 973 (one byte too many).
+        let payload = vec![7u8; 8000];
+        let udp = eth(
+            R_LAN,
+            HOST,
+            EtherType::Ipv4,
+            &ipv4(HOST_IP, dst, 64, IpProtocol::Udp, true, &{
+                let mut u = vec![0u8; 8];
+                u[4..6].copy_from_slice(&(8u16 + 8000).to_be_bytes());
+                u.extend_from_slice(&payload);
+                u
+            }),
+        );
+        let udp_gso = FLAG_CSUM_PARTIAL | FLAG_GSO_UDP_L4;
+        let out = h.process_with_offload(LAN, &udp, udp_gso, 972);
+        assert_eq!(out.verdict, Verdict::Forward(WAN));
+        let out = h.process_with_offload(LAN, &udp, udp_gso, 973);
+        assert_eq!(out.verdict, Verdict::Drop(DropReason::TooBig));
+        let (_, _, mtu, _) = parse_icmp_error(&out.emitted[0].1, HOST, R_LAN, R_LAN_IP, HOST_IP);
+        assert_eq!(mtu, 1000);
+        // A TCP frame that claims to be a TCP/IPv6 super-frame: malformed.
+        let tcp = tcp_from_host(dst, 3000, true);
+        let out = h.process_with_offload(LAN, &tcp, FLAG_CSUM_PARTIAL | FLAG_GSO_TCPV6, 960);
         assert_eq!(out.verdict, Verdict::Drop(DropReason::Malformed));
     }
 

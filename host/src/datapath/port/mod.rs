@@ -59,9 +59,19 @@ pub trait Port: Send {
         vnets: &mut [VnetHeader],
     ) -> io::Result<RecvStats>;
 
+    /// Whether frames leave with their offload state (a virtio-net header):
+    /// if not, the worker hands the port only ordinary frames, completed or
+    /// segmented in software (see [`crate::datapath::offload`]).
+    fn carries_offload(&self) -> bool {
+        false
+    }
+
     /// Sends frames without blocking, frame `i` with `vnets[i]` (ports that
     /// do not carry offloads ignore it; the worker only hands them plain
-    /// frames). Returns how many were taken; the rest are lost.
+    /// frames). Returns how many were taken, in order: the frame after them
+    /// was refused (send it alone to learn why). An error only when the
+    /// first frame was refused for another reason than a full buffer (then
+    /// `Ok(0)`).
     fn send_batch(&mut self, frames: &[&[u8]], vnets: &[VnetHeader]) -> io::Result<usize>;
 
     /// Frames dropped before we could read them (socket buffer full) since

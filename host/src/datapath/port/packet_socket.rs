@@ -79,6 +79,10 @@ impl Port for PacketSocketPort {
         packet::send_batch(self.fd.as_fd(), self.vnet, frames, vnets)
     }
 
+    fn carries_offload(&self) -> bool {
+        self.vnet
+    }
+
     fn take_kernel_drops(&mut self) -> u64 {
         packet::take_drops(self.fd.as_fd())
     }

@@ -4,24 +4,38 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use super::{Port, RecvStats};
-use crate::datapath::sys::fd;
-use crate::engine::VnetHeader;
+use crate::datapath::sys::fd::{self, tun_offload};
+use crate::engine::{VnetHeader, VNET_HDR_LEN};
 
-/// A TAP device opened without packet information or vnet headers: one
-/// `read` is one Ethernet frame. Deploy switches the TAP's offloads off, so
-/// frames are always complete.
+/// A TAP device opened without packet information: one `read` is one
+/// Ethernet frame. With `vnet` (the device opened with `IFF_VNET_HDR`), each
+/// frame is preceded by its `virtio_net_hdr` and the device takes partial
+/// checksums and super-frames both ways, as a veth port does; without,
+/// frames are complete (deploy switches the TAP's offloads off and the
+/// worker completes offload state in software before writing).
 pub struct TapPort {
     name: String,
     fd: OwnedFd,
+    vnet: bool,
 }
 
 impl TapPort {
-    /// Wraps an open TAP descriptor; it is switched to non-blocking.
-    pub fn new(name: &str, tap: OwnedFd) -> io::Result<Self> {
+    /// Wraps an open TAP descriptor; it is switched to non-blocking. With
+    /// `vnet` (the descriptor was attached with `IFF_VNET_HDR`), the device
+    /// is told it may send us partial checksums and TCP and UDP super-frames.
+    pub fn new(name: &str, tap: OwnedFd, vnet: bool) -> io::Result<Self> {
         fd::set_nonblocking(tap.as_fd())?;
+        if vnet {
+            use tun_offload::{CSUM, TSO4, TSO6, USO4, USO6};
+            // UDP segmentation offload needs Linux 6.2; older kernels refuse
+            // the whole request, so fall back to checksums and TSO.
+            fd::tun_set_offload(tap.as_fd(), CSUM | TSO4 | TSO6 | USO4 | USO6)
+                .or_else(|_| fd::tun_set_offload(tap.as_fd(), CSUM | TSO4 | TSO6))?;
+        }
         Ok(TapPort {
             name: name.into(),
             fd: tap,
+            vnet,
         })
     }
 }
@@ -43,10 +57,16 @@ impl Port for TapPort {
     ) -> io::Result<RecvStats> {
         let mut stats = RecvStats::default();
         for ((buf, len), vnet) in bufs.iter_mut().zip(lens.iter_mut()).zip(vnets.iter_mut()) {
-            match fd::read(self.fd.as_fd(), buf) {
+            let got = if self.vnet {
+                fd::read_parts(self.fd.as_fd(), &mut [&mut vnet.0[..], &mut buf[..]])
+                    .map(|n| n.saturating_sub(VNET_HDR_LEN))
+            } else {
+                *vnet = VnetHeader::NONE;
+                fd::read(self.fd.as_fd(), buf)
+            };
+            match got {
                 Ok(n) => {
-                    *len = n;
-                    *vnet = VnetHeader::NONE;
+                    *len = n.min(buf.len());
                     stats.frames += 1;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -56,10 +76,20 @@ impl Port for TapPort {
         Ok(stats)
     }
 
-    fn send_batch(&mut self, frames: &[&[u8]], _vnets: &[VnetHeader]) -> io::Result<usize> {
+    fn carries_offload(&self) -> bool {
+        self.vnet
+    }
+
+    fn send_batch(&mut self, frames: &[&[u8]], vnets: &[VnetHeader]) -> io::Result<usize> {
         let mut sent = 0;
-        for f in frames {
-            match fd::write(self.fd.as_fd(), f) {
+        for (i, f) in frames.iter().enumerate() {
+            let result = if self.vnet {
+                let header = vnets.get(i).copied().unwrap_or(VnetHeader::NONE);
+                fd::write_parts(self.fd.as_fd(), [&header.0[..], f])
+            } else {
+                fd::write(self.fd.as_fd(), f)
+            };
+            match result {
                 Ok(_) => sent += 1,
                 Err(e) if sent > 0 || e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => return Err(e),

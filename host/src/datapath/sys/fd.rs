@@ -71,3 +71,49 @@ impl PollSet {
         }
     }
 }
+
+/// One `readv(2)` into `parts` in order; returns the bytes read.
+pub fn read_parts(fd: BorrowedFd<'_>, parts: &mut [&mut [u8]; 2]) -> io::Result<usize> {
+    let iov = parts.each_mut().map(|p| libc::iovec {
+        iov_base: p.as_mut_ptr().cast(),
+        iov_len: p.len(),
+    });
+    // SAFETY: the iovecs describe the live, exclusively borrowed buffers of
+    // `parts`, of the stated lengths, for the duration of the call.
+    let n = unsafe { libc::readv(fd.as_raw_fd(), iov.as_ptr(), iov.len() as libc::c_int) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// One `writev(2)` of `parts` in order; returns the bytes written.
+pub fn write_parts(fd: BorrowedFd<'_>, parts: [&[u8]; 2]) -> io::Result<usize> {
+    let iov = parts.map(|p| libc::iovec {
+        iov_base: p.as_ptr() as *mut libc::c_void,
+        iov_len: p.len(),
+    });
+    // SAFETY: the iovecs describe live slices the kernel only reads during
+    // the call.
+    let n = unsafe { libc::writev(fd.as_raw_fd(), iov.as_ptr(), iov.len() as libc::c_int) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// `TUNSETOFFLOAD` flags (linux/if_tun.h): what a TAP device may hand us.
+pub mod tun_offload {
+    pub const CSUM: libc::c_uint = 0x01;
+    pub const TSO4: libc::c_uint = 0x02;
+    pub const TSO6: libc::c_uint = 0x04;
+    pub const USO4: libc::c_uint = 0x20;
+    pub const USO6: libc::c_uint = 0x40;
+}
+
+/// Tells the TAP device behind `fd` which offloads it may hand us.
+pub fn tun_set_offload(fd: BorrowedFd<'_>, flags: libc::c_uint) -> io::Result<()> {
+    // SAFETY: TUNSETOFFLOAD takes its argument by value; `fd` is a TAP
+    // descriptor the caller borrows.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETOFFLOAD, flags) }).map(drop)
+}

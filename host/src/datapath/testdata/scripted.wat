@@ -7,14 +7,15 @@
 ;;   0x06  write the count of nfv_process calls since instantiation into
 ;;         byte 1, then forward to the other port
 ;;   0xEE  trap (unreachable)
-;; nfv_tick emits 4 bytes "tick" on port 0.
+;; nfv_tick emits 14 bytes ("tick" and zeros: an Ethernet header's worth,
+;; the shortest frame the host sends) on port 0.
 (module
   (import "nfv" "emit" (func $emit (param i32 i32 i32) (result i32)))
   (memory (export "memory") 4)
   (global $heap (mut i32) (i32.const 1024))
   (global $calls (mut i32) (i32.const 0))
   (data (i32.const 16) "tick")
-  (func (export "nfv_abi_version") (result i32) (i32.const 2))
+  (func (export "nfv_abi_version") (result i32) (i32.const 3))
   (func (export "nfv_alloc") (param $len i32) (result i32)
     (local $p i32)
     (local.set $p (global.get $heap))
@@ -24,7 +25,7 @@
     (local.get $p))
   (func (export "nfv_init") (param i32 i32) (result i32) (i32.const 0))
   (func (export "nfv_tick") (param i64)
-    (drop (call $emit (i32.const 0) (i32.const 16) (i32.const 4))))
+    (drop (call $emit (i32.const 0) (i32.const 16) (i32.const 14))))
   (func (export "nfv_process") (param $descs i32) (param $count i32) (result i32)
     (local $i i32) (local $d i32) (local $frame i32) (local $cmd i32) (local $other i32)
     (global.set $calls (i32.add (global.get $calls) (i32.const 1)))

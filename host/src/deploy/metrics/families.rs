@@ -13,7 +13,7 @@ use nfvhost_abi::DropReason;
 use super::text::Num;
 use super::VnfRow;
 use crate::datapath::stats::{
-    PortCounters, StatsLayout, BATCH_BUCKETS, CALL_NS_BUCKETS, TRAP_KINDS,
+    PortCounters, StatsLayout, TxRefusal, BATCH_BUCKETS, CALL_NS_BUCKETS, TRAP_KINDS,
 };
 
 /// One metric family.
@@ -36,6 +36,9 @@ pub enum Read {
     /// One sample per port of each VNF with a readable stats segment; the
     /// last label is the port name.
     Port(fn(&PortCounters) -> &AtomicU64),
+    /// Several samples per port of each VNF with a readable stats segment,
+    /// one per value of the last label (the one before it is the port name).
+    PortByLabel(fn(&PortCounters) -> Vec<(&'static str, u64)>),
     /// Several samples per VNF with a readable stats segment, one per value
     /// of the last label.
     ByLabel(fn(&StatsLayout) -> Vec<(&'static str, u64)>),
@@ -110,6 +113,18 @@ pub const FAMILIES: &[Family] = &[
         help: "Frames the port could not transmit.",
         labels: PORT,
         read: Read::Port(|p| &p.tx_errors),
+    },
+    Family {
+        name: "nfvhost_port_tx_refused_total",
+        kind: "counter",
+        help: "Frames the worker did not transmit on the port, by reason (each also counted in nfvhost_port_tx_errors_total).",
+        labels: &["chain", "vnf", "port", "reason"],
+        read: Read::PortByLabel(|p| {
+            TxRefusal::ALL
+                .iter()
+                .map(|r| (r.label(), p.tx_refused[*r as usize].load(Relaxed)))
+                .collect()
+        }),
     },
     Family {
         name: "nfvhost_port_rx_dropped_total",

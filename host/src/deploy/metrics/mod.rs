@@ -159,6 +159,13 @@ fn render_family(out: &mut String, chain: &str, fam: &Family, rows: &[VnfRow]) {
                     f.sample(&[chain, vnf, label], Num::Int(value));
                 }
             }
+            (Read::PortByLabel(read), Some(seg)) => {
+                for (port, counters) in row.source.ports.iter().zip(&seg.ports) {
+                    for (label, value) in read(counters) {
+                        f.sample(&[chain, vnf, port, label], Num::Int(value));
+                    }
+                }
+            }
             (Read::Histogram(read), Some(seg)) => {
                 let h = read(seg);
                 let mut cumulative = 0;
@@ -187,7 +194,14 @@ fn render_family(out: &mut String, chain: &str, fam: &Family, rows: &[VnfRow]) {
                 }
             }
             (Read::Info, _) => f.sample(&[chain, vnf, row.digest, &abi], Num::Int(1)),
-            (Read::Segment(_) | Read::Port(_) | Read::ByLabel(_) | Read::Histogram(_), None) => {}
+            (
+                Read::Segment(_)
+                | Read::Port(_)
+                | Read::PortByLabel(_)
+                | Read::ByLabel(_)
+                | Read::Histogram(_),
+                None,
+            ) => {}
         }
     }
 }
