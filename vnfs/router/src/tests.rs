@@ -256,7 +256,7 @@ fn a_packet_above_the_link_mtu_gets_frag_needed_with_the_link_mtu() {
         Harness::<Router>::with_link_mtus(&[("lan", 1500), ("wan", 1400)], minimal).unwrap();
     resolve_gateways(&mut h);
     let payload = vec![0u8; 1500 - 20 - 8];
-    let df = eth(
+    let df = frames::ethernet(
         R_LAN,
         HOST,
         EtherType::Ipv4,
@@ -889,7 +889,7 @@ mod offloads {
         // A UDP super-frame: 8000 bytes of datagrams of 972 (20 + 8 + 972 =
         // 1000 fits the WAN MTU), then of 973 (one byte too many).
         let payload = vec![7u8; 8000];
-        let udp = eth(
+        let udp = frames::ethernet(
             R_LAN,
             HOST,
             EtherType::Ipv4,
