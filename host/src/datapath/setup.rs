@@ -62,6 +62,13 @@ pub enum SetupError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error("couldn't create {path}: {source}")]
+    MetricNames {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Sandbox(#[from] super::sandbox::SandboxError),
     #[error(transparent)]
     Worker(#[from] WorkerError),
 }
@@ -87,12 +94,23 @@ pub fn run(spec: WorkerSpec) -> Result<(), SetupError> {
     })?;
     let ports = open_ports(&spec)?;
 
-    let engine = Engine::new(spec.cache_dir.clone())?;
+    let engine = Engine::for_worker(spec.cache_dir.clone())?;
     let module = engine.load(&spec.module)?;
     let stats = StatsSegment::create(&spec.stats_path).map_err(|source| SetupError::Stats {
         path: spec.stats_path.clone(),
         source,
     })?;
+    let metrics_file =
+        std::fs::File::create(&spec.metrics_path).map_err(|source| SetupError::MetricNames {
+            path: spec.metrics_path.clone(),
+            source,
+        })?;
+    // From here on: no privileges, no paths, an allow-list of syscalls.
+    let scratch = spec
+        .stats_path
+        .parent()
+        .unwrap_or(std::path::Path::new("/"));
+    super::sandbox::enter(&spec.chain, &vnf, scratch, &engine)?;
     stats.pid.store(u64::from(std::process::id()), Relaxed);
     let mut limits = InstanceLimits {
         memory_bytes: spec.memory_bytes,
@@ -108,7 +126,7 @@ pub fn run(spec: WorkerSpec) -> Result<(), SetupError> {
         vnf: vnf.clone(),
         init_document: spec.init_document.clone(),
         limits,
-        metrics_path: Some(spec.metrics_path.clone()),
+        metrics_file: Some((spec.metrics_path.clone(), metrics_file)),
     };
     let mut worker = Worker::new(ports, &stats, instantiator)?;
     let mtus: Vec<u32> = spec.ports.iter().map(|p| p.mtu).collect();
@@ -128,7 +146,10 @@ pub fn run(spec: WorkerSpec) -> Result<(), SetupError> {
     worker.run(
         Duration::from_millis(spec.tick_ms.max(1)),
         spec.busy_poll,
-        process::stop_requested,
+        || {
+            crate::sys::seccomp::test_probe::fire_if_asked();
+            process::stop_requested()
+        },
     )?;
     host_log(&vnf, LogLevel::Info, "stopping");
     Ok(())

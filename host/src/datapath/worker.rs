@@ -61,8 +61,10 @@ pub struct Instantiator {
     /// The init document handed to `nfv_init` (JSON text).
     pub init_document: String,
     pub limits: InstanceLimits,
-    /// Where the module's declared metric names are written, if anywhere.
-    pub metrics_path: Option<PathBuf>,
+    /// Where the module's declared metric names are written, if anywhere:
+    /// its path (for messages) and a descriptor opened before the worker
+    /// was sandboxed (no path resolves afterwards).
+    pub metrics_file: Option<(PathBuf, std::fs::File)>,
 }
 
 impl Instantiator {
@@ -80,18 +82,21 @@ impl Instantiator {
             module: self.module.path.clone(),
             source: Box::new(source),
         })?;
-        if let Some(path) = &self.metrics_path {
+        if let Some((path, file)) = &self.metrics_file {
             let names: Vec<serde_json::Value> = instance
                 .metrics()
                 .iter()
                 .map(|m| serde_json::json!({ "name": m.name, "help": m.help, "kind": m.kind.label() }))
                 .collect();
             let text = serde_json::to_vec(&names).expect("JSON values serialize");
-            std::fs::write(path, text).map_err(|source| WorkerError::MetricNames {
-                vnf: self.vnf.clone(),
-                path: path.clone(),
-                source,
-            })?;
+            use std::os::unix::fs::FileExt as _;
+            file.set_len(0)
+                .and_then(|()| file.write_all_at(&text, 0))
+                .map_err(|source| WorkerError::MetricNames {
+                    vnf: self.vnf.clone(),
+                    path: path.clone(),
+                    source,
+                })?;
         }
         Ok(instance)
     }
@@ -429,7 +434,7 @@ mod tests {
                 batch_size: 8,
                 ..Default::default()
             },
-            metrics_path: None,
+            metrics_file: None,
         }
     }
 

@@ -104,15 +104,47 @@ impl Engine {
     /// Creates the engine and its linker, and starts the thread that
     /// advances its epoch.
     pub fn new(cache_dir: Option<PathBuf>) -> Result<Self, EngineError> {
+        let engine = Self::build(cache_dir, true)?;
+        engine.start_ticker()?;
+        Ok(engine)
+    }
+
+    /// The engine of a worker: it compiles on the calling thread and its
+    /// epoch thread is started later ([`Engine::start_ticker`]), so that
+    /// the worker is single-threaded while it drops its privileges. Until
+    /// then no call into a module may be made (it would have no deadline).
+    pub fn for_worker(cache_dir: Option<PathBuf>) -> Result<Self, EngineError> {
+        Self::build(cache_dir, false)
+    }
+
+    fn build(cache_dir: Option<PathBuf>, parallel_compilation: bool) -> Result<Self, EngineError> {
         let mut config = wasmtime::Config::new();
         config.epoch_interruption(true);
         config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        config.parallel_compilation(parallel_compilation);
+        // One linear memory per module (the ABI's `memory` export): a
+        // module declaring more is refused at compile time.
+        config.wasm_multi_memory(false);
         let engine = wasmtime::Engine::new(&config).map_err(EngineError::Create)?;
         let linker = Arc::new(instance::build_linker(&engine).map_err(EngineError::Link)?);
-        let weak = engine.weak();
+        Ok(Engine {
+            engine,
+            linker,
+            cache_dir,
+        })
+    }
+
+    /// Starts the thread that advances the epoch every [`EPOCH_TICK`]; it
+    /// ends when the last handle to the engine is dropped. Returns once the
+    /// thread runs, so the C library's per-thread set-up (rseq, signal
+    /// stack) is done before a worker installs its syscall filter.
+    pub fn start_ticker(&self) -> Result<(), EngineError> {
+        let weak = self.engine.weak();
+        let (started, running) = std::sync::mpsc::sync_channel(1);
         thread::Builder::new()
             .name("nfv-epoch".into())
             .spawn(move || {
+                let _ = started.send(());
                 while let Some(engine) = weak.upgrade() {
                     engine.increment_epoch();
                     drop(engine);
@@ -120,11 +152,10 @@ impl Engine {
                 }
             })
             .map_err(EngineError::EpochThread)?;
-        Ok(Engine {
-            engine,
-            linker,
-            cache_dir,
-        })
+        running.recv().map_err(|_| {
+            EngineError::EpochThread(std::io::Error::other("the epoch thread ended at once"))
+        })?;
+        Ok(())
     }
 
     /// The default cache: `$NFVHOST_CACHE_DIR`, else `/var/cache/nfvhost`

@@ -12,6 +12,8 @@
 //! - [`artifact`]: loading precompiled modules from the module cache.
 //! - [`process`]: safe wrappers for what a child process does between fork
 //!   and exec, and for signal handlers.
+//! - [`privilege`] and [`seccomp`]: the worker's sandbox (empty mount
+//!   namespace, unprivileged ids, no capabilities, a syscall allow-list).
 
 pub mod artifact;
 pub mod cgroup;
@@ -23,6 +25,8 @@ pub mod link;
 pub mod netns;
 pub mod os;
 pub mod process;
+pub mod privilege;
+pub mod seccomp;
 #[doc(hidden)]
 pub mod testing;
 

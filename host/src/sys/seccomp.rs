@@ -1,0 +1,182 @@
+//! The worker's seccomp allow-list: the system calls its data path, the
+//! wasm runtime (traps, memory growth, re-instantiation after a trap) and
+//! its logging need, and nothing else.
+//!
+//! A call outside the list kills the whole worker process with SIGSYS
+//! (`SECCOMP_RET_KILL_PROCESS`): a worker that tries one is either broken
+//! or taken over, and the supervisor restarts it (counted in
+//! `nfvhost_vnf_restarts_total`, the reason in the chain's log). The list
+//! was found by running workers under `strace -f` on live chains, with
+//! traffic, traps, timeouts and ticks.
+//!
+//! The filter is built with `seccompiler` (firecracker's), not hand-written
+//! BPF.
+
+use std::collections::BTreeMap;
+
+use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, TargetArch};
+
+/// Errors installing the filter.
+#[derive(Debug, thiserror::Error)]
+pub enum SeccompError {
+    /// This architecture has no filter.
+    #[error("seccomp: no filter for architecture {0}")]
+    Arch(&'static str),
+    /// seccompiler refused the filter or the kernel refused to install it.
+    #[error("seccomp: couldn't {what}: {source}")]
+    Filter {
+        what: &'static str,
+        source: seccompiler::Error,
+    },
+}
+
+/// The system calls a worker may make once it runs its data path.
+pub fn worker_allow_list() -> Vec<(i64, &'static str)> {
+    let mut list = vec![
+        // The data path: packet sockets and TAP descriptors.
+        (libc::SYS_recvmmsg, "recvmmsg"),
+        (libc::SYS_sendmmsg, "sendmmsg"),
+        (libc::SYS_recvfrom, "recvfrom"),
+        (libc::SYS_sendto, "sendto"),
+        (libc::SYS_recvmsg, "recvmsg"),
+        (libc::SYS_sendmsg, "sendmsg"),
+        (libc::SYS_read, "read"),
+        (libc::SYS_write, "write"),
+        (libc::SYS_readv, "readv"),
+        (libc::SYS_writev, "writev"),
+        (libc::SYS_pwrite64, "pwrite64"),
+        (libc::SYS_ftruncate, "ftruncate"),
+        (libc::SYS_lseek, "lseek"),
+        (libc::SYS_getsockopt, "getsockopt"),
+        (libc::SYS_ppoll, "ppoll"),
+        (libc::SYS_close, "close"),
+        // Memory: wasm linear memory, its growth, and re-instantiation.
+        (libc::SYS_mmap, "mmap"),
+        (libc::SYS_munmap, "munmap"),
+        (libc::SYS_mprotect, "mprotect"),
+        (libc::SYS_madvise, "madvise"),
+        (libc::SYS_mremap, "mremap"),
+        (libc::SYS_brk, "brk"),
+        // Threads and time: the epoch thread, locks, sleeps.
+        (libc::SYS_futex, "futex"),
+        (libc::SYS_clock_gettime, "clock_gettime"),
+        (libc::SYS_clock_nanosleep, "clock_nanosleep"),
+        (libc::SYS_nanosleep, "nanosleep"),
+        (libc::SYS_sched_yield, "sched_yield"),
+        (libc::SYS_getrandom, "getrandom"),
+        (libc::SYS_getpid, "getpid"),
+        (libc::SYS_gettid, "gettid"),
+        // Signals: wasm traps arrive as SIGSEGV/SIGILL/SIGFPE on the
+        // alternate stack; SIGTERM asks the worker to stop.
+        (libc::SYS_rt_sigreturn, "rt_sigreturn"),
+        (libc::SYS_rt_sigprocmask, "rt_sigprocmask"),
+        (libc::SYS_sigaltstack, "sigaltstack"),
+        (libc::SYS_exit, "exit"),
+        (libc::SYS_exit_group, "exit_group"),
+    ];
+    #[cfg(target_arch = "x86_64")]
+    list.extend([(libc::SYS_poll, "poll")]);
+    list
+}
+
+fn arch() -> Result<TargetArch, SeccompError> {
+    TargetArch::try_from(std::env::consts::ARCH)
+        .map_err(|_| SeccompError::Arch(std::env::consts::ARCH))
+}
+
+/// The compiled filter: allow-list, anything else kills the process.
+pub fn worker_filter() -> Result<BpfProgram, SeccompError> {
+    let rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> = worker_allow_list()
+        .into_iter()
+        .map(|(nr, _)| (nr, Vec::new()))
+        .collect();
+    let filter = SeccompFilter::new(
+        rules,
+        SeccompAction::KillProcess,
+        SeccompAction::Allow,
+        arch()?,
+    )
+    .map_err(|e| SeccompError::Filter {
+        what: "build the filter",
+        source: e.into(),
+    })?;
+    filter.try_into().map_err(|e| SeccompError::Filter {
+        what: "compile the filter",
+        source: seccompiler::Error::Backend(e),
+    })
+}
+
+/// Installs `filter` on every thread of the process (TSYNC). The caller
+/// has set `no_new_privs` (seccompiler sets it as well).
+pub fn install_all_threads(filter: &BpfProgram) -> Result<(), SeccompError> {
+    seccompiler::apply_filter_all_threads(filter).map_err(|source| SeccompError::Filter {
+        what: "install the filter",
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_filter_compiles_and_leaves_out_what_a_worker_must_not_do() {
+        let filter = worker_filter().expect("filter builds");
+        assert!(!filter.is_empty());
+        let allowed: Vec<i64> = worker_allow_list().iter().map(|(nr, _)| *nr).collect();
+        for forbidden in [
+            libc::SYS_execve,
+            libc::SYS_socket,
+            libc::SYS_openat,
+            libc::SYS_mount,
+            libc::SYS_ptrace,
+            libc::SYS_setuid,
+            libc::SYS_kill,
+            libc::SYS_clone,
+            libc::SYS_bpf,
+        ] {
+            assert!(!allowed.contains(&forbidden), "{forbidden} allowed");
+        }
+    }
+}
+
+/// TEST ONLY: a way for the end-to-end tests to make a sandboxed worker
+/// call a forbidden system call, since a wasm module cannot make one.
+///
+/// Armed only when the worker starts with `NFVHOST_TEST_SECCOMP_PROBE=1` in
+/// its environment (inherited from `nfvhost deploy`); then SIGUSR2 makes
+/// the worker open a UDP socket from its loop, which the filter refuses by
+/// killing the worker. Without the variable SIGUSR2 keeps its default
+/// action and the loop never makes the call.
+pub mod test_probe {
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+    /// The environment variable that arms the probe.
+    pub const ENV: &str = "NFVHOST_TEST_SECCOMP_PROBE";
+
+    static ARMED: AtomicBool = AtomicBool::new(false);
+    static ASKED: AtomicBool = AtomicBool::new(false);
+
+    extern "C" fn on_usr2(_: libc::c_int) {
+        ASKED.store(true, Relaxed);
+    }
+
+    /// Installs the SIGUSR2 handler if the environment asks for it. Call
+    /// before the filter is installed.
+    pub fn arm_if_enabled() {
+        if std::env::var_os(ENV).is_some_and(|v| v == "1") {
+            ARMED.store(true, Relaxed);
+            // SAFETY: the handler only stores to an atomic, which is
+            // async-signal-safe.
+            unsafe { libc::signal(libc::SIGUSR2, on_usr2 as *const () as libc::sighandler_t) };
+        }
+    }
+
+    /// Makes the forbidden call if the probe is armed and was signalled.
+    pub fn fire_if_asked() {
+        if ARMED.load(Relaxed) && ASKED.swap(false, Relaxed) {
+            // socket(2) is not on the allow-list: the worker dies here.
+            let _ = std::net::UdpSocket::bind("127.0.0.1:0");
+        }
+    }
+}
