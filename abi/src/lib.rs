@@ -266,7 +266,9 @@ impl Verdict {
             1 if arg < port_count as u32 => Verdict::Forward(arg as u16),
             1 => Verdict::Drop(DropReason::BadVerdict),
             2 => match DropReason::from_u8(arg as u8) {
-                Some(r) if arg <= 0xff => Verdict::Drop(r),
+                // A module may not claim a host-only reason (trap, timeout,
+                // ...): those counters must mean what the host saw.
+                Some(r) if arg <= 0xff && !r.host_only() => Verdict::Drop(r),
                 _ => Verdict::Drop(DropReason::BadVerdict),
             },
             3 if arg == 0 => Verdict::Consume,
@@ -340,6 +342,17 @@ closed_enum! {
     }
 }
 
+impl DropReason {
+    /// Reasons from this number up are set by the host only.
+    pub const FIRST_HOST_ONLY: u8 = 64;
+
+    /// Whether only the host may give this reason; a module that returns
+    /// one gets [`DropReason::BadVerdict`] instead.
+    pub const fn host_only(self) -> bool {
+        self as u8 >= Self::FIRST_HOST_ONLY
+    }
+}
+
 closed_enum! {
     /// What a module-declared metric is.
     MetricKind {
@@ -407,6 +420,16 @@ mod tests {
             Verdict::decode(9 << 24, 2),
             Verdict::Drop(DropReason::BadVerdict)
         );
+        // Host-only reasons are refused when a module returns them.
+        for reason in DropReason::ALL.iter().filter(|r| r.host_only()) {
+            assert_eq!(
+                Verdict::decode(Verdict::Drop(*reason).encode(), 2),
+                Verdict::Drop(DropReason::BadVerdict),
+                "{reason:?}"
+            );
+        }
+        assert!(DropReason::Trap.host_only() && DropReason::Timeout.host_only());
+        assert!(!DropReason::Other.host_only());
     }
 
     #[test]

@@ -20,6 +20,10 @@ use wasmtime::{Caller, Linker, Memory, Store, StoreLimits, StoreLimitsBuilder, T
 use super::batch::Batch;
 use super::{abi_check::AbiError, Engine, LoadedModule};
 
+/// Most elements of the module's one table (its indirect-call targets; a
+/// Rust VNF has a few hundred). Declaring or growing past it fails.
+pub const MAX_TABLE_ELEMENTS: usize = 1 << 16;
+
 /// Bounds on one instance.
 #[derive(Clone, Debug)]
 pub struct InstanceLimits {
@@ -332,6 +336,9 @@ impl VnfInstance {
             limits: StoreLimitsBuilder::new()
                 .memory_size(limits.memory_bytes)
                 .instances(1)
+                .memories(1)
+                .tables(1)
+                .table_elements(MAX_TABLE_ELEMENTS)
                 .build(),
             log_level: limits.log_level,
             vnf: vnf.to_string(),

@@ -18,6 +18,8 @@ mod abi_check;
 mod batch;
 mod cache;
 mod instance;
+#[cfg(test)]
+mod sandbox_tests;
 mod vnet;
 
 use std::path::{Path, PathBuf};
@@ -29,6 +31,7 @@ pub use abi_check::{check_module, AbiError};
 pub use batch::{Batch, FrameIn};
 pub use instance::{
     CallFailure, EmittedFrame, InstanceError, InstanceLimits, MetricDef, VnfInstance,
+    MAX_TABLE_ELEMENTS,
 };
 pub use vnet::{GsoType, VnetHeader, VNET_HDR_LEN};
 
