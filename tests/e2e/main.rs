@@ -16,6 +16,7 @@ mod engine;
 mod faulty;
 mod lifecycle;
 mod matrix;
+mod sandbox;
 mod vnf_dhcp;
 mod vnf_firewall;
 mod vnf_nat;

@@ -80,6 +80,12 @@ pub struct Chain {
 impl Chain {
     /// Deploys `file` (relative to the workspace root).
     pub fn deploy(file: &str, name: &str, metrics: &str) -> Chain {
+        Self::deploy_with_env(file, name, metrics, &[])
+    }
+
+    /// Like [`Chain::deploy`], with extra environment for `nfvhost deploy`
+    /// (inherited by its supervisor and workers).
+    pub fn deploy_with_env(file: &str, name: &str, metrics: &str, env: &[(&str, &str)]) -> Chain {
         vnfs_built();
         let lock = deploy_lock();
         // A leftover from an earlier, killed run must not fail this one.
@@ -89,7 +95,7 @@ impl Chain {
             metrics: metrics.into(),
             _lock: lock,
         };
-        run_ok(nfvhost().args(["deploy", file]));
+        run_ok(nfvhost().args(["deploy", file]).envs(env.iter().copied()));
         chain
     }
 

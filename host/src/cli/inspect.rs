@@ -20,6 +20,11 @@ struct Row {
     module: Option<String>,
 }
 
+/// Why the supervisor gave up on a VNF, if it did.
+fn failed(state: &ChainState, vnf: &str) -> Option<String> {
+    std::fs::read_to_string(nfvhost::deploy::supervisor::failed_marker(state, vnf)).ok()
+}
+
 fn rows(state: &ChainState) -> Vec<Row> {
     let supervisor_up = state.supervisor.is_some_and(|s| s.alive());
     let mut rows: Vec<Row> = state
@@ -52,10 +57,11 @@ fn rows(state: &ChainState) -> Vec<Row> {
             kind: "vnf",
             namespace: v.netns.clone(),
             pid: if running { pid } else { None },
-            status: match (running, supervisor_up) {
-                (true, _) => "running".into(),
-                (false, true) => "restarting".into(),
-                (false, false) => "stopped".into(),
+            status: match (running, supervisor_up, failed(state, &v.name)) {
+                (true, _, _) => "running".into(),
+                (false, _, Some(why)) => why,
+                (false, true, None) => "restarting".into(),
+                (false, false, None) => "stopped".into(),
             },
             ports: v.ports.clone(),
             module: Some(v.module.display().to_string()),

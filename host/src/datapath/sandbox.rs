@@ -36,3 +36,17 @@ pub fn enter(chain: &str, vnf: &str, scratch: &Path, engine: &Engine) -> Result<
     seccomp::install_all_threads(&filter)?;
     Ok(())
 }
+
+/// Why a worker exited, in words for the supervisor's log: a SIGSYS is the
+/// seccomp filter refusing a system call.
+pub fn describe_exit(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt as _;
+    match status.signal() {
+        Some(libc::SIGSYS) => {
+            "killed by its sandbox: it made a system call outside the seccomp allow-list (SIGSYS)"
+                .into()
+        }
+        Some(libc::SIGKILL) => "killed (SIGKILL)".into(),
+        _ => format!("exited ({status})"),
+    }
+}

@@ -146,7 +146,10 @@ pub fn run(spec: WorkerSpec) -> Result<(), SetupError> {
     worker.run(
         Duration::from_millis(spec.tick_ms.max(1)),
         spec.busy_poll,
+        // Called once per turn of the loop: the heartbeat the supervisor
+        // watches, and the test-only probe.
         || {
+            stats.beat();
             crate::sys::seccomp::test_probe::fire_if_asked();
             process::stop_requested()
         },

@@ -140,6 +140,28 @@ pub struct StatsLayout {
     pub module_memory_limit: AtomicU64,
     /// Values of the module's declared metrics (names in the sidecar file).
     pub module_metrics: [AtomicU64; MAX_COUNTERS],
+    /// CLOCK_MONOTONIC milliseconds at the worker loop's last turn; the
+    /// supervisor restarts a worker whose heartbeat stops.
+    pub heartbeat_ms: AtomicU64,
+}
+
+/// CLOCK_MONOTONIC in milliseconds: the same clock in every process.
+pub fn monotonic_ms() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as u64 * 1000 + t.tv_nsec() as u64 / 1_000_000)
+        .unwrap_or(0)
+}
+
+/// Reads a segment's heartbeat with one `pread`, without mapping the file
+/// (a worker restarting recreates it).
+pub fn read_heartbeat(path: &Path) -> io::Result<u64> {
+    use std::os::unix::fs::FileExt as _;
+    let mut bytes = [0u8; 8];
+    File::open(path)?.read_exact_at(
+        &mut bytes,
+        std::mem::offset_of!(StatsLayout, heartbeat_ms) as u64,
+    )?;
+    Ok(u64::from_ne_bytes(bytes))
 }
 
 impl StatsLayout {
@@ -162,6 +184,11 @@ impl StatsLayout {
             b.count.fetch_add(1, Relaxed);
             b.sum.fetch_add(frames, Relaxed);
         }
+    }
+
+    /// Marks the worker loop as alive now.
+    pub fn beat(&self) {
+        self.heartbeat_ms.store(monotonic_ms(), Relaxed);
     }
 
     pub fn trap(&self, kind: &str) {
@@ -240,6 +267,17 @@ mod tests {
         assert_eq!(r.call_ns.buckets[1].load(Relaxed), 1);
         assert_eq!(r.batch_frames.buckets[5].load(Relaxed), 1);
         assert_eq!(r.batch_frames.sum.load(Relaxed), 32);
+    }
+
+    #[test]
+    fn the_heartbeat_is_read_without_a_mapping() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r1.stats");
+        let w = StatsSegment::create(&path).unwrap();
+        assert_eq!(read_heartbeat(&path).unwrap(), 0);
+        w.beat();
+        let beat = read_heartbeat(&path).unwrap();
+        assert!(beat > 0 && beat <= monotonic_ms());
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod execute;
 pub mod metrics;
 pub mod modules;
 pub mod plan;
+pub mod restart;
 pub mod setup;
 pub mod state;
 pub mod supervisor;

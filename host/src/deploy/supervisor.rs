@@ -13,11 +13,21 @@ use anyhow::{bail, Context as _};
 use nfvhost_abi::LogLevel;
 
 use super::metrics::{self, MetricsSource};
+use super::restart::{self, Decision, RestartPolicy};
 use super::state::{vnf_log_path, ChainState, VnfState};
+use crate::datapath::stats::{monotonic_ms, read_heartbeat};
 use crate::logging::host_log;
 
 /// Where `/metrics` listens unless the chain file says otherwise.
 pub const DEFAULT_METRICS: &str = "127.0.0.1:9464";
+
+/// How often the supervisor looks at its workers.
+const SUPERVISE_EVERY: Duration = Duration::from_millis(20);
+
+/// The file that says a VNF's restart budget is spent (read by `inspect`).
+pub fn failed_marker(state: &ChainState, vnf: &str) -> std::path::PathBuf {
+    state.file(&format!("{vnf}.failed"))
+}
 
 /// How long a worker may take to report ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -29,7 +39,28 @@ struct Worker {
     child: Option<Child>,
     restarts: Arc<AtomicU64>,
     next_start: Instant,
-    backoff: Duration,
+    policy: RestartPolicy,
+    /// When the current worker started (for the healthy period), and the
+    /// same in CLOCK_MONOTONIC ms (for its heartbeat).
+    started: Instant,
+    started_ms: u64,
+    /// The restart budget is spent; the VNF stays down.
+    given_up: bool,
+}
+
+impl Worker {
+    fn new(vnf: VnfState, child: Option<Child>, restarts: Arc<AtomicU64>) -> Self {
+        Worker {
+            vnf,
+            child,
+            restarts,
+            next_start: Instant::now(),
+            policy: RestartPolicy::default(),
+            started: Instant::now(),
+            started_ms: monotonic_ms(),
+            given_up: false,
+        }
+    }
 }
 
 fn spawn_worker(state: &ChainState, vnf: &VnfState) -> anyhow::Result<Child> {
@@ -94,13 +125,11 @@ pub fn run(state: &ChainState, on_ready: impl FnOnce()) -> anyhow::Result<()> {
             let log = vnf_log_path(&state.chain, &vnf.name);
             bail!("{e}; last lines of {}:\n{}", log.display(), tail(&log, 10));
         }
-        workers.push(Worker {
-            vnf: vnf.clone(),
-            child: Some(child),
-            restarts: Arc::new(AtomicU64::new(0)),
-            next_start: Instant::now(),
-            backoff: Duration::from_millis(100),
-        });
+        workers.push(Worker::new(
+            vnf.clone(),
+            Some(child),
+            Arc::new(AtomicU64::new(0)),
+        ));
     }
 
     let source = Arc::new(MetricsSource::new(
@@ -128,7 +157,8 @@ pub fn run(state: &ChainState, on_ready: impl FnOnce()) -> anyhow::Result<()> {
     on_ready();
 
     while !stop_requested() {
-        std::thread::sleep(Duration::from_millis(100));
+        // Short: a dead worker is noticed within this period.
+        std::thread::sleep(SUPERVISE_EVERY);
         for w in &mut workers {
             supervise_one(state, w, &who);
         }
@@ -155,27 +185,66 @@ pub fn run(state: &ChainState, on_ready: impl FnOnce()) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Restarts a worker that exited, with exponential backoff up to 5 s.
+/// Restarts a worker that exited, or that stopped beating (hung), as the
+/// [`RestartPolicy`] says; gives up when its budget is spent.
 fn supervise_one(state: &ChainState, w: &mut Worker, who: &str) {
+    if w.given_up {
+        return;
+    }
     if let Some(child) = &mut w.child {
         match child.try_wait() {
-            Ok(None) => return,
+            Ok(None) => {
+                let beat = read_heartbeat(&w.vnf.spec.stats_path).unwrap_or(0);
+                let tick = Duration::from_millis(w.vnf.spec.tick_ms);
+                if restart::hung(w.started_ms, beat, monotonic_ms(), tick) {
+                    host_log(
+                        who,
+                        LogLevel::Warn,
+                        &format!(
+                            "worker of {} is hung (no heartbeat for {} ms); killing it",
+                            w.vnf.name,
+                            monotonic_ms().saturating_sub(beat)
+                        ),
+                    );
+                    let _ = child.kill();
+                }
+                return;
+            }
             Ok(Some(_)) if stop_requested() => {
                 w.child = None;
                 return;
             }
             Ok(Some(status)) => {
-                host_log(
-                    who,
-                    LogLevel::Warn,
-                    &format!(
-                        "worker of {} exited ({status}); restarting in {:?}",
-                        w.vnf.name, w.backoff
-                    ),
-                );
                 w.child = None;
-                w.next_start = Instant::now() + w.backoff;
-                w.backoff = (w.backoff * 2).min(Duration::from_secs(5));
+                let why = crate::datapath::sandbox::describe_exit(status);
+                match w.policy.on_exit(w.started, Instant::now()) {
+                    Decision::RestartAt(at) => {
+                        host_log(
+                            who,
+                            LogLevel::Warn,
+                            &format!(
+                                "worker of {} {why}; restarting in {:?}",
+                                w.vnf.name,
+                                at.saturating_duration_since(Instant::now())
+                            ),
+                        );
+                        w.next_start = at;
+                    }
+                    Decision::GiveUp { failures } => {
+                        let status = format!(
+                            "failed: {failures} restarts in a row without a healthy {:?}; last: {why}",
+                            restart::HEALTHY_AFTER
+                        );
+                        host_log(
+                            who,
+                            LogLevel::Error,
+                            &format!("worker of {} {status}; giving up", w.vnf.name),
+                        );
+                        let _ = std::fs::write(failed_marker(state, &w.vnf.name), &status);
+                        w.given_up = true;
+                        return;
+                    }
+                }
             }
             Err(e) => {
                 host_log(
@@ -202,6 +271,8 @@ fn supervise_one(state: &ChainState, w: &mut Worker, who: &str) {
                 }
                 w.restarts.fetch_add(1, Relaxed);
                 w.child = Some(child);
+                w.started = Instant::now();
+                w.started_ms = monotonic_ms();
             }
             Err(e) => host_log(who, LogLevel::Error, &format!("{e:#}")),
         }

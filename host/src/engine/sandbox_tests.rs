@@ -112,10 +112,11 @@ fn a_host_only_drop_reason_from_a_module_is_a_bad_verdict() {
     );
     let wat = module_wat("", &process, "");
     let mut vnf = instance(&engine(), &wat, InstanceLimits::default()).unwrap();
-    let mut out = BatchOutcome::default();
-    vnf.process(&[FrameIn::plain(0, 60)], &mut out).unwrap();
+    let mut batch = Batch::new(4);
+    batch.push(FrameIn::plain(0, 60));
+    vnf.process(&mut batch).unwrap();
     assert_eq!(
-        out.verdicts,
-        vec![(Verdict::Drop(DropReason::BadVerdict), 60)]
+        batch.verdicts(),
+        &[(Verdict::Drop(DropReason::BadVerdict), 60)]
     );
 }

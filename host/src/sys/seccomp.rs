@@ -140,21 +140,27 @@ mod tests {
     }
 }
 
-/// TEST ONLY: a way for the end-to-end tests to make a sandboxed worker
-/// call a forbidden system call, since a wasm module cannot make one.
+/// TEST ONLY: ways for the end-to-end tests to make a sandboxed worker
+/// misbehave outside wasm, which a module cannot do.
 ///
-/// Armed only when the worker starts with `NFVHOST_TEST_SECCOMP_PROBE=1` in
-/// its environment (inherited from `nfvhost deploy`); then SIGUSR2 makes
-/// the worker open a UDP socket from its loop, which the filter refuses by
-/// killing the worker. Without the variable SIGUSR2 keeps its default
-/// action and the loop never makes the call.
+/// Armed only when the worker starts with `NFVHOST_TEST_WORKER_PROBE` in
+/// its environment (inherited from `nfvhost deploy`); then SIGUSR2 makes the
+/// worker's loop either call a forbidden system call (`syscall`: it opens a
+/// UDP socket, which the filter answers by killing the worker) or stop
+/// turning (`hang`: it sleeps forever, as a worker stuck outside wasm
+/// would). Without the variable SIGUSR2 keeps its default action and the
+/// loop never does either.
 pub mod test_probe {
-    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    use std::sync::atomic::{AtomicBool, AtomicU8, Ordering::Relaxed};
 
-    /// The environment variable that arms the probe.
-    pub const ENV: &str = "NFVHOST_TEST_SECCOMP_PROBE";
+    /// The environment variable that arms the probe: `syscall` or `hang`.
+    pub const ENV: &str = "NFVHOST_TEST_WORKER_PROBE";
 
-    static ARMED: AtomicBool = AtomicBool::new(false);
+    const OFF: u8 = 0;
+    const SYSCALL: u8 = 1;
+    const HANG: u8 = 2;
+
+    static MODE: AtomicU8 = AtomicU8::new(OFF);
     static ASKED: AtomicBool = AtomicBool::new(false);
 
     extern "C" fn on_usr2(_: libc::c_int) {
@@ -164,19 +170,30 @@ pub mod test_probe {
     /// Installs the SIGUSR2 handler if the environment asks for it. Call
     /// before the filter is installed.
     pub fn arm_if_enabled() {
-        if std::env::var_os(ENV).is_some_and(|v| v == "1") {
-            ARMED.store(true, Relaxed);
-            // SAFETY: the handler only stores to an atomic, which is
-            // async-signal-safe.
-            unsafe { libc::signal(libc::SIGUSR2, on_usr2 as *const () as libc::sighandler_t) };
-        }
+        let mode = match std::env::var(ENV).as_deref() {
+            Ok("syscall") => SYSCALL,
+            Ok("hang") => HANG,
+            _ => return,
+        };
+        MODE.store(mode, Relaxed);
+        // SAFETY: the handler only stores to an atomic, which is
+        // async-signal-safe.
+        unsafe { libc::signal(libc::SIGUSR2, on_usr2 as *const () as libc::sighandler_t) };
     }
 
-    /// Makes the forbidden call if the probe is armed and was signalled.
+    /// Misbehaves as armed, once signalled.
     pub fn fire_if_asked() {
-        if ARMED.load(Relaxed) && ASKED.swap(false, Relaxed) {
+        if !ASKED.load(Relaxed) {
+            return;
+        }
+        ASKED.store(false, Relaxed);
+        match MODE.load(Relaxed) {
             // socket(2) is not on the allow-list: the worker dies here.
-            let _ = std::net::UdpSocket::bind("127.0.0.1:0");
+            SYSCALL => drop(std::net::UdpSocket::bind("127.0.0.1:0")),
+            HANG => loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            },
+            _ => {}
         }
     }
 }

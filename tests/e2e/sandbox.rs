@@ -1,0 +1,291 @@
+//! Workers run sandboxed, and a worker's faults stay its own: a forbidden
+//! system call, a SIGKILL, a hang outside wasm and a crash loop each cost
+//! that worker only, are counted, and the chain forwards again.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::support::{have_root, nfvhost, processes_matching, run_ok, wait_for, Chain};
+
+const FAULTY: &str = "tests/chains/faulty.yaml";
+const FAULTY_METRICS: &str = "127.0.0.1:9471";
+const W1: [(&str, &str); 2] = [("chain", "faulty"), ("vnf", "w1")];
+
+/// The pid of the one worker of `vnf` in `chain`.
+fn worker_pid(chain: &str, vnf: &str) -> i32 {
+    let pids = processes_matching(&format!("/run/nfvhost/{chain}/{vnf}.spec.json"));
+    assert_eq!(pids.len(), 1, "workers of {chain}/{vnf}: {pids:?}");
+    pids[0]
+}
+
+/// Waits for a worker of `vnf` other than `old` and returns its pid.
+fn new_worker_pid(chain: &str, vnf: &str, old: i32) -> i32 {
+    let mut pid = None;
+    assert!(
+        wait_for(Duration::from_secs(15), || {
+            pid = processes_matching(&format!("/run/nfvhost/{chain}/{vnf}.spec.json"))
+                .into_iter()
+                .find(|p| *p != old);
+            pid.is_some()
+        }),
+        "no new worker of {vnf}"
+    );
+    pid.unwrap()
+}
+
+fn status_field(status: &str, key: &str) -> String {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .unwrap_or_else(|| panic!("no {key} in /proc status"))
+        .trim()
+        .to_string()
+}
+
+/// Checks what `/proc/<pid>` says about a sandboxed worker: no effective
+/// (or bounding) capabilities, no_new_privs, a seccomp filter, a non-zero
+/// uid, and a mount namespace of its own. Waits for the worker to finish
+/// its set-up first.
+fn assert_sandboxed(pid: i32) {
+    let path = format!("/proc/{pid}/status");
+    assert!(
+        wait_for(Duration::from_secs(10), || std::fs::read_to_string(&path)
+            .is_ok_and(|s| status_field(&s, "Seccomp") == "2")),
+        "worker {pid} never installed its seccomp filter"
+    );
+    let status = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(
+        status_field(&status, "CapEff"),
+        "0000000000000000",
+        "{status}"
+    );
+    assert_eq!(
+        status_field(&status, "CapPrm"),
+        "0000000000000000",
+        "{status}"
+    );
+    assert_eq!(
+        status_field(&status, "CapBnd"),
+        "0000000000000000",
+        "{status}"
+    );
+    assert_eq!(
+        status_field(&status, "CapAmb"),
+        "0000000000000000",
+        "{status}"
+    );
+    assert_eq!(status_field(&status, "NoNewPrivs"), "1", "{status}");
+    assert_eq!(status_field(&status, "Seccomp"), "2", "{status}");
+    // Uid: real, effective, saved, filesystem.
+    let uids = status_field(&status, "Uid");
+    assert!(
+        uids.split_whitespace().all(|u| u != "0"),
+        "worker {pid} still has uid 0 somewhere: {uids}"
+    );
+    let gids = status_field(&status, "Gid");
+    assert!(gids.split_whitespace().all(|g| g != "0"), "{gids}");
+    let own = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).unwrap();
+    let host = std::fs::read_link("/proc/self/ns/mnt").unwrap();
+    assert_ne!(own, host, "worker {pid} shares the host's mount namespace");
+    // Its root is the empty tmpfs, not the host's.
+    let root: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/root"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(root.is_empty(), "worker {pid} sees files at /: {root:?}");
+}
+
+fn ping_ok(chain: &Chain, count: &str) -> bool {
+    chain
+        .exec(
+            "h1",
+            &["ping", "-c", count, "-i", "0.2", "-W", "1", "10.0.9.2"],
+        )
+        .status
+        .success()
+}
+
+fn supervisor_log(chain: &str) -> String {
+    std::fs::read_to_string(format!("/run/nfvhost/{chain}/supervisor.log")).unwrap_or_default()
+}
+
+#[test]
+fn every_worker_of_the_edge_chain_runs_sandboxed() {
+    if !have_root("every_worker_of_the_edge_chain_runs_sandboxed") {
+        return;
+    }
+    let chain = Chain::deploy("chains/edge.yaml", "edge", "127.0.0.1:9464");
+    let pids = processes_matching("/run/nfvhost/edge/");
+    let workers: Vec<i32> = pids
+        .into_iter()
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(".spec.json"))
+        })
+        .collect();
+    assert_eq!(workers.len(), 4, "one worker per VNF: {workers:?}");
+    for pid in workers {
+        assert_sandboxed(pid);
+    }
+    // Sandboxed workers still forward: the headline path works end to end.
+    let m = chain.metrics();
+    assert_eq!(m.sum("nfvhost_vnf_up", &[("chain", "edge")]), 4.0);
+}
+
+#[test]
+fn a_forbidden_syscall_kills_only_that_worker_and_the_chain_recovers() {
+    if !have_root("a_forbidden_syscall_kills_only_that_worker_and_the_chain_recovers") {
+        return;
+    }
+    let chain = Chain::deploy_with_env(
+        FAULTY,
+        "faulty",
+        FAULTY_METRICS,
+        &[("NFVHOST_TEST_WORKER_PROBE", "syscall")],
+    );
+    assert!(ping_ok(&chain, "2"));
+    let pid = worker_pid("faulty", "w1");
+    assert_sandboxed(pid);
+    // The worker opens a socket, which its filter forbids.
+    kill(Pid::from_raw(pid), Signal::SIGUSR2).unwrap();
+    assert!(
+        wait_for(Duration::from_secs(10), || chain
+            .metrics()
+            .get("nfvhost_vnf_restarts_total", &W1)
+            >= 1.0),
+        "the killed worker is restarted and counted"
+    );
+    let log = supervisor_log("faulty");
+    assert!(
+        log.contains("seccomp allow-list (SIGSYS)"),
+        "the reason is logged: {log}"
+    );
+    let new = new_worker_pid("faulty", "w1", pid);
+    assert_sandboxed(new);
+    assert!(
+        wait_for(Duration::from_secs(10), || ping_ok(&chain, "1")),
+        "the chain forwards again after the restart"
+    );
+    assert_eq!(chain.metrics().get("nfvhost_vnf_up", &W1), 1.0);
+}
+
+/// Reply timestamps (`ping -D`) of a steady ping, in seconds.
+fn reply_times(output: &str) -> Vec<f64> {
+    output
+        .lines()
+        .filter(|l| l.contains("bytes from"))
+        .filter_map(|l| l.strip_prefix('[')?.split(']').next()?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn a_killed_worker_is_replaced_and_forwards_again_quickly() {
+    if !have_root("a_killed_worker_is_replaced_and_forwards_again_quickly") {
+        return;
+    }
+    let chain = Chain::deploy(FAULTY, "faulty", FAULTY_METRICS);
+    assert!(ping_ok(&chain, "2"));
+    let pid = worker_pid("faulty", "w1");
+    // 100 pings a second for 4 s; the worker is killed after 1.5 s.
+    let ping = chain
+        .command(
+            "h1",
+            &[
+                "ping", "-D", "-c", "400", "-i", "0.01", "-W", "1", "10.0.9.2",
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let killed = Instant::now();
+    kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
+    let out = ping.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let times = reply_times(&text);
+    let gap = times.windows(2).map(|w| w[1] - w[0]).fold(0.0f64, f64::max);
+    let lost = 400 - times.len();
+    eprintln!(
+        "killed worker: longest gap between replies {:.0} ms, {lost} of 400 pings lost (killed {:?} into the run)",
+        gap * 1000.0,
+        killed.elapsed()
+    );
+    assert!(times.len() > 300, "{text}");
+    assert!(
+        gap < 0.2,
+        "a new worker forwards within 200 ms of the kill; the gap was {:.0} ms",
+        gap * 1000.0
+    );
+    assert_eq!(chain.metrics().get("nfvhost_vnf_restarts_total", &W1), 1.0);
+    assert_sandboxed(new_worker_pid("faulty", "w1", pid));
+}
+
+#[test]
+fn a_hung_worker_is_found_by_its_heartbeat_and_restarted() {
+    if !have_root("a_hung_worker_is_found_by_its_heartbeat_and_restarted") {
+        return;
+    }
+    let chain = Chain::deploy_with_env(
+        FAULTY,
+        "faulty",
+        FAULTY_METRICS,
+        &[("NFVHOST_TEST_WORKER_PROBE", "hang")],
+    );
+    assert!(ping_ok(&chain, "2"));
+    let pid = worker_pid("faulty", "w1");
+    // Let the start-up grace pass, then stop the worker's loop.
+    std::thread::sleep(nfvhost::deploy::restart::START_GRACE);
+    let hung_at = Instant::now();
+    kill(Pid::from_raw(pid), Signal::SIGUSR2).unwrap();
+    assert!(!ping_ok(&chain, "1"), "a hung worker forwards nothing");
+    assert!(
+        wait_for(Duration::from_secs(15), || chain
+            .metrics()
+            .get("nfvhost_vnf_restarts_total", &W1)
+            >= 1.0),
+        "the hung worker is restarted"
+    );
+    eprintln!("hung worker restarted after {:?}", hung_at.elapsed());
+    assert!(supervisor_log("faulty").contains("is hung (no heartbeat"));
+    assert!(wait_for(Duration::from_secs(10), || ping_ok(&chain, "1")));
+}
+
+#[test]
+fn a_crash_loop_spends_the_restart_budget_and_says_so() {
+    if !have_root("a_crash_loop_spends_the_restart_budget_and_says_so") {
+        return;
+    }
+    let chain = Chain::deploy(FAULTY, "faulty", FAULTY_METRICS);
+    let mut pid = worker_pid("faulty", "w1");
+    // Kill every new worker as soon as it appears: a crash loop.
+    for _ in 0..=nfvhost::deploy::restart::RESTART_BUDGET {
+        kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
+        if chain.metrics().get("nfvhost_vnf_restarts_total", &W1)
+            >= f64::from(nfvhost::deploy::restart::RESTART_BUDGET)
+        {
+            break;
+        }
+        pid = new_worker_pid("faulty", "w1", pid);
+    }
+    assert!(
+        wait_for(Duration::from_secs(10), || supervisor_log("faulty")
+            .contains("giving up")),
+        "the supervisor gives up: {}",
+        supervisor_log("faulty")
+    );
+    let m = chain.metrics();
+    assert_eq!(m.get("nfvhost_vnf_up", &W1), 0.0);
+    assert_eq!(
+        m.get("nfvhost_vnf_restarts_total", &W1),
+        f64::from(nfvhost::deploy::restart::RESTART_BUDGET)
+    );
+    let inspect = run_ok(nfvhost().args(["inspect", "--chain", "faulty", "-o", "json"]));
+    let text = String::from_utf8_lossy(&inspect.stdout);
+    assert!(text.contains("failed: "), "inspect says why: {text}");
+    assert!(processes_matching("/run/nfvhost/faulty/w1.spec.json").is_empty());
+}
