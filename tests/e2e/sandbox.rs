@@ -288,4 +288,27 @@ fn a_crash_loop_spends_the_restart_budget_and_says_so() {
     let text = String::from_utf8_lossy(&inspect.stdout);
     assert!(text.contains("failed: "), "inspect says why: {text}");
     assert!(processes_matching("/run/nfvhost/faulty/w1.spec.json").is_empty());
+    drop(chain);
+    // With no chain left, no `nfvhost` cgroup remains in any controller.
+    let others = std::fs::read_dir("/run/nfvhost")
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().join("state.json").exists())
+                .count()
+        })
+        .unwrap_or(0);
+    if others == 0 {
+        let left: Vec<_> = std::fs::read_dir("/sys/fs/cgroup")
+            .unwrap()
+            .flatten()
+            .map(|c| c.path())
+            .chain([std::path::PathBuf::from("/sys/fs/cgroup")])
+            .map(|c| c.join("nfvhost"))
+            .filter(|p| p.exists())
+            .collect();
+        assert!(
+            left.is_empty(),
+            "cgroups left after the last chain: {left:?}"
+        );
+    }
 }

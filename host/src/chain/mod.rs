@@ -32,7 +32,8 @@
 //!     ports: [lan, wan]        # required; index = port number the module sees
 //!     resources:               # optional, each key optional
 //!       cpu: 0.5               #   cores, > 0 and <= 1024
-//!       memory: 64MiB          #   bytes or with unit; at least 4MiB
+//!       memory: 64MiB          #   bytes or with unit; at least 4MiB; default:
+//!                              #   wasm_memory + 256MiB (where the memory controller exists)
 //!       pids: 32               #   >= 1
 //!       wasm_memory: 16MiB     #   cap on linear memory; 64KiB..=4GiB
 //!     datapath:                # optional, how the worker moves frames

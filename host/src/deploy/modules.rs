@@ -191,3 +191,16 @@ pub fn check_all(
 pub fn wasm_memory(vnf: &VnfSpec) -> usize {
     vnf.resources.wasm_memory.map_or(64 << 20, |b| b as usize)
 }
+
+/// Room a worker needs beside its module's linear memory: the runtime, the
+/// compiled code, socket buffers and the stats segment.
+pub const WORKER_OVERHEAD_BYTES: u64 = 256 << 20;
+
+/// The cgroup memory limit of a VNF: `resources.memory` from the chain
+/// file, else its wasm memory plus [`WORKER_OVERHEAD_BYTES`], so that no
+/// worker runs without a memory bound.
+pub fn cgroup_memory(vnf: &VnfSpec) -> u64 {
+    vnf.resources
+        .memory
+        .unwrap_or(wasm_memory(vnf) as u64 + WORKER_OVERHEAD_BYTES)
+}

@@ -248,6 +248,9 @@ pub fn plan(chain: &ChainSpec) -> Vec<Step> {
             limits: Limits {
                 cpu_cores: v.resources.cpu,
                 memory_bytes: v.resources.memory,
+                // No worker without a memory bound where the machine can
+                // enforce one: wasm memory plus the worker's overhead.
+                default_memory_bytes: Some(super::modules::cgroup_memory(v)),
                 pids: v.resources.pids,
             },
         });

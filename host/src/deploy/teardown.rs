@@ -171,6 +171,12 @@ pub fn teardown_on(os: &dyn Os, state: &ChainState) -> Result<Removed, TeardownE
         if let Err(e) = os.remove_cgroup(&leftover) {
             errors.push(format!("cgroup {chain_dir}: {e}"));
         }
+        // The shared `nfvhost` parent goes with the last chain, in every
+        // controller; while another chain has a directory in it, rmdir
+        // refuses and it stays, which is not an error.
+        if let Ok(parent) = os.open_cgroup("nfvhost") {
+            let _ = os.remove_cgroup(&parent);
+        }
     }
 
     if errors.is_empty() {

@@ -142,6 +142,7 @@ fn basic_plan_is_namespaces_links_hosts_cgroups() {
                 limits: Limits {
                     cpu_cores: Some(0.5),
                     memory_bytes: Some(64 << 20),
+                    default_memory_bytes: Some(64 << 20),
                     pids: Some(32),
                 },
             },

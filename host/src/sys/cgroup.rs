@@ -39,6 +39,11 @@ pub struct Limits {
     pub cpu_cores: Option<f64>,
     /// Memory in bytes.
     pub memory_bytes: Option<u64>,
+    /// The memory limit used when `memory_bytes` is `None` and some
+    /// hierarchy has the memory controller (a default bound where the
+    /// machine can enforce one, and no error where it cannot).
+    #[serde(default)]
+    pub default_memory_bytes: Option<u64>,
     /// Maximum number of tasks (processes and threads).
     pub pids: Option<u64>,
 }
@@ -222,6 +227,17 @@ impl CgroupRoot {
     /// what it created.
     pub fn create(&self, rel_path: &str, limits: &Limits) -> Result<Cgroup> {
         let components = split_rel_path(rel_path)?;
+        let resolved;
+        let limits = match (limits.memory_bytes, limits.default_memory_bytes) {
+            (None, Some(default)) if self.has_controller("memory") => {
+                resolved = Limits {
+                    memory_bytes: Some(default),
+                    ..*limits
+                };
+                &resolved
+            }
+            _ => limits,
+        };
         check_limits(limits)?;
         self.check_controllers_for(limits)?;
         let mut cgroup = Cgroup {
@@ -318,6 +334,11 @@ impl CgroupRoot {
             rel_path: rel_path.to_owned(),
             dirs,
         })
+    }
+
+    /// Whether some hierarchy has `controller` (e.g. `memory`).
+    pub fn has_controller(&self, controller: &str) -> bool {
+        self.hierarchies.iter().any(|h| h.has(controller))
     }
 
     fn check_controllers_for(&self, limits: &Limits) -> Result<()> {
@@ -697,6 +718,7 @@ mod tests {
     const LIMITS: Limits = Limits {
         cpu_cores: Some(0.5),
         memory_bytes: Some(64 << 20),
+        default_memory_bytes: None,
         pids: Some(32),
     };
 

@@ -368,6 +368,7 @@ fn real_cgroup_limits_procs_and_removal() {
     let limits = Limits {
         cpu_cores: Some(0.5),
         memory_bytes: Some(64 << 20),
+        default_memory_bytes: None,
         pids: Some(16),
     };
     let mut guard = CgroupGuard {
