@@ -91,14 +91,14 @@ pub fn enter_empty_root(scratch: &Path) -> Result<()> {
     let scratch = CString::new(scratch.as_os_str().as_bytes()).map_err(|_| {
         step("name the scratch directory")(io::Error::from(io::ErrorKind::InvalidInput))
     })?;
-    // SAFETY: unshare takes flags only; it affects the calling thread.
     check(
+        // SAFETY: unshare takes flags only; it affects the calling thread.
         unsafe { libc::unshare(libc::CLONE_NEWNS) },
         "unshare the mount namespace",
     )?;
-    // SAFETY: null source/type/data are allowed for a propagation change;
-    // the target is a NUL-terminated literal.
     check(
+        // SAFETY: null source/type/data are allowed for a propagation change;
+        // the target is a NUL-terminated literal.
         unsafe {
             libc::mount(
                 std::ptr::null(),
@@ -111,8 +111,8 @@ pub fn enter_empty_root(scratch: &Path) -> Result<()> {
         "make the mounts private",
     )?;
     let fs_flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-    // SAFETY: all strings are NUL-terminated and outlive the call.
     check(
+        // SAFETY: all strings are NUL-terminated and outlive the call.
         unsafe {
             libc::mount(
                 c"nfvhost-sandbox".as_ptr(),
@@ -124,27 +124,27 @@ pub fn enter_empty_root(scratch: &Path) -> Result<()> {
         },
         "mount the empty root",
     )?;
-    // SAFETY: a NUL-terminated path that outlives the call.
     check(
+        // SAFETY: a NUL-terminated path that outlives the call.
         unsafe { libc::chdir(scratch.as_ptr()) },
         "enter the empty root",
     )?;
     // pivot_root(".", "."): the old root is stacked under the new one at
     // "/", then detached; this needs no directory inside the tmpfs.
-    // SAFETY: both arguments are NUL-terminated literals.
     check(
+        // SAFETY: both arguments are NUL-terminated literals.
         unsafe { libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) } as libc::c_int,
         "pivot_root into the empty root",
     )?;
-    // SAFETY: a NUL-terminated literal; MNT_DETACH is a valid flag.
     check(
+        // SAFETY: a NUL-terminated literal; MNT_DETACH is a valid flag.
         unsafe { libc::umount2(c".".as_ptr(), libc::MNT_DETACH) },
         "detach the host's root",
     )?;
     // SAFETY: a NUL-terminated literal.
     check(unsafe { libc::chdir(c"/".as_ptr()) }, "change to /")?;
-    // SAFETY: as above; a remount of "/" changes flags only.
     check(
+        // SAFETY: as above; a remount of "/" changes flags only.
         unsafe {
             libc::mount(
                 std::ptr::null(),
@@ -201,8 +201,8 @@ fn capget() -> Result<[CapData; 2]> {
 /// saved ids, clears every remaining capability, forbids core dumps and
 /// ptrace by the same uid, and sets `no_new_privs`. Checks the result.
 pub fn drop_privileges(ids: SandboxIds) -> Result<()> {
-    // SAFETY: prctl with integer arguments only.
     check(
+        // SAFETY: prctl with integer arguments only.
         unsafe {
             libc::prctl(
                 libc::PR_CAP_AMBIENT,
@@ -226,19 +226,19 @@ pub fn drop_privileges(ids: SandboxIds) -> Result<()> {
             return Err(step("drop the bounding set")(e));
         }
     }
-    // SAFETY: an empty list; the pointer is never read.
     check(
+        // SAFETY: an empty list; the pointer is never read.
         unsafe { libc::setgroups(0, std::ptr::null()) },
         "clear the supplementary groups",
     )?;
-    // SAFETY: integer arguments; glibc applies it to every thread.
     check(
+        // SAFETY: integer arguments; glibc applies it to every thread.
         unsafe { libc::setresgid(ids.gid, ids.gid, ids.gid) },
         "set the group id",
     )?;
-    // SAFETY: as above. Leaving uid 0 clears the permitted and effective
-    // capabilities (no SECBIT_KEEP_CAPS is set).
     check(
+        // SAFETY: as above. Leaving uid 0 clears the permitted and effective
+        // capabilities (no SECBIT_KEEP_CAPS is set).
         unsafe { libc::setresuid(ids.uid, ids.uid, ids.uid) },
         "set the user id",
     )?;
@@ -251,13 +251,13 @@ pub fn drop_privileges(ids: SandboxIds) -> Result<()> {
     // call; all zero clears the inheritable set as well.
     let rc = unsafe { libc::syscall(libc::SYS_capset, &header as *const CapHeader, none.as_ptr()) };
     check(rc as libc::c_int, "clear the capabilities")?;
-    // SAFETY: prctl with integer arguments only.
     check(
+        // SAFETY: prctl with integer arguments only.
         unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) },
         "forbid core dumps",
     )?;
-    // SAFETY: prctl with integer arguments only.
     check(
+        // SAFETY: prctl with integer arguments only.
         unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) },
         "set no_new_privs",
     )?;
