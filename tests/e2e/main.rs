@@ -16,6 +16,7 @@ mod engine;
 mod faulty;
 mod lifecycle;
 mod matrix;
+mod port_faults;
 mod sandbox;
 mod vnf_dhcp;
 mod vnf_firewall;
