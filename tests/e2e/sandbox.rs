@@ -312,3 +312,46 @@ fn a_crash_loop_spends_the_restart_budget_and_says_so() {
         );
     }
 }
+
+#[test]
+fn unbounded_memory_growth_and_stack_overflow_stay_inside_the_worker() {
+    if !have_root("unbounded_memory_growth_and_stack_overflow_stay_inside_the_worker") {
+        return;
+    }
+    let chain = Chain::deploy(FAULTY, "faulty", FAULTY_METRICS);
+    assert!(ping_ok(&chain, "2"));
+    let pid = worker_pid("faulty", "w1");
+    for (port, kind) in [(6668, "unreachable"), (6669, "stack_overflow")] {
+        let before = chain
+            .metrics()
+            .get("nfvhost_vnf_traps_total", &[("vnf", "w1"), ("kind", kind)]);
+        chain.exec_ok(
+            "h1",
+            &[
+                "bash",
+                "-c",
+                &format!("echo boom > /dev/udp/10.0.9.2/{port}"),
+            ],
+        );
+        assert!(
+            wait_for(Duration::from_secs(10), || chain
+                .metrics()
+                .get("nfvhost_vnf_traps_total", &[("vnf", "w1"), ("kind", kind)])
+                > before),
+            "UDP {port}: the {kind} trap is counted"
+        );
+        let m = chain.metrics();
+        let used = m.get("nfvhost_vnf_module_memory_bytes", &W1);
+        let limit = m.get("nfvhost_vnf_module_memory_limit_bytes", &W1);
+        eprintln!("after UDP {port} ({kind}): module memory {used} of {limit} bytes");
+        assert!(used <= limit);
+        assert!(
+            wait_for(Duration::from_secs(10), || ping_ok(&chain, "1")),
+            "the chain forwards again after the {kind} trap"
+        );
+    }
+    let m = chain.metrics();
+    assert_eq!(m.get("nfvhost_vnf_restarts_total", &W1), 0.0, "same worker");
+    assert_eq!(worker_pid("faulty", "w1"), pid);
+    assert_eq!(m.get("nfvhost_vnf_up", &W1), 1.0);
+}

@@ -2,12 +2,16 @@
 //! host contains a broken module. It forwards every frame to the other port,
 //! except UDP datagrams to `trap_on_udp_port` (it panics, which traps) and
 //! to `spin_on_udp_port` (it loops forever, which the host's deadline
-//! interrupts).
+//! interrupts), `grow_on_udp_port` (it allocates without bound, until the
+//! host's memory limit refuses) and `recurse_on_udp_port` (it recurses
+//! without bound, until the stack overflows).
 //!
 //! ```yaml
 //! config:
 //!   trap_on_udp_port: 6666   # optional
 //!   spin_on_udp_port: 6667   # optional
+//!   grow_on_udp_port: 6668   # optional
+//!   recurse_on_udp_port: 6669 # optional
 //! ```
 
 use serde::Deserialize;
@@ -21,6 +25,31 @@ pub struct Config {
     pub trap_on_udp_port: Option<u16>,
     #[serde(default)]
     pub spin_on_udp_port: Option<u16>,
+    #[serde(default)]
+    pub grow_on_udp_port: Option<u16>,
+    #[serde(default)]
+    pub recurse_on_udp_port: Option<u16>,
+}
+
+/// Allocates 1 MiB blocks and keeps them until allocation fails (which
+/// aborts, a trap).
+fn grow_without_bound() -> usize {
+    let mut kept: Vec<Vec<u8>> = Vec::new();
+    loop {
+        kept.push(core::hint::black_box(vec![1u8; 1 << 20]));
+        if kept.len() == usize::MAX {
+            return kept.len();
+        }
+    }
+}
+
+/// Recurses until the wasm stack overflows (a trap).
+fn recurse(depth: u64) -> u64 {
+    if depth == u64::MAX {
+        return 0;
+    }
+    let buf = core::hint::black_box([depth; 64]);
+    recurse(depth + 1).wrapping_add(buf[(depth % 64) as usize])
 }
 
 pub struct Faulty {
@@ -62,6 +91,12 @@ impl Vnf for Faulty {
             loop {
                 n = core::hint::black_box(n.wrapping_add(1));
             }
+        }
+        if port.is_some() && port == self.config.grow_on_udp_port {
+            core::hint::black_box(grow_without_bound());
+        }
+        if port.is_some() && port == self.config.recurse_on_udp_port {
+            core::hint::black_box(recurse(0));
         }
         self.forwarded.inc();
         Verdict::Forward(1 - frame.in_port())
