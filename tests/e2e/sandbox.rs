@@ -355,3 +355,30 @@ fn unbounded_memory_growth_and_stack_overflow_stay_inside_the_worker() {
     assert_eq!(worker_pid("faulty", "w1"), pid);
     assert_eq!(m.get("nfvhost_vnf_up", &W1), 1.0);
 }
+
+#[test]
+fn sandboxed_workers_stop_when_the_supervisor_is_killed() {
+    if !have_root("sandboxed_workers_stop_when_the_supervisor_is_killed") {
+        return;
+    }
+    let chain = Chain::deploy(FAULTY, "faulty", FAULTY_METRICS);
+    let pid = worker_pid("faulty", "w1");
+    assert_sandboxed(pid);
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read("/run/nfvhost/faulty/state.json").unwrap()).unwrap();
+    let supervisor = state["supervisor"]["pid"].as_i64().unwrap() as i32;
+    kill(Pid::from_raw(supervisor), Signal::SIGKILL).unwrap();
+    // Dropping privileges clears the parent-death signal; the worker
+    // re-arms it, so it still stops without its supervisor.
+    assert!(
+        wait_for(Duration::from_secs(5), || !std::path::Path::new(&format!(
+            "/proc/{pid}"
+        ))
+        .exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .unwrap_or_default()
+                .contains(") Z")),
+        "the worker outlived its supervisor"
+    );
+    drop(chain);
+}

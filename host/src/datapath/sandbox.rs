@@ -31,7 +31,10 @@ pub fn enter(chain: &str, vnf: &str, scratch: &Path, engine: &Engine) -> Result<
     seccomp::test_probe::arm_if_enabled();
     privilege::require_single_thread()?;
     privilege::enter_empty_root(scratch)?;
+    let supervisor = nix::unistd::getppid();
     privilege::drop_privileges(SandboxIds::for_vnf(chain, vnf))?;
+    // Still die with the supervisor: the id change cleared PR_SET_PDEATHSIG.
+    privilege::die_with_parent(libc::SIGTERM, supervisor)?;
     engine.start_ticker()?;
     seccomp::install_all_threads(&filter)?;
     Ok(())

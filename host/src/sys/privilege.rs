@@ -31,6 +31,9 @@ pub enum PrivilegeError {
     /// The process had more than one thread; the drop would miss some.
     #[error("sandbox: the worker has {0} threads; privileges must be dropped while it has one")]
     Threads(usize),
+    /// The supervisor exited while the worker was dropping privileges.
+    #[error("sandbox: the supervisor exited while the worker dropped its privileges")]
+    ParentGone,
     /// A check after the drop found a privilege still held.
     #[error("sandbox: after dropping privileges, {0}")]
     StillPrivileged(String),
@@ -262,6 +265,21 @@ pub fn drop_privileges(ids: SandboxIds) -> Result<()> {
         "set no_new_privs",
     )?;
     verify(ids)
+}
+
+/// Re-arms the parent-death signal, which the kernel clears when the
+/// credentials change (so [`drop_privileges`] cleared it), and fails if the
+/// parent (`parent`, read before the drop) is already gone.
+pub fn die_with_parent(signal: libc::c_int, parent: nix::unistd::Pid) -> Result<()> {
+    check(
+        // SAFETY: prctl with integer arguments only.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0, 0, 0) },
+        "re-arm the parent-death signal",
+    )?;
+    if nix::unistd::getppid() != parent {
+        return Err(PrivilegeError::ParentGone);
+    }
+    Ok(())
 }
 
 fn verify(ids: SandboxIds) -> Result<()> {
