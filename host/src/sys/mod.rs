@@ -38,3 +38,5 @@ pub use os::{LinuxOs, Os, OsError};
 
 #[cfg(test)]
 mod privileged_tests;
+#[cfg(test)]
+mod sandbox_tests;
