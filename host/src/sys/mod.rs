@@ -24,8 +24,8 @@ mod ifreq;
 pub mod link;
 pub mod netns;
 pub mod os;
-pub mod process;
 pub mod privilege;
+pub mod process;
 pub mod seccomp;
 #[doc(hidden)]
 pub mod testing;

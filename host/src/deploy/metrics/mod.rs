@@ -325,7 +325,7 @@ mod tests {
         "nfvhost_vnf_batch_size_packets_bucket{chain=\"zz-no-such-chain\",vnf=\"r1\",le=\"+Inf\"} 1",
         "nfvhost_vnf_batch_size_packets_sum{chain=\"zz-no-such-chain\",vnf=\"r1\"} 300",
         "nfvhost_vnf_up{chain=\"zz-no-such-chain\",vnf=\"r2\"} 0",
-        "nfvhost_vnf_info{chain=\"zz-no-such-chain\",vnf=\"r1\",digest=\"abc\",abi=\"2\"} 1",
+        "nfvhost_vnf_info{chain=\"zz-no-such-chain\",vnf=\"r1\",digest=\"abc\",abi=\"3\"} 1",
         "# HELP nfvhost_module_leases Leases in C:\\\\dir\\nsecond line",
         "nfvhost_module_leases{chain=\"zz-no-such-chain\",vnf=\"r1\"} 7",
         "# HELP nfvhost_module_hits_total Declared by the module.",
