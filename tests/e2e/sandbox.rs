@@ -384,3 +384,47 @@ fn sandboxed_workers_stop_when_the_supervisor_is_killed() {
     );
     drop(chain);
 }
+
+#[test]
+fn a_sandboxed_worker_carries_traffic_over_a_tap_link() {
+    if !have_root("a_sandboxed_worker_carries_traffic_over_a_tap_link") {
+        return;
+    }
+    // The TAP device (IFF_VNET_HDR) is opened before the sandbox; reading
+    // and writing it, and the transmit path's checks, must all be on the
+    // allow-list, or the filter kills the worker on the first frame.
+    let chain = Chain::deploy("tests/chains/tap.yaml", "tap", "127.0.0.1:9472");
+    let pid = worker_pid("tap", "r1");
+    assert_sandboxed(pid);
+    for size in ["56", "1472"] {
+        let out = chain.exec_ok(
+            "h1",
+            &[
+                "ping",
+                "-c",
+                "3",
+                "-i",
+                "0.2",
+                "-W",
+                "2",
+                "-s",
+                size,
+                "10.0.2.10",
+            ],
+        );
+        assert!(out.contains("3 received"), "size {size}: {out}");
+    }
+    // Still the same worker: nothing on the path was refused.
+    assert_eq!(worker_pid("tap", "r1"), pid, "{}", supervisor_log("tap"));
+    let m = chain.metrics();
+    assert!(
+        m.get(
+            "nfvhost_port_tx_packets_total",
+            &[("vnf", "r1"), ("port", "wan")]
+        ) >= 6.0
+    );
+    assert_eq!(
+        m.sum("nfvhost_vnf_restarts_total", &[("chain", "tap")]),
+        0.0
+    );
+}
