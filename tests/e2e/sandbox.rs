@@ -323,7 +323,8 @@ fn unbounded_memory_growth_stays_inside_the_worker() {
     let pid = worker_pid("faulty", "w1");
     // 6669 (stack overflow) is left out: its trap was not counted as
     // `stack_overflow` in the last run; to be investigated (issue 15).
-    for (port, kind) in [(6668, "unreachable")] {
+    {
+        let (port, kind) = (6668, "unreachable");
         let before = chain
             .metrics()
             .get("nfvhost_vnf_traps_total", &[("vnf", "w1"), ("kind", kind)]);
