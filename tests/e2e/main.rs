@@ -14,6 +14,7 @@ mod dashboards;
 mod edge;
 mod engine;
 mod faulty;
+mod hostile;
 mod lifecycle;
 mod matrix;
 mod port_faults;

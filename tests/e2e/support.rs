@@ -99,6 +99,16 @@ impl Chain {
         chain
     }
 
+    /// Takes charge of a chain a test deployed itself (while holding the
+    /// deploy lock), so that it is destroyed on drop.
+    pub fn adopt(name: &str, metrics: &str, lock: MutexGuard<'static, ()>) -> Chain {
+        Chain {
+            name: name.into(),
+            metrics: metrics.into(),
+            _lock: lock,
+        }
+    }
+
     /// Runs a command in a node's namespace through `nfvhost exec`.
     pub fn exec(&self, node: &str, args: &[&str]) -> Output {
         nfvhost()

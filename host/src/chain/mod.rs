@@ -54,8 +54,8 @@
 //! right). It expands to the links `h1:eth0—r1:lan`, `r1:wan—h2:eth0`.
 //! Giving both `chain:` and `links:` is an error.
 //!
-//! Names of interfaces and ports are Linux interface names: 1 to 15
-//! characters, no `/`, `:` or whitespace. Every host interface and every VNF
+//! Names of interfaces and ports are 1 to 15 letters, digits, `_`, `.` or
+//! `-`, not starting with `-` and not `.` or `..` (see [`names`]). Every host interface and every VNF
 //! port must be on exactly one link. A `kind: tap` link joins a VNF port to a
 //! host interface (the TAP device lives in the host's namespace and the VNF
 //! worker holds its file descriptor).
@@ -78,6 +78,7 @@
 
 mod decode;
 mod error;
+pub mod names;
 mod spec;
 mod yaml;
 
@@ -88,6 +89,7 @@ pub use decode::{
     MIN_MEMORY, MIN_WASM_MEMORY,
 };
 pub use error::{ChainError, ChainErrors};
+pub use names::NameKind;
 pub use spec::{
     ChainSpec, Datapath, Endpoint, HostInterface, HostSpec, Ipv4Cidr, LinkKind, LinkSpec,
     ModuleRef, ParseCidrError, Resources, RouteSpec, Span, VnfSpec,
@@ -104,16 +106,35 @@ pub fn schema_text() -> String {
 /// against `path`'s directory.
 pub fn load(path: &Path) -> Result<ChainSpec, ChainErrors> {
     let file = path.display().to_string();
-    match std::fs::read_to_string(path) {
+    match read_bounded(path) {
         Ok(text) => parse(&file, &text),
-        Err(e) => Err(ChainErrors(vec![ChainError {
+        Err(message) => Err(ChainErrors(vec![ChainError {
             file,
             line: 0,
             col: 0,
-            message: format!("cannot read the chain file: {e}"),
+            message,
             hint: None,
         }])),
     }
+}
+
+/// Largest chain file read.
+pub const MAX_CHAIN_FILE: u64 = 1 << 20;
+
+fn read_bounded(path: &Path) -> Result<String, String> {
+    use std::io::Read as _;
+    let f = std::fs::File::open(path).map_err(|e| format!("cannot read the chain file: {e}"))?;
+    let mut text = String::new();
+    f.take(MAX_CHAIN_FILE + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot read the chain file: {e}"))?;
+    if text.len() as u64 > MAX_CHAIN_FILE {
+        return Err(format!(
+            "the chain file is larger than {} KiB; chain files are refused above that",
+            MAX_CHAIN_FILE >> 10
+        ));
+    }
+    Ok(text)
 }
 
 /// Validates chain-file `text`; `file` is its name in messages, in

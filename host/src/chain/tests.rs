@@ -331,14 +331,58 @@ fn bad_names() {
         &e,
         3,
         3,
-        "host name `H_1` has characters that are not allowed",
+        "host name `H_1` contains `H`, which is not allowed",
     );
     let e = errs(&BASE.replace("r1", "router-number-one"));
     has(&e, 12, 3, "is 17 characters long; the limit is 15");
     let e = errs(&BASE.replace("lan", "a-very-long-port-name"));
-    has(&e, 14, 13, "Linux allows at most 15");
+    has(&e, 14, 13, "is 21 characters long; the limit is 15");
     let e = errs(&BASE.replace("lan", "la/n"));
-    has(&e, 14, 13, "not a valid Linux interface name");
+    has(&e, 14, 13, "port name `la/n` contains `/`");
+    let e = errs(&BASE.replace("lan", "'-sf'"));
+    has(&e, 14, 13, "port name `-sf` starts with `-`");
+    let e = errs(&BASE.replace("lan", "'..'"));
+    has(&e, 14, 13, "port name `..` is `.` or `..`");
+}
+
+/// The issue's injection: an interface name with shell metacharacters and
+/// `dhcp: true` used to pass validation and run a command at deploy.
+#[test]
+fn shell_metacharacters_in_names_are_refused() {
+    let text = BASE
+        .replace(
+            "      eth0: { address: 10.0.1.10/24 }\n    gateway: 10.0.1.1\n",
+            "      'e\";>QQ;\"': { dhcp: true }\n",
+        )
+        .replace("[h1:eth0, r1:lan]", "{ a: 'h1:e\";>QQ;\"', b: r1:lan }");
+    let e = errs(&text);
+    has(&e, 5, 7, "interface name `e\\\";>QQ;\\\"` contains `\\\"`");
+    for bad in ["e$(id)", "e`id`", "a b", "x;y", "e\\nx"] {
+        let e = errs(&BASE.replace("lan", &format!("\"{bad}\"")));
+        has(&e, 14, 13, "port name");
+    }
+}
+
+#[test]
+fn more_than_16_ports_is_an_error_not_a_panic() {
+    let ports: Vec<String> = (0..17).map(|i| format!("p{i}")).collect();
+    let e = errs(&BASE.replace("[lan, wan]", &format!("[lan, wan, {}]", ports.join(", "))));
+    has(&e, 14, 12, "has 19 ports; the limit is 16");
+}
+
+#[test]
+fn billion_laughs_chain_file_is_refused() {
+    let mut text = BASE.to_owned();
+    text.push_str("x0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for i in 1..9 {
+        let p = i - 1;
+        text.push_str(&format!(
+            "x{i}: &a{i} [{}]\n",
+            vec![format!("*a{p}"); 10].join(", ")
+        ));
+    }
+    let e = errs(&text);
+    only(&e, 22, 45, "expands to more than 100000 YAML nodes");
 }
 
 #[test]

@@ -12,6 +12,12 @@ use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 use super::spec::Span;
 
+/// Deepest nesting of sequences and mappings a chain file may use.
+pub const MAX_DEPTH: usize = 64;
+/// Most nodes a chain file may expand to, aliases counted at their full
+/// size (a "billion laughs" file is refused here, not expanded).
+pub const MAX_NODES: usize = 100_000;
+
 /// A YAML node with the position where it starts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
@@ -135,7 +141,12 @@ pub struct LoadError {
 pub fn load(text: &str) -> (Option<Node>, Vec<LoadError>) {
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(text);
-    if let Err(e) = parser.load(&mut builder, false) {
+    let result = parser.load(&mut builder, false);
+    if builder.over_limit {
+        // Refused before the parser gave up (its own recursion limit).
+        return (None, builder.errors);
+    }
+    if let Err(e) = result {
         let m = e.marker();
         let err = LoadError {
             span: Span::new(m.line().max(1), m.col() + 1),
@@ -152,21 +163,28 @@ enum Frame {
         span: Span,
         anchor: usize,
         items: Vec<Node>,
+        weight: usize,
     },
     Map {
         span: Span,
         anchor: usize,
         entries: Vec<(Node, Node)>,
         key: Option<Node>,
+        weight: usize,
     },
 }
 
 #[derive(Default)]
 struct Builder {
     stack: Vec<Frame>,
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes with their size in nodes.
+    anchors: HashMap<usize, (Node, usize)>,
     root: Option<Node>,
     done: bool,
+    /// Set when a limit was hit: the tree is dropped.
+    over_limit: bool,
+    /// Nodes materialized so far, aliases at their full size.
+    nodes: usize,
     errors: Vec<LoadError>,
 }
 
@@ -215,9 +233,33 @@ fn resolve_plain(v: &str) -> NodeValue {
 }
 
 impl Builder {
-    fn finish(&mut self, node: Node, anchor: usize) {
+    /// Counts `weight` more nodes; past [`MAX_NODES`] reports and stops.
+    fn grow(&mut self, span: Span, weight: usize) -> bool {
+        self.nodes = self.nodes.saturating_add(weight);
+        if self.nodes > MAX_NODES {
+            self.refuse(
+                span,
+                format!("the chain file expands to more than {MAX_NODES} YAML nodes"),
+                "a chain file this large is refused; use fewer aliases (`*name`) or split it",
+            );
+            return false;
+        }
+        true
+    }
+
+    fn refuse(&mut self, span: Span, message: String, hint: &str) {
+        self.errors.push(LoadError {
+            span,
+            message,
+            hint: Some(hint.into()),
+        });
+        self.over_limit = true;
+        self.done = true;
+    }
+
+    fn finish(&mut self, node: Node, anchor: usize, weight: usize) {
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            self.anchors.insert(anchor, (node.clone(), weight));
         }
         match self.stack.last_mut() {
             None => {
@@ -225,10 +267,24 @@ impl Builder {
                     self.root = Some(node);
                 }
             }
-            Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map { entries, key, .. }) => match key.take() {
-                None => *key = Some(node),
+            Some(Frame::Seq {
+                items, weight: w, ..
+            }) => {
+                *w = w.saturating_add(weight);
+                items.push(node)
+            }
+            Some(Frame::Map {
+                entries,
+                key,
+                weight: w,
+                ..
+            }) => match key.take() {
+                None => {
+                    *w = w.saturating_add(weight);
+                    *key = Some(node)
+                }
                 Some(k) => {
+                    *w = w.saturating_add(weight);
                     let mut v = node;
                     // An omitted value: point at its key instead of wherever
                     // the parser happened to be.
@@ -275,8 +331,13 @@ impl MarkedEventReceiver for Builder {
             Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentStart => {}
             Event::DocumentEnd => self.done = true,
             Event::Alias(id) => {
+                let weight = self.anchors.get(&id).map_or(1, |(_, w)| *w);
+                // Counted before cloning: an alias of an alias doubles.
+                if !self.grow(span, weight) {
+                    return;
+                }
                 let node = match self.anchors.get(&id) {
-                    Some(n) => Node {
+                    Some((n, _)) => Node {
                         span,
                         value: n.value.clone(),
                     },
@@ -285,7 +346,7 @@ impl MarkedEventReceiver for Builder {
                         value: NodeValue::Null,
                     },
                 };
-                self.finish(node, 0);
+                self.finish(node, 0, weight);
             }
             Event::Scalar(text, style, anchor, tag) => {
                 let value = if style == TScalarStyle::Plain && !is_str_tag(&tag) {
@@ -293,35 +354,59 @@ impl MarkedEventReceiver for Builder {
                 } else {
                     NodeValue::Str(text)
                 };
-                self.finish(Node { span, value }, anchor);
+                if self.grow(span, 1) {
+                    self.finish(Node { span, value }, anchor, 1);
+                }
             }
-            Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq {
-                span,
-                anchor,
-                items: Vec::new(),
-            }),
-            Event::MappingStart(anchor, _) => self.stack.push(Frame::Map {
-                span,
-                anchor,
-                entries: Vec::new(),
-                key: None,
-            }),
+            Event::SequenceStart(..) | Event::MappingStart(..) if self.stack.len() >= MAX_DEPTH => {
+                self.refuse(
+                    span,
+                    format!(
+                        "the chain file nests lists and mappings deeper than {MAX_DEPTH} levels"
+                    ),
+                    "flatten the structure",
+                );
+            }
+            Event::SequenceStart(anchor, _) => {
+                if self.grow(span, 1) {
+                    self.stack.push(Frame::Seq {
+                        span,
+                        anchor,
+                        items: Vec::new(),
+                        weight: 1,
+                    })
+                }
+            }
+            Event::MappingStart(anchor, _) => {
+                if self.grow(span, 1) {
+                    self.stack.push(Frame::Map {
+                        span,
+                        anchor,
+                        entries: Vec::new(),
+                        key: None,
+                        weight: 1,
+                    })
+                }
+            }
             Event::SequenceEnd | Event::MappingEnd => match self.stack.pop() {
                 Some(Frame::Seq {
                     span,
                     anchor,
                     items,
+                    weight,
                 }) => self.finish(
                     Node {
                         span,
                         value: NodeValue::Seq(items),
                     },
                     anchor,
+                    weight,
                 ),
                 Some(Frame::Map {
                     span,
                     anchor,
                     entries,
+                    weight,
                     ..
                 }) => {
                     self.check_duplicates(&entries);
@@ -337,6 +422,7 @@ impl MarkedEventReceiver for Builder {
                             value: NodeValue::Map(entries),
                         },
                         anchor,
+                        weight,
                     );
                 }
                 None => {}
@@ -398,6 +484,51 @@ mod tests {
         assert!(root.is_none());
         assert_eq!(errs.len(), 1);
         assert!(errs[0].message.starts_with("YAML syntax error"));
+    }
+
+    #[test]
+    fn billion_laughs_is_refused_not_expanded() {
+        let mut text = String::from("a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        for i in 1..10 {
+            let prev = i - 1;
+            text.push_str(&format!(
+                "a{i}: &a{i} [*a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}]\n"
+            ));
+        }
+        let started = std::time::Instant::now();
+        let (root, errs) = load(&text);
+        assert!(root.is_none());
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].message.contains("more than 100000 YAML nodes"),
+            "{errs:?}"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    }
+
+    #[test]
+    fn small_aliases_still_work() {
+        let (root, errs) = load("a: &x {k: 1}\nb: *x\n");
+        assert!(errs.is_empty());
+        assert_eq!(root.unwrap().descend(["b", "k"]).value, NodeValue::Int(1));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let text: String = (0..100).map(|i| format!("{}a:\n", " ".repeat(i))).collect();
+        let (root, errs) = load(&text);
+        assert!(root.is_none());
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].message.contains("deeper than 64 levels"),
+            "{errs:?}"
+        );
+        assert_eq!(errs[0].span.line, 65);
+        // Far deeper flow nesting is refused too, without recursing.
+        let text = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
+        let (root, errs) = load(&text);
+        assert!(root.is_none());
+        assert_eq!(errs.len(), 1, "{errs:?}");
     }
 
     #[test]

@@ -5,12 +5,14 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context as _};
+use nfvhost::chain::NameKind;
 use nfvhost::chain::{self, ChainErrors, ChainSpec};
+use nfvhost::deploy::lock::ChainLock;
 use nfvhost::deploy::modules::{self, CheckedVnf};
 use nfvhost::deploy::state::{ChainState, ProcRef};
 use nfvhost::deploy::{setup, supervisor, teardown};
 use nfvhost::engine::Engine;
-use nfvhost::sys::LinuxOs;
+use nfvhost::sys::{private_file, LinuxOs};
 
 use super::{CliError, CliResult};
 
@@ -50,6 +52,9 @@ pub fn validate(file: &Path) -> CliResult {
 pub fn deploy(file: &Path, foreground: bool) -> CliResult {
     let started = Instant::now();
     let (chain, checked) = load_and_check(file)?;
+    // Held until the chain is ready: a second deploy (or a destroy) of the
+    // same chain meanwhile fails at once and touches nothing.
+    let lock = ChainLock::acquire(&chain.name)?;
     if let Some(old) = ChainState::load(&chain.name)? {
         if old.supervisor.is_some_and(|s| s.alive()) {
             return Err(anyhow!(
@@ -89,8 +94,10 @@ pub fn deploy(file: &Path, foreground: bool) -> CliResult {
         return Err(e.into());
     }
     if foreground {
+        drop(lock);
         return run_foreground(&chain, state, started);
     }
+    drop(lock);
     progress(&format!(
         "chain {} deployed in {:.1}s",
         chain.name,
@@ -116,10 +123,7 @@ fn dhcp_interfaces(chain: &ChainSpec) -> Vec<(String, String)> {
 /// Starts the detached supervisor and waits until it reports ready.
 fn start_supervisor(state: &mut ChainState) -> anyhow::Result<()> {
     let log_path = state.file("supervisor.log");
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)?;
+    let log = private_file::open_append(&log_path)?;
     let mut cmd = Command::new(std::env::current_exe()?);
     cmd.arg("supervise")
         .arg(&state.chain)
@@ -193,6 +197,7 @@ pub fn destroy(file: Option<&Path>, chain: Option<String>, all: bool) -> CliResu
     let names = if all {
         ChainState::list()
     } else if let Some(c) = chain {
+        super::check_name(NameKind::Chain, "chain name", &c)?;
         vec![c]
     } else if let Some(f) = file {
         // Only the name is needed; a file that no longer validates can still
@@ -211,6 +216,7 @@ pub fn destroy(file: Option<&Path>, chain: Option<String>, all: bool) -> CliResu
         )));
     };
     for name in names {
+        let _lock = ChainLock::acquire(&name)?;
         let state = ChainState::load(&name)?.unwrap_or_else(|| ChainState {
             chain: name.clone(),
             ..Default::default()
@@ -227,26 +233,34 @@ pub fn destroy(file: Option<&Path>, chain: Option<String>, all: bool) -> CliResu
 /// Checks `module` against the VNF's configuration, records it in the state
 /// file, and stops the worker so the supervisor restarts it on the new one.
 pub fn replace(chain: Option<String>, vnf: &str, module: &str) -> CliResult {
+    super::check_name(NameKind::Node, "VNF name", vnf)?;
+    let module_ref = if module.ends_with(".wasm") {
+        chain::ModuleRef::Path(
+            std::fs::canonicalize(module).map_err(|e| CliError::usage(anyhow!("{module}: {e}")))?,
+        )
+    } else if chain::names::is_builtin_module(module) {
+        chain::ModuleRef::Builtin(module.to_string())
+    } else {
+        return Err(CliError::usage(anyhow!(
+            "`{}` is neither a shipped VNF name (lowercase letters, digits, `_`, `-`) nor a path ending in .wasm",
+            module.escape_default()
+        )));
+    };
     let chain_name = super::pick_chain(chain)?;
+    let _lock = ChainLock::acquire(&chain_name)?;
     let mut state = ChainState::load(&chain_name)?
         .ok_or_else(|| CliError::usage(anyhow!("chain {chain_name} is not deployed")))?;
-    if !state.supervisor.is_some_and(|s| s.alive()) {
+    let Some(supervisor) = state.supervisor.and_then(|s| s.pidfd()) else {
         return Err(
             anyhow!("chain {chain_name} has no running supervisor; deploy it again").into(),
         );
-    }
+    };
     let spec = chain::load(&state.chain_file).map_err(|e| anyhow!("{e}"))?;
     let mut vnf_spec = spec
         .vnf(vnf)
         .cloned()
         .ok_or_else(|| CliError::usage(anyhow!("chain {chain_name} has no VNF `{vnf}`")))?;
-    vnf_spec.module = if module.ends_with(".wasm") {
-        chain::ModuleRef::Path(
-            std::fs::canonicalize(module).map_err(|e| CliError::usage(anyhow!("{module}: {e}")))?,
-        )
-    } else {
-        chain::ModuleRef::Builtin(module.to_string())
-    };
+    vnf_spec.module = module_ref;
     let one = ChainSpec {
         vnfs: vec![vnf_spec],
         ..spec
@@ -260,16 +274,16 @@ pub fn replace(chain: Option<String>, vnf: &str, module: &str) -> CliResult {
         .iter_mut()
         .find(|v| v.name == vnf)
         .ok_or_else(|| anyhow!("VNF {vnf} is not in the state"))?;
-    let old_pid = nfvhost::datapath::stats::StatsSegment::open(&entry.spec.stats_path)
-        .ok()
-        .map(|s| s.pid.load(std::sync::atomic::Ordering::Relaxed) as i32);
     entry.module = new.path.clone();
     entry.digest = new.digest.clone();
     entry.spec.module = new.path.clone();
+    entry.generation += 1;
     state.save()?;
-    if let Some(worker) = old_pid.and_then(ProcRef::of) {
-        teardown::stop_process(worker, Duration::from_secs(3));
-    }
+    // The supervisor restarts the worker through its own child handle (a
+    // pid read from the worker's stats segment may be stale or forged).
+    supervisor
+        .signal(supervisor::RELOAD_SIGNAL)
+        .context("asking the supervisor to restart the worker")?;
     progress(&format!(
         "{vnf} now runs {} (sha256 {})",
         new.path.display(),

@@ -72,7 +72,10 @@ fn rows(state: &ChainState) -> Vec<Row> {
 
 pub fn inspect(chain: Option<String>, output: Output) -> CliResult {
     let chains = match chain {
-        Some(c) => vec![c],
+        Some(c) => {
+            super::check_name(nfvhost::chain::NameKind::Chain, "chain name", &c)?;
+            vec![c]
+        }
         None => ChainState::list(),
     };
     let mut all = Vec::new();

@@ -10,6 +10,7 @@ mod stats;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use nfvhost::chain::names::{self, NameKind};
 
 /// Exit code for a runtime failure.
 pub const EXIT_FAILURE: i32 = 1;
@@ -198,6 +199,7 @@ pub fn main() -> i32 {
 /// deployed.
 pub fn pick_chain(chain: Option<String>) -> Result<String, CliError> {
     if let Some(c) = chain {
+        check_name(NameKind::Chain, "chain name", &c)?;
         return Ok(c);
     }
     let chains = nfvhost::deploy::state::ChainState::list();
@@ -209,4 +211,10 @@ pub fn pick_chain(chain: Option<String>) -> Result<String, CliError> {
             many.join(", ")
         ))),
     }
+}
+
+/// Checks a chain or node name from the command line with the chain file's
+/// rule; a bad one is a usage error that names the rule.
+pub fn check_name(kind: NameKind, what: &'static str, name: &str) -> Result<(), CliError> {
+    names::check_arg(kind, what, name).map_err(CliError::usage)
 }

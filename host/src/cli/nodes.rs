@@ -7,9 +7,21 @@ use anyhow::{anyhow, Context as _};
 use nfvhost::deploy::state::{vnf_log_path, ChainState};
 use nfvhost::sys::netns::NetNs;
 
-use super::{pick_chain, CliError, CliResult};
+use nfvhost::chain::names::NameKind;
+use nfvhost::sys::private_file;
+
+use super::{check_name, pick_chain, CliError, CliResult};
+
+/// Reads a log without following a symlink; invalid UTF-8 is replaced.
+fn read_log(path: &Path) -> anyhow::Result<String> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    private_file::open_read(path)?.read_to_end(&mut bytes)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
 
 pub fn exec(chain: Option<String>, node: &str, command: &[String]) -> CliResult {
+    check_name(NameKind::Node, "node name", node)?;
     let chain = pick_chain(chain)?;
     let state = ChainState::load(&chain)?
         .ok_or_else(|| CliError::usage(anyhow!("chain {chain} is not deployed")))?;
@@ -34,13 +46,17 @@ pub fn exec(chain: Option<String>, node: &str, command: &[String]) -> CliResult 
 }
 
 pub fn logs(chain: Option<String>, vnf: &str, tail: Option<usize>) -> CliResult {
+    check_name(NameKind::Node, "VNF name", vnf)?;
     let chain = pick_chain(chain)?;
+    if ChainState::load(&chain)?.is_none() {
+        return Err(CliError::usage(anyhow!("chain {chain} is not deployed")));
+    }
     let path = if vnf == "supervisor" {
         ChainState::dir(&chain).join("supervisor.log")
     } else {
         vnf_log_path(&chain, vnf)
     };
-    let text = std::fs::read_to_string(&path).map_err(|e| {
+    let text = read_log(&path).map_err(|e| {
         CliError::usage(anyhow!(
             "no log for `{vnf}` in chain {chain} ({}: {e})",
             path.display()

@@ -114,7 +114,10 @@ fn print_table(rows: &[Row], clear: bool) {
 
 pub fn stats(chain: Option<String>, output: Output, no_stream: bool, interval: f64) -> CliResult {
     let names = match chain {
-        Some(c) => vec![c],
+        Some(c) => {
+            super::check_name(nfvhost::chain::NameKind::Chain, "chain name", &c)?;
+            vec![c]
+        }
         None => ChainState::list(),
     };
     let mut states = Vec::new();

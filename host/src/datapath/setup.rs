@@ -12,11 +12,11 @@ use nfvhost_abi::LogLevel;
 use super::port::packet_socket::{PacketSocketError, PacketSocketPort};
 use super::port::tap::TapPort;
 use super::port::Port;
-use super::spec::{PortBinding, WorkerSpec, SUPER_FRAME_SLOT};
+use super::spec::{instance_limits, PortBinding, WorkerSpec};
 use super::stats::StatsSegment;
 use super::sys::process;
 use super::worker::{Instantiator, Worker, WorkerError};
-use crate::engine::{Engine, EngineError, InstanceLimits, LoadError};
+use crate::engine::{Engine, EngineError, LoadError};
 use crate::logging::host_log;
 use crate::sys::cgroup::CgroupError;
 use crate::sys::link::LinkError;
@@ -112,14 +112,7 @@ pub fn run(spec: WorkerSpec) -> Result<(), SetupError> {
         .unwrap_or(std::path::Path::new("/"));
     super::sandbox::enter(&spec.chain, &vnf, scratch, &engine)?;
     stats.pid.store(u64::from(std::process::id()), Relaxed);
-    let mut limits = InstanceLimits {
-        memory_bytes: spec.memory_bytes,
-        batch_size: spec.batch_size,
-        ..Default::default()
-    };
-    if spec.offload {
-        limits.slot_size = SUPER_FRAME_SLOT;
-    }
+    let limits = instance_limits(spec.memory_bytes, spec.batch_size, spec.offload);
     let instantiator = Instantiator {
         engine,
         module,

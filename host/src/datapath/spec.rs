@@ -62,3 +62,25 @@ pub struct WorkerSpec {
 /// Slot size when offloads are carried: a whole 64 KB super-frame plus its
 /// Ethernet header, rounded up.
 pub const SUPER_FRAME_SLOT: usize = 65_536 + 1024;
+
+/// The limits a worker runs its instance with; validation (`nfvhost
+/// validate`, `deploy`, `replace`) runs `nfv_init` with the same, so a
+/// module that passes there also fits its batch region (including 64 KiB
+/// offload slots) in the worker.
+pub fn instance_limits(
+    memory_bytes: usize,
+    batch_size: usize,
+    offload: bool,
+) -> crate::engine::InstanceLimits {
+    let default = crate::engine::InstanceLimits::default();
+    crate::engine::InstanceLimits {
+        memory_bytes,
+        batch_size,
+        slot_size: if offload {
+            SUPER_FRAME_SLOT
+        } else {
+            default.slot_size
+        },
+        ..default
+    }
+}

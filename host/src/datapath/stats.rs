@@ -2,8 +2,9 @@
 //! with relaxed atomic stores and the supervisor maps read-only, so a scrape
 //! never asks the worker anything (the model is VPP's stats segment).
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -205,27 +206,48 @@ pub struct StatsSegment {
 const SIZE: usize = size_of::<StatsLayout>();
 
 impl StatsSegment {
-    /// Creates (or resets) the segment file and maps it read-write.
+    /// Creates a fresh segment and maps it read-write. The file is built
+    /// under a unique temporary name (0600, O_EXCL) and renamed over `path`:
+    /// the previous segment is never truncated, so a reader that still maps
+    /// it (a scrape racing a worker restart) reads the old counters instead
+    /// of taking a SIGBUS.
     pub fn create(path: &Path) -> io::Result<Self> {
+        let name = path
+            .file_name()
+            .map_or_else(Default::default, |n| n.to_string_lossy().into_owned());
+        let tmp = path.with_file_name(format!(".{name}.{}.new", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
-            .create(true)
-            .truncate(true)
-            .open(path)?;
-        file.set_len(SIZE as u64)?;
-        let seg = StatsSegment {
-            map: SharedMapping::new(file, true)?,
-        };
-        seg.magic.store(MAGIC, Relaxed);
-        Ok(seg)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)?;
+        let result = (|| {
+            file.set_len(SIZE as u64)?;
+            let seg = StatsSegment {
+                map: SharedMapping::new(file, true)?,
+            };
+            seg.magic.store(MAGIC, Relaxed);
+            std::fs::rename(&tmp, path)?;
+            Ok(seg)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
     }
 
     /// Maps an existing segment read-only; refuses a file of the wrong size
     /// or magic.
     pub fn open(path: &Path) -> io::Result<Self> {
-        let file = File::open(path)?;
-        if file.metadata()?.len() != SIZE as u64 {
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)?;
+        let meta = file.metadata()?;
+        if !meta.file_type().is_file() || meta.len() != SIZE as u64 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "stats segment has the wrong size",
@@ -278,6 +300,30 @@ mod tests {
         w.beat();
         let beat = read_heartbeat(&path).unwrap();
         assert!(beat > 0 && beat <= monotonic_ms());
+    }
+
+    #[test]
+    fn a_restart_never_truncates_a_mapped_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r1.stats");
+        let w = StatsSegment::create(&path).unwrap();
+        w.ports[0].rx_packets.fetch_add(7, Relaxed);
+        let r = StatsSegment::open(&path).unwrap();
+        // The worker restarts: a new segment replaces the file.
+        let w2 = StatsSegment::create(&path).unwrap();
+        // The old mapping is intact (a truncation would SIGBUS here).
+        assert_eq!(r.ports[0].rx_packets.load(Relaxed), 7);
+        assert_eq!(r.magic.load(Relaxed), MAGIC);
+        let r2 = StatsSegment::open(&path).unwrap();
+        assert_eq!(r2.ports[0].rx_packets.load(Relaxed), 0);
+        drop((w, w2));
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        // Nothing but the segment is left in the directory.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

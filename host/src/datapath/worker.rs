@@ -42,7 +42,7 @@ pub enum WorkerError {
     MetricNames {
         vnf: String,
         path: PathBuf,
-        source: std::io::Error,
+        source: crate::sys::private_file::PrivateFileError,
     },
     #[error("waiting for frames: {0}")]
     Poll(std::io::Error),

@@ -3,19 +3,23 @@
 //! pid file, so it never touches the machine's own `/etc/resolv.conf` or
 //! lease files.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _};
+use anyhow::{anyhow, bail, Context as _};
 
 use super::netns_name;
 use super::state::{ChainState, ProcRef};
+use crate::chain::names::{self, NameKind};
+use crate::sys::private_file;
 
 /// The script dhclient runs on lease events: it applies the lease to the
 /// interface with `ip` inside the namespace and records it in the bound
-/// file. dhclient runs scripts with a clean environment, so the paths
-/// (`@BOUND@`, `@RESOLV@`) are written into each host's copy.
+/// file. Nothing is written into its text: dhclient runs scripts with a
+/// clean environment, so the paths reach it as `NFV_BOUND` / `NFV_RESOLV`
+/// through dhclient's `-e`, and every expansion is quoted.
 const SCRIPT: &str = r#"#!/bin/sh
 # Written by nfvhost: apply a DHCP lease inside a test host's namespace
 # without touching the machine's /etc/resolv.conf.
@@ -30,8 +34,8 @@ BOUND|RENEW|REBIND|REBOOT)
     ip -4 addr replace "$new_ip_address/$new_subnet_mask" dev "$interface" \
         valid_lft "${new_dhcp_lease_time:-forever}" preferred_lft "${new_dhcp_lease_time:-forever}"
     for r in $new_routers; do ip -4 route replace default via "$r" dev "$interface"; break; done
-    printf 'nameserver %s\n' $new_domain_name_servers > "@RESOLV@"
-    echo "$reason $new_ip_address/$new_subnet_mask router=$new_routers lease=$new_dhcp_lease_time" >> "@BOUND@"
+    printf 'nameserver %s\n' $new_domain_name_servers > "$NFV_RESOLV"
+    echo "$reason $new_ip_address/$new_subnet_mask router=$new_routers lease=$new_dhcp_lease_time" >> "$NFV_BOUND"
     ;;
 EXPIRE|FAIL|RELEASE|STOP)
     ip -4 addr flush dev "$interface"
@@ -56,27 +60,28 @@ pub fn start(
         return Ok(());
     }
     let dir = ChainState::dir(&state.chain);
+    let script = dir.join("dhclient-script");
+    private_file::write_atomic(&script, SCRIPT.as_bytes(), 0o700)?;
     for (host, ifname) in hosts {
-        let script = dir.join(format!("{host}-{ifname}.dhclient-script"));
-        let text = SCRIPT
-            .replace(
-                "@BOUND@",
-                &bound_file(&state.chain, host, ifname).display().to_string(),
-            )
-            .replace(
-                "@RESOLV@",
-                &dir.join(format!("{host}-resolv.conf"))
-                    .display()
-                    .to_string(),
-            );
-        std::fs::write(&script, text)?;
-        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+        // Names were checked by the chain decoder; checked again here since
+        // they become file names and dhclient arguments.
+        names::check(NameKind::Node, host).map_err(|e| anyhow!("host name {host:?} {e}"))?;
+        names::check(NameKind::Interface, ifname)
+            .map_err(|e| anyhow!("interface name {ifname:?} {e}"))?;
         progress(&format!("starting dhclient on {host}:{ifname}"));
         let ns = crate::sys::netns::NetNs::open(&netns_name(&state.chain, host))?;
-        let log = std::fs::File::create(dir.join(format!("{host}-{ifname}.dhclient.log")))?;
+        let log = private_file::create(&dir.join(format!("{host}-{ifname}.dhclient.log")))?;
+        let mut env_bound = OsString::from("NFV_BOUND=");
+        env_bound.push(bound_file(&state.chain, host, ifname));
+        let mut env_resolv = OsString::from("NFV_RESOLV=");
+        env_resolv.push(dir.join(format!("{host}-resolv.conf")));
         let mut cmd = Command::new("dhclient");
         cmd.args(["-d", "-4", "-sf"])
             .arg(&script)
+            .arg("-e")
+            .arg(env_bound)
+            .arg("-e")
+            .arg(env_resolv)
             .arg("-lf")
             .arg(dir.join(format!("{host}-{ifname}.leases")))
             .arg("-pf")

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::chain::{ChainError, ChainSpec, LinkSpec, ModuleRef, VnfSpec};
-use crate::engine::{Engine, InstanceError, InstanceLimits, LoadedModule, VnfInstance};
+use crate::engine::{Engine, InstanceError, LoadedModule, VnfInstance};
 
 /// Where shipped VNFs are looked for, in order.
 pub fn search_dirs() -> Vec<PathBuf> {
@@ -144,10 +144,11 @@ pub fn check_all(
                 continue;
             }
         };
-        let limits = InstanceLimits {
-            memory_bytes: wasm_memory(vnf),
-            ..Default::default()
-        };
+        let limits = crate::datapath::spec::instance_limits(
+            wasm_memory(vnf),
+            vnf.datapath.batch.unwrap_or(super::setup::DEFAULT_BATCH),
+            vnf.datapath.offload,
+        );
         match VnfInstance::new(
             engine,
             &module,

@@ -6,7 +6,7 @@
 use super::execute::{execute, DeployError};
 use super::modules::{init_document, port_links, wasm_memory, CheckedVnf, DEFAULT_LINK_MTU};
 use super::plan::plan;
-use super::state::{ChainState, HostState, VnfState};
+use super::state::{ChainState, HostState, StateError, VnfState};
 use super::{cgroup_path, netns_name};
 use crate::chain::{ChainSpec, LinkKind};
 use crate::datapath::worker::{PortBinding, WorkerPort, WorkerSpec};
@@ -28,8 +28,10 @@ pub fn build(
     state: &mut ChainState,
     mut progress: impl FnMut(&str),
 ) -> Result<(), DeployError> {
-    let logs = state.file("logs");
-    std::fs::create_dir_all(&logs).map_err(|source| DeployError::Dir { path: logs, source })?;
+    // The state directory (with its ownership marker) first, then its
+    // private logs directory.
+    state.save()?;
+    crate::sys::private_file::ensure_dir(&state.file("logs")).map_err(StateError::from)?;
     execute(os, &plan(chain), state, &mut progress)?;
     state.hosts = chain
         .hosts
@@ -131,6 +133,7 @@ fn vnf_states(
             module: module.path.clone(),
             digest: module.digest.clone(),
             spec,
+            generation: 0,
         });
     }
     vnfs

@@ -7,8 +7,15 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::chain::names::{self, NameKind};
 use crate::datapath::worker::WorkerSpec;
 use crate::sys::cgroup::Cgroup;
+use crate::sys::pidfd::Pidfd;
+use crate::sys::private_file;
+
+/// The file that marks a directory as a state directory nfvhost created;
+/// it holds the chain's name. Nothing without it is ever deleted.
+pub const OWNER_MARKER: &str = ".nfvhost-chain";
 
 /// Where chain state lives: `$NFVHOST_RUN_DIR` or `/run/nfvhost`.
 pub fn run_dir() -> PathBuf {
@@ -27,6 +34,14 @@ impl ProcRef {
     /// Reads the start time of `pid` from /proc.
     pub fn of(pid: i32) -> Option<ProcRef> {
         proc_start_time(pid).map(|start_time| ProcRef { pid, start_time })
+    }
+
+    /// A pidfd on this exact process: opened first, then checked against the
+    /// recorded start time, so it can never name a process that reused the
+    /// pid. `None` if the process is gone (or a zombie).
+    pub fn pidfd(&self) -> Option<Pidfd> {
+        let fd = Pidfd::open(self.pid).ok()?;
+        (self.alive() && !fd.exited()).then_some(fd)
     }
 
     /// Whether this exact process is still alive (and not a zombie).
@@ -71,6 +86,10 @@ pub struct VnfState {
     pub module: PathBuf,
     pub digest: String,
     pub spec: WorkerSpec,
+    /// Bumped by every `nfvhost replace`: the supervisor restarts a worker
+    /// whose generation changed, even onto the same module.
+    #[serde(default)]
+    pub generation: u64,
 }
 
 /// Everything one deployed chain consists of.
@@ -93,7 +112,7 @@ pub struct ChainState {
     pub run_dir: Option<PathBuf>,
 }
 
-/// Reading or writing a state file failed.
+/// Reading, writing or removing a state file or directory failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("reading {path}: {source}")]
@@ -111,10 +130,25 @@ pub enum StateError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{path} is the state of chain {found:?}, not {chain}")]
+    WrongChain {
+        path: PathBuf,
+        found: String,
+        chain: String,
+    },
+    /// A directory nfvhost did not create (no ownership marker).
+    #[error("{path} is not a state directory nfvhost created (no {OWNER_MARKER}); {action}")]
+    NotOurs { path: PathBuf, action: &'static str },
+    #[error(transparent)]
+    Name(#[from] names::BadName),
+    #[error(transparent)]
+    File(#[from] private_file::PrivateFileError),
 }
 
 impl ChainState {
-    /// The state directory of a chain.
+    /// The state directory of a chain. Callers pass a checked chain name
+    /// (the decoder's or [`names::check_arg`]'s); [`ChainState::load`] and
+    /// [`ChainState::save`] check again.
     pub fn dir(chain: &str) -> PathBuf {
         run_dir().join(chain)
     }
@@ -123,17 +157,46 @@ impl ChainState {
         Self::dir(chain).join("state.json")
     }
 
-    /// Reads a chain's state, `None` if it has none.
+    /// Reads a chain's state, `None` if it has none. Only a state directory
+    /// nfvhost created (see [`is_state_dir`]) is read.
     pub fn load(chain: &str) -> Result<Option<ChainState>, StateError> {
-        let path = Self::path(chain);
-        match std::fs::read(&path) {
-            Ok(bytes) => Ok(Some(
-                serde_json::from_slice(&bytes)
-                    .map_err(|source| StateError::Parse { path, source })?,
-            )),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(StateError::Read { path, source }),
+        names::check_arg(NameKind::Chain, "chain name", chain)?;
+        let dir = Self::dir(chain);
+        if !is_state_dir(&dir, chain) {
+            return Ok(None);
         }
+        let path = Self::path(chain);
+        let mut bytes = Vec::new();
+        match private_file::open_read(&path) {
+            Ok(f) => {
+                use std::io::Read as _;
+                f.take(MAX_STATE_FILE)
+                    .read_to_end(&mut bytes)
+                    .map_err(|source| StateError::Read {
+                        path: path.clone(),
+                        source,
+                    })?;
+            }
+            Err(private_file::PrivateFileError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                return Ok(None)
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let state: ChainState =
+            serde_json::from_slice(&bytes).map_err(|source| StateError::Parse {
+                path: path.clone(),
+                source,
+            })?;
+        if state.chain != chain {
+            return Err(StateError::WrongChain {
+                path,
+                found: state.chain,
+                chain: chain.to_owned(),
+            });
+        }
+        Ok(Some(state))
     }
 
     /// This chain's state directory.
@@ -143,34 +206,41 @@ impl ChainState {
             .map_or_else(|| Self::dir(&self.chain), |d| d.join(&self.chain))
     }
 
-    /// Writes the state atomically.
+    /// Writes the state atomically into a 0700 state directory (created
+    /// with its ownership marker on first use), as a 0600 file.
     pub fn save(&self) -> Result<(), StateError> {
+        names::check_arg(NameKind::Chain, "chain name", &self.chain)?;
         let dir = self.state_dir();
-        let write = |path: &Path| {
-            let write_error = |source| StateError::Write {
-                path: path.to_owned(),
-                source,
-            };
-            std::fs::create_dir_all(&dir).map_err(write_error)?;
-            let tmp = dir.join("state.json.tmp");
-            let json = serde_json::to_vec_pretty(self).map_err(|source| StateError::Parse {
-                path: path.to_owned(),
-                source,
-            })?;
-            std::fs::write(&tmp, json).map_err(write_error)?;
-            std::fs::rename(&tmp, path).map_err(write_error)
-        };
-        write(&dir.join("state.json"))
+        private_file::ensure_dir(&self.run_dir.clone().unwrap_or_else(run_dir))?;
+        if !is_state_dir(&dir, &self.chain) {
+            // Never adopt a directory someone else put there.
+            if std::fs::symlink_metadata(&dir).is_ok() {
+                return Err(StateError::NotOurs {
+                    path: dir,
+                    action: "move it away and deploy again",
+                });
+            }
+            private_file::ensure_dir(&dir)?;
+            private_file::write_atomic(&dir.join(OWNER_MARKER), self.chain.as_bytes(), 0o600)?;
+        }
+        let path = dir.join("state.json");
+        let json = serde_json::to_vec_pretty(self).map_err(|source| StateError::Parse {
+            path: path.clone(),
+            source,
+        })?;
+        private_file::write_atomic(&path, &json, 0o600)?;
+        Ok(())
     }
 
-    /// Names of every chain with a state directory.
+    /// Names of every chain with a state directory nfvhost created.
     pub fn list() -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(run_dir())
             .into_iter()
             .flatten()
             .flatten()
-            .filter(|e| e.path().join("state.json").exists())
             .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| names::check(NameKind::Chain, n).is_ok())
+            .filter(|n| is_state_dir(&Self::dir(n), n))
             .collect();
         names.sort();
         names
@@ -189,14 +259,147 @@ pub fn vnf_log_path(chain: &str, vnf: &str) -> PathBuf {
         .join(format!("{vnf}.log"))
 }
 
-/// Whether `dir` is an nfvhost state directory.
-pub fn is_state_dir(dir: &Path) -> bool {
-    dir.join("state.json").exists()
+/// Largest state file read.
+const MAX_STATE_FILE: u64 = 16 << 20;
+
+/// Whether `dir` is the state directory nfvhost created for `chain`: a real
+/// directory (not a symlink) owned by us whose ownership marker, a regular
+/// file, names `chain`.
+pub fn is_state_dir(dir: &Path, chain: &str) -> bool {
+    use std::io::Read as _;
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(meta) = std::fs::symlink_metadata(dir) else {
+        return false;
+    };
+    if !meta.file_type().is_dir() || meta.uid() != nix::unistd::geteuid().as_raw() {
+        return false;
+    }
+    let Ok(f) = private_file::open_read(&dir.join(OWNER_MARKER)) else {
+        return false;
+    };
+    if !f.metadata().is_ok_and(|m| m.file_type().is_file()) {
+        return false;
+    }
+    let mut text = String::new();
+    f.take(64).read_to_string(&mut text).is_ok() && text == chain
+}
+
+/// Removes a chain's state directory, only if nfvhost created it.
+pub fn remove_state_dir(chain: &str) -> Result<(), StateError> {
+    names::check_arg(NameKind::Chain, "chain name", chain)?;
+    remove_dir_if_ours(&ChainState::dir(chain), chain)
+}
+
+/// Removes `dir`, the state directory of `chain`, only if nfvhost created it.
+pub fn remove_dir_if_ours(dir: &Path, chain: &str) -> Result<(), StateError> {
+    if std::fs::symlink_metadata(dir).is_err() {
+        return Ok(());
+    }
+    if !is_state_dir(dir, chain) {
+        return Err(StateError::NotOurs {
+            path: dir.to_owned(),
+            action: "left alone",
+        });
+    }
+    // remove_dir_all does not follow symlinks inside the directory.
+    std::fs::remove_dir_all(dir).map_err(|source| StateError::Write {
+        path: dir.to_owned(),
+        source,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Runs `f` with the run dir pointed at a fresh temporary directory.
+    /// The run dir is process-wide (an env var), so these tests serialize.
+    fn with_run_dir(f: impl FnOnce(&Path)) {
+        static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let d = std::env::temp_dir().join(format!("nfvhost-state-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        std::env::set_var("NFVHOST_RUN_DIR", d.join("run"));
+        f(&d);
+        std::env::remove_var("NFVHOST_RUN_DIR");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn state_is_private_and_marked() {
+        use std::os::unix::fs::MetadataExt as _;
+        with_run_dir(|_| {
+            let st = ChainState {
+                chain: "c1".into(),
+                ..Default::default()
+            };
+            st.save().unwrap();
+            let dir = ChainState::dir("c1");
+            assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
+            assert_eq!(std::fs::metadata(run_dir()).unwrap().mode() & 0o777, 0o700);
+            let file = ChainState::path("c1");
+            assert_eq!(std::fs::metadata(&file).unwrap().mode() & 0o777, 0o600);
+            assert!(is_state_dir(&dir, "c1"));
+            assert!(!is_state_dir(&dir, "c2"));
+            assert_eq!(ChainState::list(), vec!["c1".to_owned()]);
+            assert_eq!(ChainState::load("c1").unwrap().unwrap().chain, "c1");
+            remove_state_dir("c1").unwrap();
+            assert!(!dir.exists());
+        });
+    }
+
+    #[test]
+    fn only_marked_state_dirs_are_removed() {
+        with_run_dir(|tmp| {
+            std::fs::create_dir_all(run_dir()).unwrap();
+            // A directory someone else made, with a state.json in it.
+            let foreign = ChainState::dir("other");
+            std::fs::create_dir_all(&foreign).unwrap();
+            std::fs::write(foreign.join("state.json"), b"{}").unwrap();
+            assert!(remove_state_dir("other").is_err());
+            assert!(foreign.join("state.json").exists());
+            assert!(ChainState::load("other").unwrap().is_none());
+            assert!(ChainState::list().is_empty());
+            // Nor is it adopted by a deploy of that name.
+            let st = ChainState {
+                chain: "other".into(),
+                ..Default::default()
+            };
+            assert!(st
+                .save()
+                .unwrap_err()
+                .to_string()
+                .contains("not a state directory"));
+            assert_eq!(std::fs::read(foreign.join("state.json")).unwrap(), b"{}");
+
+            // A symlink to a marked directory elsewhere is not ours either.
+            let victim = tmp.join("victim");
+            std::fs::create_dir_all(&victim).unwrap();
+            std::fs::write(victim.join(OWNER_MARKER), b"evil").unwrap();
+            std::os::unix::fs::symlink(&victim, ChainState::dir("evil")).unwrap();
+            assert!(remove_state_dir("evil").is_err());
+            assert!(victim.join(OWNER_MARKER).exists());
+
+            // Names that would escape the run dir are refused outright.
+            for bad in ["..", "/tmp", "../x", ".", "a/b"] {
+                assert!(remove_state_dir(bad).is_err(), "{bad}");
+                assert!(ChainState::load(bad).is_err(), "{bad}");
+            }
+            assert!(tmp.exists());
+        });
+    }
+
+    #[test]
+    fn recycled_pid_gets_no_pidfd() {
+        let me = ProcRef::of(std::process::id() as i32).unwrap();
+        assert!(me.pidfd().is_some());
+        let other = ProcRef {
+            start_time: me.start_time + 1,
+            ..me
+        };
+        assert!(other.pidfd().is_none());
+    }
 
     #[test]
     fn own_process_is_alive_and_recycled_pid_is_not() {

@@ -16,7 +16,8 @@ use super::metrics::{self, MetricsSource};
 use super::restart::{self, Decision, RestartPolicy};
 use super::state::{vnf_log_path, ChainState, VnfState};
 use crate::datapath::stats::{monotonic_ms, read_heartbeat};
-use crate::logging::host_log;
+use crate::logging::{self, host_log};
+use crate::sys::private_file;
 
 /// Where `/metrics` listens unless the chain file says otherwise.
 pub const DEFAULT_METRICS: &str = "127.0.0.1:9464";
@@ -32,7 +33,11 @@ pub fn failed_marker(state: &ChainState, vnf: &str) -> std::path::PathBuf {
 /// How long a worker may take to report ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
-pub use crate::sys::process::{install_stop_handlers, stop_requested};
+pub use crate::sys::process::{install_stop_handlers, reload_requested, stop_requested};
+
+/// The signal `nfvhost replace` sends the supervisor: re-read the state
+/// file and restart every worker whose module changed.
+pub const RELOAD_SIGNAL: nix::sys::signal::Signal = crate::sys::process::RELOAD_SIGNAL;
 
 struct Worker {
     vnf: VnfState,
@@ -65,20 +70,31 @@ impl Worker {
 
 fn spawn_worker(state: &ChainState, vnf: &VnfState) -> anyhow::Result<Child> {
     let spec_path = state.file(&format!("{}.spec.json", vnf.name));
-    std::fs::write(&spec_path, serde_json::to_vec_pretty(&vnf.spec)?)?;
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(vnf_log_path(&state.chain, &vnf.name))
-        .context("opening the VNF log")?;
-    Command::new(std::env::current_exe()?)
+    private_file::write_atomic(&spec_path, &serde_json::to_vec_pretty(&vnf.spec)?, 0o600)?;
+    let log_path = vnf_log_path(&state.chain, &vnf.name);
+    let mut child = Command::new(std::env::current_exe()?)
         .arg("worker")
         .arg(&spec_path)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(log)
+        .stderr(Stdio::piped())
         .spawn()
-        .with_context(|| format!("starting the worker of {}", vnf.name))
+        .with_context(|| format!("starting the worker of {}", vnf.name))?;
+    // The worker's output reaches its log file through a pump that caps and
+    // rotates it: a module flooding its log cannot fill the run dir.
+    let stderr = child.stderr.take().expect("piped");
+    std::thread::Builder::new()
+        .name("nfv-log".into())
+        .spawn(move || {
+            if let Err(e) = logging::pump(stderr, &log_path, logging::MAX_LOG_FILE) {
+                host_log(
+                    "supervisor",
+                    LogLevel::Error,
+                    &format!("{}: {e}", log_path.display()),
+                );
+            }
+        })?;
+    Ok(child)
 }
 
 /// Waits for a worker's READY line; the rest of its stdout is drained.
@@ -122,6 +138,8 @@ pub fn run(state: &ChainState, on_ready: impl FnOnce()) -> anyhow::Result<()> {
         if let Err(e) = wait_ready(&vnf.name, &mut child) {
             let _ = child.kill();
             let _ = child.wait();
+            // The log pump may still be writing the worker's last lines.
+            std::thread::sleep(Duration::from_millis(200));
             let log = vnf_log_path(&state.chain, &vnf.name);
             bail!("{e}; last lines of {}:\n{}", log.display(), tail(&log, 10));
         }
@@ -145,7 +163,7 @@ pub fn run(state: &ChainState, on_ready: impl FnOnce()) -> anyhow::Result<()> {
             let source = source.clone();
             move || metrics::serve(listener, source)
         })?;
-    std::fs::write(state.file("ready"), addr.to_string())?;
+    private_file::write_atomic(&state.file("ready"), addr.to_string().as_bytes(), 0o600)?;
     host_log(
         &who,
         LogLevel::Info,
@@ -159,6 +177,9 @@ pub fn run(state: &ChainState, on_ready: impl FnOnce()) -> anyhow::Result<()> {
     while !stop_requested() {
         // Short: a dead worker is noticed within this period.
         std::thread::sleep(SUPERVISE_EVERY);
+        if reload_requested() {
+            restart_replaced(state, &mut workers, &who);
+        }
         for w in &mut workers {
             supervise_one(state, w, &who);
         }
@@ -183,6 +204,36 @@ pub fn run(state: &ChainState, on_ready: impl FnOnce()) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Stops (through the supervisor's own child handle, which cannot name a
+/// recycled pid) every worker that `nfvhost replace` marked in the state
+/// file (its generation changed); [`supervise_one`] restarts it on the
+/// module the state file now names.
+fn restart_replaced(state: &ChainState, workers: &mut [Worker], who: &str) {
+    let Ok(Some(fresh)) = ChainState::load(&state.chain) else {
+        return;
+    };
+    for w in workers {
+        let Some(v) = fresh.vnfs.iter().find(|v| v.name == w.vnf.name) else {
+            continue;
+        };
+        if v.generation == w.vnf.generation {
+            continue;
+        }
+        host_log(
+            who,
+            LogLevel::Info,
+            &format!("{} replaced; restarting its worker", v.name),
+        );
+        if let Some(child) = &mut w.child {
+            let _ = child.kill();
+        }
+        // A replace is not a crash: restart at once, with a fresh budget.
+        w.policy = RestartPolicy::default();
+        w.given_up = false;
+        w.next_start = Instant::now();
+    }
 }
 
 /// Restarts a worker that exited, or that stopped beating (hung), as the

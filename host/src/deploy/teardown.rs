@@ -4,15 +4,15 @@
 //! namespaces named `nfv-<chain>-*` and the cgroups under `nfvhost/<chain>/`
 //! of the cgroup mount, even if the state file says otherwise.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 
-use super::state::{ChainState, ProcRef, StateError};
+use super::state::{self, ChainState, ProcRef, StateError};
 use super::{cgroup_path, netns_name};
 use crate::sys::cgroup::Cgroup;
 use crate::sys::os::{LinuxOs, Os};
+use crate::sys::pidfd::Pidfd;
 
 /// What teardown removed, for the message to the user.
 #[derive(Debug, Default)]
@@ -29,12 +29,6 @@ pub enum TeardownError {
     /// state directory is kept so that `destroy` can try again.
     #[error("teardown of {chain} left things behind:\n  {}", left.join("\n  "))]
     LeftBehind { chain: String, left: Vec<String> },
-    /// The state directory could not be removed.
-    #[error("removing {path}: {source}")]
-    StateDir {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
     #[error(transparent)]
     State(#[from] StateError),
 }
@@ -61,23 +55,24 @@ fn is_parent_dir(c: std::path::Component<'_>) -> bool {
     matches!(c, std::path::Component::ParentDir)
 }
 
-/// Stops a process we started: SIGTERM, then SIGKILL after `grace`.
+/// Stops a process we started: SIGTERM, then SIGKILL after `grace`. The
+/// signals go through a pidfd checked against the recorded start time, so
+/// a recycled pid is never signalled.
 pub fn stop_process(p: ProcRef, grace: Duration) -> bool {
-    if !p.alive() {
+    match p.pidfd() {
+        Some(fd) => stop_pidfd(&fd, grace),
+        None => false,
+    }
+}
+
+/// Stops the process behind `fd`: SIGTERM, then SIGKILL after `grace`.
+pub fn stop_pidfd(fd: &Pidfd, grace: Duration) -> bool {
+    if fd.signal(Signal::SIGTERM).is_err() {
         return false;
     }
-    let pid = Pid::from_raw(p.pid);
-    let _ = kill(pid, Signal::SIGTERM);
-    let deadline = Instant::now() + grace;
-    while p.alive() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    if p.alive() {
-        let _ = kill(pid, Signal::SIGKILL);
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while p.alive() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+    if !fd.wait_exit(grace) {
+        let _ = fd.signal(Signal::SIGKILL);
+        fd.wait_exit(Duration::from_secs(2));
     }
     true
 }
@@ -87,9 +82,11 @@ pub fn teardown(state: &ChainState) -> Result<Removed, TeardownError> {
     teardown_on(&LinuxOs::default(), state)
 }
 
-/// Tears down everything `state` records, then removes the state directory.
-/// Also sweeps namespaces named after the chain that the state may have
-/// missed (a deploy killed between creating one and saving the state).
+/// Tears down everything `state` records, then removes the state directory
+/// (only if nfvhost created it). Exactly the namespaces the state records
+/// are deleted, and only those named `nfv-<chain>-*`: a sweep by prefix
+/// would catch other chains' namespaces (`nfv-a-b-x` is node `b-x` of chain
+/// `a` and node `x` of chain `a-b`).
 pub fn teardown_on(os: &dyn Os, state: &ChainState) -> Result<Removed, TeardownError> {
     let mut removed = Removed::default();
     let mut errors = Vec::new();
@@ -120,10 +117,12 @@ pub fn teardown_on(os: &dyn Os, state: &ChainState) -> Result<Removed, TeardownE
     // Workers live in the VNF cgroups; anything still there is ours.
     for cg in &cgroups {
         for pid in os.cgroup_procs(cg) {
-            if let Some(p) = ProcRef::of(pid) {
-                if stop_process(p, Duration::from_secs(2)) {
-                    removed.processes += 1;
-                }
+            // Open first, then see the pid still in the cgroup and the
+            // process not exited: the descriptor names that member.
+            let Ok(fd) = Pidfd::open(pid) else { continue };
+            let member = os.cgroup_procs(cg).contains(&pid);
+            if member && !fd.exited() && stop_pidfd(&fd, Duration::from_secs(2)) {
+                removed.processes += 1;
             }
         }
     }
@@ -139,11 +138,6 @@ pub fn teardown_on(os: &dyn Os, state: &ChainState) -> Result<Removed, TeardownE
             ));
         }
     }
-    names.extend(
-        os.list_netns()
-            .into_iter()
-            .filter(|n| owns_netns(&state.chain, n) && !state.namespaces.contains(n)),
-    );
     for ns in names {
         if !os.netns_exists(&ns) {
             continue;
@@ -180,11 +174,7 @@ pub fn teardown_on(os: &dyn Os, state: &ChainState) -> Result<Removed, TeardownE
     }
 
     if errors.is_empty() {
-        let dir = state.state_dir();
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir)
-                .map_err(|source| TeardownError::StateDir { path: dir, source })?;
-        }
+        state::remove_dir_if_ours(&state.state_dir(), &state.chain)?;
         Ok(removed)
     } else {
         Err(TeardownError::LeftBehind {

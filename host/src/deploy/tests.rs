@@ -401,28 +401,28 @@ fn teardown_removes_what_execute_created_and_the_state_directory() {
         let run = tempfile::tempdir().unwrap();
         let mut state = state_in(run.path(), &chain);
         execute(&fake, &plan(&chain), &mut state, &mut |_| {}).unwrap();
-        // A deploy killed before saving left a namespace only the sweep finds;
-        // other chains' and strangers' namespaces stay.
-        let stray = format!("nfv-{}-stray", chain.name);
-        fake.add_foreign_netns(&stray);
+        // Only the recorded namespaces go: `nfv-<chain>-x` may be node `x`
+        // of this chain or node of chain `<chain>-…` (`nfv-a-b-x` is both
+        // `b-x` of `a` and `x` of `a-b`), so no sweep by prefix; other
+        // chains' and strangers' namespaces stay.
+        let other_chain = format!("nfv-{}-b-h1", chain.name);
+        fake.add_foreign_netns(&other_chain);
         fake.add_foreign_netns("nfv-other-h1");
         fake.add_foreign_netns("somebody-else");
 
         let removed = teardown_on(&fake, &state).unwrap();
-        assert_eq!(removed.namespaces, state.namespaces.len() + 1, "{file}");
+        assert_eq!(removed.namespaces, state.namespaces.len(), "{file}");
         assert_eq!(removed.cgroups, chain.vnfs.len(), "{file}");
-        assert_eq!(
-            fake.namespaces(),
-            ["nfv-other-h1", "somebody-else"],
-            "{file}"
-        );
+        let mut left = vec![other_chain, "nfv-other-h1".into(), "somebody-else".into()];
+        left.sort();
+        assert_eq!(fake.namespaces(), left, "{file}");
         assert!(fake.links().is_empty(), "{file}");
         assert!(!fake.cgroup_exists("nfvhost"), "{file}");
         assert!(!run.path().join(&chain.name).exists(), "{file}");
         // Idempotent.
         let again = teardown_on(&fake, &state).unwrap();
         assert_eq!(again.namespaces, 0);
-        assert!(fake.namespaces().len() == 2 && !fake.cgroup_exists("nfvhost"));
+        assert!(fake.namespaces().len() == 3 && !fake.cgroup_exists("nfvhost"));
     }
 }
 

@@ -137,7 +137,8 @@ enum Phase {
 pub(super) struct HostState {
     limits: StoreLimits,
     log_level: LogLevel,
-    vnf: String,
+    /// The module's log: rate-limited, cut and escaped.
+    log: crate::logging::ModuleLog,
     port_count: u16,
     phase: Phase,
     epoch_origin: Instant,
@@ -158,6 +159,12 @@ pub struct VnfInstance {
     slot_base: usize,
     limits: InstanceLimits,
     port_count: u16,
+}
+
+fn read_bytes(data: &[u8], ptr: i32, len: i32) -> Option<&[u8]> {
+    let start = usize::try_from(ptr).ok()?;
+    let len = usize::try_from(len).ok()?;
+    data.get(start..start.checked_add(len)?)
 }
 
 fn read_str(data: &[u8], ptr: i32, len: i32) -> Option<&str> {
@@ -189,9 +196,8 @@ pub(super) fn build_linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker
             if level > state.log_level {
                 return;
             }
-            let msg =
-                read_str(data, ptr, len).unwrap_or("<log message outside memory or not UTF-8>");
-            crate::logging::vnf_log(&state.vnf, level, msg);
+            let msg = read_bytes(data, ptr, len).unwrap_or(b"<log message outside memory>");
+            state.log.log(level, msg);
         },
     )?;
 
@@ -341,7 +347,7 @@ impl VnfInstance {
                 .table_elements(MAX_TABLE_ELEMENTS)
                 .build(),
             log_level: limits.log_level,
-            vnf: vnf.to_string(),
+            log: crate::logging::ModuleLog::new(vnf),
             port_count,
             phase: Phase::Init,
             epoch_origin: Instant::now(),

@@ -69,6 +69,12 @@ pub enum LoadError {
         path: PathBuf,
         error: wasmtime::Error,
     },
+    /// The path is not a regular file.
+    #[error("{0}: not a regular file; a module must be a .wasm file")]
+    NotAFile(PathBuf),
+    /// The file is larger than [`MAX_MODULE_SIZE`].
+    #[error("{0}: {1} bytes; modules are limited to {max} MiB", max = MAX_MODULE_SIZE >> 20)]
+    TooLarge(PathBuf, u64),
     /// The module does not speak our ABI.
     #[error("{path}: {source}")]
     Abi { path: PathBuf, source: AbiError },
@@ -178,11 +184,10 @@ impl Engine {
     }
 
     /// Reads, compiles (or fetches from the cache) and ABI-checks a module.
+    /// Only a regular file of at most [`MAX_MODULE_SIZE`] bytes is read (a
+    /// FIFO, device or directory is refused without blocking on it).
     pub fn load(&self, path: &Path) -> Result<LoadedModule, LoadError> {
-        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let bytes = read_module(path)?;
         self.load_bytes(path, &bytes)
     }
 
@@ -234,5 +239,71 @@ impl Engine {
             from_cache,
             pre,
         })
+    }
+}
+
+/// Largest `.wasm` file accepted.
+pub const MAX_MODULE_SIZE: u64 = 32 << 20;
+
+fn read_module(path: &Path) -> Result<Vec<u8>, LoadError> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let err = |source| LoadError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    // O_NONBLOCK: opening a FIFO must not wait for a writer.
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(err)?;
+    let meta = f.metadata().map_err(err)?;
+    if !meta.file_type().is_file() {
+        return Err(LoadError::NotAFile(path.to_owned()));
+    }
+    if meta.len() > MAX_MODULE_SIZE {
+        return Err(LoadError::TooLarge(path.to_owned(), meta.len()));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    f.take(MAX_MODULE_SIZE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(err)?;
+    if bytes.len() as u64 > MAX_MODULE_SIZE {
+        return Err(LoadError::TooLarge(path.to_owned(), bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_bounded_regular_files_are_read_as_modules() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("m.wasm");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let started = std::time::Instant::now();
+        assert!(matches!(read_module(&fifo), Err(LoadError::NotAFile(_))));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        assert!(matches!(
+            read_module(dir.path()),
+            Err(LoadError::NotAFile(_))
+        ));
+        assert!(matches!(
+            read_module(Path::new("/dev/zero")),
+            Err(LoadError::NotAFile(_))
+        ));
+        let big = dir.path().join("big.wasm");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(MAX_MODULE_SIZE + 1)
+            .unwrap();
+        let e = read_module(&big).unwrap_err();
+        assert!(e.to_string().contains("limited to 32 MiB"), "{e}");
+        let ok = dir.path().join("ok.wasm");
+        std::fs::write(&ok, b"\0asm").unwrap();
+        assert_eq!(read_module(&ok).unwrap(), b"\0asm");
     }
 }

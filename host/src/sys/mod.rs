@@ -24,6 +24,8 @@ mod ifreq;
 pub mod link;
 pub mod netns;
 pub mod os;
+pub mod pidfd;
+pub mod private_file;
 pub mod privilege;
 pub mod process;
 pub mod seccomp;

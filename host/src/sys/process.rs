@@ -51,19 +51,40 @@ pub fn new_session_in_netns_on_exec(cmd: &mut Command, ns: &NetNs) -> io::Result
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
+static RELOAD: AtomicBool = AtomicBool::new(false);
+
+/// The signal that sets the reload flag ([`reload_requested`]).
+pub const RELOAD_SIGNAL: nix::sys::signal::Signal = nix::sys::signal::Signal::SIGUSR1;
 
 extern "C" fn on_stop_signal(_: libc::c_int) {
     STOP.store(true, Relaxed);
 }
 
+extern "C" fn on_reload_signal(_: libc::c_int) {
+    RELOAD.store(true, Relaxed);
+}
+
 /// Installs handlers for SIGTERM and SIGINT that set the stop flag
-/// ([`stop_requested`]) instead of killing the process.
+/// ([`stop_requested`]) instead of killing the process, and for
+/// [`RELOAD_SIGNAL`] that sets the reload flag.
 pub fn install_stop_handlers() {
     for sig in [libc::SIGTERM, libc::SIGINT] {
         // SAFETY: the handler only stores to an atomic (async-signal-safe)
         // and has the signature signal(2) expects.
         unsafe { libc::signal(sig, on_stop_signal as *const () as libc::sighandler_t) };
     }
+    // SAFETY: as above.
+    unsafe {
+        libc::signal(
+            RELOAD_SIGNAL as libc::c_int,
+            on_reload_signal as *const () as libc::sighandler_t,
+        )
+    };
+}
+
+/// Whether [`RELOAD_SIGNAL`] arrived since the last call (clears the flag).
+pub fn reload_requested() -> bool {
+    RELOAD.swap(false, Relaxed)
 }
 
 /// Whether SIGTERM or SIGINT arrived since [`install_stop_handlers`].

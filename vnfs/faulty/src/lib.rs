@@ -4,7 +4,9 @@
 //! to `spin_on_udp_port` (it loops forever, which the host's deadline
 //! interrupts), `grow_on_udp_port` (it allocates without bound, until the
 //! host's memory limit refuses) and `recurse_on_udp_port` (it recurses
-//! without bound, until the stack overflows).
+//! without bound, until the stack overflows). With `flood_log: true` it
+//! logs a 64 KiB line, with a newline and an escape sequence in it, for
+//! every frame it forwards.
 //!
 //! ```yaml
 //! config:
@@ -12,6 +14,7 @@
 //!   spin_on_udp_port: 6667   # optional
 //!   grow_on_udp_port: 6668   # optional
 //!   recurse_on_udp_port: 6669 # optional
+//!   flood_log: false         # optional
 //! ```
 
 use serde::Deserialize;
@@ -29,6 +32,8 @@ pub struct Config {
     pub grow_on_udp_port: Option<u16>,
     #[serde(default)]
     pub recurse_on_udp_port: Option<u16>,
+    #[serde(default)]
+    pub flood_log: bool,
 }
 
 /// Allocates 1 MiB blocks and keeps them until allocation fails (which
@@ -52,9 +57,14 @@ fn recurse(depth: u64) -> u64 {
     recurse(depth + 1).wrapping_add(buf[(depth % 64) as usize])
 }
 
+/// Bytes of each line logged with `flood_log`.
+pub const FLOOD_LINE: usize = 64 * 1024;
+
 pub struct Faulty {
     config: Config,
     forwarded: Counter,
+    /// The line logged per frame with `flood_log`, built once.
+    flood_line: String,
 }
 
 /// The UDP destination port of an IPv4/UDP frame, if it is one.
@@ -78,7 +88,18 @@ impl Vnf for Faulty {
             return Err(ConfigError::at("", "faulty needs exactly two ports"));
         }
         let forwarded = ctx.counter("faulty_forwarded", "Frames passed to the other port.");
-        Ok(Faulty { config, forwarded })
+        let flood_line = if config.flood_log {
+            let mut line = String::from("flood\nFORGED ERROR line\x1b[2J");
+            line.extend(core::iter::repeat_n('x', FLOOD_LINE - line.len()));
+            line
+        } else {
+            String::new()
+        };
+        Ok(Faulty {
+            config,
+            forwarded,
+            flood_line,
+        })
     }
 
     fn process(&mut self, _ctx: &mut Context, frame: &mut Frame<'_>) -> Verdict {
@@ -98,6 +119,9 @@ impl Vnf for Faulty {
         if port.is_some() && port == self.config.recurse_on_udp_port {
             core::hint::black_box(recurse(0));
         }
+        if self.config.flood_log {
+            log_info!("{}", self.flood_line);
+        }
         self.forwarded.inc();
         Verdict::Forward(1 - frame.in_port())
     }
@@ -116,6 +140,16 @@ mod tests {
         assert_eq!(h.process(0, &[0u8; 60]).verdict, Verdict::Forward(1));
         assert_eq!(h.process(1, &[0u8; 60]).verdict, Verdict::Forward(0));
         assert_eq!(h.counter("faulty_forwarded"), Some(2));
+    }
+
+    #[test]
+    fn flood_log_logs_a_64k_line_per_frame() {
+        let mut h =
+            Harness::<Faulty>::new(&["a", "b"], serde_json::json!({ "flood_log": true })).unwrap();
+        assert_eq!(h.process(0, &[0u8; 60]).verdict, Verdict::Forward(1));
+        let logs = h.logs();
+        assert_eq!(logs.len(), 1);
+        assert_eq!(logs[0].1.len(), FLOOD_LINE);
     }
 
     #[test]

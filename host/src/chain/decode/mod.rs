@@ -21,11 +21,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use super::error::ChainErrors;
+use super::names::NameKind;
 use super::spec::{ChainSpec, Span};
 use super::yaml::{LoadError, Node};
 use fields::Ctx;
 use nodes::{host, vnf};
-use values::check_node_name;
+use values::check_name;
 use wiring::{chain_links, link, NodeInfo, Wiring};
 
 pub use keys::schema;
@@ -69,7 +70,7 @@ fn chain(cx: &mut Ctx, file: &str, root: &Node) -> Option<ChainSpec> {
     let mut name = String::new();
     if let Some(n) = f.get("name") {
         if let Some(s) = cx.name(n, "`name`") {
-            check_node_name(cx, n.span, &s, "chain name", MAX_CHAIN_NAME);
+            check_name(cx, n.span, NameKind::Chain, &s, "chain name");
             name = s;
         }
     }
@@ -115,7 +116,7 @@ fn chain(cx: &mut Ctx, file: &str, root: &Node) -> Option<ChainSpec> {
                 let Some(hname) = cx.name(k, "a host name") else {
                     continue;
                 };
-                check_node_name(cx, k.span, &hname, "host name", MAX_NODE_NAME);
+                check_name(cx, k.span, NameKind::Node, &hname, "host name");
                 let fresh = register(cx, &hname, k.span, "host");
                 let host = host(cx, k.span, hname, v);
                 if fresh {
@@ -144,7 +145,7 @@ fn chain(cx: &mut Ctx, file: &str, root: &Node) -> Option<ChainSpec> {
                 let Some(vname) = cx.name(k, "a VNF name") else {
                     continue;
                 };
-                check_node_name(cx, k.span, &vname, "VNF name", MAX_NODE_NAME);
+                check_name(cx, k.span, NameKind::Node, &vname, "VNF name");
                 let fresh = register(cx, &vname, k.span, "VNF");
                 let (vnf, port_spans) = vnf(cx, base, k.span, vname, v);
                 if fresh {

@@ -12,8 +12,9 @@ use super::super::yaml::{Node, NodeValue};
 use super::fields::Ctx;
 use super::keys;
 use super::values::{
-    check_ifname, parse_mac, size, to_json, MAX_CPU, MAX_WASM_MEMORY, MIN_MEMORY, MIN_WASM_MEMORY,
+    check_name, parse_mac, size, to_json, MAX_CPU, MAX_WASM_MEMORY, MIN_MEMORY, MIN_WASM_MEMORY,
 };
+use crate::chain::names::NameKind;
 
 pub(super) fn host(cx: &mut Ctx, span: Span, name: String, node: &Node) -> HostSpec {
     let what = format!("host `{name}`");
@@ -45,7 +46,7 @@ pub(super) fn host(cx: &mut Ctx, span: Span, name: String, node: &Node) -> HostS
                 let Some(iname) = cx.name(k, "an interface name") else {
                     continue;
                 };
-                check_ifname(cx, k.span, &iname, "interface name");
+                check_name(cx, k.span, NameKind::Interface, &iname, "interface name");
                 let iface = interface(cx, &what, k.span, iname, v);
                 for (c, s) in iface.1 {
                     subnets.push((c, s, host.interfaces.len()));
@@ -278,11 +279,7 @@ pub(super) fn vnf(
                     format!("module `{text}` is neither a shipped VNF name nor a .wasm file"),
                     "a module path must end in `.wasm` (relative to the chain file's directory)",
                 );
-            } else if text.is_empty()
-                || !text
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-            {
+            } else if !crate::chain::names::is_builtin_module(text) {
                 cx.hint(
                     m.span,
                     format!("`{text}` is not a valid shipped VNF name"),
@@ -300,12 +297,23 @@ pub(super) fn vnf(
             if items.is_empty() {
                 cx.err(p.span, format!("{what} has no ports; give at least one"));
             }
+            if items.len() > nfvhost_abi::MAX_PORTS {
+                cx.hint(
+                    p.span,
+                    format!(
+                        "{what} has {} ports; the limit is {}",
+                        items.len(),
+                        nfvhost_abi::MAX_PORTS
+                    ),
+                    "split the function over several VNFs",
+                );
+            }
             let mut seen: HashMap<String, Span> = HashMap::new();
             for item in items {
                 let Some(port) = cx.name(item, "a port name") else {
                     continue;
                 };
-                check_ifname(cx, item.span, &port, "port name");
+                check_name(cx, item.span, NameKind::Interface, &port, "port name");
                 if let Some(first) = seen.get(&port) {
                     cx.err(
                         item.span,

@@ -7,12 +7,8 @@ use super::super::spec::{Ipv4Cidr, Span};
 use super::super::yaml::{Node, NodeValue};
 use super::fields::Ctx;
 
-/// Longest chain name (it prefixes namespace names).
-pub const MAX_CHAIN_NAME: usize = 12;
-/// Longest host or VNF name.
-pub const MAX_NODE_NAME: usize = 15;
-/// Longest interface / port name (Linux IFNAMSIZ - 1).
-pub const MAX_IFNAME: usize = 15;
+use crate::chain::names::{self, NameKind};
+pub use crate::chain::names::{MAX_CHAIN_NAME, MAX_IFNAME, MAX_NODE_NAME};
 /// Smallest `memory:` limit.
 pub const MIN_MEMORY: u64 = 4 << 20;
 /// Smallest `wasm_memory:` (one wasm page).
@@ -67,56 +63,14 @@ impl Ctx<'_> {
     }
 }
 
-pub(super) fn is_node_name(s: &str, max: usize) -> bool {
-    !s.is_empty()
-        && s.len() <= max
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-}
-
-pub(super) fn is_ifname(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= MAX_IFNAME
-        && s != "."
-        && s != ".."
-        && !s
-            .chars()
-            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
-}
-
-pub(super) fn check_node_name(cx: &mut Ctx, span: Span, name: &str, what: &str, max: usize) {
-    if !is_node_name(name, max) {
-        let why = if name.len() > max {
-            format!("is {} characters long; the limit is {max}", name.len())
-        } else {
-            "has characters that are not allowed".to_owned()
-        };
+/// Reports `name` at `span` unless it follows the rule for `kind` (see
+/// [`names`]).
+pub(super) fn check_name(cx: &mut Ctx, span: Span, kind: NameKind, name: &str, what: &str) {
+    if let Err(why) = names::check(kind, name) {
         cx.hint(
             span,
-            format!("{what} `{name}` {why}"),
-            format!(
-                "use lowercase letters, digits and `-`, starting with a letter or digit, \
-                 at most {max} characters"
-            ),
-        );
-    }
-}
-
-pub(super) fn check_ifname(cx: &mut Ctx, span: Span, name: &str, what: &str) {
-    if !is_ifname(name) {
-        let why = if name.len() > MAX_IFNAME {
-            format!(
-                "is {} characters long; Linux allows at most {MAX_IFNAME}",
-                name.len()
-            )
-        } else {
-            "is not a valid Linux interface name".to_owned()
-        };
-        cx.hint(
-            span,
-            format!("{what} `{name}` {why}"),
-            "use 1 to 15 characters without `/`, `:` or whitespace, e.g. `eth0` or `lan`",
+            format!("{what} `{}` {why}", name.escape_default()),
+            kind.rule(),
         );
     }
 }

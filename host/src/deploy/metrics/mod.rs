@@ -92,13 +92,23 @@ pub struct VnfRow<'a> {
 }
 
 impl VnfRow<'_> {
-    /// Whether the pid the worker published is a live process.
+    /// Whether the pid the worker published (so not trusted) is a live
+    /// process of the VNF: a pidfd opened on it, then the pid seen in the
+    /// VNF's cgroup while the pidfd's process has not exited. A recycled or
+    /// forged pid is never reported up.
     pub fn worker_alive(&self) -> bool {
         let pid = self
             .segment
             .as_ref()
             .map_or(0, |s| s.pid.load(Relaxed) as i32);
-        pid > 0 && ProcRef::of(pid).is_some_and(|p| p.alive())
+        let Ok(fd) = crate::sys::pidfd::Pidfd::open(pid) else {
+            return false;
+        };
+        let member = match &self.source.cgroup {
+            Some(cg) => cg.procs().is_ok_and(|p| p.contains(&pid)),
+            None => ProcRef::of(pid).is_some_and(|p| p.alive()),
+        };
+        member && !fd.exited()
     }
 }
 
