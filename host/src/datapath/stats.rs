@@ -2,7 +2,7 @@
 //! with relaxed atomic stores and the supervisor maps read-only, so a scrape
 //! never asks the worker anything (the model is VPP's stats segment).
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;

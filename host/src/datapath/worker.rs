@@ -42,7 +42,7 @@ pub enum WorkerError {
     MetricNames {
         vnf: String,
         path: PathBuf,
-        source: crate::sys::private_file::PrivateFileError,
+        source: std::io::Error,
     },
     #[error("waiting for frames: {0}")]
     Poll(std::io::Error),
