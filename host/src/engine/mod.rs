@@ -225,6 +225,15 @@ impl Engine {
             path: path.to_owned(),
             source,
         })?;
+        // Build the copy-on-write memory image now (it takes a memfd when
+        // the module is not file-backed), not at the first instantiation,
+        // which a worker makes inside its seccomp sandbox.
+        module
+            .initialize_copy_on_write_image()
+            .map_err(|error| LoadError::Compile {
+                path: path.to_owned(),
+                error,
+            })?;
         let pre = self
             .linker
             .instantiate_pre(&module)
