@@ -210,6 +210,9 @@ fn destroy_removes_everything_and_is_idempotent() {
         assert!(!std::path::Path::new("/run/nfvhost/basic").exists());
         drop(chain); // destroys again: must succeed on nothing
     }
+    // Serialized with the other deploying tests: a destroy while another
+    // test deploys `basic` now fails fast on the chain's lock, by design.
+    let _serial = crate::support::deploy_lock();
     run_ok(crate::support::nfvhost().args(["destroy", "--chain", "basic"]));
 }
 
