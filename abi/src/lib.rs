@@ -339,6 +339,8 @@ closed_enum! {
         TxError = 67 => "tx_error",
         /// Host: the module's call exceeded its time budget.
         Timeout = 68 => "timeout",
+        /// Host: the egress port is down (its link was deleted or set down).
+        PortDown = 69 => "port_down",
     }
 }
 

@@ -10,11 +10,14 @@
 //! - [`transmit`]: sending a group of frames out of a port, checked, with
 //!   offload state completed in software ([`offload`]) where the port
 //!   cannot carry it.
+//! - [`health`]: ports whose link went away: down, out of the poll set,
+//!   looked at again once a second.
 //! - [`sandbox`]: dropping the worker's privileges once it is set up.
 //! - `sys`: every system call of the data path; the only place `unsafe` is
 //!   allowed.
 #![deny(unsafe_code)]
 
+pub mod health;
 pub mod offload;
 pub mod port;
 pub mod sandbox;

@@ -22,6 +22,16 @@ const MAX_SUPER_FRAME: usize = ETH_HEADER + VLAN_TAG + 65_535;
 #[derive(Debug, Default)]
 pub struct TxScratch {
     soft: Segments,
+    /// The last [`send`] met an error that says the port's link is gone
+    /// or down (see [`super::health::link_gone`]).
+    link_gone: bool,
+}
+
+impl TxScratch {
+    /// Whether the last [`send`] found the port's link gone or down.
+    pub fn link_gone(&self) -> bool {
+        self.link_gone
+    }
 }
 
 /// Where the wire frames for one input frame come from.
@@ -92,6 +102,7 @@ pub fn send(
         };
     }
 
+    tx.link_gone = false;
     let mut wire = Wire::new();
     let mut failed = [false; nfvhost_abi::MAX_BATCH];
     let soft = &tx.soft;
@@ -120,6 +131,7 @@ pub fn send(
         }
     }
     wire.flush(port, counters, &mut failed);
+    tx.link_gone = wire.link_gone;
     failed[..n].iter().filter(|f| !**f).count()
 }
 
@@ -130,6 +142,8 @@ struct Wire<'a> {
     headers: [VnetHeader; nfvhost_abi::MAX_BATCH],
     owner: [usize; nfvhost_abi::MAX_BATCH],
     len: usize,
+    /// A send failed because the link is gone: nothing more is tried.
+    link_gone: bool,
 }
 
 impl<'a> Wire<'a> {
@@ -139,6 +153,7 @@ impl<'a> Wire<'a> {
             headers: [VnetHeader::NONE; nfvhost_abi::MAX_BATCH],
             owner: [0; nfvhost_abi::MAX_BATCH],
             len: 0,
+            link_gone: false,
         }
     }
 
@@ -171,13 +186,18 @@ impl<'a> Wire<'a> {
     /// Sends what is queued; marks the owners of frames not sent as failed.
     fn flush(&mut self, port: &mut dyn Port, counters: &PortCounters, failed: &mut [bool]) {
         let mut ok = [true; nfvhost_abi::MAX_BATCH];
-        send_all(
+        if self.link_gone {
+            counters.refuse(TxRefusal::Kernel, self.len as u64);
+            ok[..self.len].fill(false);
+        } else {
+            self.link_gone = send_all(
             port,
             counters,
             &self.frames[..self.len],
-            &self.headers[..self.len],
-            &mut ok,
-        );
+                &self.headers[..self.len],
+                &mut ok,
+            );
+        }
         for k in 0..self.len {
             if !ok[k] {
                 failed[self.owner[k]] = true;
@@ -190,27 +210,33 @@ impl<'a> Wire<'a> {
 /// Hands `frames` to the port until all are sent or the socket is full.
 /// A frame the kernel refuses is counted (`kernel`) and skipped; when the
 /// buffer is full the rest are counted (`busy`). `ok[k]` says whether frame
-/// `k` was sent.
+/// `k` was sent. An error that says the link is gone ends the call: the
+/// frames left are refused (`kernel`) and it returns true.
 fn send_all(
     port: &mut dyn Port,
     counters: &PortCounters,
     frames: &[&[u8]],
     headers: &[VnetHeader],
     ok: &mut [bool],
-) {
+) -> bool {
     let mut i = 0;
     while i < frames.len() {
         match port.send_batch(&frames[i..], &headers[i..]) {
             Ok(0) => {
                 counters.refuse(TxRefusal::Busy, (frames.len() - i) as u64);
                 ok[i..frames.len()].fill(false);
-                return;
+                return false;
             }
             Ok(sent) => {
                 counters.tx_packets.fetch_add(sent as u64, Relaxed);
                 let bytes: usize = frames[i..i + sent].iter().map(|f| f.len()).sum();
                 counters.tx_bytes.fetch_add(bytes as u64, Relaxed);
                 i += sent;
+            }
+            Err(e) if super::health::link_gone(&e) => {
+                counters.refuse(TxRefusal::Kernel, (frames.len() - i) as u64);
+                ok[i..frames.len()].fill(false);
+                return true;
             }
             Err(_) => {
                 counters.refuse(TxRefusal::Kernel, 1);
@@ -219,6 +245,7 @@ fn send_all(
             }
         }
     }
+    false
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use nfvhost_abi::{DropReason, LogLevel, MAX_BATCH};
 
+use super::health::{self, PortHealth};
 use super::port::Port;
 use super::stats::StatsLayout;
 use super::sys::fd::PollSet;
@@ -117,6 +118,11 @@ pub struct Worker<'s> {
     mtus: Vec<u32>,
     /// Frames completed or segmented in software on their way out.
     tx: TxScratch,
+    /// Ports whose link went away.
+    health: PortHealth,
+    /// The ports' descriptors, entry `i` for port `i`; a down port's entry
+    /// is taken out.
+    poll_set: PollSet,
 }
 
 impl<'s> Worker<'s> {
@@ -141,6 +147,7 @@ impl<'s> Worker<'s> {
         let instance = instantiator.instantiate(ports.len() as u16)?;
         stats.instance_generation.fetch_add(1, Relaxed);
         let size = instance.batch_size();
+        let poll_set = PollSet::new(ports.iter().map(|p| p.readable_fd()));
         Ok(Worker {
             ports,
             stats,
@@ -152,6 +159,8 @@ impl<'s> Worker<'s> {
             metric_values: Vec::new(),
             mtus: vec![NO_MTU; port_count],
             tx: TxScratch::default(),
+            health: PortHealth::new(port_count),
+            poll_set,
         })
     }
 
@@ -178,14 +187,14 @@ impl<'s> Worker<'s> {
         stop: impl Fn() -> bool,
     ) -> Result<(), WorkerError> {
         let mut next_tick = Instant::now() + tick_every;
-        let mut poll_set = PollSet::new(self.ports.iter().filter_map(|p| p.readable_fd()));
         // After a batch that brought frames, read again before sleeping: under
         // load the sockets are rarely empty, and poll() would be a wasted call.
         let mut busy = false;
         while !stop() {
             if !busy && !busy_poll && !self.ports.iter().any(|p| p.has_pending()) {
                 let timeout = next_tick.saturating_duration_since(Instant::now());
-                poll_set.wait(timeout).map_err(WorkerError::Poll)?;
+                self.poll_set.wait(timeout).map_err(WorkerError::Poll)?;
+                self.take_faulted_ports_down();
             }
             busy = self.poll_once()? > 0;
             if Instant::now() >= next_tick {
@@ -242,6 +251,7 @@ impl<'s> Worker<'s> {
             }
         }
         self.publish_gauges();
+        self.recheck_down_ports();
         for (port, counters) in self.ports.iter_mut().zip(&self.stats.ports) {
             let drops = port.take_kernel_drops();
             if drops > 0 {
@@ -249,6 +259,61 @@ impl<'s> Worker<'s> {
             }
         }
         Ok(())
+    }
+
+    /// Takes down every port whose descriptor the last wait found broken.
+    fn take_faulted_ports_down(&mut self) {
+        let mut faulted = [false; nfvhost_abi::MAX_PORTS];
+        for i in self.poll_set.faulted() {
+            faulted[i] = true;
+        }
+        for (i, _) in faulted.iter().enumerate().filter(|(_, f)| **f) {
+            self.port_down(i, "its descriptor reports an error");
+        }
+    }
+
+    /// Marks port `i` down: out of the poll set, `up` 0, frames to it
+    /// dropped as `port_down` until [`Worker::recheck_down_ports`] finds
+    /// its link back.
+    fn port_down(&mut self, i: usize, why: &str) {
+        if !self.health.mark_down(i, Instant::now()) {
+            return;
+        }
+        self.poll_set.set_enabled(i, false);
+        self.stats.ports[i].up.store(0, Relaxed);
+        host_log(
+            &self.instantiator.vnf,
+            LogLevel::Warn,
+            &format!(
+                "port {} is down ({why}); frames to it are dropped as port_down; \
+                 looking again every {} s",
+                self.ports[i].name(),
+                health::RETRY_EVERY.as_secs()
+            ),
+        );
+    }
+
+    /// Asks every down port that is due whether its link is back.
+    fn recheck_down_ports(&mut self) {
+        let now = Instant::now();
+        let mut due = [false; nfvhost_abi::MAX_PORTS];
+        for i in self.health.due(now) {
+            due[i] = true;
+        }
+        for (i, _) in due.iter().enumerate().filter(|(_, d)| **d) {
+            if self.ports[i].recheck() {
+                self.health.mark_up(i);
+                self.poll_set.set_enabled(i, true);
+                self.stats.ports[i].up.store(1, Relaxed);
+                host_log(
+                    &self.instantiator.vnf,
+                    LogLevel::Info,
+                    &format!("port {} is up again", self.ports[i].name()),
+                );
+            } else {
+                self.health.mark_down(i, now);
+            }
+        }
     }
 
     /// Counts the trap, logs `message` and replaces the instance.
@@ -269,10 +334,14 @@ impl<'s> Worker<'s> {
         for (cell, slot) in slots.iter_mut().zip(self.instance.slots_mut()) {
             *cell = slot;
         }
+        let mut gone = [false; nfvhost_abi::MAX_PORTS];
         for (port_index, port) in self.ports.iter_mut().enumerate() {
             let filled = self.batch.len();
             if filled == capacity {
                 break;
+            }
+            if self.health.is_down(port_index) {
+                continue;
             }
             let counters = &self.stats.ports[port_index];
             match port.recv_batch(
@@ -299,10 +368,14 @@ impl<'s> Worker<'s> {
                         counters.rx_errors.fetch_add(got.truncated as u64, Relaxed);
                     }
                 }
-                Err(_) => {
+                Err(e) => {
                     counters.rx_errors.fetch_add(1, Relaxed);
+                    gone[port_index] = health::link_gone(&e);
                 }
             }
+        }
+        for (i, _) in gone.iter().enumerate().filter(|(_, g)| **g) {
+            self.port_down(i, "its link is gone");
         }
         let n = self.batch.len();
         self.stats.received.fetch_add(n as u64, Relaxed);
@@ -314,9 +387,14 @@ impl<'s> Worker<'s> {
     fn transmit(&mut self) {
         let (batch, instance, stats) = (&self.batch, &self.instance, self.stats);
         let tx = &mut self.tx;
+        let mut gone = [false; nfvhost_abi::MAX_PORTS];
         for (out_index, port) in self.ports.iter_mut().enumerate() {
             let slots = batch.forwarded_to(out_index);
             if slots.is_empty() {
+                continue;
+            }
+            if self.health.is_down(out_index) {
+                count_drops(stats, DropReason::PortDown, slots.len() as u64);
                 continue;
             }
             let verdicts = batch.verdicts();
@@ -333,6 +411,7 @@ impl<'s> Worker<'s> {
                     let sent = transmit::send(port.as_mut(), counters, mtu, frames, vnets, tx);
                     stats.forwarded.fetch_add(sent as u64, Relaxed);
                     tx_errors += (frames.len() - sent) as u64;
+                    gone[out_index] |= tx.link_gone();
                 },
             );
             if tx_errors > 0 {
@@ -345,6 +424,9 @@ impl<'s> Worker<'s> {
         for &(reason, n) in batch.drops() {
             count_drops(stats, reason, n);
         }
+        for (i, _) in gone.iter().enumerate().filter(|(_, g)| **g) {
+            self.port_down(i, "its link is gone");
+        }
     }
 
     fn send_emitted(&mut self) {
@@ -354,6 +436,12 @@ impl<'s> Worker<'s> {
         }
         let tx = &mut self.tx;
         for (port_index, port) in self.ports.iter_mut().enumerate() {
+            // What the module emits to a down port is not sent (emitted
+            // frames are not part of received = forwarded + consumed +
+            // dropped).
+            if self.health.is_down(port_index) {
+                continue;
+            }
             let mtu = self.mtus[port_index];
             with_frames(
                 instance

@@ -48,6 +48,9 @@ pub fn worker_allow_list() -> Vec<(i64, &'static str)> {
         (libc::SYS_ftruncate, "ftruncate"),
         (libc::SYS_lseek, "lseek"),
         (libc::SYS_getsockopt, "getsockopt"),
+        // A port whose link went away: rebinding its packet socket to the
+        // link when it comes back under the same name (no new socket).
+        (libc::SYS_bind, "bind"),
         (libc::SYS_ppoll, "ppoll"),
         (libc::SYS_close, "close"),
         // Memory: wasm linear memory, its growth, and re-instantiation.
@@ -79,6 +82,16 @@ pub fn worker_allow_list() -> Vec<(i64, &'static str)> {
     list
 }
 
+/// The only `ioctl` requests a worker may make (on its own packet sockets,
+/// while a port is down): an interface's index and flags by name, to see
+/// whether its link is back (`datapath::sys::packet::link_index_and_up`).
+pub fn worker_ioctls() -> [(libc::c_ulong, &'static str); 2] {
+    [
+        (libc::SIOCGIFINDEX, "SIOCGIFINDEX"),
+        (libc::SIOCGIFFLAGS, "SIOCGIFFLAGS"),
+    ]
+}
+
 fn arch() -> Result<TargetArch, SeccompError> {
     TargetArch::try_from(std::env::consts::ARCH)
         .map_err(|_| SeccompError::Arch(std::env::consts::ARCH))
@@ -86,20 +99,35 @@ fn arch() -> Result<TargetArch, SeccompError> {
 
 /// The compiled filter: allow-list, anything else kills the process.
 pub fn worker_filter() -> Result<BpfProgram, SeccompError> {
-    let rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> = worker_allow_list()
+    let mut rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> = worker_allow_list()
         .into_iter()
         .map(|(nr, _)| (nr, Vec::new()))
         .collect();
+    let build = |e: seccompiler::BackendError| SeccompError::Filter {
+        what: "build the filter",
+        source: e.into(),
+    };
+    let ioctl_rules = worker_ioctls()
+        .into_iter()
+        .map(|(request, _)| {
+            let cond = seccompiler::SeccompCondition::new(
+                1,
+                seccompiler::SeccompCmpArgLen::Dword,
+                seccompiler::SeccompCmpOp::Eq,
+                request,
+            )?;
+            seccompiler::SeccompRule::new(vec![cond])
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(build)?;
+    rules.insert(libc::SYS_ioctl, ioctl_rules);
     let filter = SeccompFilter::new(
         rules,
         SeccompAction::KillProcess,
         SeccompAction::Allow,
         arch()?,
     )
-    .map_err(|e| SeccompError::Filter {
-        what: "build the filter",
-        source: e.into(),
-    })?;
+    .map_err(build)?;
     filter.try_into().map_err(|e| SeccompError::Filter {
         what: "compile the filter",
         source: seccompiler::Error::Backend(e),

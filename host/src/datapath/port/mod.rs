@@ -74,6 +74,14 @@ pub trait Port: Send {
     /// `Ok(0)`).
     fn send_batch(&mut self, frames: &[&[u8]], vnets: &[VnetHeader]) -> io::Result<usize>;
 
+    /// Called about once a second while the port is down (its link was
+    /// deleted or set down, see [`crate::datapath::health`]): whether the
+    /// link is usable again. A port may reattach to a link that came back
+    /// under the same name. Ports whose link cannot go away are always up.
+    fn recheck(&mut self) -> bool {
+        true
+    }
+
     /// Frames dropped before we could read them (socket buffer full) since
     /// the last call.
     fn take_kernel_drops(&mut self) -> u64 {

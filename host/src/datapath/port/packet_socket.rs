@@ -26,6 +26,10 @@ pub enum PacketSocketError {
 pub struct PacketSocketPort {
     name: String,
     fd: OwnedFd,
+    /// The interface's name and the index the socket is bound to: a link
+    /// that comes back under the same name gets a new index.
+    ifname: CString,
+    ifindex: u32,
     /// Frames carry a `virtio_net_hdr` (PACKET_VNET_HDR): checksum and
     /// segmentation offload cross the worker instead of being undone.
     vnet: bool,
@@ -52,6 +56,8 @@ impl PacketSocketPort {
         Ok(PacketSocketPort {
             name: name.into(),
             fd,
+            ifname: c_ifname,
+            ifindex,
             vnet,
         })
     }
@@ -81,6 +87,28 @@ impl Port for PacketSocketPort {
 
     fn carries_offload(&self) -> bool {
         self.vnet
+    }
+
+    /// Looks the interface up by name through the socket itself: a link
+    /// set down and up again keeps its index (the kernel resumes delivery
+    /// on its own); a link deleted and created again under the same name
+    /// has a new one, and the socket is bound to it (binding an open packet
+    /// socket needs no privilege). Up once the link is administratively up;
+    /// the error the socket kept from the link going away is cleared then.
+    fn recheck(&mut self) -> bool {
+        let Ok((index, up)) = packet::link_index_and_up(self.fd.as_fd(), &self.ifname) else {
+            return false;
+        };
+        if index != self.ifindex {
+            if packet::bind(self.fd.as_fd(), index).is_err() {
+                return false;
+            }
+            self.ifindex = index;
+        }
+        if up {
+            let _ = packet::take_error(self.fd.as_fd());
+        }
+        up
     }
 
     fn take_kernel_drops(&mut self) -> u64 {

@@ -80,6 +80,14 @@ impl Port for TapPort {
         self.vnet
     }
 
+    /// A TAP descriptor whose device was deleted is detached for good:
+    /// attaching it to a device again (`TUNSETIFF`) needs `CAP_NET_ADMIN`,
+    /// which the sandboxed worker does not have. The port stays down until
+    /// the worker is restarted (`nfvhost replace`, or a redeploy).
+    fn recheck(&mut self) -> bool {
+        false
+    }
+
     fn send_batch(&mut self, frames: &[&[u8]], vnets: &[VnetHeader]) -> io::Result<usize> {
         let mut sent = 0;
         for (i, f) in frames.iter().enumerate() {

@@ -36,23 +36,41 @@ pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
 }
 
 /// A set of descriptors to wait on for readability, built once so waiting
-/// allocates nothing. It holds raw numbers: the caller keeps the
-/// descriptors open for as long as it waits on the set.
+/// allocates nothing; entry `i` belongs to port `i`. It holds raw numbers:
+/// the caller keeps the descriptors open for as long as it waits on the set.
 pub struct PollSet {
     fds: Vec<libc::pollfd>,
+    /// Each entry's descriptor (-1 for none), kept while it is taken out.
+    raw: Vec<libc::c_int>,
 }
 
 impl PollSet {
-    pub fn new<'a>(fds: impl IntoIterator<Item = BorrowedFd<'a>>) -> Self {
+    /// One entry per item, in order; `None` (a port no descriptor signals)
+    /// is never waited on.
+    pub fn new<'a>(fds: impl IntoIterator<Item = Option<BorrowedFd<'a>>>) -> Self {
+        let raw: Vec<libc::c_int> = fds
+            .into_iter()
+            .map(|fd| fd.map_or(-1, |fd| fd.as_raw_fd()))
+            .collect();
         PollSet {
-            fds: fds
-                .into_iter()
-                .map(|fd| libc::pollfd {
-                    fd: fd.as_raw_fd(),
+            fds: raw
+                .iter()
+                .map(|&fd| libc::pollfd {
+                    fd,
                     events: libc::POLLIN,
                     revents: 0,
                 })
                 .collect(),
+            raw,
+        }
+    }
+
+    /// Takes entry `i` out of the set (poll skips negative descriptors)
+    /// or puts it back.
+    pub fn set_enabled(&mut self, i: usize, enabled: bool) {
+        if let Some(entry) = self.fds.get_mut(i) {
+            entry.fd = if enabled { self.raw[i] } else { -1 };
+            entry.revents = 0;
         }
     }
 
@@ -65,10 +83,27 @@ impl PollSet {
         // the stated length; a descriptor closed meanwhile only reports
         // POLLNVAL, it cannot make poll write outside the array.
         let ret = unsafe { libc::poll(self.fds.as_mut_ptr(), self.fds.len() as libc::nfds_t, ms) };
+        if ret < 0 {
+            for entry in &mut self.fds {
+                entry.revents = 0;
+            }
+        }
         match check(ret) {
             Err(e) if e.kind() != io::ErrorKind::Interrupted => Err(e),
             _ => Ok(()),
         }
+    }
+
+    /// The entries the last [`PollSet::wait`] found broken (`POLLERR`,
+    /// `POLLHUP` or `POLLNVAL`): their descriptor will not deliver frames,
+    /// and waiting on it again would return at once.
+    pub fn faulted(&self) -> impl Iterator<Item = usize> + '_ {
+        let bad = libc::POLLERR | libc::POLLHUP | libc::POLLNVAL;
+        self.fds
+            .iter()
+            .enumerate()
+            .filter(move |(_, e)| e.fd >= 0 && e.revents & bad != 0)
+            .map(|(i, _)| i)
     }
 }
 

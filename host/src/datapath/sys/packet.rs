@@ -3,7 +3,7 @@
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use nfvhost_abi::MAX_BATCH;
 
@@ -79,6 +79,14 @@ pub fn open(ifindex: u32, vnet: bool) -> Result<OwnedFd, (Step, io::Error)> {
         let _ = set_int(&fd, libc::SOL_SOCKET, opt, 8 << 20);
     }
 
+    bind(fd.as_fd(), ifindex).map_err(|e| ("bind", e))?;
+    Ok(fd)
+}
+
+/// Binds packet socket `fd` to interface `ifindex`, all protocols. Needs no
+/// privilege on a socket already open: a sandboxed worker rebinds its port
+/// to a link that came back under the same name.
+pub fn bind(fd: BorrowedFd<'_>, ifindex: u32) -> io::Result<()> {
     // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
     let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     addr.sll_family = libc::AF_PACKET as u16;
@@ -92,8 +100,52 @@ pub fn open(ifindex: u32, vnet: bool) -> Result<OwnedFd, (Step, io::Error)> {
             size_of::<libc::sockaddr_ll>() as libc::socklen_t,
         )
     })
-    .map_err(|e| ("bind", e))?;
-    Ok(fd)
+    .map(drop)
+}
+
+/// The index of interface `ifname` in the namespace of socket `fd` and
+/// whether it is administratively up, asked through `fd` itself (no new
+/// socket, no path: it works inside the worker's sandbox). `ENODEV` when
+/// no interface has that name. (Both requests are on the worker's seccomp
+/// allow-list: `crate::sys::seccomp::worker_ioctls`.)
+pub fn link_index_and_up(fd: BorrowedFd<'_>, ifname: &CStr) -> io::Result<(u32, bool)> {
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    let name = ifname.to_bytes();
+    if name.len() >= req.ifr_name.len() {
+        return Err(io::Error::from_raw_os_error(libc::ENODEV));
+    }
+    for (cell, byte) in req.ifr_name.iter_mut().zip(name) {
+        *cell = *byte as libc::c_char;
+    }
+    // SAFETY: SIOCGIFINDEX reads the name and writes the index into the
+    // live ifreq; the socket is the caller's.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFINDEX, &mut req) })?;
+    // SAFETY: the kernel just wrote the index member of the union.
+    let index = unsafe { req.ifr_ifru.ifru_ifindex };
+    // SAFETY: as above, SIOCGIFFLAGS writes the flags member.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) })?;
+    // SAFETY: the kernel just wrote the flags member of the union.
+    let flags = unsafe { req.ifr_ifru.ifru_flags };
+    Ok((index as u32, flags as libc::c_int & libc::IFF_UP != 0))
+}
+
+/// Reads and clears the socket's pending error (`SO_ERROR`), so an old
+/// `ENETDOWN` is not reported again once the link is back.
+pub fn take_error(fd: BorrowedFd<'_>) -> io::Result<libc::c_int> {
+    let mut err: libc::c_int = 0;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: the option value points at a live c_int of `len` bytes.
+    check(unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut err as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    })?;
+    Ok(err)
 }
 
 /// Receives up to `bufs.len()` frames without blocking (at most
