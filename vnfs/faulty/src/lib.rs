@@ -48,13 +48,21 @@ fn grow_without_bound() -> usize {
     }
 }
 
-/// Recurses until the wasm stack overflows (a trap).
+/// Recurses until the wasm stack overflows (a `stack_overflow` trap).
+///
+/// Nothing here may live in linear memory: a local whose address is taken
+/// (an array, or any value passed through `black_box`) goes on the shadow
+/// stack in linear memory, which then runs out first and wraps below
+/// address 0, so the module traps with `memory_out_of_bounds` instead (it
+/// did, with a 512-byte array per call). The result goes through a rotate
+/// before the xor so LLVM cannot turn the recursion into a loop with an
+/// accumulator.
+#[inline(never)]
 fn recurse(depth: u64) -> u64 {
     if depth == u64::MAX {
         return 0;
     }
-    let buf = core::hint::black_box([depth; 64]);
-    recurse(depth + 1).wrapping_add(buf[(depth % 64) as usize])
+    recurse(depth + 1).rotate_left(7) ^ depth
 }
 
 /// Bytes of each line logged with `flood_log`.
