@@ -251,7 +251,7 @@ impl<'s> Worker<'s> {
             }
         }
         self.publish_gauges();
-        self.recheck_down_ports();
+        self.recheck_down_ports(Instant::now());
         for (port, counters) in self.ports.iter_mut().zip(&self.stats.ports) {
             let drops = port.take_kernel_drops();
             if drops > 0 {
@@ -294,8 +294,7 @@ impl<'s> Worker<'s> {
     }
 
     /// Asks every down port that is due whether its link is back.
-    fn recheck_down_ports(&mut self) {
-        let now = Instant::now();
+    fn recheck_down_ports(&mut self, now: Instant) {
         let mut due = [false; nfvhost_abi::MAX_PORTS];
         for i in self.health.due(now) {
             due[i] = true;
@@ -705,6 +704,59 @@ mod tests {
         .unwrap();
         assert_eq!(h1.sent(), [frame(0, 1)]);
         assert_eq!(rig.stats.ports[0].up.load(Relaxed), 0);
+    }
+
+    #[test]
+    fn a_port_whose_link_goes_away_is_down_and_what_goes_to_it_is_counted() {
+        let rig = Rig::new();
+        let (mut w, h0, h1) = rig.worker();
+        h1.wire().link_gone = true;
+        for tag in 1..=3 {
+            h0.inject(&frame(0, tag));
+        }
+        // The send fails with ENXIO: the batch is a tx error, the port down.
+        assert_eq!(w.poll_once().unwrap(), 3);
+        assert_eq!(rig.drops(DropReason::TxError), 3);
+        assert_eq!(rig.stats.ports[1].up.load(Relaxed), 0);
+        assert_eq!(rig.stats.ports[0].up.load(Relaxed), 1);
+        assert!(w.health.is_down(1));
+        // From now on frames routed to it are not handed to the port.
+        h0.inject(&frame(0, 4));
+        h0.inject(&frame(0, 5));
+        assert_eq!(w.poll_once().unwrap(), 2);
+        assert_eq!(rig.drops(DropReason::PortDown), 2);
+        // The other port still forwards (the module sends 1 -> 0).
+        h1.wire().link_gone = false;
+        h1.inject(&frame(0, 6));
+        assert_eq!(w.poll_once().unwrap(), 0, "a down port is not read");
+        // Not due before a second has passed; then the link is back.
+        w.recheck_down_ports(Instant::now());
+        assert!(w.health.is_down(1));
+        w.recheck_down_ports(Instant::now() + health::RETRY_EVERY);
+        assert!(!w.health.is_down(1));
+        assert_eq!(rig.stats.ports[1].up.load(Relaxed), 1);
+        assert_eq!(w.poll_once().unwrap(), 1);
+        assert_eq!(h0.sent(), [frame(0, 6)]);
+        assert!(h1.sent().is_empty());
+        assert_eq!(rig.assert_conserved(), (6, 1, 0, 5));
+    }
+
+    #[test]
+    fn a_receive_that_says_the_link_is_gone_takes_the_port_down() {
+        let rig = Rig::new();
+        let (mut w, h0, _h1) = rig.worker();
+        h0.wire().link_gone = true;
+        assert_eq!(w.poll_once().unwrap(), 0);
+        assert_eq!(rig.stats.ports[0].up.load(Relaxed), 0);
+        assert_eq!(rig.stats.ports[0].rx_errors.load(Relaxed), 1);
+        // Down: not read again, so no error counted per turn.
+        assert_eq!(w.poll_once().unwrap(), 0);
+        assert_eq!(rig.stats.ports[0].rx_errors.load(Relaxed), 1);
+        // An error that is not about the link leaves the port up.
+        let (mut w2, h2, _h3) = rig.worker();
+        h2.wire().fail_recv = true;
+        w2.poll_once().unwrap();
+        assert!(!w2.health.is_down(0));
     }
 
     /// Two workers joined by an in-memory link, as in a fused group: a

@@ -21,6 +21,9 @@ pub struct FakeWire {
     pub send_room: Option<usize>,
     /// Make the next receive fail.
     pub fail_recv: bool,
+    /// The link is gone: receives and sends fail with `ENXIO`, as a packet
+    /// socket's do once its interface is deleted, and `recheck` says down.
+    pub link_gone: bool,
     /// Reported (once) by `take_kernel_drops`.
     pub kernel_drops: u64,
 }
@@ -86,6 +89,9 @@ impl Port for FakePort {
         if std::mem::take(&mut wire.fail_recv) {
             return Err(io::Error::other("injected receive failure"));
         }
+        if wire.link_gone {
+            return Err(io::Error::from_raw_os_error(libc::ENXIO));
+        }
         let mut stats = RecvStats::default();
         for ((buf, len), vnet) in bufs.iter_mut().zip(lens.iter_mut()).zip(vnets.iter_mut()) {
             let Some(frame) = wire.inbox.pop_front() else {
@@ -103,6 +109,9 @@ impl Port for FakePort {
 
     fn send_batch(&mut self, frames: &[&[u8]], vnets: &[VnetHeader]) -> io::Result<usize> {
         let mut wire = self.wire.wire();
+        if wire.link_gone {
+            return Err(io::Error::from_raw_os_error(libc::ENXIO));
+        }
         let taken = wire.send_room.map_or(frames.len(), |r| r.min(frames.len()));
         if let Some(room) = &mut wire.send_room {
             *room -= taken;
@@ -112,6 +121,10 @@ impl Port for FakePort {
             wire.sent.push((f.to_vec(), vnet));
         }
         Ok(taken)
+    }
+
+    fn recheck(&mut self) -> bool {
+        !self.wire.wire().link_gone
     }
 
     fn take_kernel_drops(&mut self) -> u64 {
