@@ -46,7 +46,10 @@ fn assert_conserved(m: &Metrics) {
         .iter()
         .map(|v| m.get("nfvhost_vnf_packets_total", &[r1, ("verdict", v)]))
         .sum();
-    assert_eq!(received, verdicts, "received = forwarded + consumed + dropped");
+    assert_eq!(
+        received, verdicts,
+        "received = forwarded + consumed + dropped"
+    );
     assert_eq!(
         m.get("nfvhost_vnf_packets_total", &[r1, ("verdict", "drop")]),
         m.sum("nfvhost_vnf_drops_total", &[r1]),
@@ -111,9 +114,15 @@ fn delete_wan_under_r1(chain: &Chain, ifname: &str) -> i32 {
     assert_eq!(port_up(&m, "lan"), 1.0);
     assert_eq!(port_up(&m, "dmz"), 1.0);
     let out = ping(chain, "h1", "10.0.3.10", 5);
-    assert!(out.contains("5 received"), "lan <-> dmz still forwards: {out}");
+    assert!(
+        out.contains("5 received"),
+        "lan <-> dmz still forwards: {out}"
+    );
     let out = ping(chain, "h3", "10.0.1.10", 5);
-    assert!(out.contains("5 received"), "dmz <-> lan still forwards: {out}");
+    assert!(
+        out.contains("5 received"),
+        "dmz <-> lan still forwards: {out}"
+    );
     // r1 still knows h2's address: what it routes there is dropped, counted.
     let out = ping(chain, "h1", "10.0.2.10", 3);
     assert!(out.contains(" 0 received"), "nothing reaches h2: {out}");
@@ -139,7 +148,11 @@ fn a_deleted_veth_under_a_worker_is_a_down_port_not_a_busy_loop() {
     if !have_root("a_deleted_veth_under_a_worker_is_a_down_port_not_a_busy_loop") {
         return;
     }
-    let chain = Chain::deploy("tests/chains/three-port.yaml", "threeport", "127.0.0.1:9476");
+    let chain = Chain::deploy(
+        "tests/chains/three-port.yaml",
+        "threeport",
+        "127.0.0.1:9476",
+    );
     let r1 = format!("nfv-{}-r1", chain.name);
     let h2 = format!("nfv-{}-h2", chain.name);
     let before = links(&r1);
@@ -147,7 +160,11 @@ fn a_deleted_veth_under_a_worker_is_a_down_port_not_a_busy_loop() {
     let pid = delete_wan_under_r1(&chain, "eth0");
     let after = links(&r1);
     let wan: Vec<&(String, String)> = before.iter().filter(|l| !after.contains(l)).collect();
-    assert_eq!(wan.len(), 1, "one link went from r1: {before:?} -> {after:?}");
+    assert_eq!(
+        wan.len(),
+        1,
+        "one link went from r1: {before:?} -> {after:?}"
+    );
     let (wan, wan_mac) = wan[0].clone();
 
     // The link comes back under the same name (a new ifindex): the worker
@@ -173,7 +190,10 @@ fn a_deleted_veth_under_a_worker_is_a_down_port_not_a_busy_loop() {
         started.elapsed().as_millis()
     );
     let out = ping(&chain, "h1", "10.0.2.10", 5);
-    assert!(out.contains("5 received"), "lan <-> wan forwards again: {out}");
+    assert!(
+        out.contains("5 received"),
+        "lan <-> wan forwards again: {out}"
+    );
     assert_eq!(r1_pid(&chain), pid, "the same worker");
     assert_conserved(&chain.metrics());
 }

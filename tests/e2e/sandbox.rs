@@ -289,28 +289,8 @@ fn a_crash_loop_spends_the_restart_budget_and_says_so() {
     assert!(text.contains("failed: "), "inspect says why: {text}");
     assert!(processes_matching("/run/nfvhost/faulty/w1.spec.json").is_empty());
     drop(chain);
-    // With no chain left, no `nfvhost` cgroup remains in any controller.
-    let others = std::fs::read_dir("/run/nfvhost")
-        .map(|d| {
-            d.flatten()
-                .filter(|e| e.path().join("state.json").exists())
-                .count()
-        })
-        .unwrap_or(0);
-    if others == 0 {
-        let left: Vec<_> = std::fs::read_dir("/sys/fs/cgroup")
-            .unwrap()
-            .flatten()
-            .map(|c| c.path())
-            .chain([std::path::PathBuf::from("/sys/fs/cgroup")])
-            .map(|c| c.join("nfvhost"))
-            .filter(|p| p.exists())
-            .collect();
-        assert!(
-            left.is_empty(),
-            "cgroups left after the last chain: {left:?}"
-        );
-    }
+    assert_eq!(nfvhost_cgroups("faulty"), Vec::<std::path::PathBuf>::new());
+    assert_no_nfvhost_cgroup_without_chains();
 }
 
 #[test]
@@ -383,7 +363,53 @@ fn sandboxed_workers_stop_when_the_supervisor_is_killed() {
                 .contains(") Z")),
         "the worker outlived its supervisor"
     );
+    // `destroy` (on drop) cleans up after the dead supervisor: state,
+    // namespaces, cgroups in every controller, processes.
     drop(chain);
+    assert!(!std::path::Path::new("/run/nfvhost/faulty").exists());
+    assert_eq!(
+        crate::support::namespaces_with_prefix("nfv-faulty-"),
+        Vec::<String>::new()
+    );
+    assert_eq!(nfvhost_cgroups("faulty"), Vec::<std::path::PathBuf>::new());
+    assert!(processes_matching("/run/nfvhost/faulty/").is_empty());
+    assert_no_nfvhost_cgroup_without_chains();
+}
+
+/// `nfvhost/<sub>` in every cgroup hierarchy mounted under /sys/fs/cgroup
+/// (each v1 controller, the v2 root or `unified`) that exists.
+fn nfvhost_cgroups(sub: &str) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .flatten()
+        .map(|c| c.path())
+        .chain([std::path::PathBuf::from("/sys/fs/cgroup")])
+        .map(|c| c.join("nfvhost").join(sub))
+        .filter(|p| p.exists())
+        .collect()
+}
+
+/// With no chain left on the machine, no `nfvhost` cgroup directory
+/// remains in any controller. (Skipped, and said so, while another
+/// chain, e.g. another test run's, is deployed.)
+fn assert_no_nfvhost_cgroup_without_chains() {
+    let others: Vec<String> = std::fs::read_dir("/run/nfvhost")
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().join("state.json").exists())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    if others.is_empty() {
+        let left = nfvhost_cgroups("");
+        assert!(
+            left.is_empty(),
+            "cgroups left after the last chain: {left:?}"
+        );
+    } else {
+        eprintln!("not checking for empty nfvhost cgroups: chains {others:?} are deployed");
+    }
 }
 
 #[test]
@@ -432,10 +458,9 @@ fn a_sandboxed_worker_carries_traffic_over_a_tap_link() {
 
 /// The supervisor's pid, from the chain's state file.
 fn supervisor_pid(chain: &str) -> i32 {
-    let state: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(format!("/run/nfvhost/{chain}/state.json")).unwrap(),
-    )
-    .unwrap();
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(format!("/run/nfvhost/{chain}/state.json")).unwrap())
+            .unwrap();
     state["supervisor"]["pid"].as_i64().unwrap() as i32
 }
 
@@ -465,10 +490,7 @@ fn a_stack_overflow_under_traffic_is_counted_and_contained() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(1000));
     for _ in 0..3 {
-        chain.exec_ok(
-            "h1",
-            &["bash", "-c", "echo boom > /dev/udp/10.0.9.2/6669"],
-        );
+        chain.exec_ok("h1", &["bash", "-c", "echo boom > /dev/udp/10.0.9.2/6669"]);
         std::thread::sleep(Duration::from_millis(300));
     }
     let out = ping.wait_with_output().unwrap();

@@ -191,9 +191,9 @@ impl<'a> Wire<'a> {
             ok[..self.len].fill(false);
         } else {
             self.link_gone = send_all(
-            port,
-            counters,
-            &self.frames[..self.len],
+                port,
+                counters,
+                &self.frames[..self.len],
                 &self.headers[..self.len],
                 &mut ok,
             );
