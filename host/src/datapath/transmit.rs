@@ -302,6 +302,14 @@ mod tests {
                 if self.sent.len() == self.room {
                     break;
                 }
+                if f[0] == 0xdd {
+                    // The link is gone (a deleted interface): ENXIO.
+                    return if n == 0 {
+                        Err(io::Error::from_raw_os_error(libc::ENXIO))
+                    } else {
+                        Ok(n)
+                    };
+                }
                 if f[0] == 0xee {
                     return if n == 0 {
                         Err(io::Error::from_raw_os_error(libc::EMSGSIZE))
@@ -318,6 +326,25 @@ mod tests {
 
     fn refused(c: &PortCounters, why: TxRefusal) -> u64 {
         c.tx_refused[why as usize].load(Relaxed)
+    }
+
+    #[test]
+    fn a_link_that_is_gone_ends_the_send_and_says_so() {
+        let ok = vec![1u8; 60];
+        let gone = vec![0xddu8; 60];
+        let frames: Vec<&[u8]> = vec![&ok, &gone, &ok, &ok];
+        let offloads = vec![VnetHeader::NONE; frames.len()];
+        let mut port = Recording::new(100, false);
+        let counters = PortCounters::default();
+        let mut tx = TxScratch::default();
+        let sent = send(&mut port, &counters, 1500, &frames, &offloads, &mut tx);
+        assert_eq!(sent, 1);
+        assert_eq!(port.sent.len(), 1, "nothing is tried after ENXIO");
+        assert!(tx.link_gone());
+        assert_eq!(refused(&counters, TxRefusal::Kernel), 3);
+        let sent = send(&mut port, &counters, 1500, &[&ok], &offloads[..1], &mut tx);
+        assert_eq!(sent, 1);
+        assert!(!tx.link_gone(), "reset by the next send");
     }
 
     #[test]
