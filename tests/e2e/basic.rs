@@ -208,6 +208,7 @@ fn destroy_removes_everything_and_is_idempotent() {
         );
         assert!(processes_matching("/run/nfvhost/basic/").is_empty());
         assert!(!std::path::Path::new("/run/nfvhost/basic").exists());
+        assert!(!std::path::Path::new("/run/nfvhost/basic.lock").exists());
         drop(chain); // destroys again: must succeed on nothing
     }
     // Serialized with the other deploying tests: a destroy while another

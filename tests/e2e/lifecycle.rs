@@ -73,6 +73,7 @@ fn foreground_deploy_tears_down_on_ctrl_c() {
     assert!(namespaces_with_prefix("nfv-faulty-").is_empty());
     assert!(cgroup_dirs("faulty").is_empty());
     assert!(processes_matching("/run/nfvhost/faulty/").is_empty());
+    assert!(!std::path::Path::new("/run/nfvhost/faulty.lock").exists());
 }
 
 #[test]
@@ -100,6 +101,7 @@ fn a_failed_deploy_leaves_nothing_behind() {
     assert!(cgroup_dirs("faulty").is_empty());
     assert!(processes_matching("/run/nfvhost/faulty/").is_empty());
     assert!(!std::path::Path::new("/run/nfvhost/faulty").exists());
+    assert!(!std::path::Path::new("/run/nfvhost/faulty.lock").exists());
 }
 
 #[test]

@@ -91,6 +91,7 @@ pub fn deploy(file: &Path, foreground: bool) -> CliResult {
     if let Err(e) = result {
         progress("deploy failed; removing what it created");
         let _ = teardown::teardown(&ChainState::load(&chain.name)?.unwrap_or(state));
+        lock.release_and_remove();
         return Err(e.into());
     }
     if foreground {
@@ -181,7 +182,12 @@ fn run_foreground(spec: &ChainSpec, mut state: ChainState, started: Instant) -> 
     state.helpers = dhcp_state.helpers;
     progress("tearing down");
     state.supervisor = None; // that is us; don't signal ourselves
+                             // Not ours if a `destroy` holds it right now; that destroy removes it.
+    let lock = ChainLock::acquire(&chain).ok();
     teardown::teardown(&state)?;
+    if let Some(lock) = lock {
+        lock.release_and_remove();
+    }
     result?;
     Ok(())
 }
@@ -216,12 +222,13 @@ pub fn destroy(file: Option<&Path>, chain: Option<String>, all: bool) -> CliResu
         )));
     };
     for name in names {
-        let _lock = ChainLock::acquire(&name)?;
+        let lock = ChainLock::acquire(&name)?;
         let state = ChainState::load(&name)?.unwrap_or_else(|| ChainState {
             chain: name.clone(),
             ..Default::default()
         });
         let removed = teardown::teardown(&state)?;
+        lock.release_and_remove();
         progress(&format!(
             "chain {name}: removed {} processes, {} namespaces, {} cgroups",
             removed.processes, removed.namespaces, removed.cgroups
