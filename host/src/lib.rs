@@ -1,6 +1,7 @@
 //! nfvhost: run network functions as WebAssembly modules in service chains
 //! over real Linux links.
 //!
+//! - [`bench`]: RFC 2544 measurements of a deployed chain (`nfvhost bench`).
 //! - [`chain`]: chain files, parsed and validated.
 //! - [`engine`]: the wasm engine, module checks and instances.
 //! - [`datapath`]: ports, the worker loop and the stats segment.
@@ -9,6 +10,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod bench;
 pub mod chain;
 // Its syscalls are in its own `datapath::sys`, which allows `unsafe` there.
 pub mod datapath;

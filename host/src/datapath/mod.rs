@@ -24,6 +24,7 @@ pub mod sandbox;
 pub mod setup;
 pub mod spec;
 pub mod stats;
-mod sys;
+// Also used by `bench` (its packet sockets).
+pub(crate) mod sys;
 pub mod transmit;
 pub mod worker;
