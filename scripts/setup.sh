@@ -13,7 +13,7 @@ fi
 packages=(
     iproute2 iputils-ping iputils-tracepath traceroute ethtool tcpdump
     iperf3 isc-dhcp-client udhcpc busybox netcat-openbsd curl python3
-    nftables netsniff-ng prometheus
+    nftables netsniff-ng prometheus python3-matplotlib
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -2,6 +2,7 @@
 //! stderr. Exit codes: 0 success, 1 runtime failure, 2 usage or validation
 //! error.
 
+mod bench;
 mod deploy;
 mod inspect;
 mod nodes;
@@ -144,6 +145,9 @@ enum Command {
         #[arg(short, long, value_enum, default_value_t)]
         output: Output,
     },
+    /// Measure a deployed chain between two test hosts (RFC 2544:
+    /// throughput, latency, frame loss, back-to-back).
+    Bench(Box<bench::BenchArgs>),
     /// Internal: run one VNF worker.
     #[command(hide = true)]
     Worker { spec: PathBuf },
@@ -183,6 +187,7 @@ pub fn main() -> i32 {
             interval,
             output,
         } => stats::stats(chain, output, no_stream, interval),
+        Command::Bench(args) => bench::bench(*args),
         Command::Worker { spec } => nodes::worker(&spec),
         Command::Supervise { chain } => deploy::supervise(&chain),
     };
