@@ -9,6 +9,7 @@ mod support;
 
 mod basic;
 mod bench;
+mod bench_cmd;
 mod cli;
 mod dashboards;
 mod edge;

@@ -4,7 +4,9 @@
 //! to `spin_on_udp_port` (it loops forever, which the host's deadline
 //! interrupts), `grow_on_udp_port` (it allocates without bound, until the
 //! host's memory limit refuses) and `recurse_on_udp_port` (it recurses
-//! without bound, until the stack overflows). With `flood_log: true` it
+//! without bound, until the stack overflows). With `drop_one_in: N` it drops
+//! every Nth frame (policy), a known loss for `nfvhost bench` to find
+//! (100: 1 %). With `flood_log: true` it
 //! logs a 64 KiB line, with a newline and an escape sequence in it, for
 //! every frame it forwards.
 //!
@@ -14,6 +16,7 @@
 //!   spin_on_udp_port: 6667   # optional
 //!   grow_on_udp_port: 6668   # optional
 //!   recurse_on_udp_port: 6669 # optional
+//!   drop_one_in: 100         # optional, at least 2
 //!   flood_log: false         # optional
 //! ```
 
@@ -32,6 +35,8 @@ pub struct Config {
     pub grow_on_udp_port: Option<u16>,
     #[serde(default)]
     pub recurse_on_udp_port: Option<u16>,
+    #[serde(default)]
+    pub drop_one_in: Option<u32>,
     #[serde(default)]
     pub flood_log: bool,
 }
@@ -73,6 +78,8 @@ pub struct Faulty {
     forwarded: Counter,
     /// The line logged per frame with `flood_log`, built once.
     flood_line: String,
+    /// Frames seen, for `drop_one_in`.
+    seen: u64,
 }
 
 /// The UDP destination port of an IPv4/UDP frame, if it is one.
@@ -95,6 +102,12 @@ impl Vnf for Faulty {
         if ctx.ports().len() != 2 {
             return Err(ConfigError::at("", "faulty needs exactly two ports"));
         }
+        if config.drop_one_in.is_some_and(|n| n < 2) {
+            return Err(ConfigError::at(
+                "drop_one_in",
+                "must be at least 2 (1 would drop everything)",
+            ));
+        }
         let forwarded = ctx.counter("faulty_forwarded", "Frames passed to the other port.");
         let flood_line = if config.flood_log {
             let mut line = String::from("flood\nFORGED ERROR line\x1b[2J");
@@ -107,6 +120,7 @@ impl Vnf for Faulty {
             config,
             forwarded,
             flood_line,
+            seen: 0,
         })
     }
 
@@ -126,6 +140,12 @@ impl Vnf for Faulty {
         }
         if port.is_some() && port == self.config.recurse_on_udp_port {
             core::hint::black_box(recurse(0));
+        }
+        self.seen += 1;
+        if let Some(n) = self.config.drop_one_in {
+            if self.seen % u64::from(n) == 0 {
+                return Verdict::Drop(DropReason::Policy);
+            }
         }
         if self.config.flood_log {
             log_info!("{}", self.flood_line);
@@ -158,6 +178,20 @@ mod tests {
         let logs = h.logs();
         assert_eq!(logs.len(), 1);
         assert_eq!(logs[0].1.len(), FLOOD_LINE);
+    }
+
+    #[test]
+    fn drop_one_in_drops_every_nth_frame() {
+        let mut h =
+            Harness::<Faulty>::new(&["a", "b"], serde_json::json!({ "drop_one_in": 100 })).unwrap();
+        let dropped = (0..1000)
+            .filter(|_| h.process(0, &[0u8; 60]).verdict == Verdict::Drop(DropReason::Policy))
+            .count();
+        assert_eq!(dropped, 10);
+        assert_eq!(h.counter("faulty_forwarded"), Some(990));
+        assert!(
+            Harness::<Faulty>::new(&["a", "b"], serde_json::json!({ "drop_one_in": 1 })).is_err()
+        );
     }
 
     #[test]
