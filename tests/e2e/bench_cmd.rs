@@ -44,10 +44,16 @@ fn short_bench_on_basic_is_complete_and_consistent() {
         assert!(received <= sent, "received more than sent: {t}");
         assert_eq!(lost, sent - received, "{t}");
         assert!(t["vnfs"]["r1"].is_object(), "per-VNF counters: {t}");
-        assert!(t["kernel_src_tx"].is_u64() && t["kernel_dst_rx"].is_u64(), "{t}");
+        assert!(
+            t["kernel_src_tx"].is_u64() && t["kernel_dst_rx"].is_u64(),
+            "{t}"
+        );
         if let Some(l) = t["latency"].as_object() {
             let seq = ["min_us", "median_us", "p99_us", "p999_us", "max_us"].map(|k| f(&l[k]));
-            assert!(seq.windows(2).all(|w| w[0] <= w[1]), "percentiles out of order: {t}");
+            assert!(
+                seq.windows(2).all(|w| w[0] <= w[1]),
+                "percentiles out of order: {t}"
+            );
         }
     }
     let sizes = r["sizes"].as_array().unwrap();
@@ -87,7 +93,14 @@ fn a_chain_that_drops_one_percent_is_reported_with_loss() {
     let chain = Chain::deploy("tests/chains/lossy.yaml", "lossy", "127.0.0.1:9493");
     let r = bench_json(
         &chain.name,
-        &["--sizes", "64", "--tests", "throughput", "--loss-tolerance", "3%"],
+        &[
+            "--sizes",
+            "64",
+            "--tests",
+            "throughput",
+            "--loss-tolerance",
+            "3%",
+        ],
     );
     let trials = r["trials"].as_array().unwrap();
     // Every trial sends far more than 100 frames, so every one loses some.
@@ -102,7 +115,10 @@ fn a_chain_that_drops_one_percent_is_reported_with_loss() {
         .min_by(|a, b| f(&a["offered_pps"]).total_cmp(&f(&b["offered_pps"])))
         .unwrap();
     let ratio = f(&low["loss_ratio"]);
-    assert!((0.005..0.03).contains(&ratio), "loss {ratio} at the lowest rate: {low}");
+    assert!(
+        (0.005..0.03).contains(&ratio),
+        "loss {ratio} at the lowest rate: {low}"
+    );
     assert!(u(&low["vnfs"]["w1"]["dropped"]) > 0, "{low}");
     let tp = &r["sizes"][0]["throughput"];
     assert!(!tp["ndr_verified"].as_bool().unwrap() || f(&tp["ndr_pps"]) == 0.0);

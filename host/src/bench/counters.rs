@@ -84,11 +84,7 @@ pub fn parse_metrics(text: &str, chain: &str) -> BTreeMap<String, VnfCounts> {
 }
 
 /// Everything a trial compares against, now.
-pub fn snapshot(
-    state: Option<&ChainState>,
-    src: (&str, &str),
-    dst: (&str, &str),
-) -> Snapshot {
+pub fn snapshot(state: Option<&ChainState>, src: (&str, &str), dst: (&str, &str)) -> Snapshot {
     let mut snap = Snapshot {
         src: LinuxLinkOps.link_stats(src.0, src.1).ok(),
         dst: LinuxLinkOps.link_stats(dst.0, dst.1).ok(),
@@ -147,6 +143,9 @@ nfvhost_port_tx_packets_total{chain=\"basic\",vnf=\"r1\",port=\"lan\"} 5
         let m = parse_metrics(text, "basic");
         assert_eq!(m.len(), 1);
         let r1 = m["r1"];
-        assert_eq!((r1.received, r1.forwarded, r1.dropped, r1.consumed), (12, 9, 1, 2));
+        assert_eq!(
+            (r1.received, r1.forwarded, r1.dropped, r1.consumed),
+            (12, 9, 1, 2)
+        );
     }
 }

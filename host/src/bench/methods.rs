@@ -299,9 +299,7 @@ mod tests {
         fn trial(&mut self, test: &'static str, o: Offer) -> Result<Trial, BenchError> {
             self.calls += 1;
             let rate = o.rate_pps.unwrap_or(self.max);
-            let sent = o
-                .count
-                .unwrap_or((rate * o.duration.as_secs_f64()) as u64);
+            let sent = o.count.unwrap_or((rate * o.duration.as_secs_f64()) as u64);
             let received = match o.count {
                 // A burst at `max` fills the buffer at (max - capacity).
                 Some(n) => {
@@ -381,7 +379,10 @@ mod tests {
         };
         let b = back_to_back(&mut m, &mut Vec::new(), 64, 1e6, Some(5e5), &settings()).unwrap();
         // 10 000 buffered at half rate: 20 000 frames cross.
-        assert!((b.average_frames - 20_000.0).abs() <= 20_000.0 * 0.01 + 16.0, "{b:?}");
+        assert!(
+            (b.average_frames - 20_000.0).abs() <= 20_000.0 * 0.01 + 16.0,
+            "{b:?}"
+        );
         assert!(!b.at_longest_tried);
         // Corrected: the chain forwarded half of the burst meanwhile.
         let c = b.corrected_buffer_time_s.unwrap();

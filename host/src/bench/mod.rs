@@ -196,7 +196,10 @@ pub fn run(
                     CLOCK_MONOTONIC; receiver AF_PACKET recvmmsg, one-way latency stamped in \
                     user space",
         pinning: pinning_note,
-        disagreeing_trials: trials.iter().filter(|t| !t.disagreements.is_empty()).count(),
+        disagreeing_trials: trials
+            .iter()
+            .filter(|t| !t.disagreements.is_empty())
+            .count(),
         sizes,
         trials,
         kernel: None,

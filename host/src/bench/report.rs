@@ -135,7 +135,11 @@ impl Report {
         }
         if let Some(k) = &self.kernel {
             let _ = writeln!(out, "\nnfvhost / kernel");
-            let _ = writeln!(out, "{:>6} {:>10} {:>10} {:>14}", "size", "NDR", "PDR", "lat p50@50%");
+            let _ = writeln!(
+                out,
+                "{:>6} {:>10} {:>10} {:>14}",
+                "size", "NDR", "PDR", "lat p50@50%"
+            );
             for (a, b) in self.sizes.iter().zip(&k.sizes) {
                 let (ta, tb) = (a.throughput.as_ref(), b.throughput.as_ref());
                 let ratio = |x: Option<f64>, y: Option<f64>| match (x, y) {
@@ -179,7 +183,14 @@ impl Report {
         let _ = writeln!(
             out,
             "{:>6} {:>9} {:>9} {:>7} {:>9} {:>6}  {:>26}  {:>10}",
-            "size", "gen max", "NDR", "Gb/s", "PDR", "verif", "latency p50/p99/max us @50%", "b2b frames"
+            "size",
+            "gen max",
+            "NDR",
+            "Gb/s",
+            "PDR",
+            "verif",
+            "latency p50/p99/max us @50%",
+            "b2b frames"
         );
         for s in &self.sizes {
             let t = s.throughput.as_ref();

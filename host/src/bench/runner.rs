@@ -75,13 +75,18 @@ impl Runner for ChainRunner<'_> {
             eprintln!(
                 "  {test:17} {:>5} B  offered {:>9}  sent {:>9.0} pps  lost {:>8} ({:.3} %){}",
                 offer.size,
-                offer
-                    .rate_pps
-                    .map_or_else(|| format!("burst {}", offer.count.unwrap_or(0)), |r| format!("{r:.0}")),
+                offer.rate_pps.map_or_else(
+                    || format!("burst {}", offer.count.unwrap_or(0)),
+                    |r| format!("{r:.0}")
+                ),
                 t.sent_pps,
                 t.lost,
                 t.loss_ratio * 100.0,
-                if t.disagreements.is_empty() { "" } else { "  [counts disagree]" }
+                if t.disagreements.is_empty() {
+                    ""
+                } else {
+                    "  [counts disagree]"
+                }
             );
         }
         Ok(t)

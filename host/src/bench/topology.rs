@@ -34,7 +34,8 @@ impl FromStr for HostArg {
         };
         names::check_arg(NameKind::Node, "host name", host).map_err(|e| e.to_string())?;
         if let Some(i) = iface {
-            names::check_arg(NameKind::Interface, "interface name", i).map_err(|e| e.to_string())?;
+            names::check_arg(NameKind::Interface, "interface name", i)
+                .map_err(|e| e.to_string())?;
         }
         Ok(HostArg {
             host: host.to_owned(),
@@ -145,7 +146,10 @@ pub fn next_hop_mac(src: &Endpoint, dst_ip: Ipv4Addr) -> Result<[u8; 6], BenchEr
         .and_then(Value::as_str)
         .unwrap_or(&dst)
         .to_owned();
-    let neigh = ip_json(&src.netns, &["neigh", "show", "to", &hop, "dev", &src.iface])?;
+    let neigh = ip_json(
+        &src.netns,
+        &["neigh", "show", "to", &hop, "dev", &src.iface],
+    )?;
     neigh
         .pointer("/0/lladdr")
         .and_then(Value::as_str)

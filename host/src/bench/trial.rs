@@ -154,11 +154,15 @@ pub fn run(path: &Path, offer: Offer, stream: u16, pins: Pinning) -> Result<Meas
                 generate(&fd, &path.addrs, offer, stream)
             })
         };
-        let sent = generator.join().map_err(|_| BenchError::Thread("generator"));
+        let sent = generator
+            .join()
+            .map_err(|_| BenchError::Thread("generator"));
         // Let frames still in the chain arrive.
         std::thread::sleep(Duration::from_millis(200));
         stop.store(true, Ordering::Relaxed);
-        let received = receiver.join().map_err(|_| BenchError::Thread("receiver"))?;
+        let received = receiver
+            .join()
+            .map_err(|_| BenchError::Thread("receiver"))?;
         let (sent, send_seconds, generator_cpu_seconds) = sent??;
         let (tally, receiver_drops, receiver_cpu_seconds) = received?;
         Ok(Measured {
@@ -183,9 +187,9 @@ fn generate(
     let mut frames: Vec<Vec<u8>> = (0..BATCH)
         .map(|_| frame::build(addrs, offer.size, stream))
         .collect();
-    let quantum = offer
-        .rate_pps
-        .map_or(BATCH as u64, |r| ((r * 50e-6) as u64).clamp(1, BATCH as u64));
+    let quantum = offer.rate_pps.map_or(BATCH as u64, |r| {
+        ((r * 50e-6) as u64).clamp(1, BATCH as u64)
+    });
     let start = now_ns();
     let end = start + offer.duration.as_nanos() as u64;
     let mut sent: u64 = 0;

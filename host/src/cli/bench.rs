@@ -46,7 +46,11 @@ pub struct BenchArgs {
     #[arg(long, value_parser = parse_ratio)]
     resolution: Option<f64>,
     /// Which tests to run.
-    #[arg(long, value_delimiter = ',', default_value = "throughput,latency,loss,back-to-back")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "throughput,latency,loss,back-to-back"
+    )]
     tests: Vec<TestArg>,
     /// Output format on stdout.
     #[arg(short, long, value_enum, default_value_t)]
@@ -83,7 +87,9 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     let (num, unit) = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .map_or((s, "s"), |i| s.split_at(i));
-    let v: f64 = num.parse().map_err(|_| format!("{s:?} is not a duration like 10s or 500ms"))?;
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 10s or 500ms"))?;
     let secs = match unit {
         "s" => v,
         "ms" => v / 1000.0,
@@ -100,7 +106,9 @@ fn parse_ratio(s: &str) -> Result<f64, String> {
         Some(n) => (n, 100.0),
         None => (s, 1.0),
     };
-    let v: f64 = num.parse().map_err(|_| format!("{s:?} is not a ratio like 0.5% or 0"))?;
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a ratio like 0.5% or 0"))?;
     let r = v / scale;
     if !(0.0..0.5).contains(&r) {
         return Err(format!("{s:?}: must be at least 0 and under 50 %"));
@@ -147,9 +155,14 @@ pub fn bench(a: BenchArgs) -> CliResult {
     let src = topology::endpoint(&state, &a.from).map_err(CliError::usage)?;
     let dst = topology::endpoint(&state, &a.to).map_err(CliError::usage)?;
     if src == dst {
-        return Err(CliError::usage(anyhow!("--from and --to are the same interface")));
+        return Err(CliError::usage(anyhow!(
+            "--from and --to are the same interface"
+        )));
     }
-    eprintln!("bench: resolving {} -> {} in chain {chain}", src.host, dst.host);
+    eprintln!(
+        "bench: resolving {} -> {} in chain {chain}",
+        src.host, dst.host
+    );
     let path = topology::chain_path(&src, &dst)?;
 
     // The generator's own maximum, per size, on a plain veth pair.
@@ -197,7 +210,11 @@ fn plot(dir: &Path, json: &str) -> CliResult {
         .status()
         .context("running python3 for the charts (apt-get install python3-matplotlib)")?;
     if !status.success() {
-        return Err(anyhow!("the chart script failed ({status}); the JSON is in {}", data.display()).into());
+        return Err(anyhow!(
+            "the chart script failed ({status}); the JSON is in {}",
+            data.display()
+        )
+        .into());
     }
     Ok(())
 }

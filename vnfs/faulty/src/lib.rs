@@ -143,7 +143,7 @@ impl Vnf for Faulty {
         }
         self.seen += 1;
         if let Some(n) = self.config.drop_one_in {
-            if self.seen % u64::from(n) == 0 {
+            if self.seen.is_multiple_of(u64::from(n)) {
                 return Verdict::Drop(DropReason::Policy);
             }
         }
