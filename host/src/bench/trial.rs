@@ -12,7 +12,7 @@
 
 use std::net::UdpSocket;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
@@ -112,10 +112,12 @@ pub fn run(path: &Path, offer: Offer, stream: u16, pins: Pinning) -> Result<Meas
     let src = NetNs::open(&path.src_netns)?;
     let dst = NetNs::open(&path.dst_netns)?;
     let stop = Arc::new(AtomicBool::new(false));
+    let last_rx = Arc::new(AtomicU64::new(0));
     let (ready_tx, ready_rx) = mpsc::channel();
     std::thread::scope(|s| {
         let receiver = {
             let stop = stop.clone();
+            let last_rx = last_rx.clone();
             let dst = &dst;
             s.spawn(move || -> Result<(Tally, u64, f64), BenchError> {
                 dst.enter_current_thread()?;
@@ -134,7 +136,7 @@ pub fn run(path: &Path, offer: Offer, stream: u16, pins: Pinning) -> Result<Meas
                         return Err(e);
                     }
                 };
-                let out = receive(&fd, stream, &stop);
+                let out = receive(&fd, stream, &stop, &last_rx);
                 drop(sink);
                 Ok(out)
             })
@@ -157,8 +159,17 @@ pub fn run(path: &Path, offer: Offer, stream: u16, pins: Pinning) -> Result<Meas
         let sent = generator
             .join()
             .map_err(|_| BenchError::Thread("generator"));
-        // Let frames still in the chain arrive.
-        std::thread::sleep(Duration::from_millis(200));
+        // Let frames still queued in the chain arrive: until nothing came
+        // for 100 ms (at least 200 ms, at most 2 s after the last send).
+        let done = now_ns();
+        loop {
+            std::thread::sleep(Duration::from_millis(20));
+            let now = now_ns();
+            let quiet = now.saturating_sub(last_rx.load(Ordering::Relaxed)) > 100_000_000;
+            if (quiet && now - done > 200_000_000) || now - done > 2_000_000_000 {
+                break;
+            }
+        }
         stop.store(true, Ordering::Relaxed);
         let received = receiver
             .join()
@@ -240,7 +251,12 @@ fn generate(
 }
 
 /// The receiver loop, until `stop` and the socket is drained.
-fn receive(fd: &OwnedFd, stream: u16, stop: &AtomicBool) -> (Tally, u64, f64) {
+fn receive(
+    fd: &OwnedFd,
+    stream: u16,
+    stop: &AtomicBool,
+    last_rx: &AtomicU64,
+) -> (Tally, u64, f64) {
     let cpu0 = clock_ns(ClockId::CLOCK_THREAD_CPUTIME_ID);
     let _ = packet::take_drops(fd.as_fd());
     let mut tally = Tally::default();
@@ -263,6 +279,7 @@ fn receive(fd: &OwnedFd, stream: u16, stop: &AtomicBool) -> (Tally, u64, f64) {
         }
         if got > 0 {
             idle_since = now;
+            last_rx.store(now, Ordering::Relaxed);
             continue;
         }
         if stop.load(Ordering::Relaxed) {
