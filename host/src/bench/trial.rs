@@ -251,12 +251,7 @@ fn generate(
 }
 
 /// The receiver loop, until `stop` and the socket is drained.
-fn receive(
-    fd: &OwnedFd,
-    stream: u16,
-    stop: &AtomicBool,
-    last_rx: &AtomicU64,
-) -> (Tally, u64, f64) {
+fn receive(fd: &OwnedFd, stream: u16, stop: &AtomicBool, last_rx: &AtomicU64) -> (Tally, u64, f64) {
     let cpu0 = clock_ns(ClockId::CLOCK_THREAD_CPUTIME_ID);
     let _ = packet::take_drops(fd.as_fd());
     let mut tally = Tally::default();
