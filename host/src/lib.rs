@@ -7,6 +7,7 @@
 //! - [`datapath`]: ports, the worker loop and the stats segment.
 //! - [`sys`]: namespaces, links, offloads and cgroups, behind seams.
 //! - [`deploy`]: building, supervising, exporting and tearing down a chain.
+//! - [`modtest`]: `nfvhost test`, frames from captures through a module.
 
 #![deny(unsafe_code)]
 
@@ -17,6 +18,7 @@ pub mod datapath;
 pub mod deploy;
 pub mod engine;
 pub mod logging;
+pub mod modtest;
 // The syscall wrappers: the one place `unsafe` is allowed, each block with
 // a `// SAFETY:` comment.
 #[allow(unsafe_code)]

@@ -241,18 +241,7 @@ pub fn destroy(file: Option<&Path>, chain: Option<String>, all: bool) -> CliResu
 /// file, and stops the worker so the supervisor restarts it on the new one.
 pub fn replace(chain: Option<String>, vnf: &str, module: &str) -> CliResult {
     super::check_name(NameKind::Node, "VNF name", vnf)?;
-    let module_ref = if module.ends_with(".wasm") {
-        chain::ModuleRef::Path(
-            std::fs::canonicalize(module).map_err(|e| CliError::usage(anyhow!("{module}: {e}")))?,
-        )
-    } else if chain::names::is_builtin_module(module) {
-        chain::ModuleRef::Builtin(module.to_string())
-    } else {
-        return Err(CliError::usage(anyhow!(
-            "`{}` is neither a shipped VNF name (lowercase letters, digits, `_`, `-`) nor a path ending in .wasm",
-            module.escape_default()
-        )));
-    };
+    let module_ref = super::module_arg(module)?;
     let chain_name = super::pick_chain(chain)?;
     let _lock = ChainLock::acquire(&chain_name)?;
     let mut state = ChainState::load(&chain_name)?

@@ -7,6 +7,7 @@ mod deploy;
 mod inspect;
 mod nodes;
 mod stats;
+mod test;
 
 use std::path::PathBuf;
 
@@ -148,6 +149,49 @@ enum Command {
     /// Measure a deployed chain between two test hosts (RFC 2544:
     /// throughput, latency, frame loss, back-to-back).
     Bench(Box<bench::BenchArgs>),
+    /// Run frames from pcap files through a module, without root; write
+    /// what leaves each port and compare it with expected captures.
+    ///
+    /// Frames arrive on the port named in `--in PORT=FILE`, or, for a bare
+    /// `--in FILE`, on the port named like the frame's pcapng interface
+    /// (unnamed interface N is port N; a pcap file feeds port 0). The
+    /// frames' timestamps are the module's clock. Exits 1 when a port's
+    /// output differs from `--expect`.
+    Test {
+        /// The module: a shipped VNF name or a path to a .wasm file.
+        module: String,
+        /// A chain file with the VNF's ports and `config:` (the one that
+        /// deploys it); its `module:` is replaced by MODULE.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The VNF of the chain file to test (when it has several).
+        #[arg(long)]
+        vnf: Option<String>,
+        /// Without --config: the module's port names.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "lan,wan",
+            conflicts_with = "config"
+        )]
+        ports: Vec<String>,
+        /// Input frames: PORT=FILE or FILE (pcap or pcapng); repeatable.
+        #[arg(long = "in", value_name = "[PORT=]FILE", required = true)]
+        inputs: Vec<String>,
+        /// Write what leaves each port to DIR/<port>.pcap.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Expected output: PORT=FILE, a FILE (by interface, like --in), or
+        /// a DIR of <port>.pcap (a port without a file must send nothing).
+        #[arg(long, value_name = "[PORT=]FILE|DIR")]
+        expect: Vec<String>,
+        /// Seconds of module time to keep ticking after the last frame.
+        #[arg(long, default_value_t = 0.0)]
+        linger: f64,
+        /// Print only the summary and the comparison, not every frame.
+        #[arg(short, long)]
+        quiet: bool,
+    },
     /// Internal: run one VNF worker.
     #[command(hide = true)]
     Worker { spec: PathBuf },
@@ -188,6 +232,27 @@ pub fn main() -> i32 {
             output,
         } => stats::stats(chain, output, no_stream, interval),
         Command::Bench(args) => bench::bench(*args),
+        Command::Test {
+            module,
+            config,
+            vnf,
+            ports,
+            inputs,
+            out,
+            expect,
+            linger,
+            quiet,
+        } => test::test(test::TestArgs {
+            module,
+            config,
+            vnf,
+            ports,
+            inputs,
+            out,
+            expect,
+            linger,
+            quiet,
+        }),
         Command::Worker { spec } => nodes::worker(&spec),
         Command::Supervise { chain } => deploy::supervise(&chain),
     };
@@ -222,4 +287,22 @@ pub fn pick_chain(chain: Option<String>) -> Result<String, CliError> {
 /// rule; a bad one is a usage error that names the rule.
 pub fn check_name(kind: NameKind, what: &'static str, name: &str) -> Result<(), CliError> {
     names::check_arg(kind, what, name).map_err(CliError::usage)
+}
+
+/// A module argument: a path ending in `.wasm` (made absolute) or a
+/// shipped VNF's name.
+pub fn module_arg(module: &str) -> Result<nfvhost::chain::ModuleRef, CliError> {
+    use nfvhost::chain::{names, ModuleRef};
+    if module.ends_with(".wasm") {
+        Ok(ModuleRef::Path(std::fs::canonicalize(module).map_err(
+            |e| CliError::usage(anyhow::anyhow!("{module}: {e}")),
+        )?))
+    } else if names::is_builtin_module(module) {
+        Ok(ModuleRef::Builtin(module.to_string()))
+    } else {
+        Err(CliError::usage(anyhow::anyhow!(
+            "`{}` is neither a shipped VNF name (lowercase letters, digits, `_`, `-`) nor a path ending in .wasm",
+            module.escape_default()
+        )))
+    }
 }

@@ -6,18 +6,17 @@
 //! whole [`Batch`]; verdicts and new lengths are read back from the
 //! descriptors into it.
 
-use std::ops::Range;
-use std::time::Instant;
-
 use nfvhost_abi::{
     FrameDesc, LogLevel, MetricKind, Verdict, ABI_VERSION, FRAME_DESC_SIZE, IMPORT_MODULE,
     MAX_BATCH, MAX_COUNTERS, MAX_EMIT_LEN, MAX_EMIT_PER_CALL, STATUS_BAD_ARGUMENT,
     STATUS_BAD_CONFIG, STATUS_NO_SUCH_PORT, STATUS_OK, STATUS_QUEUE_FULL, STATUS_TOO_LARGE,
     STATUS_WRONG_PHASE,
 };
+use std::ops::Range;
 use wasmtime::{Caller, Linker, Memory, Store, StoreLimits, StoreLimitsBuilder, Trap, TypedFunc};
 
 use super::batch::Batch;
+use super::clock::{Clock, ClockMode};
 use super::{abi_check::AbiError, Engine, LoadedModule};
 
 /// Most elements of the module's one table (its indirect-call targets; a
@@ -37,6 +36,8 @@ pub struct InstanceLimits {
     pub batch_size: usize,
     /// Most verbose module log level written (e.g. `Warn` while validating).
     pub log_level: LogLevel,
+    /// Where the module's time comes from.
+    pub clock: ClockMode,
 }
 
 impl Default for InstanceLimits {
@@ -47,6 +48,7 @@ impl Default for InstanceLimits {
             slot_size: 2048,
             batch_size: 64,
             log_level: LogLevel::Trace,
+            clock: ClockMode::Real,
         }
     }
 }
@@ -141,7 +143,7 @@ pub(super) struct HostState {
     log: crate::logging::ModuleLog,
     port_count: u16,
     phase: Phase,
-    epoch_origin: Instant,
+    clock: Clock,
     /// Bytes of the frames emitted during the current call, back to back.
     emit_arena: Vec<u8>,
     emits: Vec<EmittedFrame>,
@@ -204,9 +206,7 @@ pub(super) fn build_linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker
     linker.func_wrap(
         IMPORT_MODULE,
         nfvhost_abi::IMPORT_NOW_NS,
-        |caller: Caller<'_, HostState>| -> i64 {
-            caller.data().epoch_origin.elapsed().as_nanos() as i64
-        },
+        |caller: Caller<'_, HostState>| -> i64 { caller.data().clock.now_ns() },
     )?;
 
     linker.func_wrap(
@@ -350,7 +350,7 @@ impl VnfInstance {
             log: crate::logging::ModuleLog::new(vnf),
             port_count,
             phase: Phase::Init,
-            epoch_origin: Instant::now(),
+            clock: Clock::new(limits.clock),
             emit_arena: Vec::with_capacity(64 * 1024),
             emits: Vec::with_capacity(MAX_EMIT_PER_CALL),
             metrics: Vec::new(),
@@ -527,10 +527,16 @@ impl VnfInstance {
     /// Runs the module's timer.
     pub fn tick(&mut self) -> Result<(), CallFailure> {
         self.begin_call();
-        let now = self.store.data().epoch_origin.elapsed().as_nanos() as i64;
+        let now = self.store.data().clock.now_ns();
         self.tick
             .call(&mut self.store, now)
             .map_err(CallFailure::from_error)
+    }
+
+    /// Moves a [`ClockMode::Manual`] clock to `now_ns` (never back); the
+    /// module's `now_ns` and the next tick see it. A real clock ignores it.
+    pub fn set_time(&mut self, now_ns: i64) {
+        self.store.data_mut().clock.set(now_ns);
     }
 
     fn begin_call(&mut self) {

@@ -7,6 +7,7 @@
 //! - `instance`: the host functions (the shared `Linker`) and one
 //!   [`VnfInstance`] per store.
 //! - `batch`: [`Batch`], the frames of one call and their verdicts.
+//! - `clock`: [`ClockMode`], the module's time: real, or set by the caller.
 //! - `vnet`: [`VnetHeader`], a frame's offload state.
 //!
 //! One `Engine` and its `Linker` are built once per process and shared: a
@@ -17,6 +18,7 @@
 mod abi_check;
 mod batch;
 mod cache;
+mod clock;
 mod instance;
 #[cfg(test)]
 mod sandbox_tests;
@@ -29,6 +31,7 @@ use std::time::Duration;
 
 pub use abi_check::{check_module, AbiError};
 pub use batch::{Batch, FrameIn};
+pub use clock::ClockMode;
 pub use instance::{
     CallFailure, EmittedFrame, InstanceError, InstanceLimits, MetricDef, VnfInstance,
     MAX_TABLE_ELEMENTS,
