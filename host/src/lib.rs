@@ -8,6 +8,7 @@
 //! - [`sys`]: namespaces, links, offloads and cgroups, behind seams.
 //! - [`deploy`]: building, supervising, exporting and tearing down a chain.
 //! - [`modtest`]: `nfvhost test`, frames from captures through a module.
+//! - [`scaffold`]: `nfvhost new`, a VNF crate from a template.
 
 #![deny(unsafe_code)]
 
@@ -19,6 +20,7 @@ pub mod deploy;
 pub mod engine;
 pub mod logging;
 pub mod modtest;
+pub mod scaffold;
 // The syscall wrappers: the one place `unsafe` is allowed, each block with
 // a `// SAFETY:` comment.
 #[allow(unsafe_code)]

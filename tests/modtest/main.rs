@@ -236,6 +236,26 @@ fn dhcp() -> Vec<(&'static str, Feed)> {
     vec![("lan", lan), ("uplink", Vec::new())]
 }
 
+/// The captures of `nfvhost new --template bump` (host/templates/bump/pcap):
+/// (file, frames). The chain there blocks IPv6, so the IPv6 frame from lan
+/// leaves nowhere.
+fn template_captures() -> Vec<(&'static str, Feed)> {
+    let (m1, m2) = (Mac([2, 0, 0, 0, 0, 0x10]), Mac([2, 0, 0, 0, 0, 0x20]));
+    let (a1, a2) = (ip(10, 0, 0, 10), ip(10, 0, 0, 20));
+    let out = eth_ip(m2, m1, udp(a1, a2, 4000, 5000, b"to h2"));
+    let back = eth_ip(m1, m2, udp(a2, a1, 5000, 4000, b"to h1"));
+    let mut v6 = vec![0x60, 0, 0, 0, 0, 0, 59, 64];
+    v6.extend([0xfe, 0x80].iter().chain(&[0; 13]).chain(&[0x10]));
+    v6.extend([0xfe, 0x80].iter().chain(&[0; 13]).chain(&[0x20]));
+    let v6 = frames::ethernet(m2, m1, EtherType::Ipv6, &v6);
+    vec![
+        ("in-lan.pcap", vec![(0, out.clone()), (10, v6)]),
+        ("in-wan.pcap", vec![(20, back.clone())]),
+        ("expect/wan.pcap", vec![(0, out)]),
+        ("expect/lan.pcap", vec![(20, back)]),
+    ]
+}
+
 fn cases() -> Vec<(&'static str, Vec<(&'static str, Feed)>)> {
     vec![
         ("router", router()),
@@ -306,6 +326,34 @@ fn regenerate() -> bool {
     std::env::var_os("NFVHOST_REGENERATE_MODTEST").is_some()
 }
 
+/// Writes `bytes` to `path` when regenerating, else checks that the file
+/// holds exactly them.
+fn generated(path: &Path, bytes: &[u8]) {
+    if regenerate() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    } else {
+        let have = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(
+            have == bytes,
+            "{} is not what its generator makes; regenerate (see tests/modtest/README.md)",
+            path.display()
+        );
+    }
+}
+
+/// The captures shipped with the `bump` template are the frames crafted
+/// in [`template_captures`].
+#[test]
+fn template_captures_are_the_crafted_frames() {
+    for (file, feed) in template_captures() {
+        generated(
+            &root().join("host/templates/bump/pcap").join(file),
+            &pcap_bytes(&feed),
+        );
+    }
+}
+
 /// The checked-in inputs are exactly the frames crafted above (or are
 /// rewritten from them when regenerating, with the expected outputs).
 #[test]
@@ -313,19 +361,10 @@ fn inputs_are_the_crafted_frames() {
     for (vnf, feeds) in cases() {
         let ports: Vec<&str> = feeds.iter().map(|(p, _)| *p).collect();
         for (port, feed) in &feeds {
-            let path = case_dir(vnf).join(format!("in-{port}.pcap"));
-            let bytes = pcap_bytes(feed);
-            if regenerate() {
-                std::fs::write(&path, &bytes).unwrap();
-            } else {
-                let have =
-                    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-                assert!(
-                    have == bytes,
-                    "{} is not what its generator makes; regenerate (see tests/modtest/README.md)",
-                    path.display()
-                );
-            }
+            generated(
+                &case_dir(vnf).join(format!("in-{port}.pcap")),
+                &pcap_bytes(feed),
+            );
         }
         if regenerate() {
             let out = tempfile::tempdir().unwrap();

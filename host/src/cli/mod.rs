@@ -5,6 +5,7 @@
 mod bench;
 mod deploy;
 mod inspect;
+mod new;
 mod nodes;
 mod stats;
 mod test;
@@ -149,6 +150,22 @@ enum Command {
     /// Measure a deployed chain between two test hosts (RFC 2544:
     /// throughput, latency, frame loss, back-to-back).
     Bench(Box<bench::BenchArgs>),
+    /// Create a VNF crate from a template (outside this repository): it
+    /// builds with `cargo wasm`, tests with `cargo test` and `nfvhost test`,
+    /// and deploys with its chain.yaml.
+    New {
+        /// The crate name (letters, digits, `-`, `_`; starts with a letter).
+        name: String,
+        /// The template.
+        #[arg(long, value_enum, default_value_t)]
+        template: new::TemplateArg,
+        /// The directory to create (default: ./NAME); must not exist.
+        #[arg(long)]
+        path: Option<PathBuf>,
+        /// The vnf-sdk crate to depend on (default: this checkout's).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
     /// Run frames from pcap files through a module, without root; write
     /// what leaves each port and compare it with expected captures.
     ///
@@ -232,6 +249,12 @@ pub fn main() -> i32 {
             output,
         } => stats::stats(chain, output, no_stream, interval),
         Command::Bench(args) => bench::bench(*args),
+        Command::New {
+            name,
+            template,
+            path,
+            sdk,
+        } => new::new(&name, template, path, sdk),
         Command::Test {
             module,
             config,
