@@ -7,6 +7,7 @@
 mod frames;
 mod support;
 
+mod authoring;
 mod basic;
 mod bench;
 mod bench_cmd;
