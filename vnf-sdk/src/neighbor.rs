@@ -527,15 +527,66 @@ impl ArpMetrics {
 /// released frames itself and answers with the [`Verdict`] for the frame at
 /// hand.
 ///
-/// ```ignore
-/// // In Vnf::process, for an ARP frame on `port` where we are `link`:
-/// return self.arp.receive(ctx, port, &link, frame.data());
-/// // To send an IPv4 frame (TTL already decremented) to `hop` out of `port`:
-/// return self.arp.forward(ctx, frame, port, hop, &egress_link);
-/// // In Vnf::tick:
-/// let due = self.arp.maintain(ctx.now_ns());
-/// // ... answer due.failed (ICMP host unreachable) if the VNF does ...
-/// self.arp.send_due(ctx, due, |port| self.links[port]);
+/// ```
+/// use vnf_sdk::neighbor::{ArpMetrics, LinkAddr, Resolver};
+/// use vnf_sdk::prelude::*;
+/// use vnf_sdk::wire::{EtherType, EthernetAddress, EthernetFrame, Ipv4Addr};
+///
+/// /// Sends every IPv4 frame to one next hop out of port 1, resolving it
+/// /// with ARP, and answers ARP for its own addresses.
+/// struct Hop { arp: Resolver, links: [LinkAddr; 2], hop: Ipv4Addr }
+///
+/// impl Vnf for Hop {
+///     type Config = serde_json::Value;
+///     fn new(ctx: &mut InitContext, _config: serde_json::Value) -> Result<Self, ConfigError> {
+///         let link = |i: u8| LinkAddr {
+///             mac: EthernetAddress([2, 0, 0, 0, 0, i]),
+///             addr: Ipv4Addr::new(10, 0, i, 1),
+///             prefix_len: 24,
+///         };
+///         let forwarded = ctx.counter("forwarded", "Frames sent on");
+///         let metrics = ArpMetrics::declare(ctx, forwarded);
+///         Ok(Hop {
+///             arp: Resolver::new(60_000_000_000, metrics),
+///             links: [link(1), link(2)],
+///             hop: Ipv4Addr::new(10, 0, 2, 254),
+///         })
+///     }
+///     fn process(&mut self, ctx: &mut Context, frame: &mut Frame<'_>) -> Verdict {
+///         let port = frame.in_port();
+///         let Ok(eth) = EthernetFrame::new_checked(frame.data()) else {
+///             return Verdict::Drop(DropReason::Malformed);
+///         };
+///         match eth.ethertype() {
+///             // Learn the sender, answer a request for us, release frames.
+///             EtherType::Arp => {
+///                 let link = self.links[usize::from(port)];
+///                 self.arp.receive(ctx, port, &link, frame.data())
+///             }
+///             // (A real hop decrements the TTL first.)
+///             EtherType::Ipv4 => {
+///                 let link = self.links[1];
+///                 self.arp.forward(ctx, frame, 1, self.hop, &link)
+///             }
+///             _ => Verdict::Drop(DropReason::Unsupported),
+///         }
+///     }
+///     fn tick(&mut self, ctx: &mut Context) {
+///         // Expire entries, retry requests, fail what waited too long.
+///         let due = self.arp.maintain(ctx.now_ns());
+///         let links = self.links;
+///         self.arp.send_due(ctx, due, |port| links[usize::from(port)]);
+///     }
+/// }
+///
+/// # use vnf_sdk::testing::{frames, Harness};
+/// let mut h = Harness::<Hop>::new(&["lan", "wan"], serde_json::json!({})).unwrap();
+/// let me = EthernetAddress([2, 0, 0, 0, 1, 0x10]);
+/// let who_has = frames::arp_request(me, Ipv4Addr::new(10, 0, 1, 10), Ipv4Addr::new(10, 0, 1, 1));
+/// let out = h.process(0, &who_has);
+/// assert_eq!(out.verdict, Verdict::Consume);
+/// assert_eq!(out.emitted.len(), 1, "an ARP reply on lan");
+/// assert_eq!(out.emitted[0].0, 0);
 /// ```
 #[derive(Debug)]
 pub struct Resolver {

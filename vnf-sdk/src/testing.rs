@@ -1,9 +1,38 @@
 //! Run a VNF's logic natively under `cargo test`: no wasm, no root.
 //!
-//! ```ignore
-//! let mut h = Harness::<Router>::new(&["lan", "wan"], serde_json::json!({ ... })).unwrap();
-//! let out = h.process(0, &frame_bytes);
+//! ```
+//! use vnf_sdk::prelude::*;
+//! use vnf_sdk::testing::Harness;
+//!
+//! /// Counts frames, and every 100 ms of host time emits a 60-byte beacon
+//! /// out of port 0.
+//! struct Beacon { seen: Counter, last_ns: u64 }
+//!
+//! impl Vnf for Beacon {
+//!     type Config = serde_json::Value;
+//!     fn new(ctx: &mut InitContext, _config: serde_json::Value) -> Result<Self, ConfigError> {
+//!         Ok(Beacon { seen: ctx.counter("seen", "Frames seen"), last_ns: 0 })
+//!     }
+//!     fn process(&mut self, _ctx: &mut Context, frame: &mut Frame) -> Verdict {
+//!         self.seen.inc();
+//!         Verdict::Forward(1 - frame.in_port())
+//!     }
+//!     fn tick(&mut self, ctx: &mut Context) {
+//!         if ctx.now_ns() - self.last_ns >= 100_000_000 {
+//!             self.last_ns = ctx.now_ns();
+//!             let _ = ctx.emit(0, &[0xff; 60]);
+//!         }
+//!     }
+//! }
+//!
+//! let mut h = Harness::<Beacon>::new(&["lan", "wan"], serde_json::json!({})).unwrap();
+//! let out = h.process(0, &[0u8; 64]);
 //! assert_eq!(out.verdict, Verdict::Forward(1));
+//! assert_eq!(out.frame.len(), 64);
+//! assert!(h.tick().is_empty(), "no time has passed");
+//! h.advance_ns(150_000_000);
+//! assert_eq!(h.tick(), vec![(0, vec![0xff; 60])]);
+//! assert_eq!(h.counter("seen"), Some(1));
 //! ```
 
 pub mod frames;

@@ -55,6 +55,13 @@ pub struct ConfigError {
 
 impl ConfigError {
     /// An error at `path` (dotted keys and list indices: `routes.0.via`).
+    ///
+    /// ```
+    /// use vnf_sdk::ConfigError;
+    ///
+    /// let e = ConfigError::at("routes.0.via", "10.9.9.9 is not in a connected subnet");
+    /// assert_eq!(e.to_string(), "routes.0.via: 10.9.9.9 is not in a connected subnet");
+    /// ```
     pub fn at(path: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError {
             path: path.into(),
