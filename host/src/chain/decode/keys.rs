@@ -531,7 +531,14 @@ mod tests {
     #[test]
     fn every_shipped_chain_validates_against_the_schema() {
         let mut checked = 0;
-        for dir in ["chains", "tests/chains"] {
+        for dir in [
+            "chains",
+            "tests/chains",
+            "tests/modtest/router",
+            "tests/modtest/firewall",
+            "tests/modtest/nat",
+            "tests/modtest/dhcp",
+        ] {
             for entry in std::fs::read_dir(repo().join(dir)).unwrap() {
                 let path = entry.unwrap().path();
                 if path.extension().is_some_and(|e| e == "yaml") {
