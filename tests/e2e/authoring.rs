@@ -139,3 +139,63 @@ fn tutorial_runs_as_written() {
     assert!(passed >= 6.0, "frames_passed = {passed}");
     assert_eq!(sample(&stdout, "nfvhost_vnf_up"), Some(1.0), "{stdout}");
 }
+
+/// `nfvhost new --template router` gives a crate whose native tests pass,
+/// that builds with `cargo wasm`, and whose module passes its captures.
+/// (No root needed; the tutorial deploys the bump template.)
+#[test]
+fn router_template_builds_and_passes_its_captures() {
+    let dir = tempfile::tempdir().unwrap();
+    let nfvhost = env!("CARGO_BIN_EXE_nfvhost");
+    let run = |cmd: &mut Command| {
+        let out = cmd.current_dir(dir.path()).output().unwrap();
+        let text = format!(
+            "{cmd:?}: {}\nstdout:\n{}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{text}");
+        text
+    };
+    run(Command::new(nfvhost).args(["new", "my-router", "--template", "router"]));
+    // Never overwrites.
+    let again = Command::new(nfvhost)
+        .args(["new", "my-router", "--template", "router"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    let krate = dir.path().join("my-router");
+    let cargo = || {
+        let mut c = Command::new(env!("CARGO"));
+        c.current_dir(&krate);
+        c
+    };
+    let out = cargo().arg("test").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("test result: ok. 4 passed"), "{stdout}");
+    let out = cargo().arg("wasm").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = run(Command::new(nfvhost)
+        .arg("test")
+        .arg(krate.join("target/wasm32-unknown-unknown/release/my_router.wasm"))
+        .arg("--config")
+        .arg(krate.join("chain.yaml"))
+        .arg("--in")
+        .arg(format!("lan={}", krate.join("pcap/in-lan.pcap").display()))
+        .arg("--in")
+        .arg(format!("wan={}", krate.join("pcap/in-wan.pcap").display()))
+        .arg("--expect")
+        .arg(krate.join("pcap/expect")));
+    assert!(text.contains("port wan: 2 frames as expected"), "{text}");
+}

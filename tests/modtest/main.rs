@@ -256,6 +256,29 @@ fn template_captures() -> Vec<(&'static str, Feed)> {
     ]
 }
 
+/// The captures of `nfvhost new --template router`: h1 pings h2; the
+/// router (VNF `fn`, MACs derived from that name) resolves h2 on wan first.
+fn router_template_captures() -> Vec<(&'static str, Feed)> {
+    let (h1, h2) = (Mac([2, 0, 0, 0, 1, 0x10]), Mac([2, 0, 0, 0, 2, 0x10]));
+    let (lan, wan) = (Mac::derived("fn", 0), Mac::derived("fn", 1));
+    let (a1, a2, r_wan) = (ip(10, 0, 1, 10), ip(10, 0, 2, 10), ip(10, 0, 2, 1));
+    vec![
+        (
+            "in-lan.pcap",
+            vec![(0, eth_ip(lan, h1, ping(a1, a2, 64, 1, false)))],
+        ),
+        ("in-wan.pcap", vec![(10, arp_reply(h2, a2, wan, r_wan))]),
+        ("expect/lan.pcap", vec![]),
+        (
+            "expect/wan.pcap",
+            vec![
+                (0, frames::arp_request(wan, r_wan, a2)),
+                (10, eth_ip(h2, wan, ping(a1, a2, 63, 1, false))),
+            ],
+        ),
+    ]
+}
+
 fn cases() -> Vec<(&'static str, Vec<(&'static str, Feed)>)> {
     vec![
         ("router", router()),
@@ -342,13 +365,19 @@ fn generated(path: &Path, bytes: &[u8]) {
     }
 }
 
-/// The captures shipped with the `bump` template are the frames crafted
-/// in [`template_captures`].
+/// The captures shipped with the templates are the frames crafted in
+/// [`template_captures`] and [`router_template_captures`].
 #[test]
 fn template_captures_are_the_crafted_frames() {
     for (file, feed) in template_captures() {
         generated(
             &root().join("host/templates/bump/pcap").join(file),
+            &pcap_bytes(&feed),
+        );
+    }
+    for (file, feed) in router_template_captures() {
+        generated(
+            &root().join("host/templates/router/pcap").join(file),
             &pcap_bytes(&feed),
         );
     }

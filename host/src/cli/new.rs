@@ -14,6 +14,8 @@ pub enum TemplateArg {
     /// A bump in the wire between two ports (config key, counters).
     #[default]
     Bump,
+    /// A small IPv4 router: connected subnets, a default gateway, ARP.
+    Router,
 }
 
 pub fn new(
@@ -27,6 +29,7 @@ pub fn new(
     let sdk = sdk.unwrap_or_else(scaffold::default_sdk);
     let template = match template {
         TemplateArg::Bump => Template::Bump,
+        TemplateArg::Router => Template::Router,
     };
     let files = scaffold::create(&dir, name, template, &sdk).map_err(|e| match e {
         ScaffoldError::Write { .. } => CliError::from(anyhow!(e)),

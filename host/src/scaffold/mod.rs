@@ -13,6 +13,8 @@ use crate::chain::names::{self, NameKind};
 pub enum Template {
     /// A bump in the wire between two ports, with a config key and counters.
     Bump,
+    /// A small IPv4 router: connected subnets, a default gateway, ARP.
+    Router,
 }
 
 /// One file of a template: its path in the new crate, and its contents.
@@ -34,28 +36,31 @@ macro_rules! bytes {
 
 const TOOLCHAIN: &str = include_str!("../../../rust-toolchain.toml");
 
+/// The files of the template in `host/templates/<dir>`: the same set for
+/// every template.
+macro_rules! template_files {
+    ($t:literal) => {
+        vec![
+            ("Cargo.toml", text!($t, "Cargo.toml")),
+            (".cargo/config.toml", text!($t, "cargo-config.toml")),
+            (".gitignore", text!($t, "gitignore")),
+            ("rust-toolchain.toml", Content::Text("{{toolchain}}")),
+            ("src/lib.rs", text!($t, "lib.rs")),
+            ("README.md", text!($t, "README.md")),
+            ("chain.yaml", text!($t, "chain.yaml")),
+            ("pcap/in-lan.pcap", bytes!($t, "pcap/in-lan.pcap")),
+            ("pcap/in-wan.pcap", bytes!($t, "pcap/in-wan.pcap")),
+            ("pcap/expect/lan.pcap", bytes!($t, "pcap/expect/lan.pcap")),
+            ("pcap/expect/wan.pcap", bytes!($t, "pcap/expect/wan.pcap")),
+        ]
+    };
+}
+
 impl Template {
     fn files(self) -> Vec<(&'static str, Content)> {
         match self {
-            Template::Bump => vec![
-                ("Cargo.toml", text!("bump", "Cargo.toml")),
-                (".cargo/config.toml", text!("bump", "cargo-config.toml")),
-                (".gitignore", text!("bump", "gitignore")),
-                ("rust-toolchain.toml", Content::Text("{{toolchain}}")),
-                ("src/lib.rs", text!("bump", "lib.rs")),
-                ("README.md", text!("bump", "README.md")),
-                ("chain.yaml", text!("bump", "chain.yaml")),
-                ("pcap/in-lan.pcap", bytes!("bump", "pcap/in-lan.pcap")),
-                ("pcap/in-wan.pcap", bytes!("bump", "pcap/in-wan.pcap")),
-                (
-                    "pcap/expect/lan.pcap",
-                    bytes!("bump", "pcap/expect/lan.pcap"),
-                ),
-                (
-                    "pcap/expect/wan.pcap",
-                    bytes!("bump", "pcap/expect/wan.pcap"),
-                ),
-            ],
+            Template::Bump => template_files!("bump"),
+            Template::Router => template_files!("router"),
         }
     }
 }
@@ -308,8 +313,12 @@ mod tests {
         assert!(!cargo.contains("{{"), "{cargo}");
         let chain = std::fs::read_to_string(dir.join("chain.yaml")).unwrap();
         assert!(chain.contains("release/my_vnf.wasm"), "{chain}");
-        // The chain file is valid as generated.
+        // The chain files are valid as generated.
         crate::chain::parse("chain.yaml", &chain).unwrap();
+        let router = tmp.path().join("r");
+        create(&router, "r", Template::Router, &default_sdk()).unwrap();
+        let text = std::fs::read_to_string(router.join("chain.yaml")).unwrap();
+        crate::chain::parse("chain.yaml", &text).unwrap();
         let e = create(&dir, "my-vnf", Template::Bump, &default_sdk()).unwrap_err();
         assert!(matches!(e, ScaffoldError::Exists(_)), "{e}");
         let e = create(&tmp.path().join("x"), "x", Template::Bump, tmp.path()).unwrap_err();
