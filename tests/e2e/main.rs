@@ -19,6 +19,7 @@ mod faulty;
 mod hostile;
 mod lifecycle;
 mod matrix;
+mod ops;
 mod port_faults;
 mod sandbox;
 mod vnf_dhcp;

@@ -11,6 +11,9 @@
 //! ```yaml
 //! name: basic                  # required; [a-z0-9][a-z0-9-]*, at most 12 chars
 //! metrics: 127.0.0.1:9464      # optional address:port for /metrics
+//! defaults:                    # optional: resources, datapath and log_level
+//!   resources: { memory: 64MiB }  #   for every VNF that does not set them,
+//!   log_level: info            #   key by key (checked like a VNF's blocks)
 //! hosts:                       # test hosts: namespaces with a kernel stack
 //!   h1:                        # node name: [a-z0-9][a-z0-9-]*, at most 15 chars,
 //!                              #   unique across hosts and vnfs
@@ -41,6 +44,8 @@
 //!       busy_poll: false       #   spin instead of sleeping: lowest latency, a core at 100 %
 //!       offload: true          #   carry checksum/segmentation offload (64 KB TCP super-frames)
 //!       cpus: [1]              #   pin the worker to these CPUs
+//!     log_level: info          # optional: error, warn, info (default), debug or
+//!                              #   trace; the module's log lines kept
 //!     config:                  # optional mapping, passed to the module as JSON
 //!       interfaces: { lan: 10.0.1.1/24, wan: 10.0.2.1/24 }
 //! links:
@@ -78,6 +83,7 @@
 
 mod decode;
 mod error;
+pub mod graph;
 pub mod names;
 mod spec;
 mod yaml;
@@ -85,7 +91,7 @@ mod yaml;
 use std::path::Path;
 
 pub use decode::{
-    parse_size, schema, MAX_CHAIN_NAME, MAX_CPU, MAX_IFNAME, MAX_NODE_NAME, MAX_WASM_MEMORY,
+    parse_size, schema, DEFAULT_LOG_LEVEL, MAX_CHAIN_NAME, MAX_CPU, MAX_IFNAME, MAX_NODE_NAME, MAX_WASM_MEMORY,
     MIN_MEMORY, MIN_WASM_MEMORY,
 };
 pub use error::{ChainError, ChainErrors};

@@ -191,6 +191,8 @@ pub struct VnfSpec {
     pub config_tree: Node,
     pub resources: Resources,
     pub datapath: Datapath,
+    /// The most verbose of the module's `log` calls that is written.
+    pub log_level: nfvhost_abi::LogLevel,
     /// The VNF's key in `vnfs:`.
     pub span: Span,
 }
@@ -281,7 +283,8 @@ impl fmt::Display for Endpoint {
 }
 
 /// How a link is made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LinkKind {
     /// A veth pair, one end in each namespace.
     #[default]

@@ -74,6 +74,7 @@ pub fn deploy(file: &Path, foreground: bool) -> CliResult {
         chain: chain.name.clone(),
         chain_file: std::fs::canonicalize(file).unwrap_or_else(|_| file.to_owned()),
         metrics: chain.metrics,
+        topology: Some(nfvhost::chain::graph::Topology::of(&chain)),
         ..Default::default()
     };
     state.save()?;
@@ -199,9 +200,10 @@ pub fn supervise(chain: &str) -> CliResult {
     Ok(())
 }
 
-pub fn destroy(file: Option<&Path>, chain: Option<String>, all: bool) -> CliResult {
+pub fn destroy(file: Option<&Path>, chain: Option<String>, all: bool, cleanup: bool) -> CliResult {
     let names = if all {
-        ChainState::list()
+        // Destroyed chains with their logs kept too, for `--cleanup`.
+        ChainState::list_dirs()
     } else if let Some(c) = chain {
         super::check_name(NameKind::Chain, "chain name", &c)?;
         vec![c]
@@ -233,6 +235,15 @@ pub fn destroy(file: Option<&Path>, chain: Option<String>, all: bool) -> CliResu
             "chain {name}: removed {} processes, {} namespaces, {} cgroups",
             removed.processes, removed.namespaces, removed.cgroups
         ));
+        if cleanup {
+            nfvhost::deploy::state::remove_state_dir(&name)?;
+        } else if ChainState::dir(&name).exists() {
+            progress(&format!(
+                "chain {name}: logs kept in {} (`nfvhost logs -c {name} VNF`); \
+                 `nfvhost destroy -c {name} --cleanup` removes them",
+                ChainState::dir(&name).display()
+            ));
+        }
     }
     Ok(())
 }

@@ -4,10 +4,14 @@
 
 mod bench;
 mod deploy;
+mod generate;
+mod graph;
 mod inspect;
+mod logs;
 mod new;
 mod nodes;
 mod stats;
+mod table;
 mod test;
 
 use std::path::PathBuf;
@@ -54,6 +58,10 @@ pub type CliResult = Result<(), CliError>;
     about = "Run network functions as WebAssembly modules in service chains over real Linux links"
 )]
 struct Cli {
+    /// More log detail: -v debug, -vv trace (NFVHOST_LOG, in RUST_LOG
+    /// syntax, overrides it).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -92,6 +100,18 @@ enum Command {
         /// Destroy every deployed chain.
         #[arg(long, conflicts_with_all = ["file", "chain"])]
         all: bool,
+        /// Also remove the logs, which are otherwise kept for `nfvhost logs`.
+        #[arg(long)]
+        cleanup: bool,
+    },
+    /// Draw a chain's topology: hosts, VNFs, ports, links, addresses.
+    Graph {
+        /// A chain file, or the name of a deployed chain (default: the only
+        /// deployed chain).
+        chain: Option<String>,
+        /// Output format (svg needs graphviz's `dot`).
+        #[arg(short, long, value_enum, default_value_t)]
+        output: graph::Format,
     },
     /// Show the nodes of deployed chains.
     #[command(alias = "ps")]
@@ -123,6 +143,9 @@ enum Command {
         /// Only the last N lines.
         #[arg(short = 'n', long)]
         tail: Option<usize>,
+        /// Keep printing lines as they are written (across rotation).
+        #[arg(short, long)]
+        follow: bool,
     },
     /// Replace a running VNF's module; its worker restarts on the new one.
     Replace {
@@ -209,6 +232,13 @@ enum Command {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Print a shell completion script (e.g. `nfvhost completions bash >
+    /// /etc/bash_completion.d/nfvhost`).
+    Completions {
+        shell: generate::Shell,
+    },
+    /// Print the man page (roff; `nfvhost man | man -l -`).
+    Man,
     /// Internal: run one VNF worker.
     #[command(hide = true)]
     Worker { spec: PathBuf },
@@ -226,6 +256,7 @@ pub fn main() -> i32 {
             return if e.use_stderr() { EXIT_USAGE } else { 0 };
         }
     };
+    nfvhost::logging::init(log_filter(&cli.command, cli.verbose));
     let result = match cli.command {
         Command::Validate { file } => deploy::validate(&file),
         Command::Schema => {
@@ -233,14 +264,25 @@ pub fn main() -> i32 {
             Ok(())
         }
         Command::Deploy { file, foreground } => deploy::deploy(&file, foreground),
-        Command::Destroy { file, chain, all } => deploy::destroy(file.as_deref(), chain, all),
+        Command::Destroy {
+            file,
+            chain,
+            all,
+            cleanup,
+        } => deploy::destroy(file.as_deref(), chain, all, cleanup),
+        Command::Graph { chain, output } => graph::graph(chain, output),
         Command::Inspect { chain, output } => inspect::inspect(chain, output),
         Command::Exec {
             chain,
             node,
             command,
         } => nodes::exec(chain, &node, &command),
-        Command::Logs { chain, vnf, tail } => nodes::logs(chain, &vnf, tail),
+        Command::Logs {
+            chain,
+            vnf,
+            tail,
+            follow,
+        } => logs::logs(chain, &vnf, tail, follow),
         Command::Replace { chain, vnf, module } => deploy::replace(chain, &vnf, &module),
         Command::Stats {
             chain,
@@ -276,6 +318,8 @@ pub fn main() -> i32 {
             linger,
             quiet,
         }),
+        Command::Completions { shell } => generate::completions(shell),
+        Command::Man => generate::man(),
         Command::Worker { spec } => nodes::worker(&spec),
         Command::Supervise { chain } => deploy::supervise(&chain),
     };
@@ -286,6 +330,22 @@ pub fn main() -> i32 {
             code
         }
     }
+}
+
+/// The log filter of this process when `NFVHOST_LOG` is unset: a worker
+/// writes every module line its VNF's `log_level:` lets through.
+fn log_filter(command: &Command, verbose: u8) -> &'static str {
+    match (command, verbose) {
+        (Command::Worker { .. }, _) => "info,module=trace",
+        (_, 0) => "info",
+        (_, 1) => "debug",
+        _ => "trace",
+    }
+}
+
+/// The clap definition, for completions and the man page.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
 }
 
 /// Picks the chain a command is about: the named one, or the only one

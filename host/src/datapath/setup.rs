@@ -80,6 +80,16 @@ pub fn run(spec: WorkerSpec) -> Result<(), SetupError> {
     // Die with the supervisor rather than linger unsupervised.
     process::die_with_parent().map_err(SetupError::DieWithParent)?;
     process::catch_stop_signals().map_err(SetupError::Signals)?;
+    // The first line also sets up the log path (thread-locals, the filter's
+    // caches) while every syscall is still allowed.
+    host_log(
+        &vnf,
+        LogLevel::Info,
+        &format!(
+            "starting; module log level {}",
+            spec.module_log_level().label()
+        ),
+    );
     if let Some(cg) = &spec.cgroup {
         cg.add_process(std::process::id() as i32)
             .map_err(|source| SetupError::JoinCgroup {
@@ -112,7 +122,10 @@ pub fn run(spec: WorkerSpec) -> Result<(), SetupError> {
         .unwrap_or(std::path::Path::new("/"));
     super::sandbox::enter(&spec.chain, &vnf, scratch, &engine)?;
     stats.pid.store(u64::from(std::process::id()), Relaxed);
-    let limits = instance_limits(spec.memory_bytes, spec.batch_size, spec.offload);
+    let limits = crate::engine::InstanceLimits {
+        log_level: spec.module_log_level(),
+        ..instance_limits(spec.memory_bytes, spec.batch_size, spec.offload)
+    };
     let instantiator = Instantiator {
         engine,
         module,

@@ -144,11 +144,15 @@ pub fn check_all(
                 continue;
             }
         };
-        let limits = crate::datapath::spec::instance_limits(
-            wasm_memory(vnf),
-            vnf.datapath.batch.unwrap_or(super::setup::DEFAULT_BATCH),
-            vnf.datapath.offload,
-        );
+        let limits = crate::engine::InstanceLimits {
+            // The module's lines at init, filtered as its worker will.
+            log_level: vnf.log_level,
+            ..crate::datapath::spec::instance_limits(
+                wasm_memory(vnf),
+                vnf.datapath.batch.unwrap_or(super::setup::DEFAULT_BATCH),
+                vnf.datapath.offload,
+            )
+        };
         match VnfInstance::new(
             engine,
             &module,

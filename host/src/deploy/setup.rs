@@ -125,6 +125,7 @@ fn vnf_states(
             busy_poll: v.datapath.busy_poll,
             offload: v.datapath.offload,
             cpus: v.datapath.cpus.clone(),
+            log_level: v.log_level as u8,
         };
         vnfs.push(VnfState {
             name: v.name.clone(),

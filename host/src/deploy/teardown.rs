@@ -82,8 +82,9 @@ pub fn teardown(state: &ChainState) -> Result<Removed, TeardownError> {
     teardown_on(&LinuxOs::default(), state)
 }
 
-/// Tears down everything `state` records, then removes the state directory
-/// (only if nfvhost created it). Exactly the namespaces the state records
+/// Tears down everything `state` records, then empties the state directory
+/// (only if nfvhost created it) but for the logs, which stay until
+/// `destroy --cleanup` ([`state::remove_state_dir`]). Exactly the namespaces the state records
 /// are deleted, and only those named `nfv-<chain>-*`: a sweep by prefix
 /// would catch other chains' namespaces (`nfv-a-b-x` is node `b-x` of chain
 /// `a` and node `x` of chain `a-b`).
@@ -174,7 +175,7 @@ pub fn teardown_on(os: &dyn Os, state: &ChainState) -> Result<Removed, TeardownE
     }
 
     if errors.is_empty() {
-        state::remove_dir_if_ours(&state.state_dir(), &state.chain)?;
+        state::clear_dir_keeping_logs(&state.state_dir(), &state.chain)?;
         Ok(removed)
     } else {
         Err(TeardownError::LeftBehind {

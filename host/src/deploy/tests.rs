@@ -140,7 +140,7 @@ fn basic_plan_is_namespaces_links_hosts_cgroups() {
             Step::CreateCgroup {
                 rel_path: "nfvhost/basic/r1".into(),
                 limits: Limits {
-                    cpu_cores: Some(0.5),
+                    cpu_cores: None,
                     memory_bytes: Some(64 << 20),
                     default_memory_bytes: Some(64 << 20),
                     pids: Some(32),

@@ -215,8 +215,8 @@ impl Engine {
                 if let Some(dir) = &self.cache_dir {
                     // A cache we cannot write only costs a recompile next time.
                     if let Err(e) = cache::store(dir, &digest, &m) {
-                        eprintln!(
-                            "nfvhost: warning: couldn't cache compiled module in {}: {e:#}",
+tracing::warn!(
+                            "couldn't cache compiled module in {}: {e:#}",
                             dir.display()
                         );
                     }

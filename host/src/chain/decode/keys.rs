@@ -75,6 +75,7 @@ pub enum Ty {
 
 const MTU: Ty = Ty::Int(68, 65535);
 const NODE: Ty = Ty::NodeName(MAX_NODE_NAME);
+const LOG_LEVEL: Ty = Ty::Enum(&["error", "warn", "info", "debug", "trace"]);
 
 pub static TOP: Section = Section {
     name: "chain",
@@ -91,6 +92,12 @@ pub static TOP: Section = Section {
             required: false,
             ty: Ty::SocketAddr,
             doc: "address:port to serve /metrics on, e.g. 127.0.0.1:9464.",
+        },
+        Key {
+            name: "defaults",
+            required: false,
+            ty: Ty::Section(&DEFAULTS, true),
+            doc: "`resources`, `datapath` and `log_level` for every VNF that does not set them.",
         },
         Key {
             name: "hosts",
@@ -216,7 +223,19 @@ pub static VNF: Section = Section {
         Key { name: "ports", required: true, ty: Ty::List(&Ty::IfName, 1), doc: "Port names; the index is the port number the module sees." },
         Key { name: "resources", required: false, ty: Ty::Section(&RESOURCES, true), doc: "Limits of the VNF's cgroup and linear memory." },
         Key { name: "datapath", required: false, ty: Ty::Section(&DATAPATH, true), doc: "How the worker moves frames." },
+        Key { name: "log_level", required: false, ty: LOG_LEVEL, doc: "The most verbose module log lines kept: error, warn, info (default), debug or trace." },
         Key { name: "config", required: false, ty: Ty::AnyMap, doc: "Passed to the module as JSON." },
+    ],
+    one_of: &[],
+};
+
+pub static DEFAULTS: Section = Section {
+    name: "defaults",
+    doc: "Settings every VNF gets unless it sets them itself, key by key.",
+    keys: &[
+        Key { name: "resources", required: false, ty: Ty::Section(&RESOURCES, true), doc: "Default limits of each VNF's cgroup and linear memory." },
+        Key { name: "datapath", required: false, ty: Ty::Section(&DATAPATH, true), doc: "Default data path settings of each VNF." },
+        Key { name: "log_level", required: false, ty: LOG_LEVEL, doc: "Default module log level of each VNF." },
     ],
     one_of: &[],
 };
@@ -318,8 +337,8 @@ pub static LINK: Section = Section {
 };
 
 /// Every section, in the order the schema lists them.
-const SECTIONS: [&Section; 8] = [
-    &TOP, &HOST, &IFACE, &ROUTE, &VNF, &RESOURCES, &DATAPATH, &LINK,
+const SECTIONS: [&Section; 9] = [
+    &TOP, &HOST, &IFACE, &ROUTE, &VNF, &DEFAULTS, &RESOURCES, &DATAPATH, &LINK,
 ];
 
 impl Section {
@@ -554,6 +573,31 @@ mod tests {
     }
 
     #[test]
+    fn every_shipped_chain_names_the_schema_for_editors() {
+        let schema = std::fs::canonicalize(repo().join("docs/chain.schema.json")).unwrap();
+        for dir in ["chains", "tests/chains"] {
+            for entry in std::fs::read_dir(repo().join(dir)).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_none_or(|e| e != "yaml") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                let first = text.lines().next().unwrap_or_default();
+                let rel = first
+                    .strip_prefix("# yaml-language-server: $schema=")
+                    .unwrap_or_else(|| panic!("{}: first line is {first:?}", path.display()));
+                let resolved = path.parent().unwrap().join(rel);
+                assert_eq!(
+                    std::fs::canonicalize(&resolved).ok().as_ref(),
+                    Some(&schema),
+                    "{}: {rel} does not resolve to docs/chain.schema.json",
+                    path.display()
+                );
+            }
+        }
+    }
+
+    #[test]
     fn schema_refuses_what_the_decoder_refuses() {
         let base = "name: t\nhosts:\n  h1: { interfaces: { eth0: { address: 10.0.1.10/24 } } }\n";
         assert!(check(&format!("{base}chain: [h1, h1]\n")).is_ok());
@@ -566,10 +610,22 @@ mod tests {
             "name: t\nvnfs: { r1: { module: router, ports: [a], resources: { cpu: 0 } } }\nlinks: []\n".to_owned(),
             "name: t\nvnfs: { r1: { module: router, ports: [a], datapath: { batch: 300 } } }\nlinks: []\n".to_owned(),
             "name: t\nvnfs: { r1: { module: router } }\nlinks: []\n".to_owned(),
+            "name: t\ndefaults: { resources: { cpu: 0 } }\nlinks: []\n".to_owned(),
+            "name: t\ndefaults: { log_level: loud }\nlinks: []\n".to_owned(),
+            "name: t\ndefaults: { config: {} }\nlinks: []\n".to_owned(),
             "name: t\nhosts: { h1: { interfaces: { eth0: { mac: nope } } } }\nlinks: []\n".to_owned(),
         ] {
             assert!(check(&bad).is_err(), "accepted:\n{bad}");
         }
+    }
+
+    #[test]
+    fn log_levels_are_the_abis() {
+        let Ty::Enum(labels) = LOG_LEVEL else {
+            panic!("LOG_LEVEL is an enum")
+        };
+        let abi: Vec<&str> = nfvhost_abi::LogLevel::ALL.iter().map(|l| l.label()).collect();
+        assert_eq!(labels.to_vec(), abi);
     }
 
     #[test]

@@ -5,11 +5,14 @@
 //! - [`fields`]: typed access to the tree and the unknown/missing-key check;
 //! - [`values`]: parsers for names, sizes, MTUs, addresses, MACs, `config:`;
 //! - [`nodes`]: hosts and VNFs;
+//! - [`blocks`]: `resources:`, `datapath:` and `log_level:`, which a VNF
+//!   and the chain's `defaults:` share;
 //! - [`wiring`]: links, the `chain:` shorthand and unconnected ports.
 //!
 //! [`keys`] is the table of every section's keys that both the decoder and
 //! the JSON Schema ([`schema`]) are made from.
 
+mod blocks;
 mod fields;
 mod keys;
 mod nodes;
@@ -29,6 +32,7 @@ use nodes::{host, vnf};
 use values::check_name;
 use wiring::{chain_links, link, NodeInfo, Wiring};
 
+pub use blocks::DEFAULT_LOG_LEVEL;
 pub use keys::schema;
 pub use values::{
     parse_size, MAX_CHAIN_NAME, MAX_CPU, MAX_IFNAME, MAX_NODE_NAME, MAX_WASM_MEMORY, MIN_MEMORY,
@@ -137,6 +141,10 @@ fn chain(cx: &mut Ctx, file: &str, root: &Node) -> Option<ChainSpec> {
         }
     }
 
+    let defaults = f
+        .get("defaults")
+        .map(|n| blocks::defaults(cx, n))
+        .unwrap_or_default();
     let base = Path::new(file).parent().unwrap_or(Path::new(""));
     let mut vnfs = Vec::new();
     if let Some(vnode) = f.get("vnfs") {
@@ -147,7 +155,7 @@ fn chain(cx: &mut Ctx, file: &str, root: &Node) -> Option<ChainSpec> {
                 };
                 check_name(cx, k.span, NameKind::Node, &vname, "VNF name");
                 let fresh = register(cx, &vname, k.span, "VNF");
-                let (vnf, port_spans) = vnf(cx, base, k.span, vname, v);
+                let (vnf, port_spans) = vnf(cx, base, &defaults, k.span, vname, v);
                 if fresh {
                     nodes.insert(
                         vnf.name.clone(),
