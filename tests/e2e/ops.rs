@@ -78,17 +78,24 @@ fn operator_commands_on_a_deployed_chain() {
 
     // graph: the deployed chain draws as its file does.
     let deployed = stdout_of(&["graph", "basic", "-o", "dot"]);
-    assert_eq!(deployed, stdout_of(&["graph", "chains/basic.yaml", "-o", "dot"]));
+    assert_eq!(
+        deployed,
+        stdout_of(&["graph", "chains/basic.yaml", "-o", "dot"])
+    );
     let mermaid = stdout_of(&["graph", "basic"]);
     assert!(
-        mermaid.contains("n_r1{{\"<b>r1</b><br/>router<br/>lan 10.0.1.1/24<br/>wan 10.0.2.1/24\"}}"),
+        mermaid
+            .contains("n_r1{{\"<b>r1</b><br/>router<br/>lan 10.0.1.1/24<br/>wan 10.0.2.1/24\"}}"),
         "{mermaid}"
     );
     let have_dot = std::process::Command::new("dot")
         .arg("-V")
         .output()
         .is_ok_and(|o| o.status.success());
-    let svg = nfvhost().args(["graph", "basic", "-o", "svg"]).output().unwrap();
+    let svg = nfvhost()
+        .args(["graph", "basic", "-o", "svg"])
+        .output()
+        .unwrap();
     if have_dot {
         assert!(svg.status.success());
         assert!(String::from_utf8_lossy(&svg.stdout).contains("<svg"));
@@ -106,7 +113,10 @@ fn operator_commands_on_a_deployed_chain() {
         >= 3));
     let text = stats.text();
     drop(stats);
-    assert!(!text.contains('\x1b'), "escape sequences into a pipe: {text:?}");
+    assert!(
+        !text.contains('\x1b'),
+        "escape sequences into a pipe: {text:?}"
+    );
 
     // logs -f: sees the lines of a restarted worker.
     let follow = Collected::spawn(&["logs", "--chain", "basic", "r1", "--follow"]);
@@ -114,7 +124,12 @@ fn operator_commands_on_a_deployed_chain() {
     assert!(wait_for(Duration::from_secs(10), || follow
         .text()
         .contains(started)));
-    let line = follow.text().lines().find(|l| l.contains(started)).unwrap().to_owned();
+    let line = follow
+        .text()
+        .lines()
+        .find(|l| l.contains(started))
+        .unwrap()
+        .to_owned();
     // RFC 3339 UTC, the level, the target, the message, the VNF.
     let b = line.as_bytes();
     assert!(
@@ -130,7 +145,11 @@ fn operator_commands_on_a_deployed_chain() {
     )
     .unwrap();
     assert!(
-        wait_for(Duration::from_secs(20), || follow.text().matches(started).count() >= 2),
+        wait_for(Duration::from_secs(20), || follow
+            .text()
+            .matches(started)
+            .count()
+            >= 2),
         "the restart's lines were not followed:\n{}",
         follow.text()
     );
@@ -140,11 +159,21 @@ fn operator_commands_on_a_deployed_chain() {
     run_ok(nfvhost().args(["destroy", "--chain", "basic"]));
     let kept = stdout_of(&["logs", "--chain", "basic", "r1"]);
     assert!(kept.matches(started).count() >= 2, "{kept}");
-    let inspect = nfvhost().args(["inspect", "--chain", "basic"]).output().unwrap();
-    assert_eq!(inspect.status.code(), Some(2), "a destroyed chain is not deployed");
+    let inspect = nfvhost()
+        .args(["inspect", "--chain", "basic"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        inspect.status.code(),
+        Some(2),
+        "a destroyed chain is not deployed"
+    );
     run_ok(nfvhost().args(["destroy", "--chain", "basic", "--cleanup"]));
     assert!(!std::path::Path::new("/run/nfvhost/basic").exists());
-    let gone = nfvhost().args(["logs", "--chain", "basic", "r1"]).output().unwrap();
+    let gone = nfvhost()
+        .args(["logs", "--chain", "basic", "r1"])
+        .output()
+        .unwrap();
     assert_eq!(gone.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&gone.stderr).contains("has no logs kept"));
     drop(chain);

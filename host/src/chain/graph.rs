@@ -110,7 +110,11 @@ impl Topology {
     pub fn mermaid(&self) -> String {
         let mut out = format!("%% nfvhost chain {}\ngraph LR\n", self.chain);
         for n in &self.nodes {
-            let mut label = format!("<b>{}</b><br/>{}", mermaid_text(&n.name), mermaid_text(&n.kind));
+            let mut label = format!(
+                "<b>{}</b><br/>{}",
+                mermaid_text(&n.name),
+                mermaid_text(&n.kind)
+            );
             for p in &n.ports {
                 let _ = write!(label, "<br/>{}", mermaid_text(&port_line(p)));
             }
@@ -301,7 +305,10 @@ mod tests {
         assert_eq!(ports("dhcp"), ["lan 192.168.1.2/24", "up"]);
         assert_eq!(ports("fw"), ["inside", "outside"]);
         assert_eq!(ports("r1"), ["lan 192.168.1.1/24", "wan 10.255.0.1/30"]);
-        assert_eq!(ports("nat"), ["inside 10.255.0.2/30", "outside 203.0.113.1/24"]);
+        assert_eq!(
+            ports("nat"),
+            ["inside 10.255.0.2/30", "outside 203.0.113.1/24"]
+        );
         assert_eq!(t.links.len(), 5);
     }
 
@@ -309,13 +316,24 @@ mod tests {
     fn edge_mermaid() {
         let m = shipped("chains/edge.yaml").mermaid();
         assert!(m.starts_with("%% nfvhost chain edge\ngraph LR\n"), "{m}");
-        assert!(m.contains("  n_lan[\"<b>lan</b><br/>host<br/>eth0 dhcp\"]\n"), "{m}");
         assert!(
-            m.contains("  n_r1{{\"<b>r1</b><br/>router<br/>lan 192.168.1.1/24<br/>wan 10.255.0.1/30\"}}\n"),
+            m.contains("  n_lan[\"<b>lan</b><br/>host<br/>eth0 dhcp\"]\n"),
             "{m}"
         );
-        assert!(m.contains("  n_lan ---|\"eth0 – lan (veth)\"| n_dhcp\n"), "{m}");
-        assert!(m.contains("  n_nat ---|\"outside – eth0 (veth)\"| n_wan\n"), "{m}");
+        assert!(
+            m.contains(
+                "  n_r1{{\"<b>r1</b><br/>router<br/>lan 192.168.1.1/24<br/>wan 10.255.0.1/30\"}}\n"
+            ),
+            "{m}"
+        );
+        assert!(
+            m.contains("  n_lan ---|\"eth0 – lan (veth)\"| n_dhcp\n"),
+            "{m}"
+        );
+        assert!(
+            m.contains("  n_nat ---|\"outside – eth0 (veth)\"| n_wan\n"),
+            "{m}"
+        );
         assert_eq!(m.matches("---|").count(), 5, "{m}");
     }
 

@@ -91,8 +91,8 @@ mod yaml;
 use std::path::Path;
 
 pub use decode::{
-    parse_size, schema, DEFAULT_LOG_LEVEL, MAX_CHAIN_NAME, MAX_CPU, MAX_IFNAME, MAX_NODE_NAME, MAX_WASM_MEMORY,
-    MIN_MEMORY, MIN_WASM_MEMORY,
+    parse_size, schema, DEFAULT_LOG_LEVEL, MAX_CHAIN_NAME, MAX_CPU, MAX_IFNAME, MAX_NODE_NAME,
+    MAX_WASM_MEMORY, MIN_MEMORY, MIN_WASM_MEMORY,
 };
 pub use error::{ChainError, ChainErrors};
 pub use names::NameKind;

@@ -95,7 +95,11 @@ mod tests {
     #[test]
     fn man_page_names_every_subcommand() {
         let text = String::from_utf8(man_page().unwrap()).unwrap();
-        assert!(text.starts_with(".ie") || text.contains(".TH nfvhost"), "{}", &text[..200]);
+        assert!(
+            text.starts_with(".ie") || text.contains(".TH nfvhost"),
+            "{}",
+            &text[..200]
+        );
         for name in subcommands() {
             assert!(text.contains(&name), "man page lacks `{name}`");
         }

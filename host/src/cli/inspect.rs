@@ -57,7 +57,10 @@ fn wiring(state: &ChainState, node: &str) -> (BTreeMap<String, Vec<String>>, Vec
             } else {
                 return None;
             };
-            Some(format!("{} -> {}:{} ({})", mine.1, other.0, other.1, l.kind))
+            Some(format!(
+                "{} -> {}:{} ({})",
+                mine.1, other.0, other.1, l.kind
+            ))
         })
         .collect();
     (addresses, links)
@@ -193,7 +196,10 @@ fn table(rows: &[Row]) -> String {
     for r in rows {
         if !seen.contains(&&r.chain) {
             seen.push(&r.chain);
-            let url = r.metrics.as_deref().unwrap_or("none (no `metrics:` in the chain file)");
+            let url = r
+                .metrics
+                .as_deref()
+                .unwrap_or("none (no `metrics:` in the chain file)");
             out.push_str(&format!("chain {}: metrics {url}\n", r.chain));
         }
     }
@@ -228,10 +234,22 @@ mod tests {
         };
         let text = table(&rows(&state));
         let lines: Vec<&str> = text.lines().collect();
-        assert!(lines[0].starts_with("CHAIN  NODE  KIND  STATUS   PID  ADDRESSES"), "{text}");
-        assert!(lines[1].contains(" eth0 10.0.1.10/24  eth0 -> r1:lan (veth)  "), "{text}");
-        assert!(lines[2].contains(" eth0 10.0.2.10/24  eth0 -> r1:wan (veth)  "), "{text}");
-        assert_eq!(lines[3], "chain basic: metrics http://127.0.0.1:9464/metrics");
+        assert!(
+            lines[0].starts_with("CHAIN  NODE  KIND  STATUS   PID  ADDRESSES"),
+            "{text}"
+        );
+        assert!(
+            lines[1].contains(" eth0 10.0.1.10/24  eth0 -> r1:lan (veth)  "),
+            "{text}"
+        );
+        assert!(
+            lines[2].contains(" eth0 10.0.2.10/24  eth0 -> r1:wan (veth)  "),
+            "{text}"
+        );
+        assert_eq!(
+            lines[3],
+            "chain basic: metrics http://127.0.0.1:9464/metrics"
+        );
         // Every row is as wide as the header needs, no more.
         assert!(lines[..3].iter().all(|l| l.len() < 120), "{text}");
     }

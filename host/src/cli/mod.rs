@@ -234,9 +234,7 @@ enum Command {
     },
     /// Print a shell completion script (e.g. `nfvhost completions bash >
     /// /etc/bash_completion.d/nfvhost`).
-    Completions {
-        shell: generate::Shell,
-    },
+    Completions { shell: generate::Shell },
     /// Print the man page (roff; `nfvhost man | man -l -`).
     Man,
     /// Internal: run one VNF worker.

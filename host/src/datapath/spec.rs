@@ -70,8 +70,7 @@ impl WorkerSpec {
     /// The module log level, [`crate::chain::DEFAULT_LOG_LEVEL`]
     /// if the number is not a level.
     pub fn module_log_level(&self) -> nfvhost_abi::LogLevel {
-        nfvhost_abi::LogLevel::from_u8(self.log_level)
-            .unwrap_or(crate::chain::DEFAULT_LOG_LEVEL)
+        nfvhost_abi::LogLevel::from_u8(self.log_level).unwrap_or(crate::chain::DEFAULT_LOG_LEVEL)
     }
 }
 

@@ -306,12 +306,8 @@ pub fn remove_state_dir(chain: &str) -> Result<(), StateError> {
 /// What a destroyed chain keeps of its state directory until `destroy
 /// --cleanup`: its logs (each capped, see [`crate::logging::pump`]) and
 /// the ownership marker.
-pub const KEPT_AFTER_DESTROY: [&str; 4] = [
-    OWNER_MARKER,
-    "logs",
-    "supervisor.log",
-    "supervisor.log.1",
-];
+pub const KEPT_AFTER_DESTROY: [&str; 4] =
+    [OWNER_MARKER, "logs", "supervisor.log", "supervisor.log.1"];
 
 /// Empties `dir`, the state directory of `chain`, but for its logs
 /// ([`KEPT_AFTER_DESTROY`]); removes it whole when no log is left. Only a

@@ -215,7 +215,7 @@ impl Engine {
                 if let Some(dir) = &self.cache_dir {
                     // A cache we cannot write only costs a recompile next time.
                     if let Err(e) = cache::store(dir, &digest, &m) {
-tracing::warn!(
+                        tracing::warn!(
                             "couldn't cache compiled module in {}: {e:#}",
                             dir.display()
                         );

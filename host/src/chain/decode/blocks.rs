@@ -246,7 +246,11 @@ chain: [h1, r1, r2, h2]
         let text = chain("defaults: 5\n", "");
         one_error_at(&text, "5", "expected a mapping for `defaults`");
         let text = chain("defaults:\n  log_level: loud\n", "");
-        one_error_at(&text, "loud", "log level `loud` is not one of error, warn, info, debug, trace");
+        one_error_at(
+            &text,
+            "loud",
+            "log level `loud` is not one of error, warn, info, debug, trace",
+        );
         let text = chain("", "    log_level: 3\n");
         one_error_at(&text, "3\n", "expected a string for `log_level`");
     }

@@ -233,9 +233,24 @@ pub static DEFAULTS: Section = Section {
     name: "defaults",
     doc: "Settings every VNF gets unless it sets them itself, key by key.",
     keys: &[
-        Key { name: "resources", required: false, ty: Ty::Section(&RESOURCES, true), doc: "Default limits of each VNF's cgroup and linear memory." },
-        Key { name: "datapath", required: false, ty: Ty::Section(&DATAPATH, true), doc: "Default data path settings of each VNF." },
-        Key { name: "log_level", required: false, ty: LOG_LEVEL, doc: "Default module log level of each VNF." },
+        Key {
+            name: "resources",
+            required: false,
+            ty: Ty::Section(&RESOURCES, true),
+            doc: "Default limits of each VNF's cgroup and linear memory.",
+        },
+        Key {
+            name: "datapath",
+            required: false,
+            ty: Ty::Section(&DATAPATH, true),
+            doc: "Default data path settings of each VNF.",
+        },
+        Key {
+            name: "log_level",
+            required: false,
+            ty: LOG_LEVEL,
+            doc: "Default module log level of each VNF.",
+        },
     ],
     one_of: &[],
 };
@@ -624,7 +639,10 @@ mod tests {
         let Ty::Enum(labels) = LOG_LEVEL else {
             panic!("LOG_LEVEL is an enum")
         };
-        let abi: Vec<&str> = nfvhost_abi::LogLevel::ALL.iter().map(|l| l.label()).collect();
+        let abi: Vec<&str> = nfvhost_abi::LogLevel::ALL
+            .iter()
+            .map(|l| l.label())
+            .collect();
         assert_eq!(labels.to_vec(), abi);
     }
 
