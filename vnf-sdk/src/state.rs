@@ -100,6 +100,9 @@ mod tests {
             e.message,
             "saved state has format version 3; this module reads version 2"
         );
-        assert!(decode::<S>(2, 2, b"{").unwrap_err().message.starts_with("unreadable"));
+        assert!(decode::<S>(2, 2, b"{")
+            .unwrap_err()
+            .message
+            .starts_with("unreadable"));
     }
 }
