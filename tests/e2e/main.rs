@@ -20,6 +20,7 @@ mod hostile;
 mod lifecycle;
 mod matrix;
 mod port_faults;
+mod replace;
 mod sandbox;
 mod vnf_dhcp;
 mod vnf_firewall;

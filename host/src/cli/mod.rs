@@ -124,7 +124,7 @@ enum Command {
         #[arg(short = 'n', long)]
         tail: Option<usize>,
     },
-    /// Replace a running VNF's module; its worker restarts on the new one.
+    /// Replace a running VNF's module in place, carrying its state (connections, bindings, leases).
     Replace {
         #[arg(short, long)]
         chain: Option<String>,
