@@ -46,6 +46,24 @@ fn nat_wasm() -> String {
         .to_string()
 }
 
+/// The `wan` host's UDP counters: datagrams delivered to sockets, and those
+/// its sockets had no room for (the receiver falling behind, not the chain).
+fn wan_udp(chain: &Chain) -> (f64, f64) {
+    let snmp = chain.exec_ok("wan", &["cat", "/proc/net/snmp"]);
+    let mut rows = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (names, values) = (rows.next().unwrap(), rows.next().unwrap());
+    let field = |name: &str| {
+        let i = names.split_whitespace().position(|n| n == name).unwrap();
+        values
+            .split_whitespace()
+            .nth(i)
+            .unwrap()
+            .parse::<f64>()
+            .unwrap()
+    };
+    (field("InDatagrams"), field("RcvbufErrors"))
+}
+
 fn vnf_total(m: &Metrics, name: &str, vnf: &str) -> f64 {
     m.sum(name, &[("chain", "repl"), ("vnf", vnf)])
 }
@@ -70,7 +88,10 @@ fn replace_nat_under_traffic_loses_nothing_and_keeps_the_connection() {
     assert!(wait_for(Duration::from_secs(5), || {
         String::from_utf8_lossy(&chain.exec("wan", &["ss", "-ltn"]).stdout).contains(":5201")
     }));
-    // 64-byte datagrams at 5.12 Mbit/s: 10 000 per second, for 6 s.
+    let (delivered_before, overrun_before) = wan_udp(&chain);
+    // 64-byte datagrams at 5.12 Mbit/s: 10 000 per second, for 6 s, into
+    // a 4 MiB receive buffer (on a loaded machine iperf3's server falls
+    // behind the default one).
     let iperf = chain
         .command(
             "lan",
@@ -122,6 +143,21 @@ fn replace_nat_under_traffic_loses_nothing_and_keeps_the_connection() {
     );
 
     let iperf = iperf.wait_with_output().unwrap();
+    let client = client.wait_with_output().unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = iperf_server.kill();
+    let _ = iperf_server.wait();
+    // The chain's own counters: nothing dropped, no socket overruns, and
+    // received = forwarded + consumed + dropped over the replace.
+    let m = chain.metrics();
+    let drops = vnf_total(&m, "nfvhost_vnf_drops_total", "nat");
+    let kernel = vnf_total(&m, "nfvhost_port_rx_dropped_total", "nat");
+    let received = vnf_total(&m, "nfvhost_vnf_received_packets_total", "nat");
+    let by_verdict = vnf_total(&m, "nfvhost_vnf_packets_total", "nat");
+    eprintln!(
+        "nat: received {received}, by verdict {by_verdict}, drops {drops}, kernel drops {kernel}"
+    );
     let report: serde_json::Value = serde_json::from_slice(&iperf.stdout)
         .unwrap_or_else(|e| panic!("iperf3 -J: {e}: {}", String::from_utf8_lossy(&iperf.stdout)));
     let sum = &report["end"]["sum"];
@@ -133,28 +169,42 @@ fn replace_nat_under_traffic_loses_nothing_and_keeps_the_connection() {
         "iperf3: {packets} datagrams, {lost} lost, {} % out of order",
         sum["out_of_order"]
     );
+    let (delivered, overrun) = wan_udp(&chain);
+    let (delivered, overrun) = (delivered - delivered_before, overrun - overrun_before);
+    eprintln!(
+        "wan host: {delivered} datagrams delivered, {overrun} dropped for want of socket buffer"
+    );
     assert!(packets > 30_000.0, "iperf3 sent only {packets} datagrams");
-    assert_eq!(lost, 0.0, "datagrams lost across the replace: {sum}");
+    // Every datagram iperf3 sent reached the receiving host's kernel: the
+    // chain lost none. iperf3's own loss count is only what the receiving
+    // socket overran (none, unless the machine is starved).
+    assert!(
+        delivered + overrun >= packets,
+        "the chain lost {} datagrams across the replace",
+        packets - delivered - overrun
+    );
+    assert_eq!(
+        lost, overrun,
+        "iperf3's losses are exactly the receiver's overruns: {sum}"
+    );
 
-    let client = client.wait_with_output().unwrap();
     let said = String::from_utf8_lossy(&client.stdout).into_owned();
     assert!(said.starts_with("ok "), "the TCP connection broke: {said}");
-    let _ = server.kill();
-    let _ = server.wait();
-    let _ = iperf_server.kill();
-    let _ = iperf_server.wait();
 
-    // The chain's own counters: nothing dropped, no socket overruns, and
-    // received = forwarded + consumed + dropped over the replace.
-    let m = chain.metrics();
-    let drops = vnf_total(&m, "nfvhost_vnf_drops_total", "nat");
-    let kernel = vnf_total(&m, "nfvhost_port_rx_dropped_total", "nat");
-    let received = vnf_total(&m, "nfvhost_vnf_received_packets_total", "nat");
-    let by_verdict = vnf_total(&m, "nfvhost_vnf_packets_total", "nat");
-    eprintln!(
-        "nat: received {received}, by verdict {by_verdict}, drops {drops}, kernel drops {kernel}"
+    // The hosts' own IPv6 chatter (router solicitations, MLD) is refused
+    // as `unsupported`; nothing else may be dropped.
+    let unsupported = m.sum(
+        "nfvhost_vnf_drops_total",
+        &[("chain", "repl"), ("vnf", "nat"), ("reason", "unsupported")],
     );
-    assert_eq!(drops, 0.0, "the NAT dropped frames");
+    assert_eq!(
+        drops,
+        unsupported,
+        "the NAT dropped frames: {:?}",
+        m.0.iter()
+            .filter(|(k, _)| k.starts_with("nfvhost_vnf_drops_total"))
+            .collect::<Vec<_>>()
+    );
     assert_eq!(kernel, 0.0, "the NAT's sockets overflowed");
     assert_eq!(received, by_verdict, "counters do not conserve");
     assert!(
