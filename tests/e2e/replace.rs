@@ -283,3 +283,54 @@ fn a_module_that_refuses_the_state_is_rolled_back() {
     assert_eq!(w1.generation, 1);
     assert_eq!(w1.spec.module, w1.module);
 }
+
+/// The handover through the host engine and a compiled module, without
+/// root: `faulty` carries its forwarded count.
+#[test]
+fn state_moves_between_two_instances_of_a_compiled_module() {
+    use crate::frames::{engine, instance, run_batch};
+    use nfvhost::engine::StateError;
+    let engine = engine();
+    let ports = ["a", "b"];
+    let mut old = instance(&engine, "vnf_faulty.wasm", &ports, serde_json::json!({})).unwrap();
+    run_batch(&mut old, &[(0, vec![0u8; 60]), (1, vec![0u8; 60])]).unwrap();
+    let (version, blob) = old.save_state().unwrap().expect("faulty saves its count");
+    assert_eq!((version, blob.as_slice()), (1, &b"2"[..]));
+
+    let mut new = instance(&engine, "vnf_faulty.wasm", &ports, serde_json::json!({})).unwrap();
+    assert!(new.carries_state());
+    new.load_state(version, &blob).unwrap();
+    let mut values = Vec::new();
+    new.metric_values(&mut values);
+    assert_eq!(values, [2], "the count came along");
+    // The module refuses a format it does not read, with its reason.
+    let mut other = instance(&engine, "vnf_faulty.wasm", &ports, serde_json::json!({})).unwrap();
+    match other.load_state(9, &blob) {
+        Err(StateError::Refused {
+            version: 9,
+            message,
+        }) => {
+            assert!(message.contains("format version 9"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut refusing = instance(
+        &engine,
+        "vnf_faulty.wasm",
+        &ports,
+        serde_json::json!({ "refuse_state": true }),
+    )
+    .unwrap();
+    assert!(matches!(
+        refusing.load_state(version, &blob),
+        Err(StateError::Refused { .. })
+    ));
+    // Both still process frames afterwards.
+    assert_eq!(
+        run_batch(&mut refusing, &[(0, vec![0u8; 60])])
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(run_batch(&mut old, &[(0, vec![0u8; 60])]).unwrap().len(), 1);
+}
