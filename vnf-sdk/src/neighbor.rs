@@ -189,14 +189,19 @@ pub struct Neighbors {
     pending_total: usize,
 }
 
+/// A saved cache entry: `(port, address, MAC, expires_ns, used)`.
+pub type SavedEntry = (u16, [u8; 4], [u8; 6], u64, bool);
+/// A saved waiting frame: `(port, next hop, queued_ns, in_port, frame)`.
+pub type SavedFrame = (u16, [u8; 4], u64, u16, Vec<u8>);
+
 /// The neighbour table as carried to a replacement instance (see
 /// [`crate::state`]): cache entries and the frames waiting for resolution.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SavedNeighbors {
-    /// `(port, address, MAC, expires_ns, used)` per cache entry.
-    pub cache: Vec<(u16, [u8; 4], [u8; 6], u64, bool)>,
-    /// `(port, next hop, queued_ns, in_port, frame)` per waiting frame.
-    pub pending: Vec<(u16, [u8; 4], u64, u16, Vec<u8>)>,
+    /// The cache entries.
+    pub cache: Vec<SavedEntry>,
+    /// The frames waiting for resolution.
+    pub pending: Vec<SavedFrame>,
 }
 
 impl Neighbors {
