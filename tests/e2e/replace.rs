@@ -77,6 +77,9 @@ fn replace_nat_under_traffic_loses_nothing_and_keeps_the_connection() {
     }
     let chain = Chain::deploy("tests/chains/replace-nat.yaml", "repl", METRICS);
     chain.exec_ok("lan", &["ping", "-c", "1", "-W", "2", "203.0.113.10"]);
+    // The counters before any traffic, in a quiet moment.
+    let hosts = [("lan", "eth0"), ("wan", "eth0")];
+    let (m_before, k_before) = quiet_snapshot(&chain, &hosts);
     let (mut server, client) = tcp_stream(&chain, 8);
     let mut iperf_server = chain
         .command(
@@ -90,8 +93,6 @@ fn replace_nat_under_traffic_loses_nothing_and_keeps_the_connection() {
     assert!(wait_for(Duration::from_secs(5), || {
         String::from_utf8_lossy(&chain.exec("wan", &["ss", "-ltn"]).stdout).contains(":5201")
     }));
-    let hosts = [("lan", "eth0"), ("wan", "eth0")];
-    let (m_before, k_before) = quiet_snapshot(&chain, &hosts);
     let (delivered_before, overrun_before) = wan_udp(&chain);
     // 64-byte datagrams at 5.12 Mbit/s: 10 000 per second, for 6 s, into
     // a 4 MiB receive buffer (on a loaded machine iperf3's server falls
