@@ -38,10 +38,12 @@ use serde::Serialize;
 /// reports the message and keeps the running module.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StateError {
+    /// Why, said so that the operator knows what to do.
     pub message: String,
 }
 
 impl StateError {
+    /// A refusal with this reason.
     pub fn new(message: impl Into<String>) -> Self {
         StateError {
             message: message.into(),
