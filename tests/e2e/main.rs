@@ -21,6 +21,7 @@ mod lifecycle;
 mod matrix;
 mod ops;
 mod port_faults;
+mod replace;
 mod sandbox;
 mod vnf_dhcp;
 mod vnf_firewall;

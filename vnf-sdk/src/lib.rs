@@ -61,6 +61,7 @@ pub mod neighbor;
 pub mod prefix;
 #[doc(hidden)]
 pub mod runtime;
+pub mod state;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 mod vnf;
@@ -74,6 +75,7 @@ pub use nfvhost_abi::{DropReason, LogLevel, Verdict};
 /// Offload flags of a frame (see [`Frame::checksum_partial`]), for
 /// `testing::Harness::process_with_offload`.
 pub use nfvhost_abi::{FLAG_CSUM_PARTIAL, FLAG_GSO_TCPV4, FLAG_GSO_TCPV6, FLAG_GSO_UDP_L4};
+pub use state::StateError;
 pub use vnf::{ConfigError, Vnf};
 
 /// Everything a VNF usually needs.
@@ -81,7 +83,7 @@ pub mod prelude {
     pub use crate::wire;
     pub use crate::{
         log_debug, log_error, log_info, log_warn, ConfigError, Context, Counter, DropReason, Frame,
-        Gauge, InitContext, Verdict, Vnf,
+        Gauge, InitContext, StateError, Verdict, Vnf,
     };
 }
 
@@ -129,6 +131,14 @@ macro_rules! export_vnf {
             #[no_mangle]
             extern "C" fn nfv_tick(now_ns: i64) {
                 $crate::runtime::tick(&INSTANCE, now_ns)
+            }
+            #[no_mangle]
+            extern "C" fn nfv_state_save(out: i32) -> i32 {
+                $crate::runtime::state_save(&INSTANCE, out)
+            }
+            #[no_mangle]
+            extern "C" fn nfv_state_load(version: i32, ptr: i32, len: i32) -> i32 {
+                $crate::runtime::state_load(&INSTANCE, version, ptr, len)
             }
         }
     };

@@ -189,7 +189,60 @@ pub struct Neighbors {
     pending_total: usize,
 }
 
+/// A saved cache entry: `(port, address, MAC, expires_ns, used)`.
+pub type SavedEntry = (u16, [u8; 4], [u8; 6], u64, bool);
+/// A saved waiting frame: `(port, next hop, queued_ns, in_port, frame)`.
+pub type SavedFrame = (u16, [u8; 4], u64, u16, Vec<u8>);
+
+/// The neighbour table as carried to a replacement instance (see
+/// [`crate::state`]): cache entries and the frames waiting for resolution.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SavedNeighbors {
+    /// The cache entries.
+    pub cache: Vec<SavedEntry>,
+    /// The frames waiting for resolution.
+    pub pending: Vec<SavedFrame>,
+}
+
 impl Neighbors {
+    /// The cache and the waiting frames, for a replacement instance.
+    pub fn save(&self) -> SavedNeighbors {
+        SavedNeighbors {
+            cache: self
+                .cache
+                .iter()
+                .map(|((port, ip), e)| (*port, ip.octets(), e.mac.0, e.expires_ns, e.used))
+                .collect(),
+            pending: self
+                .pending
+                .iter()
+                .flat_map(|((port, ip), p)| {
+                    p.frames
+                        .iter()
+                        .map(move |f| (*port, ip.octets(), f.queued_ns, f.in_port, f.bytes.clone()))
+                })
+                .collect(),
+        }
+    }
+
+    /// Takes over what [`Neighbors::save`] saved (within this table's bounds);
+    /// waiting next hops are asked again at the next tick.
+    pub fn restore(&mut self, saved: &SavedNeighbors) {
+        for &(port, ip, mac, expires_ns, used) in &saved.cache {
+            self.learn((port, Ipv4Addr::from(ip)), EthernetAddress(mac), expires_ns);
+            if let Some(e) = self.cache.get_mut(&(port, Ipv4Addr::from(ip))) {
+                e.used = used;
+            }
+        }
+        for (port, ip, queued_ns, in_port, bytes) in &saved.pending {
+            let key = (*port, Ipv4Addr::from(*ip));
+            let _ = self.enqueue(key, *queued_ns, *in_port, bytes);
+            if let Some(p) = self.pending.get_mut(&key) {
+                p.last_request_ns = None;
+            }
+        }
+    }
+
     /// The cached MAC of a neighbour, marking the entry as in use; no allocation.
     pub fn lookup(&mut self, key: Key) -> Option<EthernetAddress> {
         self.cache.get_mut(&key).map(|e| {
@@ -608,6 +661,23 @@ impl Resolver {
     /// The cache and queue.
     pub fn neighbors(&self) -> &Neighbors {
         &self.neighbors
+    }
+
+    /// The cache and queue, for a replacement instance.
+    pub fn save(&self) -> SavedNeighbors {
+        self.neighbors.save()
+    }
+
+    /// Takes over a predecessor's cache and queue, and shows them in the
+    /// gauges.
+    pub fn restore(&mut self, saved: &SavedNeighbors) {
+        self.neighbors.restore(saved);
+        self.metrics
+            .cache_entries
+            .set(self.neighbors.cache_len() as u64);
+        self.metrics
+            .pending_frames
+            .set(self.neighbors.pending_len() as u64);
     }
 
     /// The cache and queue, to change them.

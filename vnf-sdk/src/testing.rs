@@ -257,6 +257,37 @@ impl<V: Vnf> Harness<V> {
     pub fn vnf(&mut self) -> &mut V {
         &mut self.vnf
     }
+
+    /// Does what `nfvhost replace` does: saves this instance's state,
+    /// builds a fresh instance of `W` with these ports and `config:` on the
+    /// same clock, and loads the state into it. Counters start again, as
+    /// for a new module instance on the host.
+    pub fn replace<W: Vnf>(
+        self,
+        ports: &[&str],
+        config: serde_json::Value,
+    ) -> Result<Harness<W>, ReplaceError> {
+        let saved = self.vnf.save_state();
+        let now = native::now_ns();
+        drop(self);
+        let mut next = Harness::<W>::new(ports, config).map_err(ReplaceError::Init)?;
+        native::HOST.with(|h| h.borrow_mut().now_ns = now);
+        if let Some(blob) = saved {
+            next.vnf
+                .load_state(V::STATE_VERSION, &blob)
+                .map_err(ReplaceError::Refused)?;
+        }
+        Ok(next)
+    }
+}
+
+/// Why [`Harness::replace`] failed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReplaceError {
+    /// The new instance refused its configuration.
+    Init(ConfigError),
+    /// The new instance refused the saved state.
+    Refused(crate::StateError),
 }
 
 fn take_emitted() -> Vec<(u16, Vec<u8>)> {

@@ -5,6 +5,7 @@ use core::fmt;
 
 use serde::de::DeserializeOwned;
 
+use crate::state::StateError;
 use crate::{Context, Frame, InitContext, Verdict};
 
 /// A network function.
@@ -41,6 +42,28 @@ pub trait Vnf: Sized {
 
     /// Periodic timer (about every 100 ms); expire state here.
     fn tick(&mut self, _ctx: &mut Context) {}
+
+    /// The format version [`Vnf::save_state`] writes; bump it when the
+    /// saved layout changes in a way an older reader cannot take.
+    const STATE_VERSION: u32 = 1;
+
+    /// The state to hand to the instance that replaces this one (`nfvhost
+    /// replace`), or `None` (the default) for nothing to carry. See
+    /// [`crate::state`] for the encoding. The replacement shares this
+    /// instance's clock, so saved timestamps keep their meaning.
+    fn save_state(&self) -> Option<alloc::vec::Vec<u8>> {
+        None
+    }
+
+    /// Takes over the state a previous instance saved with format
+    /// `version`; called after [`Vnf::new`] and before the first frame.
+    /// Refuse what you do not understand: the host then keeps the running
+    /// instance and reports the message. The default refuses everything.
+    fn load_state(&mut self, version: u32, _bytes: &[u8]) -> Result<(), StateError> {
+        Err(StateError::new(alloc::format!(
+            "this module does not take saved state (format {version})"
+        )))
+    }
 }
 
 /// Why a configuration was refused, and where in it.

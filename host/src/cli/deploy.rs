@@ -10,7 +10,7 @@ use nfvhost::chain::{self, ChainErrors, ChainSpec};
 use nfvhost::deploy::lock::ChainLock;
 use nfvhost::deploy::modules::{self, CheckedVnf};
 use nfvhost::deploy::state::{ChainState, ProcRef};
-use nfvhost::deploy::{setup, supervisor, teardown};
+use nfvhost::deploy::{handover, setup, supervisor, teardown};
 use nfvhost::engine::Engine;
 use nfvhost::sys::{private_file, LinuxOs};
 
@@ -249,7 +249,10 @@ pub fn destroy(file: Option<&Path>, chain: Option<String>, all: bool, cleanup: b
 }
 
 /// Checks `module` against the VNF's configuration, records it in the state
-/// file, and stops the worker so the supervisor restarts it on the new one.
+/// file, and asks the supervisor to hand it to the running worker, which
+/// switches to it keeping the module's state; waits for the outcome. If
+/// the new module fails to start or to take the state, the running one
+/// stays and the state file names it again.
 pub fn replace(chain: Option<String>, vnf: &str, module: &str) -> CliResult {
     super::check_name(NameKind::Node, "VNF name", vnf)?;
     let module_ref = super::module_arg(module)?;
@@ -281,20 +284,57 @@ pub fn replace(chain: Option<String>, vnf: &str, module: &str) -> CliResult {
         .iter_mut()
         .find(|v| v.name == vnf)
         .ok_or_else(|| anyhow!("VNF {vnf} is not in the state"))?;
+    let previous = entry.clone();
     entry.module = new.path.clone();
     entry.digest = new.digest.clone();
     entry.spec.module = new.path.clone();
     entry.generation += 1;
+    let generation = entry.generation;
     state.save()?;
-    // The supervisor restarts the worker through its own child handle (a
-    // pid read from the worker's stats segment may be stale or forged).
+    // The supervisor talks to the worker through its own channel (a pid
+    // read from the worker's stats segment may be stale or forged).
     supervisor
         .signal(supervisor::RELOAD_SIGNAL)
-        .context("asking the supervisor to restart the worker")?;
-    progress(&format!(
-        "{vnf} now runs {} (sha256 {})",
-        new.path.display(),
-        &new.digest[..12]
-    ));
-    Ok(())
+        .context("asking the supervisor to replace the module")?;
+    progress(&format!("handing {} to {vnf}", new.path.display()));
+    let reply = handover::wait_for(&state, vnf, generation, handover::REPLACE_TIMEOUT * 2);
+    let outcome = match reply {
+        None => Err(format!(
+            "the supervisor did not report within {:?}",
+            handover::REPLACE_TIMEOUT * 2
+        )),
+        Some(reply) => reply.result,
+    };
+    match outcome {
+        Ok(done) => {
+            let carried = match (&done.state_bytes, &done.state_note) {
+                (Some((version, len)), _) => {
+                    format!("{len} bytes of state carried (format {version})")
+                }
+                (None, note) => format!(
+                    "state not carried ({})",
+                    note.as_deref().unwrap_or("nothing to carry")
+                ),
+            };
+            progress(&format!(
+                "{vnf} now runs {} (sha256 {}); {carried}; switched in {} us, frames held {} us",
+                new.path.display(),
+                &new.digest[..12],
+                done.total_us,
+                done.paused_us
+            ));
+            Ok(())
+        }
+        Err(message) => {
+            // The worker kept its module: the state file names it again
+            // (with the new generation, which the supervisor has seen).
+            let kept = previous.module.display().to_string();
+            if let Some(entry) = state.vnfs.iter_mut().find(|v| v.name == vnf) {
+                *entry = previous;
+                entry.generation = generation;
+            }
+            state.save()?;
+            Err(anyhow!("replacing {vnf} failed; it keeps running {kept}: {message}").into())
+        }
+    }
 }

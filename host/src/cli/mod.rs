@@ -147,7 +147,7 @@ enum Command {
         #[arg(short, long)]
         follow: bool,
     },
-    /// Replace a running VNF's module; its worker restarts on the new one.
+    /// Replace a running VNF's module in place, carrying its state (connections, bindings, leases).
     Replace {
         #[arg(short, long)]
         chain: Option<String>,

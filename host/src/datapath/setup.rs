@@ -67,6 +67,8 @@ pub enum SetupError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error("couldn't keep the control channel (stdin): {0}")]
+    Control(std::io::Error),
     #[error(transparent)]
     Sandbox(#[from] super::sandbox::SandboxError),
     #[error(transparent)]
@@ -110,6 +112,16 @@ pub fn run(spec: WorkerSpec) -> Result<(), SetupError> {
         path: spec.stats_path.clone(),
         source,
     })?;
+    // `nfvhost replace` reaches a supervised worker through its stdin, a
+    // socket pair (a worker started by hand has none).
+    let control = {
+        use std::os::fd::AsFd as _;
+        let stdin = std::io::stdin();
+        crate::sys::handover::is_control_socket(stdin.as_fd())
+            .then(|| stdin.as_fd().try_clone_to_owned())
+            .transpose()
+            .map_err(SetupError::Control)?
+    };
     let metrics_file =
         std::fs::File::create(&spec.metrics_path).map_err(|source| SetupError::MetricNames {
             path: spec.metrics_path.clone(),
@@ -135,6 +147,9 @@ pub fn run(spec: WorkerSpec) -> Result<(), SetupError> {
         metrics_file: Some((spec.metrics_path.clone(), metrics_file)),
     };
     let mut worker = Worker::new(ports, &stats, instantiator)?;
+    if let Some(control) = control {
+        worker.set_control(control);
+    }
     let mtus: Vec<u32> = spec.ports.iter().map(|p| p.mtu).collect();
     worker.set_link_mtus(&mtus);
     println!("READY");

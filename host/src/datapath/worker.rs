@@ -24,8 +24,11 @@ use crate::engine::{
 };
 use crate::logging::host_log;
 
+mod handover;
+
 pub use super::setup::{run, SetupError};
 pub use super::spec::{PortBinding, WorkerPort, WorkerSpec, SUPER_FRAME_SLOT};
+pub use handover::{ReplaceReply, ReplaceRequest, Replaced};
 
 /// The MTU of a port whose link has none (an in-memory link): any frame.
 const NO_MTU: u32 = 65_535;
@@ -70,19 +73,43 @@ pub struct Instantiator {
 
 impl Instantiator {
     fn instantiate(&self, port_count: u16) -> Result<VnfInstance, WorkerError> {
-        let instance = VnfInstance::new(
+        let instance = self
+            .create(
+                &self.module,
+                &self.init_document,
+                port_count,
+                Instant::now(),
+            )
+            .map_err(|source| WorkerError::Instantiate {
+                vnf: self.vnf.clone(),
+                module: self.module.path.clone(),
+                source: Box::new(source),
+            })?;
+        self.publish_metric_names(&instance)?;
+        Ok(instance)
+    }
+
+    /// An instance of `module` whose clock counts from `clock_origin`.
+    fn create(
+        &self,
+        module: &LoadedModule,
+        init_document: &str,
+        port_count: u16,
+        clock_origin: Instant,
+    ) -> Result<VnfInstance, InstanceError> {
+        VnfInstance::with_clock(
             &self.engine,
-            &self.module,
+            module,
             &self.vnf,
             port_count,
-            self.init_document.as_bytes(),
+            init_document.as_bytes(),
             self.limits.clone(),
+            clock_origin,
         )
-        .map_err(|source| WorkerError::Instantiate {
-            vnf: self.vnf.clone(),
-            module: self.module.path.clone(),
-            source: Box::new(source),
-        })?;
+    }
+
+    /// Writes the metrics `instance` declared where the exporter reads them.
+    fn publish_metric_names(&self, instance: &VnfInstance) -> Result<(), WorkerError> {
         if let Some((path, file)) = &self.metrics_file {
             let names: Vec<serde_json::Value> = instance
                 .metrics()
@@ -99,7 +126,7 @@ impl Instantiator {
                     source,
                 })?;
         }
-        Ok(instance)
+        Ok(())
     }
 }
 
@@ -123,6 +150,8 @@ pub struct Worker<'s> {
     /// The ports' descriptors, entry `i` for port `i`; a down port's entry
     /// is taken out.
     poll_set: PollSet,
+    /// The supervisor's channel for `nfvhost replace`, if any.
+    control: Option<std::os::fd::OwnedFd>,
 }
 
 impl<'s> Worker<'s> {
@@ -161,6 +190,7 @@ impl<'s> Worker<'s> {
             tx: TxScratch::default(),
             health: PortHealth::new(port_count),
             poll_set,
+            control: None,
         })
     }
 
@@ -176,6 +206,12 @@ impl<'s> Worker<'s> {
     /// Frames per batch.
     pub fn batch_size(&self) -> usize {
         self.instance.batch_size()
+    }
+
+    /// Serves `nfvhost replace` requests arriving on `control` (looked at
+    /// once per tick, between two batches).
+    pub fn set_control(&mut self, control: std::os::fd::OwnedFd) {
+        self.control = Some(control);
     }
 
     /// Runs until `stop()` says so: waits for frames (unless `busy_poll`),
@@ -252,6 +288,7 @@ impl<'s> Worker<'s> {
         }
         self.publish_gauges();
         self.recheck_down_ports(Instant::now());
+        self.serve_control();
         for (port, counters) in self.ports.iter_mut().zip(&self.stats.ports) {
             let drops = port.take_kernel_drops();
             if drops > 0 {

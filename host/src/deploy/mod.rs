@@ -4,6 +4,7 @@
 
 pub mod dhcp_clients;
 pub mod execute;
+pub mod handover;
 pub mod lock;
 pub mod metrics;
 pub mod modules;

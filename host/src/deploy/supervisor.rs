@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use nfvhost_abi::LogLevel;
 
+use super::handover;
 use super::metrics::{self, MetricsSource};
 use super::restart::{self, Decision, RestartPolicy};
 use super::state::{vnf_log_path, ChainState, VnfState};
@@ -42,6 +43,8 @@ pub const RELOAD_SIGNAL: nix::sys::signal::Signal = crate::sys::process::RELOAD_
 struct Worker {
     vnf: VnfState,
     child: Option<Child>,
+    /// The supervisor's end of the worker's control channel (replace).
+    control: Option<std::os::fd::OwnedFd>,
     restarts: Arc<AtomicU64>,
     next_start: Instant,
     policy: RestartPolicy,
@@ -54,10 +57,11 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(vnf: VnfState, child: Option<Child>, restarts: Arc<AtomicU64>) -> Self {
+    fn new(vnf: VnfState, spawned: Spawned, restarts: Arc<AtomicU64>) -> Self {
         Worker {
             vnf,
-            child,
+            child: Some(spawned.child),
+            control: Some(spawned.control),
             restarts,
             next_start: Instant::now(),
             policy: RestartPolicy::default(),
@@ -68,14 +72,21 @@ impl Worker {
     }
 }
 
-fn spawn_worker(state: &ChainState, vnf: &VnfState) -> anyhow::Result<Child> {
+/// A started worker and the supervisor's end of its control channel.
+struct Spawned {
+    child: Child,
+    control: std::os::fd::OwnedFd,
+}
+
+fn spawn_worker(state: &ChainState, vnf: &VnfState) -> anyhow::Result<Spawned> {
     let spec_path = state.file(&format!("{}.spec.json", vnf.name));
     private_file::write_atomic(&spec_path, &serde_json::to_vec_pretty(&vnf.spec)?, 0o600)?;
     let log_path = vnf_log_path(&state.chain, &vnf.name);
+    let (control, worker_end) = crate::sys::handover::socket_pair()?;
     let mut child = Command::new(std::env::current_exe()?)
         .arg("worker")
         .arg(&spec_path)
-        .stdin(Stdio::null())
+        .stdin(Stdio::from(worker_end))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -94,7 +105,7 @@ fn spawn_worker(state: &ChainState, vnf: &VnfState) -> anyhow::Result<Child> {
                 );
             }
         })?;
-    Ok(child)
+    Ok(Spawned { child, control })
 }
 
 /// Waits for a worker's READY line; the rest of its stdout is drained.
@@ -134,8 +145,9 @@ pub fn run(state: &ChainState, on_ready: impl FnOnce()) -> anyhow::Result<()> {
 
     let mut workers = Vec::new();
     for vnf in &state.vnfs {
-        let mut child = spawn_worker(state, vnf)?;
-        if let Err(e) = wait_ready(&vnf.name, &mut child) {
+        let mut spawned = spawn_worker(state, vnf)?;
+        let child = &mut spawned.child;
+        if let Err(e) = wait_ready(&vnf.name, child) {
             let _ = child.kill();
             let _ = child.wait();
             // The log pump may still be writing the worker's last lines.
@@ -145,7 +157,7 @@ pub fn run(state: &ChainState, on_ready: impl FnOnce()) -> anyhow::Result<()> {
         }
         workers.push(Worker::new(
             vnf.clone(),
-            Some(child),
+            spawned,
             Arc::new(AtomicU64::new(0)),
         ));
     }
@@ -174,11 +186,14 @@ pub fn run(state: &ChainState, on_ready: impl FnOnce()) -> anyhow::Result<()> {
     );
     on_ready();
 
+    // Built at the first `nfvhost replace`: it compiles (or fetches from
+    // the cache) the modules handed to running workers.
+    let mut engine = None;
     while !stop_requested() {
         // Short: a dead worker is noticed within this period.
         std::thread::sleep(SUPERVISE_EVERY);
         if reload_requested() {
-            restart_replaced(state, &mut workers, &who);
+            replace_changed(state, &mut workers, &mut engine, &who);
         }
         for w in &mut workers {
             supervise_one(state, w, &who);
@@ -206,11 +221,18 @@ pub fn run(state: &ChainState, on_ready: impl FnOnce()) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Stops (through the supervisor's own child handle, which cannot name a
-/// recycled pid) every worker that `nfvhost replace` marked in the state
-/// file (its generation changed); [`supervise_one`] restarts it on the
-/// module the state file now names.
-fn restart_replaced(state: &ChainState, workers: &mut [Worker], who: &str) {
+/// Hands every worker whose generation `nfvhost replace` bumped in the
+/// state file its new module (see [`super::handover`]): the worker switches
+/// without a restart, carrying the module's state, or keeps its running
+/// module when the new one fails. A VNF whose worker is not running is
+/// (re)started on the new module by [`supervise_one`], through the
+/// supervisor's own child handle (which cannot name a recycled pid).
+fn replace_changed(
+    state: &ChainState,
+    workers: &mut [Worker],
+    engine: &mut Option<crate::engine::Engine>,
+    who: &str,
+) {
     let Ok(Some(fresh)) = ChainState::load(&state.chain) else {
         return;
     };
@@ -221,18 +243,73 @@ fn restart_replaced(state: &ChainState, workers: &mut [Worker], who: &str) {
         if v.generation == w.vnf.generation {
             continue;
         }
-        host_log(
-            who,
-            LogLevel::Info,
-            &format!("{} replaced; restarting its worker", v.name),
-        );
-        if let Some(child) = &mut w.child {
-            let _ = child.kill();
+        let running = w
+            .child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)));
+        let reply = match (&w.control, running) {
+            (Some(control), true) => {
+                if engine.is_none() {
+                    match crate::engine::Engine::new(crate::engine::Engine::default_cache_dir()) {
+                        Ok(e) => *engine = Some(e),
+                        Err(e) => host_log(who, LogLevel::Error, &e.to_string()),
+                    }
+                }
+                match engine {
+                    Some(engine) => {
+                        use std::os::fd::AsFd as _;
+                        handover::hand_over(engine, control.as_fd(), v)
+                    }
+                    None => {
+                        handover::failed(v.generation, "the supervisor has no wasm engine".into())
+                    }
+                }
+            }
+            _ => {
+                // Not running: start on the new module, at once and with a
+                // fresh budget (a replace is not a crash).
+                w.policy = RestartPolicy::default();
+                w.given_up = false;
+                w.next_start = Instant::now();
+                handover::restarted(v.generation)
+            }
+        };
+        match &reply.result {
+            Ok(done) => {
+                host_log(
+                    who,
+                    LogLevel::Info,
+                    &format!(
+                        "{} replaced by {} in {} us{}",
+                        v.name,
+                        v.module.display(),
+                        done.total_us,
+                        done.state_note
+                            .as_ref()
+                            .map(|n| format!("; state not carried: {n}"))
+                            .unwrap_or_default()
+                    ),
+                );
+                w.vnf = v.clone();
+            }
+            Err(e) => {
+                host_log(
+                    who,
+                    LogLevel::Warn,
+                    &format!("replacing {} failed, it keeps its module: {e}", v.name),
+                );
+                // The running module stays; `nfvhost replace` restores its
+                // entry in the state file.
+                w.vnf.generation = v.generation;
+            }
         }
-        // A replace is not a crash: restart at once, with a fresh budget.
-        w.policy = RestartPolicy::default();
-        w.given_up = false;
-        w.next_start = Instant::now();
+        if let Err(e) = handover::record(state, &v.name, &reply) {
+            host_log(
+                who,
+                LogLevel::Error,
+                &format!("recording the replace of {}: {e}", v.name),
+            );
+        }
     }
 }
 
@@ -315,13 +392,14 @@ fn supervise_one(state: &ChainState, w: &mut Worker, who: &str) {
             }
         }
         match spawn_worker(state, &w.vnf) {
-            Ok(mut child) => {
+            Ok(Spawned { mut child, control }) => {
                 // Drain stdout so the worker never blocks on it.
                 if let Some(out) = child.stdout.take() {
                     std::thread::spawn(move || for _ in BufReader::new(out).lines() {});
                 }
                 w.restarts.fetch_add(1, Relaxed);
                 w.child = Some(child);
+                w.control = Some(control);
                 w.started = Instant::now();
                 w.started_ms = monotonic_ms();
             }

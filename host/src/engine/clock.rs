@@ -29,6 +29,20 @@ impl Clock {
         }
     }
 
+    /// A clock of `mode` whose real time counts from `origin` (the clock of
+    /// the instance a replacement takes over from).
+    pub(super) fn with_origin(mode: ClockMode, origin: Instant) -> Self {
+        Clock {
+            origin,
+            ..Clock::new(mode)
+        }
+    }
+
+    /// The instant real time counts from.
+    pub(super) fn origin(&self) -> Instant {
+        self.origin
+    }
+
     /// The module's `now_ns`.
     pub(super) fn now_ns(&self) -> i64 {
         match self.manual {

@@ -33,7 +33,7 @@ pub use abi_check::{check_module, AbiError};
 pub use batch::{Batch, FrameIn};
 pub use clock::ClockMode;
 pub use instance::{
-    CallFailure, EmittedFrame, InstanceError, InstanceLimits, MetricDef, VnfInstance,
+    CallFailure, EmittedFrame, InstanceError, InstanceLimits, MetricDef, StateError, VnfInstance,
     MAX_TABLE_ELEMENTS,
 };
 pub use vnet::{GsoType, VnetHeader, VNET_HDR_LEN};
@@ -224,6 +224,37 @@ impl Engine {
                 m
             }
         };
+        self.prepare(path, module, digest, from_cache)
+    }
+
+    /// Loads a module another nfvhost process of this machine compiled and
+    /// serialized into `artifact` (a sealed memfd the supervisor hands a
+    /// sandboxed worker for `nfvhost replace`). The code is mapped from the
+    /// descriptor, so no path is opened and no memfd is created here.
+    pub fn load_artifact(
+        &self,
+        path: &Path,
+        digest: String,
+        artifact: std::fs::File,
+    ) -> Result<LoadedModule, LoadError> {
+        let module =
+            crate::sys::artifact::load_handed_over(&self.engine, artifact).map_err(|error| {
+                LoadError::Compile {
+                    path: path.to_owned(),
+                    error,
+                }
+            })?;
+        self.prepare(path, module, digest, true)
+    }
+
+    /// The ABI check, the copy-on-write memory image and the pre-link.
+    fn prepare(
+        &self,
+        path: &Path,
+        module: wasmtime::Module,
+        digest: String,
+        from_cache: bool,
+    ) -> Result<LoadedModule, LoadError> {
         check_module(&module).map_err(|source| LoadError::Abi {
             path: path.to_owned(),
             source,
