@@ -55,8 +55,8 @@ fn tcp_connect(chain: &Chain, node: &str, addr: &str, port: u16) -> Option<Strin
 
 fn module_counter(m: &Metrics, vnf: &str, name: &str) -> f64 {
     m.get(
-        &format!("nfvhost_module_{name}_total"),
-        &[("chain", "edge"), ("vnf", vnf)],
+        "nfvhost_module_counter_total",
+        &[("chain", "edge"), ("vnf", vnf), ("name", name)],
     )
 }
 
@@ -98,7 +98,10 @@ fn dhclient_gets_a_lease_with_the_options_and_renews() {
     assert_eq!(
         chain
             .metrics()
-            .get("nfvhost_module_leases_active", &[("vnf", "dhcp")]),
+            .get(
+                "nfvhost_module_gauge",
+                &[("vnf", "dhcp"), ("name", "leases_active")]
+            ),
         1.0
     );
     // The machine's own resolver configuration is untouched by design:
