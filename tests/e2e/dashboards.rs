@@ -465,7 +465,10 @@ fn dashboards_follow_the_rules() {
         .find(|d| d.file == "nfvhost-vnf-detail.json")
         .expect("the VNF detail dashboard");
     let want = format!("/d/{}/", detail.json["uid"].as_str().unwrap_or(""));
-    for d in all.iter().filter(|d| d.file == "nfvhost-chain-overview.json") {
+    for d in all
+        .iter()
+        .filter(|d| d.file == "nfvhost-chain-overview.json")
+    {
         for panel in panels(&d.json) {
             let linked = panel["fieldConfig"]["defaults"]["links"]
                 .as_array()
@@ -782,7 +785,10 @@ impl Prometheus {
             config.contains("scrape_interval: 1s") && !config.contains("evaluation_interval"),
             "dashboards/prometheus.yml no longer has the intervals this test adjusts:\n{shipped}"
         );
-        for (file, text) in [("prometheus.yml", config.as_str()), ("nfvhost-targets.json", sd)] {
+        for (file, text) in [
+            ("prometheus.yml", config.as_str()),
+            ("nfvhost-targets.json", sd),
+        ] {
             std::fs::write(dir.path().join(file), text).unwrap();
         }
         std::fs::copy(
@@ -1015,7 +1021,10 @@ fn inspect_prometheus(chain: Option<&str>) -> String {
     let text = String::from_utf8(run_ok(&mut cmd).stdout).unwrap();
     let list: Value = serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("inspect -o prometheus is not JSON ({e}):\n{text}"));
-    for entry in list.as_array().unwrap_or_else(|| panic!("not a list: {text}")) {
+    for entry in list
+        .as_array()
+        .unwrap_or_else(|| panic!("not a list: {text}"))
+    {
         assert!(
             entry["targets"].as_array().is_some_and(|t| t.len() == 1)
                 && entry["labels"]["chain"].is_string(),
@@ -1084,7 +1093,8 @@ fn chains_without_metrics_get_free_ports_and_prometheus_discovers_both() {
         );
     }
     // `inspect` shows where each chain's metrics are.
-    let table = String::from_utf8(run_ok(nfvhost().args(["inspect", "-c", "sd-b"])).stdout).unwrap();
+    let table =
+        String::from_utf8(run_ok(nfvhost().args(["inspect", "-c", "sd-b"])).stdout).unwrap();
     assert!(
         table.contains(&format!("metrics on http://{target_b}/metrics")),
         "{table}"

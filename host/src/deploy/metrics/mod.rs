@@ -232,8 +232,8 @@ fn is_metric_name(name: &str) -> bool {
 }
 
 /// Metrics the modules declared, one labelled family per kind so that a
-/// query needs no `__name__` regex: `nfvhost_module_counter_total` and
-/// `nfvhost_module_gauge`, with the module's name in the `name` label, and
+/// query needs no `__name__` regex: `nfvhost_module_events_total` and
+/// `nfvhost_module_value`, with the module's name in the `name` label, and
 /// `nfvhost_module_metric_info` carrying each one's kind and help text.
 fn module_metrics(out: &mut String, chain: &str, rows: &[VnfRow]) {
     struct Sample {
@@ -266,13 +266,13 @@ fn module_metrics(out: &mut String, chain: &str, rows: &[VnfRow]) {
     const LABELS: &[&str] = &["chain", "vnf", "name"];
     for (family, kind, help, counters) in [
         (
-            "nfvhost_module_counter_total",
+            "nfvhost_module_events_total",
             "counter",
             "A counter the module declared; `name` is the module's name for it.",
             true,
         ),
         (
-            "nfvhost_module_gauge",
+            "nfvhost_module_value",
             "gauge",
             "A gauge the module declared; `name` is the module's name for it.",
             false,
@@ -356,8 +356,8 @@ mod tests {
         "nfvhost_vnf_batch_size_packets_sum{chain=\"zz-no-such-chain\",vnf=\"r1\"} 300",
         "nfvhost_vnf_up{chain=\"zz-no-such-chain\",vnf=\"r2\"} 0",
         "nfvhost_vnf_info{chain=\"zz-no-such-chain\",vnf=\"r1\",digest=\"abc\",abi=\"3\"} 1",
-        "nfvhost_module_gauge{chain=\"zz-no-such-chain\",vnf=\"r1\",name=\"leases\"} 7",
-        "nfvhost_module_counter_total{chain=\"zz-no-such-chain\",vnf=\"r1\",name=\"hits\"} 9",
+        "nfvhost_module_value{chain=\"zz-no-such-chain\",vnf=\"r1\",name=\"leases\"} 7",
+        "nfvhost_module_events_total{chain=\"zz-no-such-chain\",vnf=\"r1\",name=\"hits\"} 9",
         "nfvhost_module_metric_info{chain=\"zz-no-such-chain\",vnf=\"r1\",name=\"leases\",kind=\"gauge\",help=\"Leases in C:\\\\dir\\nsecond line\"} 1",
         "nfvhost_module_metric_info{chain=\"zz-no-such-chain\",vnf=\"r1\",name=\"hits\",kind=\"counter\",help=\"\"} 1",
     ];
@@ -380,6 +380,11 @@ mod tests {
         assert!(!out.contains("vnf=\"r2\",port="), "{out}");
         // A module metric name that cannot be a metric name is left out.
         assert!(!out.contains("bad name"), "{out}");
+        // promtool's lint: no family name carries its type.
+        for l in lines.iter().filter_map(|l| l.strip_prefix("# TYPE ")) {
+            let (name, kind) = l.split_once(' ').unwrap();
+            assert!(!name.contains(kind), "{l}");
+        }
         // Every line is a comment or `name{labels} value`.
         for l in &lines {
             assert!(
