@@ -105,7 +105,10 @@ pub fn deploy(file: &Path, foreground: bool) -> CliResult {
         chain.name,
         started.elapsed().as_secs_f64()
     ));
-    super::inspect::inspect(Some(chain.name.clone()), super::Output::Table)
+    super::inspect::inspect(
+        Some(chain.name.clone()),
+        super::inspect::InspectOutput::Table,
+    )
 }
 
 /// `(host, interface)` for every interface that takes a DHCP lease.
@@ -144,6 +147,9 @@ fn start_supervisor(state: &mut ChainState) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         if ready.exists() {
+            // Without `metrics:` the supervisor took a free port: record it.
+            state.metrics = supervisor::bound_metrics(state).or(state.metrics);
+            state.save()?;
             return Ok(());
         }
         if let Some(status) = child.try_wait()? {
@@ -171,6 +177,11 @@ fn run_foreground(spec: &ChainSpec, mut state: ChainState, started: Instant) -> 
     let dhcp = dhcp_interfaces(spec);
     let mut dhcp_state = state.clone();
     let result = supervisor::run(&state, || {
+        // Without `metrics:` the supervisor took a free port: record it.
+        dhcp_state.metrics = supervisor::bound_metrics(&dhcp_state).or(dhcp_state.metrics);
+        if let Err(e) = dhcp_state.save() {
+            progress(&format!("warning: {e}"));
+        }
         // The leases come from VNFs that only now run.
         if let Err(e) = nfvhost::deploy::dhcp_clients::start(&mut dhcp_state, &dhcp, progress) {
             progress(&format!("warning: {e:#}"));
@@ -181,6 +192,7 @@ fn run_foreground(spec: &ChainSpec, mut state: ChainState, started: Instant) -> 
         ));
     });
     state.helpers = dhcp_state.helpers;
+    state.metrics = dhcp_state.metrics;
     progress("tearing down");
     state.supervisor = None; // that is us; don't signal ourselves
                              // Not ours if a `destroy` holds it right now; that destroy removes it.

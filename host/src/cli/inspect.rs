@@ -7,7 +7,41 @@ use nfvhost::deploy::state::{ChainState, ProcRef};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-use super::{CliResult, Output};
+use super::CliResult;
+
+/// What `inspect` prints.
+#[derive(Clone, Copy, Debug, Default, clap::ValueEnum, PartialEq, Eq)]
+pub enum InspectOutput {
+    #[default]
+    Table,
+    Json,
+    /// A Prometheus file-based service discovery list (`file_sd_configs`)
+    /// with each running chain's `/metrics` target.
+    Prometheus,
+}
+
+/// One entry of a Prometheus file-based service discovery list.
+#[derive(Serialize)]
+struct SdTarget {
+    targets: Vec<String>,
+    labels: BTreeMap<&'static str, String>,
+}
+
+/// The scrape target of every chain whose supervisor runs, labelled with the
+/// chain's name.
+fn sd_targets(states: &[ChainState]) -> Vec<SdTarget> {
+    states
+        .iter()
+        .filter(|s| s.supervisor.is_some_and(|p| p.alive()))
+        .filter_map(|s| {
+            let addr = s.metrics?;
+            Some(SdTarget {
+                targets: vec![addr.to_string()],
+                labels: [("chain", s.chain.clone())].into(),
+            })
+        })
+        .collect()
+}
 
 #[derive(Serialize)]
 struct Row {
@@ -124,7 +158,7 @@ fn rows(state: &ChainState) -> Vec<Row> {
     rows
 }
 
-pub fn inspect(chain: Option<String>, output: Output) -> CliResult {
+pub fn inspect(chain: Option<String>, output: InspectOutput) -> CliResult {
     let chains = match chain {
         Some(c) => {
             super::check_name(nfvhost::chain::NameKind::Chain, "chain name", &c)?;
@@ -133,9 +167,13 @@ pub fn inspect(chain: Option<String>, output: Output) -> CliResult {
         None => ChainState::list(),
     };
     let mut all = Vec::new();
+    let mut states = Vec::new();
     for c in chains {
         match ChainState::load(&c)? {
-            Some(state) => all.extend(rows(&state)),
+            Some(state) => {
+                all.extend(rows(&state));
+                states.push(state);
+            }
             None => {
                 return Err(super::CliError::usage(anyhow::anyhow!(
                     "chain {c} is not deployed"
@@ -144,8 +182,11 @@ pub fn inspect(chain: Option<String>, output: Output) -> CliResult {
         }
     }
     match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&all)?),
-        Output::Table => print!("{}", table(&all)),
+        InspectOutput::Prometheus => {
+            println!("{}", serde_json::to_string_pretty(&sd_targets(&states))?)
+        }
+        InspectOutput::Json => println!("{}", serde_json::to_string_pretty(&all)?),
+        InspectOutput::Table => print!("{}", table(&all)),
     }
     Ok(())
 }

@@ -119,9 +119,9 @@ enum Command {
         /// Only this chain.
         #[arg(short, long)]
         chain: Option<String>,
-        /// Output format.
+        /// Output format (prometheus: a file_sd_configs target list).
         #[arg(short, long, value_enum, default_value_t)]
-        output: Output,
+        output: inspect::InspectOutput,
     },
     /// Run a command in a test host's or a VNF's namespace.
     Exec {

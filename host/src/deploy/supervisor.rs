@@ -20,8 +20,21 @@ use crate::datapath::stats::{monotonic_ms, read_heartbeat};
 use crate::logging::{self, host_log};
 use crate::sys::private_file;
 
-/// Where `/metrics` listens unless the chain file says otherwise.
-pub const DEFAULT_METRICS: &str = "127.0.0.1:9464";
+/// Where `/metrics` listens unless the chain file says otherwise: a free
+/// loopback port, so several chains run side by side without editing their
+/// files. The port taken is written to the `ready` file and then recorded
+/// in the state file by `deploy` (see [`bound_metrics`]).
+pub const DEFAULT_METRICS: &str = "127.0.0.1:0";
+
+/// The address the supervisor's `/metrics` listener was bound to, from its
+/// `ready` file; `None` before the chain is ready.
+pub fn bound_metrics(state: &ChainState) -> Option<std::net::SocketAddr> {
+    std::fs::read_to_string(state.file("ready"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
 
 /// How often the supervisor looks at its workers.
 const SUPERVISE_EVERY: Duration = Duration::from_millis(20);
@@ -142,6 +155,7 @@ pub fn run(state: &ChainState, on_ready: impl FnOnce()) -> anyhow::Result<()> {
         .unwrap_or_else(|| DEFAULT_METRICS.parse().expect("valid default"));
     let listener =
         TcpListener::bind(addr).with_context(|| format!("listening for /metrics on {addr}"))?;
+    let addr = listener.local_addr()?;
 
     let mut workers = Vec::new();
     for vnf in &state.vnfs {
