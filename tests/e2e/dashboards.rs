@@ -1096,7 +1096,7 @@ fn chains_without_metrics_get_free_ports_and_prometheus_discovers_both() {
     let table =
         String::from_utf8(run_ok(nfvhost().args(["inspect", "-c", "sd-b"])).stdout).unwrap();
     assert!(
-        table.contains(&format!("metrics on http://{target_b}/metrics")),
+        table.contains(&format!("metrics http://{target_b}/metrics")),
         "{table}"
     );
     // Both serve their own chain's metrics.
