@@ -315,8 +315,12 @@ fn a_module_that_refuses_the_state_is_rolled_back() {
     );
     assert!(
         m.get(
-            "nfvhost_module_faulty_forwarded_total",
-            &[("chain", "repl"), ("vnf", "w1")]
+            "nfvhost_module_events_total",
+            &[
+                ("chain", "repl"),
+                ("vnf", "w1"),
+                ("name", "faulty_forwarded")
+            ]
         ) >= 12.0
     );
     // The state file names the running module again (a later crash
