@@ -122,8 +122,8 @@ fn replace_nat_under_traffic_loses_nothing_and_keeps_the_connection() {
         .unwrap();
     std::thread::sleep(Duration::from_secs(3));
     let bindings_before = chain.metrics().get(
-        "nfvhost_module_bindings_active",
-        &[("chain", "repl"), ("vnf", "nat")],
+        "nfvhost_module_value",
+        &[("chain", "repl"), ("vnf", "nat"), ("name", "bindings_active")],
     );
     let started = Instant::now();
     let replaced = nfvhost()
@@ -138,8 +138,8 @@ fn replace_nat_under_traffic_loses_nothing_and_keeps_the_connection() {
     // The bindings are still there, in the new instance's gauge.
     assert!(wait_for(Duration::from_secs(2), || {
         chain.metrics().get(
-            "nfvhost_module_bindings_active",
-            &[("chain", "repl"), ("vnf", "nat")],
+            "nfvhost_module_value",
+            &[("chain", "repl"), ("vnf", "nat"), ("name", "bindings_active")],
         ) >= bindings_before
     }));
     assert!(
