@@ -112,6 +112,14 @@ macro_rules! export_vnf {
             extern "C" fn nfv_tick(now_ns: i64) {
                 $crate::runtime::tick(&INSTANCE, now_ns)
             }
+            #[no_mangle]
+            extern "C" fn nfv_timer(now_ns: i64) {
+                $crate::runtime::timer(&INSTANCE, now_ns)
+            }
+            #[no_mangle]
+            extern "C" fn nfv_reconfigure(ptr: i32, len: i32) -> i32 {
+                $crate::runtime::reconfigure(&INSTANCE, ptr, len)
+            }
         }
     };
 }

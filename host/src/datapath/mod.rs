@@ -27,4 +27,5 @@ pub mod stats;
 // Also used by `bench` (its packet sockets).
 pub(crate) mod sys;
 pub mod transmit;
+pub mod vlan;
 pub mod worker;

@@ -80,6 +80,8 @@ pub fn run(spec: WorkerSpec) -> Result<(), SetupError> {
     // Die with the supervisor rather than linger unsupervised.
     process::die_with_parent().map_err(SetupError::DieWithParent)?;
     process::catch_stop_signals().map_err(SetupError::Signals)?;
+    process::fine_timer_slack();
+    process::catch_reconfigure_signal().map_err(SetupError::Signals)?;
     if let Some(cg) = &spec.cgroup {
         cg.add_process(std::process::id() as i32)
             .map_err(|source| SetupError::JoinCgroup {
@@ -124,6 +126,7 @@ pub fn run(spec: WorkerSpec) -> Result<(), SetupError> {
     let mut worker = Worker::new(ports, &stats, instantiator)?;
     let mtus: Vec<u32> = spec.ports.iter().map(|p| p.mtu).collect();
     worker.set_link_mtus(&mtus);
+    worker.reconfig_from = Some(spec.stats_path.clone());
     println!("READY");
     std::io::stdout().flush().ok();
     host_log(

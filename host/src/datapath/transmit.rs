@@ -52,7 +52,8 @@ fn max_len(frame: &[u8], mtu: u32, offload: VnetHeader) -> usize {
     if offload.gso_type() != GsoType::None {
         return MAX_SUPER_FRAME;
     }
-    let tagged = frame.get(12..14) == Some(&[0x81, 0x00][..]);
+    // 802.1Q, or 802.1ad for an outer tag the host put back (see `vlan`).
+    let tagged = matches!(frame.get(12..14), Some([0x81, 0x00] | [0x88, 0xa8]));
     mtu as usize + ETH_HEADER + if tagged { VLAN_TAG } else { 0 }
 }
 

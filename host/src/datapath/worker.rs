@@ -30,6 +30,17 @@ pub use super::spec::{PortBinding, WorkerPort, WorkerSpec, SUPER_FRAME_SLOT};
 /// The MTU of a port whose link has none (an in-memory link): any frame.
 const NO_MTU: u32 = 65_535;
 
+/// Where `nfvhost link set` leaves a new init document for a worker (next
+/// to its stats segment, in the chain's root-only state directory).
+pub fn reconfig_request(stats_path: &std::path::Path) -> PathBuf {
+    stats_path.with_extension("reconfig")
+}
+
+/// Where the worker answers: `ok`, or `error: ...`.
+pub fn reconfig_result(stats_path: &std::path::Path) -> PathBuf {
+    stats_path.with_extension("reconfig.result")
+}
+
 /// What stopped the loop.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -123,6 +134,10 @@ pub struct Worker<'s> {
     /// The ports' descriptors, entry `i` for port `i`; a down port's entry
     /// is taken out.
     poll_set: PollSet,
+
+    /// The stats segment path new configurations are found next to (see
+    /// [`reconfig_request`]); `None`: none are looked for.
+    pub reconfig_from: Option<PathBuf>,
 }
 
 impl<'s> Worker<'s> {
@@ -161,6 +176,8 @@ impl<'s> Worker<'s> {
             tx: TxScratch::default(),
             health: PortHealth::new(port_count),
             poll_set,
+
+            reconfig_from: None,
         })
     }
 
@@ -192,11 +209,20 @@ impl<'s> Worker<'s> {
         let mut busy = false;
         while !stop() {
             if !busy && !busy_poll && !self.ports.iter().any(|p| p.has_pending()) {
-                let timeout = next_tick.saturating_duration_since(Instant::now());
+                // Until a frame, the tick or the module's timer.
+                let wake = self
+                    .instance
+                    .timer_deadline()
+                    .map_or(next_tick, |t| t.min(next_tick));
+                let timeout = wake.saturating_duration_since(Instant::now());
                 self.poll_set.wait(timeout).map_err(WorkerError::Poll)?;
                 self.take_faulted_ports_down();
             }
             busy = self.poll_once()? > 0;
+            self.fire_timer()?;
+            if self.reconfig_from.is_some() && super::sys::process::reconfigure_requested() {
+                self.reconfigure_from_file();
+            }
             if Instant::now() >= next_tick {
                 next_tick = Instant::now() + tick_every;
                 self.tick()?;
@@ -315,6 +341,63 @@ impl<'s> Worker<'s> {
         }
     }
 
+    /// Runs the module's one-shot timer if it is due, and sends what it
+    /// emitted.
+    pub fn fire_timer(&mut self) -> Result<(), WorkerError> {
+        match self.instance.fire_timer() {
+            Ok(true) => self.send_emitted(),
+            Ok(false) => {}
+            Err(failure) => {
+                let message = format!("timer: {failure}; restarting the module instance");
+                self.restart(&failure, &message)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands the module the configuration waiting next to the stats
+    /// segment, without restarting it, and writes the outcome for the
+    /// command that asked (`ok`, or `error: ...`).
+    fn reconfigure_from_file(&mut self) {
+        let Some(stats_path) = self.reconfig_from.clone() else {
+            return;
+        };
+        let request = reconfig_request(&stats_path);
+        let outcome = match std::fs::read(&request) {
+            Ok(doc) => {
+                let _ = std::fs::remove_file(&request);
+                let done = self.instance.reconfigure(&doc).map_err(|e| e.to_string());
+                if done.is_ok() {
+                    // A restarted instance starts from the new configuration.
+                    self.instantiator.init_document = String::from_utf8_lossy(&doc).into_owned();
+                }
+                done
+            }
+            Err(e) => Err(format!("reading {}: {e}", request.display())),
+        };
+        let vnf = &self.instantiator.vnf;
+        let text = match &outcome {
+            Ok(()) => {
+                host_log(vnf, LogLevel::Info, "configuration changed while running");
+                "ok\n".to_owned()
+            }
+            Err(e) => {
+                host_log(
+                    vnf,
+                    LogLevel::Warn,
+                    &format!("new configuration refused: {e}"),
+                );
+                format!("error: {e}\n")
+            }
+        };
+        let result = reconfig_result(&stats_path);
+        let tmp = result.with_extension("tmp");
+        if std::fs::write(&tmp, text).is_ok() {
+            let _ = std::fs::rename(&tmp, &result);
+        }
+        self.send_emitted();
+    }
+
     /// Counts the trap, logs `message` and replaces the instance.
     fn restart(&mut self, failure: &CallFailure, message: &str) -> Result<(), WorkerError> {
         self.stats.trap(failure.label());
@@ -403,7 +486,12 @@ impl<'s> Worker<'s> {
             with_frames(
                 slots.iter().map(|&i| {
                     let i = usize::from(i);
-                    (instance.frame(i, verdicts[i].1), frames[i].vnet)
+                    // A module may push or pop VLAN tags on an offloaded
+                    // frame: the change in length is in front of the L3
+                    // header, so the saved offsets move by as much.
+                    let mut vnet = frames[i].vnet;
+                    vnet.shift_headers((verdicts[i].1 as i64 - frames[i].len as i64) as i16);
+                    (instance.frame(i, verdicts[i].1), vnet)
                 }),
                 |frames, vnets| {
                     let counters = &stats.ports[out_index];

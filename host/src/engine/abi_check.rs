@@ -1,6 +1,6 @@
 //! Refuse a module that does not speak ABI v1, saying exactly why.
 
-use nfvhost_abi::{IMPORT_MODULE, PROVIDED_IMPORTS, REQUIRED_EXPORTS};
+use nfvhost_abi::{IMPORT_MODULE, OPTIONAL_EXPORTS, PROVIDED_IMPORTS, REQUIRED_EXPORTS};
 use wasmtime::{ExternType, FuncType, ValType};
 
 /// Why a module was refused.
@@ -109,6 +109,19 @@ pub fn check_module(module: &wasmtime::Module) -> Result<(), AbiError> {
             });
         }
     }
+    for (name, sig) in OPTIONAL_EXPORTS {
+        let Some(export) = module.get_export(name) else {
+            continue;
+        };
+        let found = describe(&export);
+        if found != *sig {
+            return Err(AbiError::ExportType {
+                name,
+                expected: sig,
+                found,
+            });
+        }
+    }
     Ok(())
 }
 
@@ -193,6 +206,27 @@ mod tests {
                 name: "nfv_tick",
                 expected: "func(i64)",
                 found: "func(i32)".into()
+            }
+        );
+    }
+
+    #[test]
+    fn checks_the_optional_timer_export_only_when_present() {
+        assert_eq!(
+            check_module(&module(&format!("(module {GOOD_EXPORTS})"))),
+            Ok(())
+        );
+        let with_timer = format!(
+            r#"(module (import "nfv" "timer_at" (func (param i64))) {GOOD_EXPORTS} (func (export "nfv_timer") (param i64)))"#
+        );
+        assert_eq!(check_module(&module(&with_timer)), Ok(()));
+        let mistyped = format!(r#"(module {GOOD_EXPORTS} (func (export "nfv_timer")))"#);
+        assert_eq!(
+            check_module(&module(&mistyped)).unwrap_err(),
+            AbiError::ExportType {
+                name: "nfv_timer",
+                expected: "func(i64)",
+                found: "func()".into()
             }
         );
     }
