@@ -6,7 +6,9 @@
 //! without restarting it or losing the frames it holds.
 
 use anyhow::anyhow;
+use nfvhost::chain::names::{check_arg, NameKind};
 use nfvhost::datapath::worker::PortBinding;
+use nfvhost::deploy::lock::ChainLock;
 use nfvhost::deploy::state::ChainState;
 use nfvhost::sys::netns::NetNs;
 
@@ -42,26 +44,19 @@ fn locate(state: &ChainState, node: &str, port: &str) -> Result<(String, String)
     )))
 }
 
-/// A plain name (letters, digits, `-`, `_`, `.`, not starting with `.`):
-/// the chain name becomes part of a state path.
-fn plain(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-}
-
-/// Splits `CHAIN:NODE:PORT`, each a plain name.
+/// Splits `CHAIN:NODE:PORT`, each checked by the rule chain files follow.
 fn parse_target(target: &str) -> Result<(&str, &str, &str), CliError> {
     let parts: Vec<&str> = target.split(':').collect();
-    match parts.as_slice() {
-        [c, n, p] if plain(c) && plain(n) && plain(p) => Ok((c, n, p)),
-        _ => Err(CliError::usage(anyhow!(
+    let [c, n, p] = parts.as_slice() else {
+        return Err(CliError::usage(anyhow!(
             "expected CHAIN:NODE:PORT (e.g. lab-wan:wan:a), but got `{target}`"
-        ))),
-    }
+        )));
+    };
+    check_arg(NameKind::Chain, "chain name", c)
+        .and_then(|()| check_arg(NameKind::Node, "node name", n))
+        .and_then(|()| check_arg(NameKind::Interface, "port name", p))
+        .map_err(CliError::usage)?;
+    Ok((c, n, p))
 }
 
 /// The netem parameters `link set` changes, as impair config keys.
@@ -144,6 +139,8 @@ pub fn set_netem(target: &str, args: &NetemArgs) -> CliResult {
             "nothing to set; give at least one of --delay, --jitter, --loss, --rate, --corrupt, --duplicate, --reorder"
         )));
     }
+    // One change to a chain at a time, and none during a deploy or destroy.
+    let _lock = ChainLock::acquire(chain)?;
     let mut state = ChainState::load(chain)?
         .ok_or_else(|| CliError::usage(anyhow!("chain {chain} is not deployed")))?;
     let Some(vnf) = state.vnfs.iter_mut().find(|v| v.name == node) else {
@@ -165,28 +162,25 @@ pub fn set_netem(target: &str, args: &NetemArgs) -> CliResult {
         .map_err(|e| anyhow!("reading {node}'s configuration from the state: {e}"))?;
     doc["config"] = apply(&doc["config"], dir, &changes);
     let text = doc.to_string();
-    let stats = vnf.spec.stats_path.clone();
-    let request = nfvhost::datapath::worker::reconfig_request(&stats);
-    let result = nfvhost::datapath::worker::reconfig_result(&stats);
-    let _ = std::fs::remove_file(&result);
-    std::fs::write(&request, &text).map_err(|e| anyhow!("writing {}: {e}", request.display()))?;
-    let pid = nfvhost::datapath::stats::StatsSegment::open(&stats)
+    let stats = &vnf.spec.stats_path;
+    let pid = nfvhost::datapath::stats::StatsSegment::open(stats)
         .map(|s| s.pid.load(std::sync::atomic::Ordering::Relaxed) as i32)
         .map_err(|e| anyhow!("{node} is not running: {e}"))?;
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGUSR1)
-        .map_err(|e| anyhow!("signalling {node}'s worker (pid {pid}): {e}"))?;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    let answer = loop {
-        if let Ok(a) = std::fs::read_to_string(&result) {
-            break a;
-        }
-        if std::time::Instant::now() > deadline {
-            return Err(anyhow!("{node}'s worker did not answer within 5 s").into());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+    if pid <= 0 {
+        return Err(anyhow!("{node}'s worker is not running yet").into());
+    }
+    let signal = || {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGUSR1)
+            .map_err(std::io::Error::from)
     };
-    let _ = std::fs::remove_file(&result);
-    if let Some(err) = answer.trim_end().strip_prefix("error: ") {
+    let answer = nfvhost::datapath::control::request(
+        stats,
+        text.as_bytes(),
+        signal,
+        std::time::Duration::from_secs(5),
+    )
+    .map_err(|e| anyhow!("{node}: {e}"))?;
+    if let Err(err) = answer {
         return Err(CliError::usage(anyhow!("{node} refused the change: {err}")));
     }
     // A restarted worker starts from the state: keep it current.

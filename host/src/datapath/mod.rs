@@ -17,6 +17,7 @@
 //!   allowed.
 #![deny(unsafe_code)]
 
+pub mod control;
 pub mod health;
 pub mod offload;
 pub mod port;

@@ -68,6 +68,8 @@ pub enum SetupError {
         source: std::io::Error,
     },
     #[error(transparent)]
+    Control(#[from] super::control::ControlError),
+    #[error(transparent)]
     Sandbox(#[from] super::sandbox::SandboxError),
     #[error(transparent)]
     Worker(#[from] WorkerError),
@@ -107,6 +109,7 @@ pub fn run(spec: WorkerSpec) -> Result<(), SetupError> {
             path: spec.metrics_path.clone(),
             source,
         })?;
+    let control = super::control::ControlFiles::create(&spec.stats_path)?;
     // From here on: no privileges, no paths, an allow-list of syscalls.
     let scratch = spec
         .stats_path
@@ -126,7 +129,7 @@ pub fn run(spec: WorkerSpec) -> Result<(), SetupError> {
     let mut worker = Worker::new(ports, &stats, instantiator)?;
     let mtus: Vec<u32> = spec.ports.iter().map(|p| p.mtu).collect();
     worker.set_link_mtus(&mtus);
-    worker.reconfig_from = Some(spec.stats_path.clone());
+    worker.control = Some(control);
     println!("READY");
     std::io::stdout().flush().ok();
     host_log(

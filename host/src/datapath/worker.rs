@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use nfvhost_abi::{DropReason, LogLevel, MAX_BATCH};
 
+use super::control::ControlFiles;
 use super::health::{self, PortHealth};
 use super::port::Port;
 use super::stats::StatsLayout;
@@ -29,17 +30,6 @@ pub use super::spec::{PortBinding, WorkerPort, WorkerSpec, SUPER_FRAME_SLOT};
 
 /// The MTU of a port whose link has none (an in-memory link): any frame.
 const NO_MTU: u32 = 65_535;
-
-/// Where `nfvhost link set` leaves a new init document for a worker (next
-/// to its stats segment, in the chain's root-only state directory).
-pub fn reconfig_request(stats_path: &std::path::Path) -> PathBuf {
-    stats_path.with_extension("reconfig")
-}
-
-/// Where the worker answers: `ok`, or `error: ...`.
-pub fn reconfig_result(stats_path: &std::path::Path) -> PathBuf {
-    stats_path.with_extension("reconfig.result")
-}
 
 /// What stopped the loop.
 #[derive(Debug, thiserror::Error)]
@@ -135,9 +125,9 @@ pub struct Worker<'s> {
     /// is taken out.
     poll_set: PollSet,
 
-    /// The stats segment path new configurations are found next to (see
-    /// [`reconfig_request`]); `None`: none are looked for.
-    pub reconfig_from: Option<PathBuf>,
+    /// Where `nfvhost link set` leaves new configurations (opened before
+    /// the sandbox); `None`: none are looked for.
+    pub control: Option<ControlFiles>,
 }
 
 impl<'s> Worker<'s> {
@@ -176,8 +166,7 @@ impl<'s> Worker<'s> {
             tx: TxScratch::default(),
             health: PortHealth::new(port_count),
             poll_set,
-
-            reconfig_from: None,
+            control: None,
         })
     }
 
@@ -220,8 +209,8 @@ impl<'s> Worker<'s> {
             }
             busy = self.poll_once()? > 0;
             self.fire_timer()?;
-            if self.reconfig_from.is_some() && super::sys::process::reconfigure_requested() {
-                self.reconfigure_from_file();
+            if self.control.is_some() && super::sys::process::reconfigure_requested() {
+                self.reconfigure();
             }
             if Instant::now() >= next_tick {
                 next_tick = Instant::now() + tick_every;
@@ -355,17 +344,15 @@ impl<'s> Worker<'s> {
         Ok(())
     }
 
-    /// Hands the module the configuration waiting next to the stats
-    /// segment, without restarting it, and writes the outcome for the
-    /// command that asked (`ok`, or `error: ...`).
-    fn reconfigure_from_file(&mut self) {
-        let Some(stats_path) = self.reconfig_from.clone() else {
+    /// Hands the module the configuration `nfvhost link set` left, without
+    /// restarting it (its queue stays), and answers the command.
+    fn reconfigure(&mut self) {
+        let Some(control) = self.control.as_mut() else {
             return;
         };
-        let request = reconfig_request(&stats_path);
-        let outcome = match std::fs::read(&request) {
-            Ok(doc) => {
-                let _ = std::fs::remove_file(&request);
+        let outcome = match control.take_request() {
+            Ok(None) => return,
+            Ok(Some(doc)) => {
                 let done = self.instance.reconfigure(&doc).map_err(|e| e.to_string());
                 if done.is_ok() {
                     // A restarted instance starts from the new configuration.
@@ -373,27 +360,23 @@ impl<'s> Worker<'s> {
                 }
                 done
             }
-            Err(e) => Err(format!("reading {}: {e}", request.display())),
+            Err(e) => Err(format!("reading the request: {e}")),
         };
         let vnf = &self.instantiator.vnf;
-        let text = match &outcome {
-            Ok(()) => {
-                host_log(vnf, LogLevel::Info, "configuration changed while running");
-                "ok\n".to_owned()
-            }
-            Err(e) => {
-                host_log(
-                    vnf,
-                    LogLevel::Warn,
-                    &format!("new configuration refused: {e}"),
-                );
-                format!("error: {e}\n")
-            }
-        };
-        let result = reconfig_result(&stats_path);
-        let tmp = result.with_extension("tmp");
-        if std::fs::write(&tmp, text).is_ok() {
-            let _ = std::fs::rename(&tmp, &result);
+        match &outcome {
+            Ok(()) => host_log(vnf, LogLevel::Info, "configuration changed while running"),
+            Err(e) => host_log(
+                vnf,
+                LogLevel::Warn,
+                &format!("new configuration refused: {e}"),
+            ),
+        }
+        if let Err(e) = control.answer(&outcome) {
+            host_log(
+                vnf,
+                LogLevel::Warn,
+                &format!("couldn't answer `link set`: {e}"),
+            );
         }
         self.send_emitted();
     }
