@@ -74,15 +74,16 @@ impl PollSet {
         }
     }
 
-    /// Waits until one descriptor is readable or `timeout` (at least 1 ms)
-    /// passes. A signal ends the wait early without an error. With no
-    /// descriptors it only sleeps.
+    /// Waits until one descriptor is readable or `timeout` passes. A
+    /// signal ends the wait early without an error. With no descriptors it
+    /// only sleeps.
     pub fn wait(&mut self, timeout: Duration) -> io::Result<()> {
-        // To the microsecond (module timers have microsecond resolution),
-        // so ppoll rather than poll's milliseconds.
+        // To the nanosecond (module timers promise microseconds), so ppoll
+        // rather than poll's milliseconds, which would hold a due frame
+        // for up to a millisecond.
         let ts = libc::timespec {
             tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
-            tv_nsec: libc::c_long::from(timeout.subsec_micros() as i32) * 1000,
+            tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
         };
         // SAFETY: `fds` is a live, exclusively borrowed array of pollfd of
         // the stated length; a descriptor closed meanwhile only reports
