@@ -100,6 +100,15 @@ pub fn run(spec: WorkerSpec) -> Result<(), SetupError> {
 
     let engine = Engine::for_worker(spec.cache_dir.clone())?;
     let module = engine.load(&spec.module)?;
+    if module.has_timer() {
+        if let Err(e) = process::favour_timers() {
+            host_log(
+                &vnf,
+                LogLevel::Warn,
+                &format!("couldn't raise the priority of a timer module: {e}"),
+            );
+        }
+    }
     let stats = StatsSegment::create(&spec.stats_path).map_err(|source| SetupError::Stats {
         path: spec.stats_path.clone(),
         source,

@@ -199,13 +199,11 @@ impl<'s> Worker<'s> {
         while !stop() {
             if !busy && !busy_poll && !self.ports.iter().any(|p| p.has_pending()) {
                 // Until a frame, the tick or the module's timer.
-                let wake = self
-                    .instance
-                    .timer_deadline()
-                    .map_or(next_tick, |t| t.min(next_tick));
-                let timeout = wake.saturating_duration_since(Instant::now());
-                self.poll_set.wait(timeout).map_err(WorkerError::Poll)?;
-                self.take_faulted_ports_down();
+                let timeout = sleep_for(Instant::now(), next_tick, self.instance.timer_deadline());
+                if !timeout.is_zero() {
+                    self.poll_set.wait(timeout).map_err(WorkerError::Poll)?;
+                    self.take_faulted_ports_down();
+                }
             }
             busy = self.poll_once()? > 0;
             self.fire_timer()?;
@@ -538,6 +536,23 @@ impl<'s> Worker<'s> {
     }
 }
 
+/// How long before a module's timer the worker stops sleeping and polls
+/// its ports without sleeping until the timer is due. A sleeping process
+/// wakes tens of microseconds after its deadline (more under load, or in a
+/// VM), which a timer promised to the microsecond cannot absorb; spinning
+/// this long per timer costs at most this much CPU.
+pub const TIMER_SPIN: Duration = Duration::from_micros(100);
+
+/// How long the loop may sleep at `now`: until the tick, or until
+/// [`TIMER_SPIN`] before the module's timer; zero means poll without
+/// sleeping.
+fn sleep_for(now: Instant, next_tick: Instant, timer: Option<Instant>) -> Duration {
+    let tick = next_tick.saturating_duration_since(now);
+    timer.map_or(tick, |t| {
+        tick.min(t.saturating_duration_since(now).saturating_sub(TIMER_SPIN))
+    })
+}
+
 fn count_drops(stats: &StatsLayout, reason: DropReason, n: u64) {
     stats.dropped.fetch_add(n, Relaxed);
     stats.drops_by_reason[reason as usize].fetch_add(n, Relaxed);
@@ -759,6 +774,24 @@ mod tests {
         h0.wire().fail_recv = true;
         assert_eq!(w.poll_once().unwrap(), 0);
         assert_eq!(rig.stats.ports[0].rx_errors.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn the_loop_sleeps_until_just_before_a_module_timer_and_spins_the_rest() {
+        let now = Instant::now();
+        let ms = Duration::from_millis;
+        assert_eq!(sleep_for(now, now + ms(100), None), ms(100));
+        assert_eq!(
+            sleep_for(now, now + ms(100), Some(now + ms(10))),
+            ms(10) - TIMER_SPIN
+        );
+        assert_eq!(sleep_for(now, now + ms(1), Some(now + ms(10))), ms(1));
+        let soon = now + TIMER_SPIN / 2;
+        assert_eq!(sleep_for(now, now + ms(100), Some(soon)), Duration::ZERO);
+        assert_eq!(
+            sleep_for(now, now + ms(100), Some(now - ms(1))),
+            Duration::ZERO
+        );
     }
 
     #[test]
