@@ -166,13 +166,19 @@ pub fn set_netem(target: &str, args: &NetemArgs) -> CliResult {
     let pid = nfvhost::datapath::stats::StatsSegment::open(stats)
         .map(|s| s.pid.load(std::sync::atomic::Ordering::Relaxed) as i32)
         .map_err(|e| anyhow!("{node} is not running: {e}"))?;
-    if pid <= 0 {
-        return Err(anyhow!("{node}'s worker is not running yet").into());
-    }
-    let signal = || {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGUSR1)
-            .map_err(std::io::Error::from)
+    // The pid comes from the worker's own segment, so it is not trusted:
+    // signalled only through a pidfd, and only if that process is in the
+    // VNF's cgroup (as `nfvhost_vnf_up` checks it).
+    let worker = nfvhost::sys::pidfd::Pidfd::open(pid)
+        .map_err(|e| anyhow!("{node}'s worker (pid {pid}) is not running: {e}"))?;
+    let member = match &vnf.spec.cgroup {
+        Some(cg) => cg.procs().is_ok_and(|p| p.contains(&pid)),
+        None => nfvhost::deploy::state::ProcRef::of(pid).is_some_and(|p| p.alive()),
     };
+    if !member || worker.exited() {
+        return Err(anyhow!("pid {pid} from {node}'s stats segment is not its worker").into());
+    }
+    let signal = || worker.signal(nix::sys::signal::Signal::SIGUSR1);
     let answer = nfvhost::datapath::control::request(
         stats,
         text.as_bytes(),
