@@ -32,6 +32,23 @@ pub const EXPORT_PROCESS: &str = "nfv_process";
 /// `fn nfv_tick(now_ns: i64)`
 pub const EXPORT_TICK: &str = "nfv_tick";
 
+/// `fn nfv_timer(now_ns: i64)`, optional: the one-shot timer the module set
+/// with [`IMPORT_TIMER_AT`] has expired. A module that never sets a timer
+/// need not export it.
+pub const EXPORT_TIMER: &str = "nfv_timer";
+
+/// `fn nfv_reconfigure(doc_ptr: i32, doc_len: i32) -> i32`, optional: a new
+/// init document (same encoding as for `nfv_init`) while running; returns
+/// [`STATUS_OK`], or [`STATUS_BAD_CONFIG`] after calling `config_error`,
+/// in which case the module keeps its old configuration.
+pub const EXPORT_RECONFIGURE: &str = "nfv_reconfigure";
+
+/// Exports a module may provide; checked for their signature when present.
+pub const OPTIONAL_EXPORTS: &[(&str, &str)] = &[
+    (EXPORT_TIMER, "func(i64)"),
+    (EXPORT_RECONFIGURE, "func(i32, i32) -> i32"),
+];
+
 /// Every export the host requires, with its signature as text for messages.
 pub const REQUIRED_EXPORTS: &[(&str, &str)] = &[
     (EXPORT_MEMORY, "memory"),
@@ -98,6 +115,13 @@ pub const IMPORT_COUNTER_DEFINE: &str = "counter_define";
 /// such as `routes.0.via`.
 pub const IMPORT_CONFIG_ERROR: &str = "config_error";
 
+/// `fn timer_at(at_ns: i64)`: call `nfv_timer` once the monotonic clock of
+/// `now_ns` reaches `at_ns` (microsecond resolution; a time already past
+/// fires at the next opportunity). One timer per instance: a new call
+/// replaces the pending one; a negative `at_ns` cancels it. Independent of
+/// `nfv_tick`.
+pub const IMPORT_TIMER_AT: &str = "timer_at";
+
 /// Every import the host provides, with its signature as text for messages.
 pub const PROVIDED_IMPORTS: &[(&str, &str)] = &[
     (IMPORT_LOG, "func(i32, i32, i32)"),
@@ -108,6 +132,7 @@ pub const PROVIDED_IMPORTS: &[(&str, &str)] = &[
         "func(i32, i32, i32, i32, i32, i32) -> i32",
     ),
     (IMPORT_CONFIG_ERROR, "func(i32, i32, i32, i32)"),
+    (IMPORT_TIMER_AT, "func(i64)"),
 ];
 
 // --- Status codes ------------------------------------------------------------

@@ -4,6 +4,7 @@
 //! Tests that need root print a notice and pass vacuously without it; CI
 //! runs as root. Deploying tests take a lock, so chains never overlap.
 
+mod capture;
 mod frames;
 mod support;
 
@@ -17,12 +18,17 @@ mod edge;
 mod engine;
 mod faulty;
 mod hostile;
+mod lab_qinq;
+mod lab_vlan;
+mod lab_wan;
 mod lifecycle;
+mod link_carrier;
 mod matrix;
 mod ops;
 mod port_faults;
 mod replace;
 mod sandbox;
+mod vlan;
 mod vnf_dhcp;
 mod vnf_firewall;
 mod vnf_nat;

@@ -140,6 +140,14 @@ macro_rules! export_vnf {
             extern "C" fn nfv_state_load(version: i32, ptr: i32, len: i32) -> i32 {
                 $crate::runtime::state_load(&INSTANCE, version, ptr, len)
             }
+            #[no_mangle]
+            extern "C" fn nfv_timer(now_ns: i64) {
+                $crate::runtime::timer(&INSTANCE, now_ns)
+            }
+            #[no_mangle]
+            extern "C" fn nfv_reconfigure(ptr: i32, len: i32) -> i32 {
+                $crate::runtime::reconfigure(&INSTANCE, ptr, len)
+            }
         }
     };
 }

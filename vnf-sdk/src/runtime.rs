@@ -140,7 +140,20 @@ impl PortDoc {
 /// Decodes the init document and builds the instance. Shared by the wasm
 /// entry point and the native harness.
 pub fn build<V: Vnf>(document: &[u8]) -> Result<V, ConfigError> {
-    let doc: InitDocument = serde_json::from_slice(document).map_err(|e| {
+    let (doc, config) = decode::<V>(document)?;
+    let ports = doc
+        .ports
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| p.decode(i))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut ctx = InitContext::new(doc.vnf, ports);
+    V::new(&mut ctx, config)
+}
+
+/// Reads an init document and its `config` as the module's type.
+fn decode<V: Vnf>(document: &[u8]) -> Result<(InitDocument, V::Config), ConfigError> {
+    let mut doc: InitDocument = serde_json::from_slice(document).map_err(|e| {
         ConfigError::at(
             "",
             alloc::format!("the host sent an unreadable init document: {e}"),
@@ -155,7 +168,7 @@ pub fn build<V: Vnf>(document: &[u8]) -> Result<V, ConfigError> {
     let config = if doc.config.is_null() {
         serde_json::Value::Object(Default::default())
     } else {
-        doc.config
+        core::mem::take(&mut doc.config)
     };
     let config: V::Config = serde_path_to_error::deserialize(config).map_err(|e| {
         ConfigError::at(
@@ -163,14 +176,32 @@ pub fn build<V: Vnf>(document: &[u8]) -> Result<V, ConfigError> {
             e.into_inner().to_string(),
         )
     })?;
-    let ports = doc
-        .ports
-        .into_iter()
-        .enumerate()
-        .map(|(i, p)| p.decode(i))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut ctx = InitContext::new(doc.vnf, ports);
-    V::new(&mut ctx, config)
+    Ok((doc, config))
+}
+
+/// Hands a running instance a new configuration from an init document.
+pub fn reconfigure_with<V: Vnf>(vnf: &mut V, document: &[u8]) -> Result<(), ConfigError> {
+    let (_, config) = decode::<V>(document)?;
+    vnf.reconfigure(&mut Context::new(), config)
+}
+
+pub fn reconfigure<V: Vnf>(slot: &Slot<V>, ptr: i32, len: i32) -> i32 {
+    let Some(vnf) = slot.get().as_mut() else {
+        return STATUS_BAD_ARGUMENT;
+    };
+    if ptr <= 0 || len < 0 {
+        return STATUS_BAD_ARGUMENT;
+    }
+    // SAFETY: the host wrote `len` bytes at `ptr`, inside a region it got
+    // from `alloc`, and does not touch them during this call.
+    let document = unsafe { core::slice::from_raw_parts(ptr as usize as *const u8, len as usize) };
+    match reconfigure_with(vnf, document) {
+        Ok(()) => STATUS_OK,
+        Err(e) => {
+            hostcalls::config_error(&e.path, &e.message);
+            STATUS_BAD_CONFIG
+        }
+    }
 }
 
 /// Writes serde's `routes[0].via` (and `.` for the root) in the one path
@@ -324,6 +355,13 @@ pub fn state_load<V: Vnf>(slot: &Slot<V>, version: i32, ptr: i32, len: i32) -> i
             hostcalls::config_error("state", &e.message);
             STATUS_STATE_REFUSED
         }
+    }
+}
+
+/// `nfv_timer`: the one-shot timer expired.
+pub fn timer<V: Vnf>(slot: &Slot<V>, _now_ns: i64) {
+    if let Some(vnf) = slot.get().as_mut() {
+        vnf.timer(&mut Context::new());
     }
 }
 

@@ -64,6 +64,25 @@ pub trait Vnf: Sized {
             "this module does not take saved state (format {version})"
         )))
     }
+
+    /// The one-shot timer set with [`Context::set_timer`] has expired
+    /// (`ctx.now_ns()` is at or past the time asked for). Set it again here
+    /// for the next event; it does not repeat by itself.
+    fn timer(&mut self, _ctx: &mut Context) {}
+
+    /// A new configuration while running (`nfvhost link set` for the
+    /// impair function). Return an error to keep the old one; the default
+    /// refuses, since most functions are configured once.
+    fn reconfigure(
+        &mut self,
+        _ctx: &mut Context,
+        _config: Self::Config,
+    ) -> Result<(), ConfigError> {
+        Err(ConfigError::at(
+            "",
+            "this function cannot change its configuration while running",
+        ))
+    }
 }
 
 /// Why a configuration was refused, and where in it.

@@ -51,6 +51,9 @@
 //! links:
 //!   - [h1:eth0, r1:lan]                        # short form: a veth pair
 //!   - { a: r1:wan, b: h2:eth0, mtu: 1500 }     # long form; kind: veth | tap
+//!   - a: r2:wan                                # impair: an impair VNF `impair-N` on
+//!     b: r3:wan                                #   the N-th link, keys as in
+//!     impair: { delay: 20ms, loss: 1%, rate: 50mbit }  # vnfs/impair/README.md
 //! ```
 //!
 //! Instead of `links:` a straight line can be written `chain: [h1, r1, h2]`:
@@ -84,6 +87,8 @@
 mod decode;
 mod error;
 pub mod graph;
+mod impair;
+mod loops;
 pub mod names;
 mod spec;
 mod yaml;

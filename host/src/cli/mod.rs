@@ -7,6 +7,7 @@ mod deploy;
 mod generate;
 mod graph;
 mod inspect;
+mod link;
 mod logs;
 mod new;
 mod nodes;
@@ -237,12 +238,43 @@ enum Command {
     Completions { shell: generate::Shell },
     /// Print the man page (roff; `nfvhost man | man -l -`).
     Man,
+    /// Take a link's carrier down or up, or change an impaired link's netem
+    /// parameters, at one of its ends.
+    Link {
+        #[command(subcommand)]
+        action: LinkAction,
+    },
     /// Internal: run one VNF worker.
     #[command(hide = true)]
     Worker { spec: PathBuf },
     /// Internal: run a deployed chain's supervisor.
     #[command(hide = true)]
     Supervise { chain: String },
+}
+
+#[derive(Subcommand)]
+enum LinkAction {
+    /// Carrier off: the interface of CHAIN:NODE:PORT goes down, its peer
+    /// loses carrier, and frames sent into the link are dropped.
+    Down {
+        /// CHAIN:NODE:PORT, names from the chain file (PORT: a host's
+        /// interface or a VNF's port).
+        target: String,
+    },
+    /// Carrier on again.
+    Up {
+        /// CHAIN:NODE:PORT.
+        target: String,
+    },
+    /// New netem parameters for a running impair function, for the
+    /// direction that leaves by PORT; held frames are kept.
+    Set {
+        /// CHAIN:NODE:PORT, NODE an impair function (`impair-N` for a
+        /// link's `impair:`).
+        target: String,
+        #[command(flatten)]
+        netem: link::NetemArgs,
+    },
 }
 
 /// Runs the command line; returns the exit code.
@@ -318,6 +350,11 @@ pub fn main() -> i32 {
         }),
         Command::Completions { shell } => generate::completions(shell),
         Command::Man => generate::man(),
+        Command::Link { action } => match action {
+            LinkAction::Down { target } => link::set_carrier(&target, false),
+            LinkAction::Up { target } => link::set_carrier(&target, true),
+            LinkAction::Set { target, netem } => link::set_netem(&target, &netem),
+        },
         Command::Worker { spec } => nodes::worker(&spec),
         Command::Supervise { chain } => deploy::supervise(&chain),
     };

@@ -17,6 +17,7 @@
 //!   allowed.
 #![deny(unsafe_code)]
 
+pub mod control;
 pub mod health;
 pub mod offload;
 pub mod port;
@@ -27,4 +28,5 @@ pub mod stats;
 // Also used by `bench` (its packet sockets).
 pub(crate) mod sys;
 pub mod transmit;
+pub mod vlan;
 pub mod worker;

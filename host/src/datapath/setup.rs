@@ -70,6 +70,8 @@ pub enum SetupError {
     #[error("couldn't keep the control channel (stdin): {0}")]
     Control(std::io::Error),
     #[error(transparent)]
+    LinkSet(#[from] super::control::ControlError),
+    #[error(transparent)]
     Sandbox(#[from] super::sandbox::SandboxError),
     #[error(transparent)]
     Worker(#[from] WorkerError),
@@ -92,6 +94,8 @@ pub fn run(spec: WorkerSpec) -> Result<(), SetupError> {
             spec.module_log_level().label()
         ),
     );
+    process::fine_timer_slack();
+    process::catch_reconfigure_signal().map_err(SetupError::Signals)?;
     if let Some(cg) = &spec.cgroup {
         cg.add_process(std::process::id() as i32)
             .map_err(|source| SetupError::JoinCgroup {
@@ -108,6 +112,15 @@ pub fn run(spec: WorkerSpec) -> Result<(), SetupError> {
 
     let engine = Engine::for_worker(spec.cache_dir.clone())?;
     let module = engine.load(&spec.module)?;
+    if module.has_timer() {
+        if let Err(e) = process::favour_timers() {
+            host_log(
+                &vnf,
+                LogLevel::Warn,
+                &format!("couldn't raise the priority of a timer module: {e}"),
+            );
+        }
+    }
     let stats = StatsSegment::create(&spec.stats_path).map_err(|source| SetupError::Stats {
         path: spec.stats_path.clone(),
         source,
@@ -127,6 +140,7 @@ pub fn run(spec: WorkerSpec) -> Result<(), SetupError> {
             path: spec.metrics_path.clone(),
             source,
         })?;
+    let link_set = super::control::ControlFiles::create(&spec.stats_path)?;
     // From here on: no privileges, no paths, an allow-list of syscalls.
     let scratch = spec
         .stats_path
@@ -152,6 +166,7 @@ pub fn run(spec: WorkerSpec) -> Result<(), SetupError> {
     }
     let mtus: Vec<u32> = spec.ports.iter().map(|p| p.mtu).collect();
     worker.set_link_mtus(&mtus);
+    worker.link_set = Some(link_set);
     println!("READY");
     std::io::stdout().flush().ok();
     host_log(

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use nfvhost_abi::{DropReason, LogLevel, MAX_BATCH};
 
+use super::control::ControlFiles;
 use super::health::{self, PortHealth};
 use super::port::Port;
 use super::stats::StatsLayout;
@@ -152,6 +153,9 @@ pub struct Worker<'s> {
     poll_set: PollSet,
     /// The supervisor's channel for `nfvhost replace`, if any.
     control: Option<std::os::fd::OwnedFd>,
+    /// Where `nfvhost link set` leaves new configurations (opened before
+    /// the sandbox); `None`: none are looked for.
+    pub link_set: Option<ControlFiles>,
 }
 
 impl<'s> Worker<'s> {
@@ -191,6 +195,7 @@ impl<'s> Worker<'s> {
             health: PortHealth::new(port_count),
             poll_set,
             control: None,
+            link_set: None,
         })
     }
 
@@ -228,11 +233,18 @@ impl<'s> Worker<'s> {
         let mut busy = false;
         while !stop() {
             if !busy && !busy_poll && !self.ports.iter().any(|p| p.has_pending()) {
-                let timeout = next_tick.saturating_duration_since(Instant::now());
-                self.poll_set.wait(timeout).map_err(WorkerError::Poll)?;
-                self.take_faulted_ports_down();
+                // Until a frame, the tick or the module's timer.
+                let timeout = sleep_for(Instant::now(), next_tick, self.instance.timer_deadline());
+                if !timeout.is_zero() {
+                    self.poll_set.wait(timeout).map_err(WorkerError::Poll)?;
+                    self.take_faulted_ports_down();
+                }
             }
             busy = self.poll_once()? > 0;
+            self.fire_timer()?;
+            if self.link_set.is_some() && super::sys::process::reconfigure_requested() {
+                self.reconfigure();
+            }
             if Instant::now() >= next_tick {
                 next_tick = Instant::now() + tick_every;
                 self.tick()?;
@@ -352,6 +364,57 @@ impl<'s> Worker<'s> {
         }
     }
 
+    /// Runs the module's one-shot timer if it is due, and sends what it
+    /// emitted.
+    pub fn fire_timer(&mut self) -> Result<(), WorkerError> {
+        match self.instance.fire_timer() {
+            Ok(true) => self.send_emitted(),
+            Ok(false) => {}
+            Err(failure) => {
+                let message = format!("timer: {failure}; restarting the module instance");
+                self.restart(&failure, &message)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands the module the configuration `nfvhost link set` left, without
+    /// restarting it (its queue stays), and answers the command.
+    fn reconfigure(&mut self) {
+        let Some(link_set) = self.link_set.as_mut() else {
+            return;
+        };
+        let outcome = match link_set.take_request() {
+            Ok(None) => return,
+            Ok(Some(doc)) => {
+                let done = self.instance.reconfigure(&doc).map_err(|e| e.to_string());
+                if done.is_ok() {
+                    // A restarted instance starts from the new configuration.
+                    self.instantiator.init_document = String::from_utf8_lossy(&doc).into_owned();
+                }
+                done
+            }
+            Err(e) => Err(format!("reading the request: {e}")),
+        };
+        let vnf = &self.instantiator.vnf;
+        match &outcome {
+            Ok(()) => host_log(vnf, LogLevel::Info, "configuration changed while running"),
+            Err(e) => host_log(
+                vnf,
+                LogLevel::Warn,
+                &format!("new configuration refused: {e}"),
+            ),
+        }
+        if let Err(e) = link_set.answer(&outcome) {
+            host_log(
+                vnf,
+                LogLevel::Warn,
+                &format!("couldn't answer `link set`: {e}"),
+            );
+        }
+        self.send_emitted();
+    }
+
     /// Counts the trap, logs `message` and replaces the instance.
     fn restart(&mut self, failure: &CallFailure, message: &str) -> Result<(), WorkerError> {
         self.stats.trap(failure.label());
@@ -440,7 +503,12 @@ impl<'s> Worker<'s> {
             with_frames(
                 slots.iter().map(|&i| {
                     let i = usize::from(i);
-                    (instance.frame(i, verdicts[i].1), frames[i].vnet)
+                    // A module may push or pop VLAN tags on an offloaded
+                    // frame: the change in length is in front of the L3
+                    // header, so the saved offsets move by as much.
+                    let mut vnet = frames[i].vnet;
+                    vnet.shift_headers((verdicts[i].1 as i64 - frames[i].len as i64) as i16);
+                    (instance.frame(i, verdicts[i].1), vnet)
                 }),
                 |frames, vnets| {
                     let counters = &stats.ports[out_index];
@@ -502,6 +570,23 @@ impl<'s> Worker<'s> {
         self.stats.module_memory_bytes.store(used as u64, Relaxed);
         self.stats.module_memory_limit.store(limit as u64, Relaxed);
     }
+}
+
+/// How long before a module's timer the worker stops sleeping and polls
+/// its ports without sleeping until the timer is due. A sleeping process
+/// wakes tens of microseconds after its deadline (more under load, or in a
+/// VM), which a timer promised to the microsecond cannot absorb; spinning
+/// this long per timer costs at most this much CPU.
+pub const TIMER_SPIN: Duration = Duration::from_micros(100);
+
+/// How long the loop may sleep at `now`: until the tick, or until
+/// [`TIMER_SPIN`] before the module's timer; zero means poll without
+/// sleeping.
+fn sleep_for(now: Instant, next_tick: Instant, timer: Option<Instant>) -> Duration {
+    let tick = next_tick.saturating_duration_since(now);
+    timer.map_or(tick, |t| {
+        tick.min(t.saturating_duration_since(now).saturating_sub(TIMER_SPIN))
+    })
 }
 
 fn count_drops(stats: &StatsLayout, reason: DropReason, n: u64) {
@@ -725,6 +810,24 @@ mod tests {
         h0.wire().fail_recv = true;
         assert_eq!(w.poll_once().unwrap(), 0);
         assert_eq!(rig.stats.ports[0].rx_errors.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn the_loop_sleeps_until_just_before_a_module_timer_and_spins_the_rest() {
+        let now = Instant::now();
+        let ms = Duration::from_millis;
+        assert_eq!(sleep_for(now, now + ms(100), None), ms(100));
+        assert_eq!(
+            sleep_for(now, now + ms(100), Some(now + ms(10))),
+            ms(10) - TIMER_SPIN
+        );
+        assert_eq!(sleep_for(now, now + ms(1), Some(now + ms(10))), ms(1));
+        let soon = now + TIMER_SPIN / 2;
+        assert_eq!(sleep_for(now, now + ms(100), Some(soon)), Duration::ZERO);
+        assert_eq!(
+            sleep_for(now, now + ms(100), Some(now - ms(1))),
+            Duration::ZERO
+        );
     }
 
     #[test]

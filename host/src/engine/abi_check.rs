@@ -240,4 +240,25 @@ mod tests {
             }
         );
     }
+
+    #[test]
+    fn checks_the_optional_timer_export_only_when_present() {
+        assert_eq!(
+            check_module(&module(&format!("(module {GOOD_EXPORTS})"))),
+            Ok(())
+        );
+        let with_timer = format!(
+            r#"(module (import "nfv" "timer_at" (func (param i64))) {GOOD_EXPORTS} (func (export "nfv_timer") (param i64)))"#
+        );
+        assert_eq!(check_module(&module(&with_timer)), Ok(()));
+        let mistyped = format!(r#"(module {GOOD_EXPORTS} (func (export "nfv_timer")))"#);
+        assert_eq!(
+            check_module(&module(&mistyped)).unwrap_err(),
+            AbiError::ExportType {
+                name: "nfv_timer",
+                expected: "func(i64)",
+                found: "func()".into()
+            }
+        );
+    }
 }

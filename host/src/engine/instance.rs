@@ -13,7 +13,7 @@ use nfvhost_abi::{
     STATUS_STATE_REFUSED, STATUS_TOO_LARGE, STATUS_WRONG_PHASE,
 };
 use std::ops::Range;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use wasmtime::{Caller, Linker, Memory, Store, StoreLimits, StoreLimitsBuilder, Trap, TypedFunc};
 
 use super::batch::Batch;
@@ -173,6 +173,8 @@ pub(super) struct HostState {
     emits: Vec<EmittedFrame>,
     metrics: Vec<MetricDef>,
     config_error: Option<(String, String)>,
+    /// The module's one-shot timer, in nanoseconds of `now_ns`.
+    timer_ns: Option<u64>,
 }
 
 /// A running module instance.
@@ -184,6 +186,10 @@ pub struct VnfInstance {
     alloc: TypedFunc<i32, i32>,
     /// `nfv_state_save` and `nfv_state_load`, when the module has both.
     state: Option<StateFuncs>,
+    /// `nfv_timer`, if the module exports it.
+    timer: Option<TypedFunc<i64, ()>>,
+    /// `nfv_reconfigure`, if the module exports it.
+    reconfigure: Option<TypedFunc<(i32, i32), i32>>,
     desc_base: usize,
     slot_base: usize,
     limits: InstanceLimits,
@@ -239,6 +245,14 @@ pub(super) fn build_linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker
         IMPORT_MODULE,
         nfvhost_abi::IMPORT_NOW_NS,
         |caller: Caller<'_, HostState>| -> i64 { caller.data().clock.now_ns() },
+    )?;
+
+    linker.func_wrap(
+        IMPORT_MODULE,
+        nfvhost_abi::IMPORT_TIMER_AT,
+        |mut caller: Caller<'_, HostState>, at_ns: i64| {
+            caller.data_mut().timer_ns = u64::try_from(at_ns).ok();
+        },
     )?;
 
     linker.func_wrap(
@@ -410,6 +424,7 @@ impl VnfInstance {
             emits: Vec::with_capacity(MAX_EMIT_PER_CALL),
             metrics: Vec::new(),
             config_error: None,
+            timer_ns: None,
         };
         let mut store = Store::new(wasm_engine, state);
         store.limiter(|s| &mut s.limits);
@@ -440,6 +455,12 @@ impl VnfInstance {
         } else {
             None
         };
+        let timer = instance
+            .get_typed_func::<i64, ()>(&mut store, nfvhost_abi::EXPORT_TIMER)
+            .ok();
+        let reconfigure = instance
+            .get_typed_func::<(i32, i32), i32>(&mut store, nfvhost_abi::EXPORT_RECONFIGURE)
+            .ok();
         let memory = instance
             .get_memory(&mut store, nfvhost_abi::EXPORT_MEMORY)
             .ok_or(AbiError::MissingExport {
@@ -502,6 +523,8 @@ impl VnfInstance {
             tick,
             alloc,
             state,
+            timer,
+            reconfigure,
             desc_base,
             slot_base,
             limits: InstanceLimits {
@@ -691,6 +714,66 @@ impl VnfInstance {
     /// module's `now_ns` and the next tick see it. A real clock ignores it.
     pub fn set_time(&mut self, now_ns: i64) {
         self.store.data_mut().clock.set(now_ns);
+    }
+
+    /// Hands the running module a new init document (`nfv_reconfigure`);
+    /// on refusal the module keeps its configuration and the error says why.
+    pub fn reconfigure(&mut self, document: &[u8]) -> Result<(), InstanceError> {
+        let Some(reconfigure) = self.reconfigure.clone() else {
+            return Err(InstanceError::Config {
+                path: String::new(),
+                message: "this module cannot change its configuration while running".into(),
+            });
+        };
+        self.begin_call();
+        let ptr = self
+            .alloc
+            .call(&mut self.store, document.len().max(1) as i32)
+            .map_err(|e| InstanceError::InitCall(CallFailure::from_error(e)))?;
+        let start = usize::try_from(ptr).unwrap_or(0);
+        if start == 0 || start + document.len() > self.memory.data_size(&self.store) {
+            return Err(InstanceError::NoRoom(document.len()));
+        }
+        self.memory.data_mut(&mut self.store)[start..start + document.len()]
+            .copy_from_slice(document);
+        self.begin_call();
+        let status = reconfigure
+            .call(&mut self.store, (ptr, document.len() as i32))
+            .map_err(|e| InstanceError::InitCall(CallFailure::from_error(e)))?;
+        if let Some((path, message)) = self.store.data_mut().config_error.take() {
+            return Err(InstanceError::Config { path, message });
+        }
+        match status {
+            STATUS_OK => Ok(()),
+            other => Err(InstanceError::InitStatus(other)),
+        }
+    }
+
+    /// When the module's one-shot timer expires, if it set one (and
+    /// exports `nfv_timer`).
+    pub fn timer_deadline(&self) -> Option<Instant> {
+        self.timer.as_ref()?;
+        let state = self.store.data();
+        Some(state.clock.origin() + Duration::from_nanos(state.timer_ns?))
+    }
+
+    /// Runs the module's `nfv_timer` if its timer has expired; the timer is
+    /// cleared first, so the module sets a new one if it wants one.
+    /// Returns whether it ran.
+    pub fn fire_timer(&mut self) -> Result<bool, CallFailure> {
+        let (Some(timer), Some(at)) = (self.timer.clone(), self.store.data().timer_ns) else {
+            return Ok(false);
+        };
+        let now = self.store.data().clock.now_ns().max(0) as u64;
+        if now < at {
+            return Ok(false);
+        }
+        self.store.data_mut().timer_ns = None;
+        self.begin_call();
+        timer
+            .call(&mut self.store, now as i64)
+            .map_err(CallFailure::from_error)?;
+        Ok(true)
     }
 
     fn begin_call(&mut self) {

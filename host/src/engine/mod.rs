@@ -103,6 +103,14 @@ pub struct LoadedModule {
     pre: wasmtime::InstancePre<HostState>,
 }
 
+impl LoadedModule {
+    /// Whether the module exports `nfv_timer` (it holds frames and sends
+    /// them at a time it sets).
+    pub fn has_timer(&self) -> bool {
+        self.module.get_export(nfvhost_abi::EXPORT_TIMER).is_some()
+    }
+}
+
 /// The engine shared by every instance in a process, and the one `Linker`
 /// holding the host functions.
 #[derive(Clone)]

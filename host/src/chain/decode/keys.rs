@@ -347,6 +347,12 @@ pub static LINK: Section = Section {
             ty: MTU,
             doc: "MTU, 68 to 65535.",
         },
+        Key {
+            name: "impair",
+            required: false,
+            ty: Ty::AnyMap,
+            doc: "Puts the `impair` VNF (delay, jitter, loss, rate, ...) on this veth link, named `impair-N` for the N-th link; its settings are checked by the module.",
+        },
     ],
     one_of: &[],
 };

@@ -30,7 +30,7 @@ use super::yaml::{LoadError, Node};
 use fields::Ctx;
 use nodes::{host, vnf};
 use values::check_name;
-use wiring::{chain_links, link, NodeInfo, Wiring};
+use wiring::{chain_links, impaired_link, link, NodeInfo, Wiring};
 
 pub use blocks::DEFAULT_LOG_LEVEL;
 pub use keys::schema;
@@ -191,9 +191,19 @@ fn chain(cx: &mut Ctx, file: &str, root: &Node) -> Option<ChainSpec> {
         (Some(_), None) => {
             if let Some(list) = cx.seq(f.get("links").unwrap_or(root), "`links`") {
                 wired = true;
-                for entry in list {
+                for (index, entry) in list.iter().enumerate() {
                     if let Some(l) = link(cx, &nodes, &mut wiring, entry) {
-                        links.push(l);
+                        match super::impair::node(entry) {
+                            Some(imp) => {
+                                if let Some((vnf, halves)) =
+                                    impaired_link(cx, &node_spans, index, l, imp)
+                                {
+                                    vnfs.push(vnf);
+                                    links.extend(halves);
+                                }
+                            }
+                            None => links.push(l),
+                        }
                     }
                 }
             }
@@ -208,6 +218,10 @@ fn chain(cx: &mut Ctx, file: &str, root: &Node) -> Option<ChainSpec> {
 
     if wired {
         wiring::report_unconnected(cx, &nodes, &wiring);
+    }
+
+    if let Some(l) = super::loops::find(&vnfs, &links) {
+        cx.hint(l.span, l.message, l.hint);
     }
 
     Some(ChainSpec {

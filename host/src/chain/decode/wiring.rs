@@ -4,10 +4,12 @@
 use std::collections::{HashMap, HashSet};
 
 use super::super::error::suggest;
-use super::super::spec::{Endpoint, LinkKind, LinkSpec, Span};
+use super::super::impair;
+use super::super::spec::{Endpoint, LinkKind, LinkSpec, Span, VnfSpec};
 use super::super::yaml::{Node, NodeValue};
 use super::fields::Ctx;
 use super::keys;
+use super::values::to_json;
 
 /// What a link endpoint can name.
 pub(super) struct NodeInfo {
@@ -192,6 +194,39 @@ pub(super) fn link(
             None
         }
     }
+}
+
+/// Puts an impair VNF on a link with `impair:` (see `chain::impair`).
+pub(super) fn impaired_link(
+    cx: &mut Ctx,
+    node_spans: &HashMap<String, Span>,
+    index: usize,
+    link: LinkSpec,
+    imp: &Node,
+) -> Option<(VnfSpec, [LinkSpec; 2])> {
+    cx.map(imp, "`impair`", false)?;
+    if link.kind == LinkKind::Tap {
+        cx.hint(
+            imp.span,
+            "`impair` cannot sit on a tap link",
+            "use a veth link (drop `kind: tap`) to impair it",
+        );
+        return None;
+    }
+    let name = impair::vnf_name(index);
+    if let Some(taken) = node_spans.get(&name) {
+        cx.hint(
+            imp.span,
+            format!(
+                "this link's impair function would be named `{name}`, which line {}, column {} already uses",
+                taken.line, taken.col
+            ),
+            "rename that node",
+        );
+        return None;
+    }
+    let config = to_json(cx, imp);
+    Some(impair::expand(link, name, config, imp))
 }
 
 /// Expands `chain: [h1, r1, ..., h2]` into links.

@@ -31,8 +31,8 @@ mod tests;
 mod tun;
 
 pub use netlink::{
-    add_address, add_route, create_veth, delete_link, link_index, link_stats, mac_address, set_mac,
-    set_mtu, set_up,
+    add_address, add_route, create_veth, delete_link, link_index, link_stats, mac_address,
+    set_down, set_mac, set_mtu, set_up,
 };
 pub use tun::{create_tap, open_tap};
 
@@ -93,8 +93,8 @@ pub enum LinkError {
         name_b: String,
         source: Box<rtnetlink::Error>,
     },
-    /// Setting IFF_UP failed.
-    #[error("couldn't bring {ifname} up in namespace {ns}: {source}")]
+    /// Setting or clearing IFF_UP failed.
+    #[error("couldn't change the state (up/down) of {ifname} in namespace {ns}: {source}")]
     SetUp {
         ns: String,
         ifname: String,

@@ -98,12 +98,23 @@ pub fn delete_link(ns: &NetNs, name: &str) -> Result<()> {
 
 /// Brings `name` up in `ns`.
 pub fn set_up(ns: &NetNs, name: &str) -> Result<()> {
+    set_admin_state(ns, name, true)
+}
+
+/// Takes `name` down in `ns` (its veth peer loses carrier).
+pub fn set_down(ns: &NetNs, name: &str) -> Result<()> {
+    set_admin_state(ns, name, false)
+}
+
+fn set_admin_state(ns: &NetNs, name: &str, up: bool) -> Result<()> {
     check_ifname(name)?;
     with_netlink(ns, |handle| async move {
         let index = index_of(&handle, ns, name).await?;
+        let link = LinkUnspec::new_with_index(index);
+        let link = if up { link.up() } else { link.down() };
         handle
             .link()
-            .set(LinkUnspec::new_with_index(index).up().build())
+            .set(link.build())
             .execute()
             .await
             .map_err(|source| LinkError::SetUp {
