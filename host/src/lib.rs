@@ -16,6 +16,7 @@ pub mod chain;
 pub mod datapath;
 pub mod deploy;
 pub mod engine;
+pub mod instance;
 pub mod logging;
 // The syscall wrappers: the one place `unsafe` is allowed, each block with
 // a `// SAFETY:` comment.

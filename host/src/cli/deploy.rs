@@ -104,6 +104,11 @@ pub fn deploy(file: &Path, foreground: bool) -> CliResult {
         chain.name,
         started.elapsed().as_secs_f64()
     ));
+    // The supervisor wrote the address it bound (a free port for an
+    // instance without `metrics:`).
+    if let Ok(addr) = std::fs::read_to_string(state.file("ready")) {
+        progress(&format!("metrics on http://{}/metrics", addr.trim()));
+    }
     super::inspect::inspect(Some(chain.name.clone()), super::Output::Table)
 }
 

@@ -52,6 +52,11 @@ pub type CliResult = Result<(), CliError>;
     about = "Run network functions as WebAssembly modules in service chains over real Linux links"
 )]
 struct Cli {
+    /// Scope namespaces, cgroups, run directory and the default metrics
+    /// port to this instance, so several run side by side (also
+    /// NFVHOST_INSTANCE; see docs/MULTI-HOST.md).
+    #[arg(long, global = true, value_name = "NAME")]
+    instance: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -165,6 +170,10 @@ pub fn main() -> i32 {
             return if e.use_stderr() { EXIT_USAGE } else { 0 };
         }
     };
+    if let Err(e) = set_instance(cli.instance) {
+        eprintln!("nfvhost: error: {:#}", e.error);
+        return e.code;
+    }
     let result = match cli.command {
         Command::Validate { file } => deploy::validate(&file),
         Command::Schema => {
@@ -198,6 +207,22 @@ pub fn main() -> i32 {
             code
         }
     }
+}
+
+/// Scopes this process (and, through the environment, the supervisor and
+/// workers it starts) to the instance from `--instance` or
+/// `NFVHOST_INSTANCE`, checked with the chain-name rule.
+fn set_instance(flag: Option<String>) -> CliResult {
+    let env = std::env::var(nfvhost::instance::ENV)
+        .ok()
+        .filter(|v| !v.is_empty());
+    let name = flag.or(env);
+    nfvhost::instance::init(name.clone()).map_err(CliError::usage)?;
+    if let Some(name) = name {
+        // Still single-threaded: nothing reads the environment concurrently.
+        std::env::set_var(nfvhost::instance::ENV, name);
+    }
+    Ok(())
 }
 
 /// Picks the chain a command is about: the named one, or the only one

@@ -20,7 +20,7 @@ use crate::logging::{self, host_log};
 use crate::sys::private_file;
 
 /// Where `/metrics` listens unless the chain file says otherwise.
-pub const DEFAULT_METRICS: &str = "127.0.0.1:9464";
+pub const DEFAULT_METRICS: &str = crate::instance::DEFAULT_METRICS;
 
 /// How often the supervisor looks at its workers.
 const SUPERVISE_EVERY: Duration = Duration::from_millis(20);
@@ -128,9 +128,11 @@ pub fn run(state: &ChainState, on_ready: impl FnOnce()) -> anyhow::Result<()> {
     let who = format!("supervisor {}", state.chain);
     let addr = state
         .metrics
-        .unwrap_or_else(|| DEFAULT_METRICS.parse().expect("valid default"));
+        .unwrap_or_else(|| crate::instance::Scope::current().default_metrics());
     let listener =
         TcpListener::bind(addr).with_context(|| format!("listening for /metrics on {addr}"))?;
+    // The port actually bound (an instance's default is a free one).
+    let addr = listener.local_addr().unwrap_or(addr);
 
     let mut workers = Vec::new();
     for vnf in &state.vnfs {
