@@ -92,7 +92,7 @@ pub use error::{ChainError, ChainErrors};
 pub use names::NameKind;
 pub use spec::{
     ChainSpec, Datapath, Endpoint, HostInterface, HostSpec, Ipv4Cidr, LinkKind, LinkSpec,
-    ModuleRef, ParseCidrError, Resources, RouteSpec, Span, VnfSpec,
+    ModuleRef, ParseCidrError, Resources, RouteSpec, Span, VnfSpec, Vxlan,
 };
 pub use yaml::{Node, NodeValue};
 
