@@ -18,6 +18,7 @@ mod faulty;
 mod hostile;
 mod lifecycle;
 mod matrix;
+mod multihost;
 mod port_faults;
 mod sandbox;
 mod vnf_dhcp;
