@@ -76,6 +76,7 @@
 //! overlapping subnets on one host, `dhcp` together with an address, ranges
 //! of `cpu`/`memory`/`pids`/`mtu`.
 
+pub mod crd;
 mod decode;
 mod error;
 pub mod names;

@@ -76,7 +76,12 @@ enum Command {
         file: PathBuf,
     },
     /// Print the JSON Schema of chain files (docs/chain.schema.json).
-    Schema,
+    Schema {
+        /// Print the Kubernetes ServiceChain CRD derived from it instead
+        /// (deploy/kubernetes/servicechain-crd.yaml).
+        #[arg(long)]
+        crd: bool,
+    },
     /// Build a chain and start it; returns once it is ready.
     Deploy {
         /// The chain file.
@@ -176,8 +181,12 @@ pub fn main() -> i32 {
     }
     let result = match cli.command {
         Command::Validate { file } => deploy::validate(&file),
-        Command::Schema => {
+        Command::Schema { crd: false } => {
             println!("{}", nfvhost::chain::schema_text());
+            Ok(())
+        }
+        Command::Schema { crd: true } => {
+            print!("{}", nfvhost::chain::crd::crd_yaml());
             Ok(())
         }
         Command::Deploy { file, foreground } => deploy::deploy(&file, foreground),
