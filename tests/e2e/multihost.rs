@@ -167,6 +167,10 @@ impl Drop for Site {
             .nfvhost()
             .args(["destroy", "--chain", &self.chain])
             .output();
+        // The instance's run directory outlives its chains, as /run/nfvhost
+        // does; the test's instances leave no empty one behind (rmdir
+        // refuses a directory that is not empty).
+        let _ = std::fs::remove_dir(self.run_dir());
     }
 }
 
@@ -334,6 +338,9 @@ fn sites_reach_each_other_over_vxlan_and_tear_down_independently() {
     assert!(!sb.run_dir().join("site-b").exists());
     drop((sa, sb));
     drop(machines);
+    for i in ["site-a", "site-b"] {
+        assert!(!Path::new(&format!("/run/nfvhost-{i}")).exists());
+    }
     assert!(namespaces_with_prefix("nfvt-mh-").is_empty());
     // No VXLAN device or socket is left: the machines are gone, and the
     // root namespace never had one.
