@@ -18,6 +18,7 @@ pub mod chain;
 pub mod datapath;
 pub mod deploy;
 pub mod engine;
+pub mod instance;
 pub mod logging;
 pub mod modtest;
 pub mod scaffold;

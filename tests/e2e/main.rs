@@ -24,6 +24,7 @@ mod lab_wan;
 mod lifecycle;
 mod link_carrier;
 mod matrix;
+mod multihost;
 mod ops;
 mod port_faults;
 mod replace;

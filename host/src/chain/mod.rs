@@ -84,6 +84,7 @@
 //! overlapping subnets on one host, `dhcp` together with an address, ranges
 //! of `cpu`/`memory`/`pids`/`mtu`.
 
+pub mod crd;
 mod decode;
 mod error;
 pub mod graph;
@@ -103,7 +104,7 @@ pub use error::{ChainError, ChainErrors};
 pub use names::NameKind;
 pub use spec::{
     ChainSpec, Datapath, Endpoint, HostInterface, HostSpec, Ipv4Cidr, LinkKind, LinkSpec,
-    ModuleRef, ParseCidrError, Resources, RouteSpec, Span, VnfSpec,
+    ModuleRef, ParseCidrError, Resources, RouteSpec, Span, VnfSpec, Vxlan,
 };
 pub use yaml::{Node, NodeValue};
 

@@ -260,6 +260,8 @@ impl Default for Datapath {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkSpec {
     pub a: Endpoint,
+    /// The other end; for a [`LinkKind::Vxlan`] link, whose far end is on
+    /// another machine, the same as `a` (the kind says where it goes).
     pub b: Endpoint,
     pub kind: LinkKind,
     pub mtu: Option<u32>,
@@ -291,6 +293,10 @@ pub enum LinkKind {
     Veth,
     /// A TAP device in the host's namespace whose fd the VNF worker holds.
     Tap,
+    /// A kernel VXLAN interface in `a`'s namespace whose UDP socket lives
+    /// in the underlay (the namespace nfvhost runs in): the far end is a
+    /// port on another machine that names the same VNI.
+    Vxlan(Vxlan),
 }
 
 impl fmt::Display for LinkKind {
@@ -298,8 +304,34 @@ impl fmt::Display for LinkKind {
         f.write_str(match self {
             LinkKind::Veth => "veth",
             LinkKind::Tap => "tap",
+            LinkKind::Vxlan(_) => "vxlan",
         })
     }
+}
+
+/// The far end of a VXLAN link: `{ remote: 192.0.2.2, vni: 100 }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Vxlan {
+    /// The other machine's underlay address.
+    pub remote: Ipv4Addr,
+    /// VXLAN network identifier, 1 to 16777215; both ends name the same.
+    pub vni: u32,
+    /// UDP destination port (4789 unless given).
+    pub port: u16,
+    /// This machine's underlay source address; the route to `remote`
+    /// picks one when absent.
+    pub local: Option<Ipv4Addr>,
+}
+
+impl Vxlan {
+    /// The IANA VXLAN port.
+    pub const DEFAULT_PORT: u16 = 4789;
+    /// Largest VNI (24 bits).
+    pub const MAX_VNI: u32 = 0x00ff_ffff;
+    /// Bytes VXLAN over IPv4 adds to a frame on the underlay: outer
+    /// Ethernet 14, IPv4 20, UDP 8, VXLAN 8. The link's MTU is the
+    /// underlay's minus this.
+    pub const OVERHEAD: u32 = 50;
 }
 
 #[cfg(test)]

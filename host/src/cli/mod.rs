@@ -63,6 +63,11 @@ struct Cli {
     /// syntax, overrides it).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Scope namespaces, cgroups, run directory and the default metrics
+    /// port to this instance, so several run side by side (also
+    /// NFVHOST_INSTANCE; see docs/MULTI-HOST.md).
+    #[arg(long, global = true, value_name = "NAME")]
+    instance: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -82,7 +87,12 @@ enum Command {
         file: PathBuf,
     },
     /// Print the JSON Schema of chain files (docs/chain.schema.json).
-    Schema,
+    Schema {
+        /// Print the Kubernetes ServiceChain CRD derived from it instead
+        /// (deploy/kubernetes/servicechain-crd.yaml).
+        #[arg(long)]
+        crd: bool,
+    },
     /// Build a chain and start it; returns once it is ready.
     Deploy {
         /// The chain file.
@@ -286,11 +296,19 @@ pub fn main() -> i32 {
             return if e.use_stderr() { EXIT_USAGE } else { 0 };
         }
     };
+    if let Err(e) = set_instance(cli.instance) {
+        eprintln!("nfvhost: error: {:#}", e.error);
+        return e.code;
+    }
     nfvhost::logging::init(log_filter(&cli.command, cli.verbose));
     let result = match cli.command {
         Command::Validate { file } => deploy::validate(&file),
-        Command::Schema => {
+        Command::Schema { crd: false } => {
             println!("{}", nfvhost::chain::schema_text());
+            Ok(())
+        }
+        Command::Schema { crd: true } => {
+            print!("{}", nfvhost::chain::crd::crd_yaml());
             Ok(())
         }
         Command::Deploy { file, foreground } => deploy::deploy(&file, foreground),
@@ -381,6 +399,22 @@ fn log_filter(command: &Command, verbose: u8) -> &'static str {
 /// The clap definition, for completions and the man page.
 pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
+}
+
+/// Scopes this process (and, through the environment, the supervisor and
+/// workers it starts) to the instance from `--instance` or
+/// `NFVHOST_INSTANCE`, checked with the chain-name rule.
+fn set_instance(flag: Option<String>) -> CliResult {
+    let env = std::env::var(nfvhost::instance::ENV)
+        .ok()
+        .filter(|v| !v.is_empty());
+    let name = flag.or(env);
+    nfvhost::instance::init(name.clone()).map_err(CliError::usage)?;
+    if let Some(name) = name {
+        // Still single-threaded: nothing reads the environment concurrently.
+        std::env::set_var(nfvhost::instance::ENV, name);
+    }
+    Ok(())
 }
 
 /// Picks the chain a command is about: the named one, or the only one

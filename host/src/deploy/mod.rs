@@ -15,15 +15,19 @@ pub mod state;
 pub mod supervisor;
 pub mod teardown;
 
-/// Prefix of every namespace nfvhost creates: `nfv-<chain>-<node>`.
+/// A node's namespace: `nfv-<chain>-<node>`, scoped by this process's
+/// instance (see [`crate::instance`]).
 pub fn netns_name(chain: &str, node: &str) -> String {
-    format!("nfv-{chain}-{node}")
+    crate::instance::Scope::current().netns_name(chain, node)
 }
 
-/// Relative cgroup path of a VNF.
+/// Relative cgroup path of a VNF: `nfvhost/<chain>/<vnf>`, scoped by this
+/// process's instance.
 pub fn cgroup_path(chain: &str, vnf: &str) -> String {
-    format!("nfvhost/{chain}/{vnf}")
+    crate::instance::Scope::current().cgroup_path(chain, vnf)
 }
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod vxlan_tests;

@@ -4,7 +4,7 @@
 //! test hosts and the VNF worker specs.
 
 use super::execute::{execute, DeployError};
-use super::modules::{init_document, port_links, wasm_memory, CheckedVnf, DEFAULT_LINK_MTU};
+use super::modules::{init_document, link_mtu, port_links, wasm_memory, CheckedVnf};
 use super::plan::plan;
 use super::state::{ChainState, HostState, StateError, VnfState};
 use super::{cgroup_path, netns_name};
@@ -69,15 +69,27 @@ fn vnf_states(
             .expect("every VNF was checked")
             .module;
         let links = port_links(chain, v);
-        // A veth port has an interface of its own whose MAC the module may
-        // want; a TAP link's VNF side has none.
+        // A veth or VXLAN port has an interface of its own whose MAC the
+        // module may want; a TAP link's VNF side has none.
         let vnf_ns = netns_name(name, &v.name);
         let macs: Vec<Option<[u8; 6]>> = v
             .ports
             .iter()
             .zip(&links)
             .map(|(p, l)| match l.map(|l| l.kind) {
-                Some(LinkKind::Veth) => os.links().mac_address(&vnf_ns, p).ok(),
+                Some(LinkKind::Veth | LinkKind::Vxlan(_)) => {
+                    os.links().mac_address(&vnf_ns, p).ok()
+                }
+                _ => None,
+            })
+            .collect();
+        // A VXLAN device's MTU follows its underlay: read it back.
+        let mtus: Vec<Option<u32>> = v
+            .ports
+            .iter()
+            .zip(&links)
+            .map(|(p, l)| match l.map(|l| l.kind) {
+                Some(LinkKind::Vxlan(_)) => os.links().link_mtu(&vnf_ns, p).ok(),
                 _ => None,
             })
             .collect();
@@ -85,10 +97,13 @@ fn vnf_states(
             .ports
             .iter()
             .zip(&links)
-            .map(|(p, link)| {
+            .zip(&mtus)
+            .map(|((p, link), mtu)| {
                 let link = link.expect("validation connects every port");
                 let binding = match link.kind {
-                    LinkKind::Veth => PortBinding::Interface { ifname: p.clone() },
+                    LinkKind::Veth | LinkKind::Vxlan(_) => {
+                        PortBinding::Interface { ifname: p.clone() }
+                    }
                     LinkKind::Tap => {
                         let other = if link.a.node == v.name {
                             &link.b
@@ -104,7 +119,7 @@ fn vnf_states(
                 WorkerPort {
                     name: p.clone(),
                     binding,
-                    mtu: link.mtu.unwrap_or(DEFAULT_LINK_MTU),
+                    mtu: mtu.unwrap_or(link_mtu(Some(link))),
                 }
             })
             .collect();
@@ -115,7 +130,7 @@ fn vnf_states(
             cgroup,
             module: module.path.clone(),
             cache_dir: engine_cache.clone(),
-            init_document: init_document(chain, v, &macs),
+            init_document: init_document(chain, v, &macs, &mtus),
             ports,
             stats_path: state.file(&format!("{}.stats", v.name)),
             metrics_path: state.file(&format!("{}.metrics.json", v.name)),

@@ -17,9 +17,13 @@ use crate::sys::private_file;
 /// it holds the chain's name. Nothing without it is ever deleted.
 pub const OWNER_MARKER: &str = ".nfvhost-chain";
 
-/// Where chain state lives: `$NFVHOST_RUN_DIR` or `/run/nfvhost`.
+/// Where chain state lives: `$NFVHOST_RUN_DIR`, or `/run/nfvhost` scoped
+/// by the instance (`/run/nfvhost-<instance>`).
 pub fn run_dir() -> PathBuf {
-    std::env::var_os("NFVHOST_RUN_DIR").map_or_else(|| PathBuf::from("/run/nfvhost"), PathBuf::from)
+    std::env::var_os("NFVHOST_RUN_DIR").map_or_else(
+        || crate::instance::Scope::current().default_run_dir(),
+        PathBuf::from,
+    )
 }
 
 /// A process we started, identified by pid and start time so a recycled

@@ -14,7 +14,9 @@ use crate::sys::cgroup::Limits;
 use crate::sys::fake::{FakeOs, OsCall};
 use crate::sys::os::{Os, OsError};
 
-const SHIPPED: [&str; 3] = [
+const SHIPPED: [&str; 5] = [
+    "chains/site-a.yaml",
+    "chains/site-b.yaml",
     "chains/basic.yaml",
     "chains/edge.yaml",
     "tests/chains/tap.yaml",
@@ -58,6 +60,7 @@ fn call_of(step: &Step) -> OsCall {
             mtu,
             vnet_hdr: false,
         },
+        Step::CreateVxlan { ns, name, config } => OsCall::CreateVxlan { ns, name, config },
         Step::SetUp { ns, name } => OsCall::SetUp { ns, name },
         Step::DisableOffloads { ns, name } => OsCall::DisableOffloads { ns, name },
         Step::SetMac { ns, name, mac } => OsCall::SetMac { ns, name, mac },
@@ -85,7 +88,9 @@ fn undo_call_of(step: &Step) -> Option<OsCall> {
             ns: ns_a,
             name: name_a,
         }),
-        Step::CreateTap { ns, name, .. } => Some(OsCall::DeleteLink { ns, name }),
+        Step::CreateTap { ns, name, .. } | Step::CreateVxlan { ns, name, .. } => {
+            Some(OsCall::DeleteLink { ns, name })
+        }
         Step::CreateCgroup { rel_path, .. } => Some(OsCall::RemoveCgroup { rel_path }),
         _ => None,
     }
@@ -263,6 +268,7 @@ fn plans_touch_only_the_chains_own_namespaces_and_cgroups() {
                 Step::CreateVeth { ns_a, ns_b, .. } => vec![ns_a, ns_b],
                 Step::DisableIpv6 { ns }
                 | Step::CreateTap { ns, .. }
+                | Step::CreateVxlan { ns, .. }
                 | Step::SetUp { ns, .. }
                 | Step::DisableOffloads { ns, .. }
                 | Step::SetMac { ns, .. }

@@ -332,14 +332,14 @@ pub static LINK: Section = Section {
         Key {
             name: "b",
             required: true,
-            ty: Ty::Endpoint,
-            doc: "The other end, `node:port`.",
+            ty: Ty::Either(&Ty::Endpoint, &Ty::Section(&VXLAN, false)),
+            doc: "The other end, `node:port`; for `kind: vxlan` the far end on another machine.",
         },
         Key {
             name: "kind",
             required: false,
-            ty: Ty::Enum(&["veth", "tap"]),
-            doc: "`veth` (default) or `tap` (joins a VNF port to a host interface).",
+            ty: Ty::Enum(&["veth", "tap", "vxlan"]),
+            doc: "`veth` (default), `tap` (joins a VNF port to a host interface) or `vxlan` (to another machine).",
         },
         Key {
             name: "mtu",
@@ -357,9 +357,41 @@ pub static LINK: Section = Section {
     one_of: &[],
 };
 
+pub static VXLAN: Section = Section {
+    name: "vxlan",
+    doc: "The far end of a `kind: vxlan` link: a port on another machine with the same VNI.",
+    keys: &[
+        Key {
+            name: "remote",
+            required: true,
+            ty: Ty::Ipv4,
+            doc: "The other machine's underlay address; it must be routable from the namespace nfvhost runs in.",
+        },
+        Key {
+            name: "vni",
+            required: true,
+            ty: Ty::Int(1, 16_777_215),
+            doc: "VXLAN network identifier, 1 to 16777215; both ends name the same.",
+        },
+        Key {
+            name: "port",
+            required: false,
+            ty: Ty::Int(1, 65535),
+            doc: "UDP destination port; 4789 by default.",
+        },
+        Key {
+            name: "local",
+            required: false,
+            ty: Ty::Ipv4,
+            doc: "This machine's underlay source address; the route to `remote` picks one by default.",
+        },
+    ],
+    one_of: &[],
+};
+
 /// Every section, in the order the schema lists them.
-const SECTIONS: [&Section; 9] = [
-    &TOP, &HOST, &IFACE, &ROUTE, &VNF, &DEFAULTS, &RESOURCES, &DATAPATH, &LINK,
+const SECTIONS: [&Section; 10] = [
+    &TOP, &HOST, &IFACE, &ROUTE, &VNF, &DEFAULTS, &RESOURCES, &DATAPATH, &LINK, &VXLAN,
 ];
 
 impl Section {
@@ -622,10 +654,19 @@ mod tests {
     fn schema_refuses_what_the_decoder_refuses() {
         let base = "name: t\nhosts:\n  h1: { interfaces: { eth0: { address: 10.0.1.10/24 } } }\n";
         assert!(check(&format!("{base}chain: [h1, h1]\n")).is_ok());
+        assert!(check(&format!(
+            "{base}links: [{{ a: h1:eth0, b: {{ remote: 10.0.0.2, vni: 5 }}, kind: vxlan }}]\n"
+        ))
+        .is_ok());
         for bad in [
             format!("{base}chain: [h1, h1]\nextra: 1\n"),
             format!("{base}links: []\nchain: [h1, h1]\n"),
-            format!("{base}links: [{{ a: h1:eth0, b: h1:eth0, kind: vxlan }}]\n"),
+            format!("{base}links: [{{ a: h1:eth0, b: h1:eth0, kind: wire }}]\n"),
+            format!("{base}links: [{{ a: h1:eth0, b: {{ remote: 10.0.0.2, vni: 0 }}, kind: vxlan }}]\n"),
+            format!("{base}links: [{{ a: h1:eth0, b: {{ remote: 10.0.0.2, vni: 16777216 }}, kind: vxlan }}]\n"),
+            format!("{base}links: [{{ a: h1:eth0, b: {{ remote: 10.0.0.2, vni: 5, port: 70000 }}, kind: vxlan }}]\n"),
+            format!("{base}links: [{{ a: h1:eth0, b: {{ remote: nope, vni: 5 }}, kind: vxlan }}]\n"),
+            format!("{base}links: [{{ a: h1:eth0, b: {{ vni: 5 }}, kind: vxlan }}]\n"),
             format!("{base}links: [[h1:eth0]]\n"),
             "name: Bad_Name\nlinks: []\n".to_owned(),
             "name: t\nvnfs: { r1: { module: router, ports: [a], resources: { cpu: 0 } } }\nlinks: []\n".to_owned(),

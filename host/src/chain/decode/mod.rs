@@ -17,6 +17,7 @@ mod fields;
 mod keys;
 mod nodes;
 mod values;
+mod vxlan;
 mod wiring;
 
 use std::collections::HashMap;
@@ -218,6 +219,7 @@ fn chain(cx: &mut Ctx, file: &str, root: &Node) -> Option<ChainSpec> {
 
     if wired {
         wiring::report_unconnected(cx, &nodes, &wiring);
+        vxlan::check_unique(cx, &links);
     }
 
     if let Some(l) = super::loops::find(&vnfs, &links) {

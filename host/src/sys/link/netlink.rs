@@ -274,7 +274,7 @@ fn get_link(ns: &NetNs, name: &str) -> Result<LinkMessage> {
 }
 
 /// Runs `f` with an rtnetlink handle whose socket lives in `ns`.
-fn with_netlink<T, F, Fut>(ns: &NetNs, f: F) -> Result<T>
+pub(super) fn with_netlink<T, F, Fut>(ns: &NetNs, f: F) -> Result<T>
 where
     T: Send,
     F: FnOnce(Handle) -> Fut + Send,
@@ -302,7 +302,7 @@ where
     })?
 }
 
-async fn link_message(handle: &Handle, ns: &NetNs, name: &str) -> Result<LinkMessage> {
+pub(super) async fn link_message(handle: &Handle, ns: &NetNs, name: &str) -> Result<LinkMessage> {
     let not_found = || LinkError::NotFound {
         ns: ns.name().to_owned(),
         ifname: name.to_owned(),
@@ -325,7 +325,7 @@ async fn index_of(handle: &Handle, ns: &NetNs, name: &str) -> Result<u32> {
 }
 
 /// The errno of a netlink error reply, as a positive number.
-fn errno_of(err: &rtnetlink::Error) -> Option<i32> {
+pub(super) fn errno_of(err: &rtnetlink::Error) -> Option<i32> {
     match err {
         rtnetlink::Error::NetlinkError(msg) => msg.code.map(|c| c.get().abs()),
         _ => None,
