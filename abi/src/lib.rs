@@ -43,12 +43,6 @@ pub const EXPORT_TIMER: &str = "nfv_timer";
 /// in which case the module keeps its old configuration.
 pub const EXPORT_RECONFIGURE: &str = "nfv_reconfigure";
 
-/// Exports a module may provide; checked for their signature when present.
-pub const OPTIONAL_EXPORTS: &[(&str, &str)] = &[
-    (EXPORT_TIMER, "func(i64)"),
-    (EXPORT_RECONFIGURE, "func(i32, i32) -> i32"),
-];
-
 /// Every export the host requires, with its signature as text for messages.
 pub const REQUIRED_EXPORTS: &[(&str, &str)] = &[
     (EXPORT_MEMORY, "memory"),
@@ -88,6 +82,8 @@ pub const EXPORT_STATE_LOAD: &str = "nfv_state_load";
 pub const OPTIONAL_EXPORTS: &[(&str, &str)] = &[
     (EXPORT_STATE_SAVE, "func(i32) -> i32"),
     (EXPORT_STATE_LOAD, "func(i32, i32, i32) -> i32"),
+    (EXPORT_TIMER, "func(i64)"),
+    (EXPORT_RECONFIGURE, "func(i32, i32) -> i32"),
 ];
 
 /// Largest state blob the host carries from one instance to the next (it

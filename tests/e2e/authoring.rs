@@ -139,11 +139,16 @@ fn tutorial_runs_as_written() {
         &stdout,
         "nfvhost_module_events_total{",
         &[r#"name="frames_passed""#],
-    ).unwrap_or_else(|| {
+    )
+    .unwrap_or_else(|| {
         panic!("no frames_passed counter in the tutorial's /metrics output:\n{stdout}")
     });
     assert!(passed >= 6.0, "frames_passed = {passed}");
-    assert_eq!(sample(&stdout, "nfvhost_vnf_up", &[]), Some(1.0), "{stdout}");
+    assert_eq!(
+        sample(&stdout, "nfvhost_vnf_up", &[]),
+        Some(1.0),
+        "{stdout}"
+    );
 }
 
 /// `nfvhost new --template router` gives a crate whose native tests pass,

@@ -92,9 +92,14 @@ fn lab_vlan_same_vlan_across_the_trunk_other_vlan_through_the_router() {
     );
 
     let m = chain.metrics();
-    let sw1 = |name: &str| m.get(name, &[("vnf", "sw1")]);
-    assert!(sw1("nfvhost_module_switch_learned_total") >= 4.0);
-    assert!(sw1("nfvhost_module_switch_flooded_total") >= 1.0);
-    assert!(sw1("nfvhost_module_switch_vlan_10_frames_total") > 0.0);
-    assert!(sw1("nfvhost_module_switch_vlan_20_frames_total") > 0.0);
+    let sw1 = |name: &str| {
+        m.get(
+            "nfvhost_module_events_total",
+            &[("vnf", "sw1"), ("name", name)],
+        )
+    };
+    assert!(sw1("switch_learned") >= 4.0);
+    assert!(sw1("switch_flooded") >= 1.0);
+    assert!(sw1("switch_vlan_10_frames") > 0.0);
+    assert!(sw1("switch_vlan_20_frames") > 0.0);
 }

@@ -89,8 +89,18 @@ fn lab_wan_rtt_and_throughput_match_the_configuration() {
     assert!(tcp > 0.5e6 && tcp < 20e6, "{tcp}");
 
     let m = chain.metrics();
-    assert!(m.get("nfvhost_module_impair_lost_total", &[("vnf", "wan")]) > 0.0);
-    assert!(m.get("nfvhost_module_impair_released_total", &[("vnf", "wan")]) > 0.0);
+    assert!(
+        m.get(
+            "nfvhost_module_events_total",
+            &[("vnf", "wan"), ("name", "impair_lost")]
+        ) > 0.0
+    );
+    assert!(
+        m.get(
+            "nfvhost_module_events_total",
+            &[("vnf", "wan"), ("name", "impair_released")]
+        ) > 0.0
+    );
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {

@@ -123,7 +123,11 @@ fn replace_nat_under_traffic_loses_nothing_and_keeps_the_connection() {
     std::thread::sleep(Duration::from_secs(3));
     let bindings_before = chain.metrics().get(
         "nfvhost_module_value",
-        &[("chain", "repl"), ("vnf", "nat"), ("name", "bindings_active")],
+        &[
+            ("chain", "repl"),
+            ("vnf", "nat"),
+            ("name", "bindings_active"),
+        ],
     );
     let started = Instant::now();
     let replaced = nfvhost()
@@ -139,7 +143,11 @@ fn replace_nat_under_traffic_loses_nothing_and_keeps_the_connection() {
     assert!(wait_for(Duration::from_secs(2), || {
         chain.metrics().get(
             "nfvhost_module_value",
-            &[("chain", "repl"), ("vnf", "nat"), ("name", "bindings_active")],
+            &[
+                ("chain", "repl"),
+                ("vnf", "nat"),
+                ("name", "bindings_active"),
+            ],
         ) >= bindings_before
     }));
     assert!(

@@ -587,5 +587,10 @@ fn a_sandboxed_impair_worker_runs_its_timers_and_takes_link_set() {
     );
     let m = chain.metrics();
     assert_eq!(m.get("nfvhost_vnf_restarts_total", &[("vnf", "imp")]), 0.0);
-    assert!(m.get("nfvhost_module_impair_released_total", &[("vnf", "imp")]) >= 10.0);
+    assert!(
+        m.get(
+            "nfvhost_module_events_total",
+            &[("vnf", "imp"), ("name", "impair_released")]
+        ) >= 10.0
+    );
 }

@@ -160,6 +160,7 @@ impl Topology {
             let style = match l.kind {
                 LinkKind::Veth => "solid",
                 LinkKind::Tap => "dashed",
+                LinkKind::Vxlan(_) => "dotted",
             };
             let _ = writeln!(
                 out,

@@ -49,6 +49,7 @@ pub fn expand(
             offload: false,
             ..Datapath::default()
         },
+        log_level: super::decode::DEFAULT_LOG_LEVEL,
         span: tree.span,
     };
     let half = |a: Endpoint, b: Endpoint| LinkSpec {

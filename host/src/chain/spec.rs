@@ -310,7 +310,7 @@ impl fmt::Display for LinkKind {
 }
 
 /// The far end of a VXLAN link: `{ remote: 192.0.2.2, vni: 100 }`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Vxlan {
     /// The other machine's underlay address.
     pub remote: Ipv4Addr,

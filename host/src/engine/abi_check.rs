@@ -128,9 +128,12 @@ pub fn check_module(module: &wasmtime::Module) -> Result<(), AbiError> {
 /// Whether the module exports both state-handover functions (feature
 /// `state`); [`check_module`] has checked their types.
 pub fn has_state_exports(module: &wasmtime::Module) -> bool {
-    OPTIONAL_EXPORTS
-        .iter()
-        .all(|(name, _)| module.get_export(name).is_some())
+    [
+        nfvhost_abi::EXPORT_STATE_SAVE,
+        nfvhost_abi::EXPORT_STATE_LOAD,
+    ]
+    .iter()
+    .all(|name| module.get_export(name).is_some())
 }
 
 #[cfg(test)]

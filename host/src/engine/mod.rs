@@ -104,10 +104,14 @@ pub struct LoadedModule {
 }
 
 impl LoadedModule {
-    /// Whether the module exports `nfv_timer` (it holds frames and sends
-    /// them at a time it sets).
+    /// Whether the module uses the one-shot timer: it imports `timer_at`
+    /// and exports `nfv_timer`. (Every SDK module exports `nfv_timer`; only
+    /// one that calls `Context::set_timer` keeps the import after linking.)
     pub fn has_timer(&self) -> bool {
-        self.module.get_export(nfvhost_abi::EXPORT_TIMER).is_some()
+        let imports_timer_at = self.module.imports().any(|i| {
+            i.module() == nfvhost_abi::IMPORT_MODULE && i.name() == nfvhost_abi::IMPORT_TIMER_AT
+        });
+        imports_timer_at && self.module.get_export(nfvhost_abi::EXPORT_TIMER).is_some()
     }
 }
 

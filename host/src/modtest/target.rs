@@ -120,7 +120,7 @@ pub fn prepare(
     Ok(Target {
         vnf: spec.name.clone(),
         ports: spec.ports.clone(),
-        init_document: init_document(&one, &spec, &macs),
+        init_document: init_document(&one, &spec, &macs, &[]),
         module,
         limits,
     })
