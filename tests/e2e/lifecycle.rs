@@ -116,7 +116,7 @@ fn a_failed_deploy_leaves_nothing_behind() {
             "a failed deploy left more than its logs: {left:?}"
         );
     }
-    run_ok(nfvhost().args(["destroy", "--chain", "faulty", "--cleanup"]));
+    crate::support::run_ok(nfvhost().args(["destroy", "--chain", "faulty", "--cleanup"]));
     assert!(!dir.exists());
 }
 
