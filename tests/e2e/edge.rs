@@ -398,7 +398,11 @@ fn destroy_removes_every_namespace_cgroup_and_dhcp_client() {
         !crate::support::processes_matching("/run/nfvhost/edge/").is_empty(),
         "workers and dhclient run"
     );
-    crate::support::run_ok(crate::support::nfvhost().args(["destroy", "chains/edge.yaml"]));
+    crate::support::run_ok(crate::support::nfvhost().args([
+        "destroy",
+        "--cleanup",
+        "chains/edge.yaml",
+    ]));
     assert!(crate::support::namespaces_with_prefix("nfv-edge-").is_empty());
     // Four VNF cgroups under one chain directory: all of it goes.
     assert!(

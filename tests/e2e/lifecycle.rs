@@ -41,7 +41,9 @@ fn foreground_deploy_tears_down_on_ctrl_c() {
     }
     vnfs_built();
     let _lock = crate::support::deploy_lock();
-    let _ = nfvhost().args(["destroy", "--chain", "faulty"]).output();
+    let _ = nfvhost()
+        .args(["destroy", "--cleanup", "--chain", "faulty"])
+        .output();
     let mut child = nfvhost()
         .args(["deploy", "--foreground", "tests/chains/faulty.yaml"])
         .stdout(Stdio::null())
@@ -83,7 +85,9 @@ fn a_failed_deploy_leaves_nothing_behind() {
     }
     vnfs_built();
     let _lock = crate::support::deploy_lock();
-    let _ = nfvhost().args(["destroy", "--chain", "faulty"]).output();
+    let _ = nfvhost()
+        .args(["destroy", "--cleanup", "--chain", "faulty"])
+        .output();
     // Occupy the chain's metrics address: the supervisor cannot start.
     let blocker = std::net::TcpListener::bind("127.0.0.1:9471").unwrap();
     let out = nfvhost()

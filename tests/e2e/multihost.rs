@@ -92,7 +92,7 @@ impl Site {
         };
         let _ = site
             .nfvhost()
-            .args(["destroy", "--chain", &site.chain])
+            .args(["destroy", "--cleanup", "--chain", &site.chain])
             .output();
         let out = site.nfvhost().arg("deploy").arg(file).output().unwrap();
         if out.status.success() {
