@@ -25,11 +25,26 @@ fn link_down_cuts_the_carrier_and_up_restores_it() {
     let h2 = chain.exec_ok("h2", &["ip", "link", "show", "dev", "eth0"]);
     assert!(h2.contains("NO-CARRIER"), "the far end loses carrier: {h2}");
     assert!(!ping(&chain), "nothing crosses a link that is down");
+    // Visible in metrics: the port is down while its link is.
+    let port_up = || {
+        chain
+            .metrics()
+            .get("nfvhost_port_up", &[("vnf", "w1"), ("port", "right")])
+    };
+    assert!(
+        crate::support::wait_for(std::time::Duration::from_secs(5), || port_up() == 0.0),
+        "nfvhost_port_up stays {} on a link that is down",
+        port_up()
+    );
 
     run_ok(nfvhost().args(["link", "up", "vlan-wire:w1:right"]));
     assert!(
         crate::support::wait_for(std::time::Duration::from_secs(5), || ping(&chain)),
         "back after link up"
+    );
+    assert!(
+        crate::support::wait_for(std::time::Duration::from_secs(5), || port_up() == 1.0),
+        "nfvhost_port_up stays 0 after link up"
     );
 
     let out = nfvhost()
