@@ -55,12 +55,13 @@ pub enum Step {
         node: String,
         ports: Vec<String>,
     },
-    /// An nftables ruleset; `fallback` if the first is refused (no bridge
+    /// An nftables ruleset; each of `fallbacks` in turn, with what it gives
+    /// up, if the ones before are refused (no bridge
     /// conntrack in this kernel).
     Nft {
         node: String,
         rules: String,
-        fallback: Option<String>,
+        fallbacks: Vec<(String, &'static str)>,
     },
 }
 
@@ -162,7 +163,7 @@ fn nat(v: &VnfSpec, out: &mut Vec<Step>) -> Result<(), NoKernelEquivalent> {
              oifname \"{outside}\" masquerade\n  }}\n  chain pre {{\n    \
              type nat hook prerouting priority -100;\n{dnat}  }}\n}}\n"
         ),
-        fallback: None,
+        fallbacks: Vec::new(),
     });
     Ok(())
 }
@@ -228,7 +229,11 @@ fn firewall(v: &VnfSpec, out: &mut Vec<Step>) -> Result<(), NoKernelEquivalent> 
         };
         rules += &format!("    {m}{action}\n");
     }
-    let table = |stateful: bool| {
+    // Kernels without nft_reject_bridge refuse `reject` in a bridge table.
+    let dropping = rules
+        .replace("reject with tcp reset\n", "drop\n")
+        .replace("reject\n", "drop\n");
+    let table = |stateful: bool, rules: &str| {
         let ct = if stateful {
             "    ct state established,related accept\n    ct state invalid drop\n"
         } else {
@@ -246,8 +251,14 @@ fn firewall(v: &VnfSpec, out: &mut Vec<Step>) -> Result<(), NoKernelEquivalent> 
     });
     out.push(Step::Nft {
         node: v.name.clone(),
-        rules: table(true),
-        fallback: Some(table(false)),
+        rules: table(true, &rules),
+        fallbacks: vec![
+            (table(true, &dropping), "reject as drop (no bridge reject)"),
+            (
+                table(false, &dropping),
+                "stateless, reject as drop (no bridge conntrack)",
+            ),
+        ],
     });
     Ok(())
 }
@@ -476,18 +487,23 @@ impl KernelChain {
             Step::Nft {
                 node,
                 rules,
-                fallback,
+                fallbacks,
             } => {
                 let ns = self.ns(node)?.to_owned();
-                match (tool(&ns, &["nft", "-f", "-"], Some(rules)), fallback) {
-                    (Ok(()), _) => self.features.push(format!("{node}: nftables")),
-                    (Err(_), Some(f)) => {
-                        tool(&ns, &["nft", "-f", "-"], Some(f))?;
-                        self.features
-                            .push(format!("{node}: nftables, stateless (no bridge conntrack)"));
+                let mut result = tool(&ns, &["nft", "-f", "-"], Some(rules));
+                let mut gave_up = None;
+                for (rules, what) in fallbacks {
+                    if result.is_ok() {
+                        break;
                     }
-                    (Err(e), None) => return Err(e),
+                    result = tool(&ns, &["nft", "-f", "-"], Some(rules));
+                    gave_up = Some(what);
                 }
+                result?;
+                self.features.push(match gave_up {
+                    None => format!("{node}: nftables"),
+                    Some(what) => format!("{node}: nftables, {what}"),
+                });
             }
         }
         Ok(())
