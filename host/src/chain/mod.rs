@@ -91,8 +91,8 @@ pub use decode::{
 pub use error::{ChainError, ChainErrors};
 pub use names::NameKind;
 pub use spec::{
-    ChainSpec, Datapath, Endpoint, HostInterface, HostSpec, Ipv4Cidr, LinkKind, LinkSpec,
-    ModuleRef, ParseCidrError, Resources, RouteSpec, Span, VnfSpec,
+    ChainSpec, Datapath, Endpoint, GroupSpec, HostInterface, HostSpec, Ipv4Cidr, LinkKind,
+    LinkSpec, ModuleRef, ParseCidrError, Resources, RouteSpec, Span, VnfSpec, WorkerUnit,
 };
 pub use yaml::{Node, NodeValue};
 

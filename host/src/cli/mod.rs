@@ -148,9 +148,13 @@ enum Command {
     /// Measure a deployed chain between two test hosts (RFC 2544:
     /// throughput, latency, frame loss, back-to-back).
     Bench(Box<bench::BenchArgs>),
-    /// Internal: run one VNF worker.
+    /// Internal: run one VNF worker (several specs: the members of a fused
+    /// group, in one process).
     #[command(hide = true)]
-    Worker { spec: PathBuf },
+    Worker {
+        #[arg(required = true, num_args = 1..)]
+        specs: Vec<PathBuf>,
+    },
     /// Internal: run a deployed chain's supervisor.
     #[command(hide = true)]
     Supervise { chain: String },
@@ -188,7 +192,7 @@ pub fn main() -> i32 {
             output,
         } => stats::stats(chain, output, no_stream, interval),
         Command::Bench(args) => bench::bench(*args),
-        Command::Worker { spec } => nodes::worker(&spec),
+        Command::Worker { specs } => nodes::worker(&specs),
         Command::Supervise { chain } => deploy::supervise(&chain),
     };
     match result {

@@ -37,7 +37,12 @@ pub fn exec(chain: Option<String>, node: &str, command: &[String]) -> CliResult 
             known.join(", ")
         )));
     }
-    let ns = NetNs::open(&nfvhost::deploy::netns_name(&chain, node))?;
+    // A VNF of a fused group runs in the group's namespace.
+    let netns = state.vnfs.iter().find(|v| v.name == node).map_or_else(
+        || nfvhost::deploy::netns_name(&chain, node),
+        |v| v.netns.clone(),
+    );
+    let ns = NetNs::open(&netns)?;
     ns.enter_current_thread()?;
     let err = std::process::Command::new(&command[0])
         .args(&command[1..])
@@ -48,13 +53,19 @@ pub fn exec(chain: Option<String>, node: &str, command: &[String]) -> CliResult 
 pub fn logs(chain: Option<String>, vnf: &str, tail: Option<usize>) -> CliResult {
     check_name(NameKind::Node, "VNF name", vnf)?;
     let chain = pick_chain(chain)?;
-    if ChainState::load(&chain)?.is_none() {
+    let Some(state) = ChainState::load(&chain)? else {
         return Err(CliError::usage(anyhow!("chain {chain} is not deployed")));
-    }
+    };
     let path = if vnf == "supervisor" {
         ChainState::dir(&chain).join("supervisor.log")
     } else {
-        vnf_log_path(&chain, vnf)
+        // The members of a fused group share their worker's log.
+        let unit = state
+            .vnfs
+            .iter()
+            .find(|v| v.name == vnf)
+            .map_or(vnf, nfvhost::deploy::supervisor::unit_name);
+        vnf_log_path(&chain, unit)
     };
     let text = read_log(&path).map_err(|e| {
         CliError::usage(anyhow!(
@@ -70,10 +81,15 @@ pub fn logs(chain: Option<String>, vnf: &str, tail: Option<usize>) -> CliResult 
     Ok(())
 }
 
-pub fn worker(spec: &Path) -> CliResult {
-    let bytes = std::fs::read(spec).with_context(|| format!("reading {}", spec.display()))?;
-    let spec =
-        serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", spec.display()))?;
-    nfvhost::datapath::worker::run(spec)?;
+pub fn worker(paths: &[std::path::PathBuf]) -> CliResult {
+    let mut specs = Vec::new();
+    for path in paths {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        specs.push(
+            serde_json::from_slice(&bytes)
+                .with_context(|| format!("parsing {}", path.display()))?,
+        );
+    }
+    nfvhost::datapath::setup::run_group(specs)?;
     Ok(())
 }

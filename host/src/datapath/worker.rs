@@ -179,40 +179,61 @@ impl<'s> Worker<'s> {
     }
 
     /// Runs until `stop()` says so: waits for frames (unless `busy_poll`),
-    /// moves batches, and ticks every `tick_every`.
+    /// moves batches, and ticks every `tick_every` (see
+    /// [`super::group::run_all`], which runs a fused group the same way).
     pub fn run(
         &mut self,
         tick_every: Duration,
         busy_poll: bool,
         stop: impl Fn() -> bool,
     ) -> Result<(), WorkerError> {
-        let mut next_tick = Instant::now() + tick_every;
-        // After a batch that brought frames, read again before sleeping: under
-        // load the sockets are rarely empty, and poll() would be a wasted call.
-        let mut busy = false;
-        while !stop() {
-            if !busy && !busy_poll && !self.ports.iter().any(|p| p.has_pending()) {
-                let timeout = next_tick.saturating_duration_since(Instant::now());
-                self.poll_set.wait(timeout).map_err(WorkerError::Poll)?;
-                self.take_faulted_ports_down();
-            }
-            busy = self.poll_once()? > 0;
-            if Instant::now() >= next_tick {
-                next_tick = Instant::now() + tick_every;
-                self.tick()?;
-            }
-        }
-        for p in &self.stats.ports[..self.ports.len()] {
-            p.up.store(0, Relaxed);
-        }
-        Ok(())
+        super::group::run_all(std::slice::from_mut(self), tick_every, busy_poll, stop)
     }
 
     /// Receives one batch from the ports and, if it brought frames, runs
     /// the module over it and sends the results. Returns the frames
     /// received.
     pub fn poll_once(&mut self) -> Result<usize, WorkerError> {
-        let n = self.receive();
+        self.poll(true)
+    }
+
+    /// As [`Worker::poll_once`], from the ports no descriptor signals only
+    /// (in-memory links): no system call.
+    pub fn poll_pending(&mut self) -> Result<usize, WorkerError> {
+        self.poll(false)
+    }
+
+    /// Whether frames wait on a port no descriptor signals.
+    pub fn has_pending(&self) -> bool {
+        self.ports.iter().any(|p| p.has_pending())
+    }
+
+    /// Waits until a port of any of `members` is readable or `timeout`
+    /// passes (one poll(2) for a whole fused group), then takes down the
+    /// ports whose descriptor reports an error.
+    pub fn wait_all(members: &mut [Worker<'_>], timeout: Duration) -> Result<(), WorkerError> {
+        let mut sets: Vec<&mut PollSet> = members.iter_mut().map(|m| &mut m.poll_set).collect();
+        super::sys::fd::wait_all(&mut sets, timeout).map_err(WorkerError::Poll)?;
+        for m in members.iter_mut() {
+            m.take_faulted_ports_down();
+        }
+        Ok(())
+    }
+
+    /// The module's stats segment.
+    pub fn stats(&self) -> &'s StatsLayout {
+        self.stats
+    }
+
+    /// Marks the ports down (the loop stopped).
+    pub fn mark_down(&self) {
+        for p in &self.stats.ports[..self.ports.len()] {
+            p.up.store(0, Relaxed);
+        }
+    }
+
+    fn poll(&mut self, all_ports: bool) -> Result<usize, WorkerError> {
+        let n = self.receive(all_ports);
         if n == 0 {
             return Ok(0);
         }
@@ -324,8 +345,9 @@ impl<'s> Worker<'s> {
         Ok(())
     }
 
-    /// Fills the batch from every port, straight into the module's slots.
-    fn receive(&mut self) -> usize {
+    /// Fills the batch from every port (or only those with frames pending
+    /// that no descriptor signals), straight into the module's slots.
+    fn receive(&mut self, all_ports: bool) -> usize {
         self.batch.clear();
         let capacity = self.instance.batch_size();
         // The slots as a stack array of slices: no allocation per batch.
@@ -339,7 +361,7 @@ impl<'s> Worker<'s> {
             if filled == capacity {
                 break;
             }
-            if self.health.is_down(port_index) {
+            if self.health.is_down(port_index) || (!all_ports && !port.has_pending()) {
                 continue;
             }
             let counters = &self.stats.ports[port_index];

@@ -1,5 +1,5 @@
-//! The supervisor: starts one worker per VNF, restarts a worker that dies,
-//! and serves `/metrics`. It runs detached after `deploy` returns, or in the
+//! The supervisor: starts one worker per VNF (one per fused group for the
+//! VNFs of a group), restarts a worker that dies, and serves `/metrics`. It runs detached after `deploy` returns, or in the
 //! foreground with `deploy --foreground`.
 
 use std::io::{BufRead, BufReader};
@@ -40,9 +40,13 @@ pub use crate::sys::process::{install_stop_handlers, reload_requested, stop_requ
 pub const RELOAD_SIGNAL: nix::sys::signal::Signal = crate::sys::process::RELOAD_SIGNAL;
 
 struct Worker {
-    vnf: VnfState,
+    /// The worker's name: its VNF's, or its group's.
+    name: String,
+    /// The VNFs it runs: one, or the members of a fused group.
+    vnfs: Vec<VnfState>,
     child: Option<Child>,
-    restarts: Arc<AtomicU64>,
+    /// Per VNF (a group's restart restarts every member).
+    restarts: Vec<Arc<AtomicU64>>,
     next_start: Instant,
     policy: RestartPolicy,
     /// When the current worker started (for the healthy period), and the
@@ -54,11 +58,12 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(vnf: VnfState, child: Option<Child>, restarts: Arc<AtomicU64>) -> Self {
+    fn new(vnfs: Vec<VnfState>, child: Option<Child>) -> Self {
         Worker {
-            vnf,
+            name: unit_name(&vnfs[0]).to_owned(),
+            restarts: vnfs.iter().map(|_| Arc::new(AtomicU64::new(0))).collect(),
+            vnfs,
             child,
-            restarts,
             next_start: Instant::now(),
             policy: RestartPolicy::default(),
             started: Instant::now(),
@@ -68,18 +73,42 @@ impl Worker {
     }
 }
 
-fn spawn_worker(state: &ChainState, vnf: &VnfState) -> anyhow::Result<Child> {
-    let spec_path = state.file(&format!("{}.spec.json", vnf.name));
-    private_file::write_atomic(&spec_path, &serde_json::to_vec_pretty(&vnf.spec)?, 0o600)?;
-    let log_path = vnf_log_path(&state.chain, &vnf.name);
-    let mut child = Command::new(std::env::current_exe()?)
-        .arg("worker")
-        .arg(&spec_path)
+/// The name of the worker that runs `vnf`: its group's, or its own.
+pub fn unit_name(vnf: &VnfState) -> &str {
+    vnf.group.as_deref().unwrap_or(&vnf.name)
+}
+
+/// The VNFs of `state`, one list per worker: a VNF alone, or the members of
+/// a fused group, in state order.
+fn worker_units(state: &ChainState) -> Vec<Vec<VnfState>> {
+    let mut units: Vec<Vec<VnfState>> = Vec::new();
+    for v in &state.vnfs {
+        match units
+            .iter_mut()
+            .find(|u| v.group.is_some() && u[0].group == v.group)
+        {
+            Some(unit) => unit.push(v.clone()),
+            None => units.push(vec![v.clone()]),
+        }
+    }
+    units
+}
+
+fn spawn_worker(state: &ChainState, name: &str, vnfs: &[VnfState]) -> anyhow::Result<Child> {
+    let mut command = Command::new(std::env::current_exe()?);
+    command.arg("worker");
+    for vnf in vnfs {
+        let spec_path = state.file(&format!("{}.spec.json", vnf.name));
+        private_file::write_atomic(&spec_path, &serde_json::to_vec_pretty(&vnf.spec)?, 0o600)?;
+        command.arg(&spec_path);
+    }
+    let log_path = vnf_log_path(&state.chain, name);
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .with_context(|| format!("starting the worker of {}", vnf.name))?;
+        .with_context(|| format!("starting the worker of {name}"))?;
     // The worker's output reaches its log file through a pump that caps and
     // rotates it: a module flooding its log cannot fill the run dir.
     let stderr = child.stderr.take().expect("piped");
@@ -133,28 +162,30 @@ pub fn run(state: &ChainState, on_ready: impl FnOnce()) -> anyhow::Result<()> {
         TcpListener::bind(addr).with_context(|| format!("listening for /metrics on {addr}"))?;
 
     let mut workers = Vec::new();
-    for vnf in &state.vnfs {
-        let mut child = spawn_worker(state, vnf)?;
-        if let Err(e) = wait_ready(&vnf.name, &mut child) {
+    for vnfs in worker_units(state) {
+        let name = unit_name(&vnfs[0]).to_owned();
+        let mut child = spawn_worker(state, &name, &vnfs)?;
+        if let Err(e) = wait_ready(&name, &mut child) {
             let _ = child.kill();
             let _ = child.wait();
             // The log pump may still be writing the worker's last lines.
             std::thread::sleep(Duration::from_millis(200));
-            let log = vnf_log_path(&state.chain, &vnf.name);
+            let log = vnf_log_path(&state.chain, &name);
             bail!("{e}; last lines of {}:\n{}", log.display(), tail(&log, 10));
         }
-        workers.push(Worker::new(
-            vnf.clone(),
-            Some(child),
-            Arc::new(AtomicU64::new(0)),
-        ));
+        workers.push(Worker::new(vnfs, Some(child)));
     }
 
     let source = Arc::new(MetricsSource::new(
         state,
         workers
             .iter()
-            .map(|w| (w.vnf.name.clone(), w.restarts.clone()))
+            .flat_map(|w| {
+                w.vnfs
+                    .iter()
+                    .zip(&w.restarts)
+                    .map(|(v, r)| (v.name.clone(), r.clone()))
+            })
             .collect(),
     ));
     std::thread::Builder::new()
@@ -215,16 +246,18 @@ fn restart_replaced(state: &ChainState, workers: &mut [Worker], who: &str) {
         return;
     };
     for w in workers {
-        let Some(v) = fresh.vnfs.iter().find(|v| v.name == w.vnf.name) else {
+        let Some(v) = w.vnfs.iter().find_map(|mine| {
+            fresh
+                .vnfs
+                .iter()
+                .find(|v| v.name == mine.name && v.generation != mine.generation)
+        }) else {
             continue;
         };
-        if v.generation == w.vnf.generation {
-            continue;
-        }
         host_log(
             who,
             LogLevel::Info,
-            &format!("{} replaced; restarting its worker", v.name),
+            &format!("{} replaced; restarting its worker {}", v.name, w.name),
         );
         if let Some(child) = &mut w.child {
             let _ = child.kill();
@@ -245,15 +278,15 @@ fn supervise_one(state: &ChainState, w: &mut Worker, who: &str) {
     if let Some(child) = &mut w.child {
         match child.try_wait() {
             Ok(None) => {
-                let beat = read_heartbeat(&w.vnf.spec.stats_path).unwrap_or(0);
-                let tick = Duration::from_millis(w.vnf.spec.tick_ms);
+                let beat = read_heartbeat(&w.vnfs[0].spec.stats_path).unwrap_or(0);
+                let tick = Duration::from_millis(w.vnfs[0].spec.tick_ms);
                 if restart::hung(w.started_ms, beat, monotonic_ms(), tick) {
                     host_log(
                         who,
                         LogLevel::Warn,
                         &format!(
                             "worker of {} is hung (no heartbeat for {} ms); killing it",
-                            w.vnf.name,
+                            w.name,
                             monotonic_ms().saturating_sub(beat)
                         ),
                     );
@@ -275,7 +308,7 @@ fn supervise_one(state: &ChainState, w: &mut Worker, who: &str) {
                             LogLevel::Warn,
                             &format!(
                                 "worker of {} {why}; restarting in {:?}",
-                                w.vnf.name,
+                                w.name,
                                 at.saturating_duration_since(Instant::now())
                             ),
                         );
@@ -289,9 +322,11 @@ fn supervise_one(state: &ChainState, w: &mut Worker, who: &str) {
                         host_log(
                             who,
                             LogLevel::Error,
-                            &format!("worker of {} {status}; giving up", w.vnf.name),
+                            &format!("worker of {} {status}; giving up", w.name),
                         );
-                        let _ = std::fs::write(failed_marker(state, &w.vnf.name), &status);
+                        for v in &w.vnfs {
+                            let _ = std::fs::write(failed_marker(state, &v.name), &status);
+                        }
                         w.given_up = true;
                         return;
                     }
@@ -301,7 +336,7 @@ fn supervise_one(state: &ChainState, w: &mut Worker, who: &str) {
                 host_log(
                     who,
                     LogLevel::Error,
-                    &format!("waiting for worker of {}: {e}", w.vnf.name),
+                    &format!("waiting for worker of {}: {e}", w.name),
                 );
                 return;
             }
@@ -310,17 +345,21 @@ fn supervise_one(state: &ChainState, w: &mut Worker, who: &str) {
     if w.child.is_none() && Instant::now() >= w.next_start {
         // The state file may name a new module (`nfvhost replace`).
         if let Ok(Some(fresh)) = ChainState::load(&state.chain) {
-            if let Some(v) = fresh.vnfs.into_iter().find(|v| v.name == w.vnf.name) {
-                w.vnf = v;
+            for mine in &mut w.vnfs {
+                if let Some(v) = fresh.vnfs.iter().find(|v| v.name == mine.name) {
+                    *mine = v.clone();
+                }
             }
         }
-        match spawn_worker(state, &w.vnf) {
+        match spawn_worker(state, &w.name, &w.vnfs) {
             Ok(mut child) => {
                 // Drain stdout so the worker never blocks on it.
                 if let Some(out) = child.stdout.take() {
                     std::thread::spawn(move || for _ in BufReader::new(out).lines() {});
                 }
-                w.restarts.fetch_add(1, Relaxed);
+                for r in &w.restarts {
+                    r.fetch_add(1, Relaxed);
+                }
                 w.child = Some(child);
                 w.started = Instant::now();
                 w.started_ms = monotonic_ms();

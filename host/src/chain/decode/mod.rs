@@ -11,6 +11,7 @@
 //! the JSON Schema ([`schema`]) are made from.
 
 mod fields;
+mod groups;
 mod keys;
 mod nodes;
 mod values;
@@ -139,6 +140,7 @@ fn chain(cx: &mut Ctx, file: &str, root: &Node) -> Option<ChainSpec> {
 
     let base = Path::new(file).parent().unwrap_or(Path::new(""));
     let mut vnfs = Vec::new();
+    let mut group_spans = HashMap::new();
     if let Some(vnode) = f.get("vnfs") {
         if let Some(entries) = cx.map(vnode, "`vnfs`", true) {
             for (k, v) in entries {
@@ -147,7 +149,10 @@ fn chain(cx: &mut Ctx, file: &str, root: &Node) -> Option<ChainSpec> {
                 };
                 check_name(cx, k.span, NameKind::Node, &vname, "VNF name");
                 let fresh = register(cx, &vname, k.span, "VNF");
-                let (vnf, port_spans) = vnf(cx, base, k.span, vname, v);
+                let (vnf, port_spans, group_span) = vnf(cx, base, k.span, vname, v);
+                if let Some(span) = group_span {
+                    group_spans.insert(vnf.name.clone(), span);
+                }
                 if fresh {
                     nodes.insert(
                         vnf.name.clone(),
@@ -202,6 +207,11 @@ fn chain(cx: &mut Ctx, file: &str, root: &Node) -> Option<ChainSpec> {
         wiring::report_unconnected(cx, &nodes, &wiring);
     }
 
+    let groups = f
+        .get("groups")
+        .map_or_else(Vec::new, |g| groups::groups(cx, g));
+    groups::check(cx, &groups, &vnfs, &group_spans, &node_spans, &mut links);
+
     Some(ChainSpec {
         name,
         file: PathBuf::from(file),
@@ -209,5 +219,6 @@ fn chain(cx: &mut Ctx, file: &str, root: &Node) -> Option<ChainSpec> {
         hosts,
         vnfs,
         links,
+        groups,
     })
 }

@@ -251,7 +251,7 @@ pub(super) fn vnf(
     span: Span,
     name: String,
     node: &Node,
-) -> (VnfSpec, Vec<Span>) {
+) -> (VnfSpec, Vec<Span>, Option<Span>) {
     let what = format!("VNF `{name}`");
     let mut vnf = VnfSpec {
         name,
@@ -261,11 +261,13 @@ pub(super) fn vnf(
         config_tree: node.clone(),
         resources: Resources::default(),
         datapath: Datapath::default(),
+        group: None,
         span,
     };
     let mut port_spans = Vec::new();
+    let mut group_span = None;
     let Some(entries) = cx.map(node, &what, false) else {
-        return (vnf, port_spans);
+        return (vnf, port_spans, group_span);
     };
     let f = cx.fields(entries, &what, span, &keys::VNF);
 
@@ -332,93 +334,31 @@ pub(super) fn vnf(
     }
 
     if let Some(r) = f.get("resources") {
-        if let Some(entries) = cx.map(r, &format!("`resources` of {what}"), true) {
-            let rf = cx.fields(entries, "`resources`", r.span, &keys::RESOURCES);
-            if let Some(n) = rf.get("cpu") {
-                let v = match n.value {
-                    NodeValue::Int(i) => Some(i as f64),
-                    NodeValue::Float(x) => Some(x),
-                    _ => {
-                        cx.type_err(n, "a number of cores", "`cpu`");
-                        None
-                    }
-                };
-                if let Some(v) = v {
-                    if v > 0.0 && v <= MAX_CPU {
-                        vnf.resources.cpu = Some(v);
-                    } else {
-                        cx.hint(
-                            n.span,
-                            format!("cpu {v} is out of range"),
-                            "give a number of cores above 0 and at most 1024, e.g. 0.5",
-                        );
-                    }
-                }
-            }
-            if let Some(n) = rf.get("memory") {
-                vnf.resources.memory = size(cx, n, "memory", MIN_MEMORY, None);
-            }
-            if let Some(n) = rf.get("wasm_memory") {
-                vnf.resources.wasm_memory =
-                    size(cx, n, "wasm_memory", MIN_WASM_MEMORY, Some(MAX_WASM_MEMORY));
-            }
-            if let Some(n) = rf.get("pids") {
-                if let Some(v) = cx.int(n, "`pids`") {
-                    if v >= 1 {
-                        vnf.resources.pids = Some(v as u64);
-                    } else {
-                        cx.hint(
-                            n.span,
-                            format!("pids {v} is out of range"),
-                            "give at least 1",
-                        );
-                    }
-                }
-            }
-        }
+        vnf.resources = resources(cx, r, &what, &keys::RESOURCES);
     }
-
     if let Some(d) = f.get("datapath") {
-        if let Some(entries) = cx.map(d, &format!("`datapath` of {what}"), true) {
-            let df = cx.fields(entries, "`datapath`", d.span, &keys::DATAPATH);
-            if let Some(n) = df.get("batch") {
-                if let Some(v) = cx.int(n, "`batch`") {
-                    if (1..=256).contains(&v) {
-                        vnf.datapath.batch = Some(v as usize);
-                    } else {
+        vnf.datapath = datapath(cx, d, &what, &keys::DATAPATH);
+    }
+    if let Some(g) = f.get("group") {
+        if let Some(group) = cx.name(g, "`group`") {
+            check_name(cx, g.span, NameKind::Node, &group, "group name");
+            // The worker's own settings belong to the group it shares.
+            if let Some(NodeValue::Map(entries)) = f.get("datapath").map(|d| &d.value) {
+                for (k, _) in entries {
+                    let NodeValue::Str(key) = &k.value else {
+                        continue;
+                    };
+                    if key == "busy_poll" || key == "cpus" {
                         cx.hint(
-                            n.span,
-                            format!("batch {v} is out of range"),
-                            "give 1 to 256 frames per call",
+                            k.span,
+                            format!("{what} is in group `{group}`, whose worker it shares"),
+                            format!("set `{key}` under `groups: {group}: datapath:` instead"),
                         );
                     }
                 }
             }
-            if let Some(n) = df.get("busy_poll") {
-                vnf.datapath.busy_poll = cx.bool(n, "`busy_poll`").unwrap_or(false);
-            }
-            if let Some(n) = df.get("offload") {
-                if let Some(b) = cx.bool(n, "`offload`") {
-                    vnf.datapath.offload = b;
-                }
-            }
-            if let Some(n) = df.get("cpus") {
-                if let Some(items) = cx.seq(n, "`cpus`") {
-                    let mut cpus = Vec::new();
-                    for item in items {
-                        match cx.int(item, "a CPU number") {
-                            Some(c) if (0..1024).contains(&c) => cpus.push(c as usize),
-                            Some(c) => cx.hint(
-                                item.span,
-                                format!("CPU {c} is out of range"),
-                                "CPUs are numbered from 0",
-                            ),
-                            None => {}
-                        }
-                    }
-                    vnf.datapath.cpus = cpus;
-                }
-            }
+            vnf.group = Some(group);
+            group_span = Some(g.span);
         }
     }
 
@@ -436,5 +376,101 @@ pub(super) fn vnf(
             }
         }
     }
-    (vnf, port_spans)
+    (vnf, port_spans, group_span)
+}
+
+/// `resources:` of a VNF or a group, with the keys `section` allows.
+pub(super) fn resources(cx: &mut Ctx, r: &Node, what: &str, section: &keys::Section) -> Resources {
+    let mut out = Resources::default();
+    if let Some(entries) = cx.map(r, &format!("`resources` of {what}"), true) {
+        let rf = cx.fields(entries, "`resources`", r.span, section);
+        if let Some(n) = rf.get("cpu") {
+            let v = match n.value {
+                NodeValue::Int(i) => Some(i as f64),
+                NodeValue::Float(x) => Some(x),
+                _ => {
+                    cx.type_err(n, "a number of cores", "`cpu`");
+                    None
+                }
+            };
+            if let Some(v) = v {
+                if v > 0.0 && v <= MAX_CPU {
+                    out.cpu = Some(v);
+                } else {
+                    cx.hint(
+                        n.span,
+                        format!("cpu {v} is out of range"),
+                        "give a number of cores above 0 and at most 1024, e.g. 0.5",
+                    );
+                }
+            }
+        }
+        if let Some(n) = rf.get("memory") {
+            out.memory = size(cx, n, "memory", MIN_MEMORY, None);
+        }
+        if let Some(n) = rf.get("wasm_memory") {
+            out.wasm_memory = size(cx, n, "wasm_memory", MIN_WASM_MEMORY, Some(MAX_WASM_MEMORY));
+        }
+        if let Some(n) = rf.get("pids") {
+            if let Some(v) = cx.int(n, "`pids`") {
+                if v >= 1 {
+                    out.pids = Some(v as u64);
+                } else {
+                    cx.hint(
+                        n.span,
+                        format!("pids {v} is out of range"),
+                        "give at least 1",
+                    );
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `datapath:` of a VNF or a group, with the keys `section` allows.
+pub(super) fn datapath(cx: &mut Ctx, d: &Node, what: &str, section: &keys::Section) -> Datapath {
+    let mut out = Datapath::default();
+    if let Some(entries) = cx.map(d, &format!("`datapath` of {what}"), true) {
+        let df = cx.fields(entries, "`datapath`", d.span, section);
+        if let Some(n) = df.get("batch") {
+            if let Some(v) = cx.int(n, "`batch`") {
+                if (1..=256).contains(&v) {
+                    out.batch = Some(v as usize);
+                } else {
+                    cx.hint(
+                        n.span,
+                        format!("batch {v} is out of range"),
+                        "give 1 to 256 frames per call",
+                    );
+                }
+            }
+        }
+        if let Some(n) = df.get("busy_poll") {
+            out.busy_poll = cx.bool(n, "`busy_poll`").unwrap_or(false);
+        }
+        if let Some(n) = df.get("offload") {
+            if let Some(b) = cx.bool(n, "`offload`") {
+                out.offload = b;
+            }
+        }
+        if let Some(n) = df.get("cpus") {
+            if let Some(items) = cx.seq(n, "`cpus`") {
+                let mut cpus = Vec::new();
+                for item in items {
+                    match cx.int(item, "a CPU number") {
+                        Some(c) if (0..1024).contains(&c) => cpus.push(c as usize),
+                        Some(c) => cx.hint(
+                            item.span,
+                            format!("CPU {c} is out of range"),
+                            "CPUs are numbered from 0",
+                        ),
+                        None => {}
+                    }
+                }
+                out.cpus = cpus;
+            }
+        }
+    }
+    out
 }
