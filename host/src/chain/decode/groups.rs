@@ -101,18 +101,7 @@ pub(super) fn check(
     for l in links.iter_mut() {
         let (ga, gb) = (group_of(&l.a.node), group_of(&l.b.node));
         if ga.is_some() && ga == gb {
-            if l.kind == LinkKind::Tap {
-                cx.hint(
-                    l.span,
-                    format!(
-                        "{} and {} are both in group `{}`: their link is in memory",
-                        l.a,
-                        l.b,
-                        ga.unwrap_or_default()
-                    ),
-                    "remove `kind: tap`, or take one of them out of the group",
-                );
-            }
+            // (A tap link needs a host end: never between two VNFs.)
             l.kind = LinkKind::Memory;
             continue;
         }
