@@ -518,7 +518,7 @@ fn with_frames<'a>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::atomic::Ordering::Relaxed;
 
     use nfvhost_abi::DropReason;
@@ -530,7 +530,7 @@ mod tests {
 
     const SCRIPTED: &str = include_str!("testdata/scripted.wat");
 
-    fn instantiator(engine: &Engine) -> Instantiator {
+    pub(crate) fn instantiator(engine: &Engine) -> Instantiator {
         let module = engine
             .load_bytes(std::path::Path::new("scripted.wat"), SCRIPTED.as_bytes())
             .expect("the test module loads");
@@ -547,14 +547,14 @@ mod tests {
         }
     }
 
-    struct Rig {
+    pub(crate) struct Rig {
         _dir: tempfile::TempDir,
-        stats: StatsSegment,
-        engine: Engine,
+        pub(crate) stats: StatsSegment,
+        pub(crate) engine: Engine,
     }
 
     impl Rig {
-        fn new() -> Rig {
+        pub(crate) fn new() -> Rig {
             let dir = tempfile::tempdir().unwrap();
             let stats = StatsSegment::create(&dir.path().join("t.stats")).unwrap();
             Rig {
@@ -582,7 +582,7 @@ mod tests {
         }
 
         /// received = forwarded + consumed + dropped, and the figures.
-        fn assert_conserved(&self) -> (u64, u64, u64, u64) {
+        pub(crate) fn assert_conserved(&self) -> (u64, u64, u64, u64) {
             let s = &self.stats;
             let (r, f, c, d) = (
                 s.received.load(Relaxed),
@@ -599,7 +599,7 @@ mod tests {
         }
     }
 
-    fn frame(cmd: u8, tag: u8) -> Vec<u8> {
+    pub(crate) fn frame(cmd: u8, tag: u8) -> Vec<u8> {
         let mut f = vec![0u8; 60];
         f[0] = cmd;
         f[2] = tag;
