@@ -15,6 +15,7 @@ mod dashboards;
 mod edge;
 mod engine;
 mod faulty;
+mod fused;
 mod hostile;
 mod lifecycle;
 mod matrix;
