@@ -291,7 +291,7 @@ fn a_fused_group_gets_one_namespace_and_one_summed_cgroup_and_no_links_inside() 
     let cgroups: Vec<_> = steps
         .iter()
         .filter_map(|s| match s {
-            Step::CreateCgroup { rel_path, limits } => Some((rel_path.as_str(), limits.clone())),
+            Step::CreateCgroup { rel_path, limits } => Some((rel_path.as_str(), *limits)),
             _ => None,
         })
         .collect();
