@@ -146,7 +146,7 @@ pub struct StatsLayout {
     pub heartbeat_ms: AtomicU64,
     /// Wakeups of a fused group's worker that stopped passing frames
     /// between its members at the hop bound (a forwarding loop between
-    /// modules); counted in the segment of the group's first member.
+    /// modules) with frames still waiting on this VNF's in-memory ports.
     pub hop_limit_hits: AtomicU64,
 }
 
