@@ -48,7 +48,10 @@ fn run(engine: &Engine, hops: usize, budget: Duration) -> (f64, f64) {
     let mut exit = None;
     for (i, stats) in segments.iter().enumerate() {
         let (right, next) = memory::link("right", "left", 4096);
-        let ports = vec![std::mem::replace(&mut left, Box::new(next)), Box::new(right) as _];
+        let ports = vec![
+            std::mem::replace(&mut left, Box::new(next)),
+            Box::new(right) as _,
+        ];
         let doc = serde_json::json!({
             "abi": nfvhost_abi::ABI_VERSION, "vnf": format!("w{i}"),
             "ports": [{"name": "left", "mtu": 1500}, {"name": "right", "mtu": 1500}],
@@ -68,7 +71,10 @@ fn run(engine: &Engine, hops: usize, budget: Duration) -> (f64, f64) {
         };
         members.push(Worker::new(ports, stats, instantiator).expect("instantiate"));
         if i + 1 == hops {
-            exit = Some(std::mem::replace(&mut left, Box::new(memory::link("x", "y", 1).0)));
+            exit = Some(std::mem::replace(
+                &mut left,
+                Box::new(memory::link("x", "y", 1).0),
+            ));
         }
     }
     let mut exit = exit.expect("at least one hop");
@@ -84,7 +90,9 @@ fn run(engine: &Engine, hops: usize, budget: Duration) -> (f64, f64) {
         assert_eq!(entry.send_batch(&frames, &[]).expect("send"), BATCH);
         run_to_completion(&mut members).expect("run");
         let mut bufs: Vec<&mut [u8]> = sink.iter_mut().map(|b| &mut b[..]).collect();
-        let got = exit.recv_batch(&mut bufs, &mut lens, &mut vnets).expect("recv");
+        let got = exit
+            .recv_batch(&mut bufs, &mut lens, &mut vnets)
+            .expect("recv");
         total += t.elapsed();
         assert_eq!(got.frames, BATCH, "every frame crosses the line");
         batches += 1;
@@ -92,7 +100,10 @@ fn run(engine: &Engine, hops: usize, budget: Duration) -> (f64, f64) {
     let frames_hops = (batches * BATCH as u64 * hops as u64) as f64;
     let in_module: u64 = segments.iter().map(|s| s.call_ns.sum.load(Relaxed)).sum();
     let per_hop = total.as_nanos() as f64 / frames_hops;
-    (per_hop, (total.as_nanos() as f64 - in_module as f64) / frames_hops)
+    (
+        per_hop,
+        (total.as_nanos() as f64 - in_module as f64) / frames_hops,
+    )
 }
 
 /// A 64-byte (60 without FCS) Ethernet/IPv4/UDP frame.
@@ -118,7 +129,10 @@ fn main() {
     let budget = Duration::from_millis(if short { 200 } else { 2000 });
     let engine = Engine::new(None).expect("engine");
     println!("per-hop cost in a fused group, {FRAME}+4 B frames, batch {BATCH}");
-    println!("{:>5} {:>14} {:>22}", "hops", "ns/frame/hop", "outside modules (ns)");
+    println!(
+        "{:>5} {:>14} {:>22}",
+        "hops", "ns/frame/hop", "outside modules (ns)"
+    );
     for hops in [1, 2, 4, 8, 32] {
         let (all, host) = run(&engine, hops, budget);
         println!("{hops:>5} {all:>14.1} {host:>22.1}");
