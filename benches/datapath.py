@@ -55,6 +55,7 @@ CASE_GOALS = {"edge-fused": {"udp64_pps": (">=", 1.2), "tcp_bps": (">=", 0.9),
                              "rtt_median_us": ("<=", 2.0), "rtt_median_us_busy": ("<=", 1.5)}}
 
 CPU_LIMIT = 1.0
+AS_SHIPPED = False     # --as-shipped: the chain files' resources unchanged
 
 OFFLOADS = ["tx", "sg", "tso", "gso", "gro"]
 
@@ -287,17 +288,23 @@ def gen_chain(src, name, port, tmp, busy_poll=False):
     if fused:
         # A fused group: one worker with one core for the whole chain, and
         # its one poller spins if asked.
-        dp = ", datapath: { busy_poll: true }" if busy_poll else ""
+        # (--as-shipped: the group's cgroup as the file says, no quota.)
+        parts = [] if AS_SHIPPED else [f"resources: {{ cpu: {CPU_LIMIT} }}"]
+        if busy_poll:
+            parts.append("datapath: { busy_poll: true }")
         text = text.replace(fused.group(0),
-                            f"groups:\n  {fused.group(1)}: {{ resources: {{ cpu: {CPU_LIMIT} }}{dp} }}")
+                            f"groups:\n  {fused.group(1)}: {{ {', '.join(parts)} }}"
+                            if parts else fused.group(0))
     elif busy_poll:
         # Every VNF spins on its sockets instead of sleeping in poll().
         text = re.sub(r"(?m)^(    ports: \[.*\]\n)", r"\1    datapath: { busy_poll: true }\n", text)
     text = re.sub(r"(?m)^name: .*$", f"name: {name}", text)
     text = re.sub(r"(?m)^metrics: .*$", f"metrics: 127.0.0.1:{port}", text)
-    # One whole CPU per worker (the shipped files say 0.5): the kernel's
-    # softirq forwarding is not held to a cgroup quota either.
-    text = text.replace("cpu: 0.5,", f"cpu: {CPU_LIMIT},")
+    # At most one whole CPU per worker, as the kernel's softirq forwarding
+    # is not held to a cgroup quota either (the shipped files set none;
+    # older ones said 0.5). --as-shipped keeps the file's limits.
+    if not AS_SHIPPED:
+        text = text.replace("cpu: 0.5,", f"cpu: {CPU_LIMIT},")
     path = os.path.join(tmp, f"{name}.yaml")
     with open(path, "w") as f:
         f.write(text)
@@ -314,7 +321,7 @@ def gen_long_chain(n, tmp, fused=False):
     lines.append("vnfs:")
     for i in range(n):
         lines += [f"  w{i:02}:", "    module: faulty", "    ports: [left, right]",
-                  "    resources: { cpu: 0.5, memory: 64MiB, pids: 32, wasm_memory: 16MiB }"]
+                  "    resources: { memory: 64MiB, pids: 32, wasm_memory: 16MiB }"]
         if fused:
             lines.append("    group: wires")
     lines.append("chain: [h1, " + ", ".join(f"w{i:02}" for i in range(n)) + ", h2]")
@@ -336,7 +343,7 @@ def deploy(path, name, env=None):
 
 
 def destroy(name):
-    sh([NFVHOST, "destroy", "--chain", name], check=False, timeout=60)
+    sh([NFVHOST, "destroy", "--cleanup", "--chain", name], check=False, timeout=60)
     if name in deployed:
         deployed.remove(name)
 
@@ -741,6 +748,8 @@ def main():
     ap.add_argument("--short", action="store_true", help="one quick run of each (CI)")
     ap.add_argument("--cases", default="router,edge,edge-fused",
                     help="comma list of router,edge,edge-fused")
+    ap.add_argument("--as-shipped", action="store_true",
+                    help="keep the chain files' resources (no CPU quota rewrite)")
     ap.add_argument("--runs", type=int, help="runs per measurement (median)")
     ap.add_argument("--pps", type=int, default=300000, help="offered load of 64 B frames")
     ap.add_argument("--no-deploy-figures", action="store_true",
@@ -748,6 +757,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "benches", "results"),
                     help="directory for latest.json and latest.svg")
     args = ap.parse_args()
+    global AS_SHIPPED
+    AS_SHIPPED = args.as_shipped
     args.runs = args.runs or (1 if args.short else 3)
     args.tcp_seconds = 2 if args.short else 5
     args.udp_seconds = 1 if args.short else 4

@@ -13,7 +13,7 @@ fi
 packages=(
     iproute2 iputils-ping iputils-tracepath traceroute ethtool tcpdump
     iperf3 isc-dhcp-client udhcpc busybox netcat-openbsd curl python3
-    nftables netsniff-ng prometheus python3-matplotlib
+    nftables netsniff-ng prometheus python3-matplotlib graphviz
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -36,3 +36,15 @@ rustup component add rustfmt clippy --toolchain "$toolchain" >/dev/null
 echo "setup: building nfvhost and the VNFs" >&2
 cargo build --release -p nfvhost
 cargo vnfs
+
+# The README's commands say `nfvhost ...`: put this build on the PATH. A
+# link, so later builds are picked up; an existing file that is not our
+# link is left alone.
+link=/usr/local/bin/nfvhost
+target="$PWD/target/release/nfvhost"
+if [ -L "$link" ] || [ ! -e "$link" ]; then
+    ln -sfn "$target" "$link"
+    echo "setup: $link -> $target" >&2
+else
+    echo "setup: $link exists and is not a link; left alone (run $target)" >&2
+fi

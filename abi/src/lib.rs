@@ -32,6 +32,17 @@ pub const EXPORT_PROCESS: &str = "nfv_process";
 /// `fn nfv_tick(now_ns: i64)`
 pub const EXPORT_TICK: &str = "nfv_tick";
 
+/// `fn nfv_timer(now_ns: i64)`, optional: the one-shot timer the module set
+/// with [`IMPORT_TIMER_AT`] has expired. A module that never sets a timer
+/// need not export it.
+pub const EXPORT_TIMER: &str = "nfv_timer";
+
+/// `fn nfv_reconfigure(doc_ptr: i32, doc_len: i32) -> i32`, optional: a new
+/// init document (same encoding as for `nfv_init`) while running; returns
+/// [`STATUS_OK`], or [`STATUS_BAD_CONFIG`] after calling `config_error`,
+/// in which case the module keeps its old configuration.
+pub const EXPORT_RECONFIGURE: &str = "nfv_reconfigure";
+
 /// Every export the host requires, with its signature as text for messages.
 pub const REQUIRED_EXPORTS: &[(&str, &str)] = &[
     (EXPORT_MEMORY, "memory"),
@@ -41,6 +52,43 @@ pub const REQUIRED_EXPORTS: &[(&str, &str)] = &[
     (EXPORT_PROCESS, "func(i32, i32) -> i32"),
     (EXPORT_TICK, "func(i64)"),
 ];
+
+// --- Optional exports: state handover (ABI 3, feature `state`) ---------------
+
+/// The optional features of this ABI version a host understands. A feature
+/// adds optional exports only: a module without them behaves as before, so
+/// adding one does not change [`ABI_VERSION`].
+pub const ABI_FEATURES: &[&str] = &[FEATURE_STATE];
+/// Feature `state`: [`EXPORT_STATE_SAVE`] and [`EXPORT_STATE_LOAD`] carry a
+/// module's state (connections, bindings, leases, neighbours) from the
+/// running instance to its replacement.
+pub const FEATURE_STATE: &str = "state";
+
+/// `fn nfv_state_save(out_ptr: i32) -> i32` (optional): the host reserved
+/// 8 bytes at `out_ptr` (with `nfv_alloc`); the module writes the offset and
+/// length of its state blob there (two little-endian `u32`s) and returns the
+/// blob's format version (>= 0), or [`STATUS_NO_STATE`] when it has nothing
+/// to carry. The blob stays valid until the module's next call.
+pub const EXPORT_STATE_SAVE: &str = "nfv_state_save";
+/// `fn nfv_state_load(version: i32, ptr: i32, len: i32) -> i32` (optional):
+/// the host reserved `len` bytes at `ptr` (with `nfv_alloc`, after
+/// `nfv_init`) holding a blob another instance saved with format `version`;
+/// the module now owns that region. Returns [`STATUS_OK`], or
+/// [`STATUS_STATE_REFUSED`] after calling `config_error` with path `state`
+/// and the reason (a version it does not understand, a blob it cannot read).
+pub const EXPORT_STATE_LOAD: &str = "nfv_state_load";
+
+/// The optional exports, with their signatures: checked when present.
+pub const OPTIONAL_EXPORTS: &[(&str, &str)] = &[
+    (EXPORT_STATE_SAVE, "func(i32) -> i32"),
+    (EXPORT_STATE_LOAD, "func(i32, i32, i32) -> i32"),
+    (EXPORT_TIMER, "func(i64)"),
+    (EXPORT_RECONFIGURE, "func(i32, i32) -> i32"),
+];
+
+/// Largest state blob the host carries from one instance to the next (it
+/// is copied through both instances' linear memory).
+pub const MAX_STATE_LEN: usize = 16 << 20;
 
 // --- Imports the host provides (module "nfv") ---------------------------------
 
@@ -63,6 +111,13 @@ pub const IMPORT_COUNTER_DEFINE: &str = "counter_define";
 /// such as `routes.0.via`.
 pub const IMPORT_CONFIG_ERROR: &str = "config_error";
 
+/// `fn timer_at(at_ns: i64)`: call `nfv_timer` once the monotonic clock of
+/// `now_ns` reaches `at_ns` (microsecond resolution; a time already past
+/// fires at the next opportunity). One timer per instance: a new call
+/// replaces the pending one; a negative `at_ns` cancels it. Independent of
+/// `nfv_tick`.
+pub const IMPORT_TIMER_AT: &str = "timer_at";
+
 /// Every import the host provides, with its signature as text for messages.
 pub const PROVIDED_IMPORTS: &[(&str, &str)] = &[
     (IMPORT_LOG, "func(i32, i32, i32)"),
@@ -73,6 +128,7 @@ pub const PROVIDED_IMPORTS: &[(&str, &str)] = &[
         "func(i32, i32, i32, i32, i32, i32) -> i32",
     ),
     (IMPORT_CONFIG_ERROR, "func(i32, i32, i32, i32)"),
+    (IMPORT_TIMER_AT, "func(i64)"),
 ];
 
 // --- Status codes ------------------------------------------------------------
@@ -90,6 +146,10 @@ pub const STATUS_TOO_LARGE: i32 = -4;
 pub const STATUS_WRONG_PHASE: i32 = -5;
 /// `nfv_init` return value: the configuration was refused.
 pub const STATUS_BAD_CONFIG: i32 = -10;
+/// `nfv_state_load` return value: the module refused the saved state.
+pub const STATUS_STATE_REFUSED: i32 = -11;
+/// `nfv_state_save` return value: the module has no state to carry.
+pub const STATUS_NO_STATE: i32 = -12;
 
 // --- Limits -------------------------------------------------------------------
 
@@ -483,6 +543,20 @@ mod tests {
         assert_eq!(&b[14..16], &[0x03, 0x00]);
         assert_eq!(&b[20..24], &[0xa8, 0x05, 0, 0]);
         assert_eq!(FrameDesc::from_bytes(&b), d);
+    }
+
+    #[test]
+    fn state_feature_is_stable() {
+        // Golden values: these are the ABI, changing them needs a new version.
+        assert_eq!(STATUS_STATE_REFUSED, -11);
+        assert_eq!(STATUS_NO_STATE, -12);
+        assert_eq!(MAX_STATE_LEN, 16 * 1024 * 1024);
+        assert_eq!(ABI_FEATURES, &["state"]);
+        assert_eq!(OPTIONAL_EXPORTS[0], ("nfv_state_save", "func(i32) -> i32"));
+        assert_eq!(
+            OPTIONAL_EXPORTS[1],
+            ("nfv_state_load", "func(i32, i32, i32) -> i32")
+        );
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! - [`datapath`]: ports, the worker loop and the stats segment.
 //! - [`sys`]: namespaces, links, offloads and cgroups, behind seams.
 //! - [`deploy`]: building, supervising, exporting and tearing down a chain.
+//! - [`modtest`]: `nfvhost test`, frames from captures through a module.
+//! - [`scaffold`]: `nfvhost new`, a VNF crate from a template.
 
 #![deny(unsafe_code)]
 
@@ -16,7 +18,10 @@ pub mod chain;
 pub mod datapath;
 pub mod deploy;
 pub mod engine;
+pub mod instance;
 pub mod logging;
+pub mod modtest;
+pub mod scaffold;
 // The syscall wrappers: the one place `unsafe` is allowed, each block with
 // a `// SAFETY:` comment.
 #[allow(unsafe_code)]

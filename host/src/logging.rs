@@ -1,6 +1,7 @@
 //! Log lines from the host and from modules, one format for both.
 //!
-//! A module's log lines are untrusted: [`ModuleLog`] caps each line at
+//! Every process (CLI, supervisor, worker) logs through `tracing`,
+//! installed by [`init`]. A module's log lines are untrusted: [`ModuleLog`] caps each line at
 //! [`MAX_LINE`] bytes, escapes control characters (a line can neither forge
 //! a second line nor drive the terminal of whoever runs `nfvhost logs`), and
 //! limits the rate to [`LINES_PER_SEC`] with a burst of [`BURST`]; lines over
@@ -105,33 +106,73 @@ pub fn sanitize(raw: &[u8], max: usize) -> String {
     out
 }
 
-/// Writes a module's log line (already sanitized) to stderr.
+/// The environment variable that sets the log filter, in `RUST_LOG`
+/// syntax: `debug`, or `info,module=trace`.
+pub const LOG_ENV: &str = "NFVHOST_LOG";
+
+/// The target of a module's own log lines (host lines have `nfvhost`), so
+/// a filter can tell them apart: `NFVHOST_LOG=warn,module=info`.
+pub const MODULE_TARGET: &str = "module";
+
+/// Installs this process's log subscriber: one line per event on stderr,
+/// `2026-12-02T00:26:10.123456Z  INFO nfvhost: message vnf=r1`, with an
+/// RFC 3339 UTC timestamp and no colours (the supervisor's and workers'
+/// stderr go to log files). [`LOG_ENV`] overrides `default`; an invalid
+/// filter is reported and `default` used. A second call does nothing.
+pub fn init(default: &str) {
+    let default_filter = || tracing_subscriber::EnvFilter::new(default);
+    let filter = match std::env::var(LOG_ENV) {
+        Ok(text) if !text.trim().is_empty() => {
+            tracing_subscriber::EnvFilter::try_new(&text).unwrap_or_else(|e| {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "nfvhost: warning: {LOG_ENV}={text:?} is not a log filter ({e}); using {default:?}"
+                );
+                default_filter()
+            })
+        }
+        _ => default_filter(),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_env_filter(filter)
+        .try_init();
+}
+
+/// The `tracing` level of a module log level.
+pub fn tracing_level(level: LogLevel) -> tracing::Level {
+    match level {
+        LogLevel::Error => tracing::Level::ERROR,
+        LogLevel::Warn => tracing::Level::WARN,
+        LogLevel::Info => tracing::Level::INFO,
+        LogLevel::Debug => tracing::Level::DEBUG,
+        LogLevel::Trace => tracing::Level::TRACE,
+    }
+}
+
+/// `tracing::event!` at a level known only at run time (the macro wants a
+/// constant).
+macro_rules! event_at {
+    ($level:expr, $($rest:tt)+) => {
+        match $level {
+            LogLevel::Error => tracing::error!($($rest)+),
+            LogLevel::Warn => tracing::warn!($($rest)+),
+            LogLevel::Info => tracing::info!($($rest)+),
+            LogLevel::Debug => tracing::debug!($($rest)+),
+            LogLevel::Trace => tracing::trace!($($rest)+),
+        }
+    };
+}
+
+/// Logs a module's log line (already sanitized).
 pub fn vnf_log(vnf: &str, level: LogLevel, msg: &str) {
-    // A closed or full log must not take the worker down.
-    let _ = writeln!(
-        std::io::stderr(),
-        "{} {:<5} {vnf}: {msg}",
-        timestamp(),
-        level.label()
-    );
+    event_at!(level, target: MODULE_TARGET, vnf = %vnf, "{msg}");
 }
 
-/// Writes a host log line to stderr.
+/// Logs a host line about `who` (a VNF, or the chain's supervisor).
 pub fn host_log(who: &str, level: LogLevel, msg: &str) {
-    let _ = writeln!(
-        std::io::stderr(),
-        "{} {:<5} [{who}] {msg}",
-        timestamp(),
-        level.label()
-    );
-}
-
-/// Seconds since the epoch with milliseconds, as `1764390000.123`.
-fn timestamp() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    format!("{}.{:03}", now.as_secs(), now.subsec_millis())
+    event_at!(level, target: "nfvhost", vnf = %who, "{msg}");
 }
 
 /// Copies lines from `input` (a worker's stderr) into the log file at

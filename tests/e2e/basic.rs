@@ -207,7 +207,12 @@ fn destroy_removes_everything_and_is_idempotent() {
             cgroup_dirs("basic")
         );
         assert!(processes_matching("/run/nfvhost/basic/").is_empty());
-        assert!(!std::path::Path::new("/run/nfvhost/basic").exists());
+        // Only the logs are kept, until `destroy --cleanup`.
+        let dir = std::path::Path::new("/run/nfvhost/basic");
+        assert!(!dir.join("state.json").exists());
+        assert!(dir.join("logs/r1.log").exists());
+        run_ok(crate::support::nfvhost().args(["destroy", "--chain", "basic", "--cleanup"]));
+        assert!(!dir.exists());
         assert!(!std::path::Path::new("/run/nfvhost/basic.lock").exists());
         drop(chain); // destroys again: must succeed on nothing
     }

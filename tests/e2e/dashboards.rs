@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{have_root, root, scrape, wait_for, Chain};
+use crate::support::{have_root, nfvhost, root, run_ok, scrape, wait_for, Chain};
 
 const METRICS: &str = "127.0.0.1:9464";
 const FILES: [&str; 2] = ["nfvhost-chain-overview.json", "nfvhost-vnf-detail.json"];
@@ -88,6 +88,28 @@ fn panel_queries() -> Vec<Query> {
         "suspiciously few dashboard queries: {}",
         out.len()
     );
+    out
+}
+
+/// Every annotation query (restarts, replaces).
+fn annotation_queries() -> Vec<Query> {
+    let mut out = Vec::new();
+    for d in dashboards() {
+        for a in d.json["annotations"]["list"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            let expr = a["expr"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{}: an annotation without expr: {a}", d.file));
+            out.push(Query {
+                file: d.file,
+                panel: format!("annotation {}", a["name"]),
+                expr: expr.into(),
+            });
+        }
+    }
     out
 }
 
@@ -436,6 +458,48 @@ fn dashboards_follow_the_rules() {
             }
         }
     }
+    // The overview links every panel to the VNF detail of the VNF clicked.
+    let all = dashboards();
+    let detail = all
+        .iter()
+        .find(|d| d.file == "nfvhost-vnf-detail.json")
+        .expect("the VNF detail dashboard");
+    let want = format!("/d/{}/", detail.json["uid"].as_str().unwrap_or(""));
+    for d in all
+        .iter()
+        .filter(|d| d.file == "nfvhost-chain-overview.json")
+    {
+        for panel in panels(&d.json) {
+            let linked = panel["fieldConfig"]["defaults"]["links"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|l| l["url"].as_str())
+                .any(|u| {
+                    u.starts_with(&want)
+                        && u.contains("var-chain=${chain}")
+                        && u.contains("var-vnf=${__field.labels.vnf}")
+                });
+            if !linked {
+                problems.push(format!(
+                    "{}: panel {} has no data link to {want} with chain and vnf",
+                    d.file, panel["title"]
+                ));
+            }
+        }
+    }
+    // Restarts and replaces are annotations on both dashboards.
+    for d in &all {
+        for metric in ["nfvhost_vnf_restarts_total", "nfvhost_vnf_replaces_total"] {
+            let found = annotation_queries()
+                .iter()
+                .any(|q| q.file == d.file && metric_names(&q.expr).iter().any(|n| n == metric));
+            if !found {
+                problems.push(format!("{}: no annotation on {metric}", d.file));
+            }
+        }
+    }
     assert!(
         problems.is_empty(),
         "dashboard rules broken:\n{}",
@@ -471,6 +535,7 @@ fn rule_scanners_catch_what_they_should() {
 fn every_query_parses_as_promql() {
     let mut queries = panel_queries();
     queries.extend(variable_queries().into_iter().map(|(q, _)| q));
+    queries.extend(annotation_queries());
     let dir = tempfile::tempdir().unwrap();
     let check = |exprs: &[&Query]| -> (bool, String) {
         let rules: Vec<Value> = exprs
@@ -596,6 +661,7 @@ fn queries_reference_only_exported_metrics() {
     let mut problems = Vec::new();
     let mut queries = panel_queries();
     queries.extend(variable_queries().into_iter().map(|(q, _)| q));
+    queries.extend(annotation_queries());
     let mut names_seen = BTreeSet::new();
     for q in &queries {
         for name in metric_names(&q.expr) {
@@ -618,16 +684,10 @@ fn queries_reference_only_exported_metrics() {
                 }
             }
         }
-        // A `__name__` regex over module metrics must match something.
-        if q.expr.contains("__name__=~\"nfvhost_module_") {
-            let any = text
-                .lines()
-                .any(|l| l.starts_with("nfvhost_module_") && l.contains("vnf=\"r1\""));
-            if !any {
-                problems.push(format!(
-                    "{q}\n  no nfvhost_module_* series for r1 in /metrics"
-                ));
-            }
+        // No query needs a `__name__` regex (module metrics are labelled
+        // families).
+        if q.expr.contains("__name__") {
+            problems.push(format!("{q}\n  selects by __name__"));
         }
     }
     assert!(
@@ -702,7 +762,11 @@ struct Prometheus {
 }
 
 impl Prometheus {
-    fn start(target: &str) -> Prometheus {
+    /// Starts Prometheus on the shipped `dashboards/prometheus.yml` (its
+    /// rules, its file-based service discovery) with 1 s scrapes and the
+    /// default (1 m) evaluation interval, discovering the targets in `sd`
+    /// (what `nfvhost inspect -o prometheus` prints).
+    fn start(sd: &str) -> Prometheus {
         let dir = tempfile::tempdir().unwrap();
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -710,18 +774,34 @@ impl Prometheus {
             .unwrap()
             .port();
         let addr = format!("127.0.0.1:{port}");
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-                 scrape_configs:\n  - job_name: nfvhost\n    static_configs:\n      - targets: [\"{target}\"]\n"
-            ),
+        let shipped = std::fs::read_to_string(root().join("dashboards/prometheus.yml")).unwrap();
+        let config = shipped
+            .replace(
+                "  scrape_interval: 15s\n",
+                "  scrape_interval: 1s\n  scrape_timeout: 1s\n",
+            )
+            .replace("  evaluation_interval: 15s\n", "");
+        assert!(
+            config.contains("scrape_interval: 1s") && !config.contains("evaluation_interval"),
+            "dashboards/prometheus.yml no longer has the intervals this test adjusts:\n{shipped}"
+        );
+        for (file, text) in [
+            ("prometheus.yml", config.as_str()),
+            ("nfvhost-targets.json", sd),
+        ] {
+            std::fs::write(dir.path().join(file), text).unwrap();
+        }
+        std::fs::copy(
+            root().join("dashboards/alerts.yml"),
+            dir.path().join("alerts.yml"),
         )
         .unwrap();
         let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
         let child = Command::new("/usr/bin/prometheus")
-            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("prometheus.yml").display()
+            ))
             .arg(format!(
                 "--storage.tsdb.path={}",
                 dir.path().join("data").display()
@@ -733,6 +813,30 @@ impl Prometheus {
             .spawn()
             .expect("starting /usr/bin/prometheus (apt install prometheus)");
         Prometheus { child, addr, dir }
+    }
+
+    /// Waits until Prometheus scrapes a healthy `nfvhost` target for each
+    /// of `chains` (labelled by the service discovery list).
+    fn wait_up(&self, chains: &[&str]) {
+        let up = wait_for(Duration::from_secs(30), || {
+            self.api("/api/v1/targets")
+                .and_then(|t| t["data"]["activeTargets"].as_array().cloned())
+                .is_some_and(|targets| {
+                    chains.iter().all(|c| {
+                        targets.iter().any(|t| {
+                            t["health"] == "up"
+                                && t["labels"]["job"] == "nfvhost"
+                                && t["labels"]["chain"] == *c
+                        })
+                    })
+                })
+        });
+        assert!(
+            up,
+            "Prometheus's nfvhost targets for {chains:?} never came up:\n{:?}\n--- log ---\n{}",
+            self.api("/api/v1/targets"),
+            self.log()
+        );
     }
 
     fn log(&self) -> String {
@@ -811,22 +915,29 @@ fn prometheus_scrapes_and_every_dashboard_query_returns_data() {
         "10.0.2.10",
     ]);
 
-    let prometheus = Prometheus::start(&chain.metrics);
-    let up = wait_for(Duration::from_secs(30), || {
+    let prometheus = Prometheus::start(&inspect_prometheus(Some("basic")));
+    prometheus.wait_up(&["basic"]);
+    // It loaded the shipped alerting rules, and they evaluate cleanly.
+    let loaded = wait_for(Duration::from_secs(90), || {
         prometheus
-            .api("/api/v1/targets")
-            .and_then(|t| t["data"]["activeTargets"].as_array().cloned())
-            .is_some_and(|targets| {
-                targets
-                    .iter()
-                    .any(|t| t["health"] == "up" && t["labels"]["job"] == "nfvhost")
+            .api("/api/v1/rules")
+            .and_then(|r| r["data"]["groups"].as_array().cloned())
+            .is_some_and(|groups| {
+                groups.iter().any(|g| {
+                    g["name"] == "nfvhost"
+                        && g["rules"].as_array().is_some_and(|rules| {
+                            rules.len() >= 6
+                                && rules
+                                    .iter()
+                                    .all(|r| r["health"] == "ok" && r["state"] != "firing")
+                        })
+                })
             })
     });
     assert!(
-        up,
-        "Prometheus's nfvhost target never came up:\n{:?}\n--- log ---\n{}",
-        prometheus.api("/api/v1/targets"),
-        prometheus.log()
+        loaded,
+        "the alerting rules are not loaded, not evaluated, or fire on a healthy chain:\n{:?}",
+        prometheus.api("/api/v1/rules")
     );
     // Enough scrapes for a 5 s rate window (and a subquery at 1 s steps).
     std::thread::sleep(Duration::from_secs(10));
@@ -897,4 +1008,188 @@ fn prometheus_scrapes_and_every_dashboard_query_returns_data() {
         prometheus.api("/api/v1/targets"),
         prometheus.log()
     );
+}
+
+/// `nfvhost inspect -o prometheus [-c chain]`: the file-based service
+/// discovery list, checked to be one.
+fn inspect_prometheus(chain: Option<&str>) -> String {
+    let mut cmd = nfvhost();
+    cmd.args(["inspect", "-o", "prometheus"]);
+    if let Some(c) = chain {
+        cmd.args(["-c", c]);
+    }
+    let text = String::from_utf8(run_ok(&mut cmd).stdout).unwrap();
+    let list: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("inspect -o prometheus is not JSON ({e}):\n{text}"));
+    for entry in list
+        .as_array()
+        .unwrap_or_else(|| panic!("not a list: {text}"))
+    {
+        assert!(
+            entry["targets"].as_array().is_some_and(|t| t.len() == 1)
+                && entry["labels"]["chain"].is_string(),
+            "not a file_sd entry with one target and a chain label: {entry}"
+        );
+    }
+    text
+}
+
+/// The target `inspect -o prometheus` lists for `chain`.
+fn sd_target(sd: &str, chain: &str) -> Option<String> {
+    let list: Value = serde_json::from_str(sd).ok()?;
+    list.as_array()?
+        .iter()
+        .find(|e| e["labels"]["chain"] == chain)
+        .and_then(|e| e["targets"][0].as_str())
+        .map(str::to_owned)
+}
+
+/// Destroys a chain by name when dropped (for a second chain deployed under
+/// the deploy lock a [`Chain`] already holds).
+struct Destroy(&'static str);
+
+impl Drop for Destroy {
+    fn drop(&mut self) {
+        let _ = nfvhost().args(["destroy", "--chain", self.0]).output();
+    }
+}
+
+#[test]
+fn chains_without_metrics_get_free_ports_and_prometheus_discovers_both() {
+    if !have_root("chains_without_metrics_get_free_ports_and_prometheus_discovers_both") {
+        return;
+    }
+    // chains/basic.yaml twice, renamed, without its `metrics:` line.
+    let dir = tempfile::tempdir().unwrap();
+    let basic = std::fs::read_to_string(root().join("chains/basic.yaml")).unwrap();
+    let file = |name: &str| {
+        let text = basic
+            .replace("name: basic\n", &format!("name: {name}\n"))
+            .lines()
+            .filter(|l| !l.starts_with("metrics:"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(text.contains(&format!("name: {name}")) && !text.contains("metrics:"));
+        let path = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let (file_a, file_b) = (file("sd-a"), file("sd-b"));
+    let mut a = Chain::deploy(&file_a, "sd-a", "");
+    // The second chain, under the lock the first one holds.
+    let _ = nfvhost().args(["destroy", "--chain", "sd-b"]).output();
+    let _b = Destroy("sd-b");
+    run_ok(nfvhost().args(["deploy", &file_b]));
+
+    let sd = inspect_prometheus(None);
+    let target_a = sd_target(&sd, "sd-a").unwrap_or_else(|| panic!("sd-a not listed:\n{sd}"));
+    let target_b = sd_target(&sd, "sd-b").unwrap_or_else(|| panic!("sd-b not listed:\n{sd}"));
+    assert_ne!(target_a, target_b, "two chains on one port:\n{sd}");
+    for t in [&target_a, &target_b] {
+        let addr: std::net::SocketAddr = t.parse().unwrap();
+        assert!(
+            addr.ip().is_loopback() && addr.port() != 0,
+            "{t} is not a loopback port"
+        );
+    }
+    // `inspect` shows where each chain's metrics are.
+    let table =
+        String::from_utf8(run_ok(nfvhost().args(["inspect", "-c", "sd-b"])).stdout).unwrap();
+    assert!(
+        table.contains(&format!("metrics http://{target_b}/metrics")),
+        "{table}"
+    );
+    // Both serve their own chain's metrics.
+    a.metrics = target_a.clone();
+    let up = |target: &str, chain: &str| {
+        scrape(target)
+            .lines()
+            .any(|l| l == format!("nfvhost_vnf_up{{chain=\"{chain}\",vnf=\"r1\"}} 1"))
+    };
+    assert!(up(&target_a, "sd-a") && up(&target_b, "sd-b"));
+    assert!(!scrape(&target_a).contains("chain=\"sd-b\""));
+
+    // A real Prometheus on the shipped configuration finds both through
+    // the file, and keeps the exporter's `chain` label as is.
+    let prometheus = Prometheus::start(&sd);
+    prometheus.wait_up(&["sd-a", "sd-b"]);
+    let chains_seen = || -> BTreeSet<String> {
+        prometheus.query("count by (chain) (nfvhost_vnf_up)")["data"]["result"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|r| r["metric"]["chain"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            let seen = chains_seen();
+            seen.contains("sd-a") && seen.contains("sd-b")
+        }),
+        "Prometheus has nfvhost_vnf_up of {:?}\n{}",
+        chains_seen(),
+        prometheus.log()
+    );
+    let exported = prometheus.query("count({job=\"nfvhost\", exported_chain!=\"\"})");
+    assert_eq!(
+        exported["data"]["result"].as_array().map(Vec::len),
+        Some(0),
+        "series relabelled to exported_chain: {exported}"
+    );
+}
+
+#[test]
+fn alert_rules_pass_promtool_check_and_their_unit_tests() {
+    let dir = root().join("dashboards");
+    for args in [
+        ["check", "rules", "alerts.yml"],
+        ["test", "rules", "alerts.test.yml"],
+    ] {
+        let out = Command::new("promtool")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .expect("running promtool (apt install prometheus)");
+        assert!(
+            out.status.success(),
+            "promtool {} failed ({}):\n{}{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Every alert is tested: firing (an expected alert) and silent
+    // (`exp_alerts: []`) at some evaluation time.
+    let rules = std::fs::read_to_string(dir.join("alerts.yml")).unwrap();
+    let tests = std::fs::read_to_string(dir.join("alerts.test.yml")).unwrap();
+    let alerts: Vec<&str> = rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- alert: "))
+        .collect();
+    for want in [
+        "NfvhostVnfDown",
+        "NfvhostVnfRestarting",
+        "NfvhostVnfDropRatioHigh",
+        "NfvhostModuleMemoryNearLimit",
+        "NfvhostKernelDrops",
+    ] {
+        assert!(alerts.contains(&want), "alerts.yml has no {want}");
+    }
+    let cases: Vec<&str> = tests.split("alertname: ").skip(1).collect();
+    for alert in alerts {
+        let of = cases
+            .iter()
+            .filter(|c| c.split_whitespace().next() == Some(alert));
+        let (silent, firing): (Vec<&&str>, Vec<&&str>) = of.partition(|c| {
+            c.lines()
+                .nth(1)
+                .is_some_and(|l| l.trim() == "exp_alerts: []")
+        });
+        assert!(
+            !silent.is_empty() && !firing.is_empty(),
+            "alerts.test.yml must show {alert} both firing and not firing"
+        );
+    }
 }

@@ -102,8 +102,8 @@ fn tcp_connect(chain: &Chain, node: &str, addr: &str, port: u16) -> Option<Strin
 
 fn module_counter(m: &Metrics, chain: &str, vnf: &str, name: &str) -> f64 {
     m.get(
-        &format!("nfvhost_module_{name}_total"),
-        &[("chain", chain), ("vnf", vnf)],
+        "nfvhost_module_events_total",
+        &[("chain", chain), ("vnf", vnf), ("name", name)],
     )
 }
 
@@ -143,9 +143,10 @@ fn dhclient_gets_a_lease_with_the_options_and_renews(e: Edge) {
         "initial ACK and the renewal's"
     );
     assert_eq!(
-        chain
-            .metrics()
-            .get("nfvhost_module_leases_active", &[("vnf", "dhcp")]),
+        chain.metrics().get(
+            "nfvhost_module_value",
+            &[("vnf", "dhcp"), ("name", "leases_active")]
+        ),
         1.0
     );
     // The machine's own resolver configuration is untouched by design:

@@ -4,9 +4,11 @@
 //! Tests that need root print a notice and pass vacuously without it; CI
 //! runs as root. Deploying tests take a lock, so chains never overlap.
 
+mod capture;
 mod frames;
 mod support;
 
+mod authoring;
 mod basic;
 mod bench;
 mod bench_cmd;
@@ -17,10 +19,18 @@ mod engine;
 mod faulty;
 mod fused;
 mod hostile;
+mod lab_qinq;
+mod lab_vlan;
+mod lab_wan;
 mod lifecycle;
+mod link_carrier;
 mod matrix;
+mod multihost;
+mod ops;
 mod port_faults;
+mod replace;
 mod sandbox;
+mod vlan;
 mod vnf_dhcp;
 mod vnf_firewall;
 mod vnf_nat;

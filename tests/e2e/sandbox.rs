@@ -533,3 +533,64 @@ fn a_stack_overflow_under_traffic_is_counted_and_contained() {
     assert_eq!(m.get("nfvhost_vnf_up", &W1), 1.0);
     assert!(ping_ok(&chain, "3"), "the chain forwards afterwards");
 }
+
+/// The average RTT in ms from ping's summary line.
+fn avg_rtt_ms(ping: &str) -> f64 {
+    let line = ping
+        .lines()
+        .find(|l| l.starts_with("rtt"))
+        .unwrap_or_else(|| panic!("no rtt line in {ping}"));
+    line.split('=')
+        .nth(1)
+        .unwrap()
+        .trim()
+        .split('/')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_sandboxed_impair_worker_runs_its_timers_and_takes_link_set() {
+    if !have_root("a_sandboxed_impair_worker_runs_its_timers_and_takes_link_set") {
+        return;
+    }
+    // impair holds every frame and sends it from its one-shot timer: the
+    // timed wait (ppoll with a timeout), the clock and the timer call must
+    // be on the allow-list; `link set` reaches the worker through files it
+    // opened before the sandbox (it can open none afterwards).
+    let chain = Chain::deploy(
+        "tests/chains/impair-measure.yaml",
+        "imp-measure",
+        "127.0.0.1:9485",
+    );
+    let pid = worker_pid("imp-measure", "imp");
+    assert_sandboxed(pid);
+    let ping = || {
+        chain.exec_ok(
+            "h1",
+            &["ping", "-c", "5", "-i", "0.2", "-W", "2", "10.0.29.2"],
+        )
+    };
+    let before = avg_rtt_ms(&ping());
+    assert!((10.0..15.0).contains(&before), "10 ms one way: {before}");
+    run_ok(nfvhost().args(["link", "set", "imp-measure:imp:b", "--delay", "30ms"]));
+    let after = avg_rtt_ms(&ping());
+    assert!((30.0..35.0).contains(&after), "30 ms one way: {after}");
+    // Still the same worker: no SIGSYS, no restart.
+    assert_eq!(
+        worker_pid("imp-measure", "imp"),
+        pid,
+        "{}",
+        supervisor_log("imp-measure")
+    );
+    let m = chain.metrics();
+    assert_eq!(m.get("nfvhost_vnf_restarts_total", &[("vnf", "imp")]), 0.0);
+    assert!(
+        m.get(
+            "nfvhost_module_events_total",
+            &[("vnf", "imp"), ("name", "impair_released")]
+        ) >= 10.0
+    );
+}

@@ -147,7 +147,10 @@ impl Chain {
 
 impl Drop for Chain {
     fn drop(&mut self) {
-        let out = nfvhost().args(["destroy", "--chain", &self.name]).output();
+        // --cleanup: a test leaves no logs behind either.
+        let out = nfvhost()
+            .args(["destroy", "--cleanup", "--chain", &self.name])
+            .output();
         if let Ok(out) = out {
             if !out.status.success() {
                 eprintln!(

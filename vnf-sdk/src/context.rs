@@ -10,7 +10,8 @@ use crate::hostcalls::{self, EmitError};
 use crate::wire::EthernetAddress;
 use crate::{Counter, Gauge};
 
-/// Handed to [`crate::Vnf::process`] and [`crate::Vnf::tick`].
+/// Handed to [`crate::Vnf::process`], [`crate::Vnf::tick`] and
+/// [`crate::Vnf::timer`].
 #[derive(Debug, Default)]
 pub struct Context {
     _private: (),
@@ -30,6 +31,19 @@ impl Context {
     /// `port`. The host copies it; the frame is sent after the current batch.
     pub fn emit(&mut self, port: u16, frame: &[u8]) -> Result<(), EmitError> {
         hostcalls::emit(port, frame)
+    }
+
+    /// Asks the host to call [`crate::Vnf::timer`] once [`Context::now_ns`]
+    /// reaches `at_ns` (microsecond resolution; a time already past fires
+    /// as soon as the current call returns). One timer per instance: this
+    /// replaces a pending one.
+    pub fn set_timer(&mut self, at_ns: u64) {
+        hostcalls::timer_at(at_ns.min(i64::MAX as u64) as i64)
+    }
+
+    /// Cancels the pending timer, if any.
+    pub fn cancel_timer(&mut self) {
+        hostcalls::timer_at(-1)
     }
 }
 

@@ -29,6 +29,19 @@ pub enum GsoKind {
 /// Such a frame's L4 checksum must not be verified, rewrites must update it
 /// with the `checksum::update_partial_*` rule, and its header lengths must
 /// not change.
+///
+/// ```
+/// use vnf_sdk::Frame;
+///
+/// let mut slot = [0u8; 128]; // the host's slot: room to grow
+/// slot[..4].copy_from_slice(&[1, 2, 3, 4]);
+/// let mut frame = Frame::new(0, &mut slot, 60);
+/// assert_eq!((frame.len(), frame.capacity(), frame.in_port()), (60, 128, 0));
+/// frame.data_mut()[0] = 9; // rewrite in place
+/// assert!(frame.set_len(64)); // grow within the slot
+/// assert!(!frame.set_len(129)); // but not past it
+/// assert_eq!(&frame.data()[..4], &[9, 2, 3, 4]);
+/// ```
 #[derive(Debug)]
 pub struct Frame<'a> {
     in_port: u16,

@@ -62,6 +62,7 @@ mod imports {
             cell_ptr: i32,
         ) -> i32;
         pub fn config_error(path_ptr: i32, path_len: i32, msg_ptr: i32, msg_len: i32);
+        pub fn timer_at(at_ns: i64);
     }
 }
 
@@ -85,6 +86,17 @@ pub(crate) fn now_ns() -> u64 {
     }
     #[cfg(not(target_arch = "wasm32"))]
     crate::testing::native::now_ns()
+}
+
+/// Sets (`at_ns` >= 0) or cancels (< 0) the one-shot timer.
+pub(crate) fn timer_at(at_ns: i64) {
+    #[cfg(target_arch = "wasm32")]
+    // SAFETY: takes a plain integer and returns nothing.
+    unsafe {
+        imports::timer_at(at_ns)
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    crate::testing::native::timer_at(at_ns)
 }
 
 /// Queues a new frame on `port`.

@@ -2,34 +2,52 @@
 //!
 //! A function is a type that implements [`Vnf`], exported with one macro:
 //!
-//! ```ignore
+//! ```
 //! use vnf_sdk::prelude::*;
 //!
+//! /// The `config:` section of the VNF in the chain file.
 //! #[derive(serde::Deserialize)]
 //! #[serde(deny_unknown_fields)]
 //! struct Config { out_port: String }
 //!
-//! struct Wire { out: u16 }
+//! /// Sends every frame out of one port.
+//! struct Wire { out: u16, frames: Counter }
 //!
 //! impl Vnf for Wire {
 //!     type Config = Config;
 //!     fn new(ctx: &mut InitContext, config: Config) -> Result<Self, ConfigError> {
-//!         let out = ctx.port(&config.out_port).ok_or_else(|| ConfigError::at("out_port", "no such port"))?;
-//!         Ok(Wire { out })
+//!         let out = ctx
+//!             .port(&config.out_port)
+//!             .ok_or_else(|| ConfigError::at("out_port", "no such port"))?;
+//!         Ok(Wire { out, frames: ctx.counter("wired", "Frames sent out of out_port") })
 //!     }
 //!     fn process(&mut self, _ctx: &mut Context, _frame: &mut Frame) -> Verdict {
+//!         self.frames.inc();
 //!         Verdict::Forward(self.out)
 //!     }
 //! }
 //!
 //! vnf_sdk::export_vnf!(Wire);
+//!
+//! // The same logic, natively, as a unit test would run it:
+//! let config = serde_json::json!({ "out_port": "wan" });
+//! let mut h = vnf_sdk::testing::Harness::<Wire>::new(&["lan", "wan"], config).unwrap();
+//! assert_eq!(h.process(0, &[0u8; 60]).verdict, Verdict::Forward(1));
+//! assert_eq!(h.counter("wired"), Some(1));
+//! let bad = serde_json::json!({ "out_port": "dmz" });
+//! let e = vnf_sdk::testing::Harness::<Wire>::new(&["lan", "wan"], bad).err().unwrap();
+//! assert_eq!(e.path, "out_port");
 //! ```
 //!
 //! Build it with `cargo build --target wasm32-unknown-unknown`; test its logic
-//! natively with [`testing::Harness`]. A VNF author never writes `unsafe`:
+//! natively with [`testing::Harness`], and the built module with captures
+//! with `nfvhost test`. `nfvhost new NAME` starts a crate like this one, and
+//! `docs/TUTORIAL.md` in the nfvhost repository goes from there to a
+//! deployed, monitored function. A VNF author never writes `unsafe`:
 //! the one module that talks to the host (`hostcalls`) and the generated
 //! entry points are the only places that do.
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 
 extern crate alloc;
 
@@ -43,6 +61,7 @@ pub mod neighbor;
 pub mod prefix;
 #[doc(hidden)]
 pub mod runtime;
+pub mod state;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 mod vnf;
@@ -56,6 +75,7 @@ pub use nfvhost_abi::{DropReason, LogLevel, Verdict};
 /// Offload flags of a frame (see [`Frame::checksum_partial`]), for
 /// `testing::Harness::process_with_offload`.
 pub use nfvhost_abi::{FLAG_CSUM_PARTIAL, FLAG_GSO_TCPV4, FLAG_GSO_TCPV6, FLAG_GSO_UDP_L4};
+pub use state::StateError;
 pub use vnf::{ConfigError, Vnf};
 
 /// Everything a VNF usually needs.
@@ -63,7 +83,7 @@ pub mod prelude {
     pub use crate::wire;
     pub use crate::{
         log_debug, log_error, log_info, log_warn, ConfigError, Context, Counter, DropReason, Frame,
-        Gauge, InitContext, Verdict, Vnf,
+        Gauge, InitContext, StateError, Verdict, Vnf,
     };
 }
 
@@ -111,6 +131,22 @@ macro_rules! export_vnf {
             #[no_mangle]
             extern "C" fn nfv_tick(now_ns: i64) {
                 $crate::runtime::tick(&INSTANCE, now_ns)
+            }
+            #[no_mangle]
+            extern "C" fn nfv_state_save(out: i32) -> i32 {
+                $crate::runtime::state_save(&INSTANCE, out)
+            }
+            #[no_mangle]
+            extern "C" fn nfv_state_load(version: i32, ptr: i32, len: i32) -> i32 {
+                $crate::runtime::state_load(&INSTANCE, version, ptr, len)
+            }
+            #[no_mangle]
+            extern "C" fn nfv_timer(now_ns: i64) {
+                $crate::runtime::timer(&INSTANCE, now_ns)
+            }
+            #[no_mangle]
+            extern "C" fn nfv_reconfigure(ptr: i32, len: i32) -> i32 {
+                $crate::runtime::reconfigure(&INSTANCE, ptr, len)
             }
         }
     };

@@ -189,7 +189,60 @@ pub struct Neighbors {
     pending_total: usize,
 }
 
+/// A saved cache entry: `(port, address, MAC, expires_ns, used)`.
+pub type SavedEntry = (u16, [u8; 4], [u8; 6], u64, bool);
+/// A saved waiting frame: `(port, next hop, queued_ns, in_port, frame)`.
+pub type SavedFrame = (u16, [u8; 4], u64, u16, Vec<u8>);
+
+/// The neighbour table as carried to a replacement instance (see
+/// [`crate::state`]): cache entries and the frames waiting for resolution.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SavedNeighbors {
+    /// The cache entries.
+    pub cache: Vec<SavedEntry>,
+    /// The frames waiting for resolution.
+    pub pending: Vec<SavedFrame>,
+}
+
 impl Neighbors {
+    /// The cache and the waiting frames, for a replacement instance.
+    pub fn save(&self) -> SavedNeighbors {
+        SavedNeighbors {
+            cache: self
+                .cache
+                .iter()
+                .map(|((port, ip), e)| (*port, ip.octets(), e.mac.0, e.expires_ns, e.used))
+                .collect(),
+            pending: self
+                .pending
+                .iter()
+                .flat_map(|((port, ip), p)| {
+                    p.frames
+                        .iter()
+                        .map(move |f| (*port, ip.octets(), f.queued_ns, f.in_port, f.bytes.clone()))
+                })
+                .collect(),
+        }
+    }
+
+    /// Takes over what [`Neighbors::save`] saved (within this table's bounds);
+    /// waiting next hops are asked again at the next tick.
+    pub fn restore(&mut self, saved: &SavedNeighbors) {
+        for &(port, ip, mac, expires_ns, used) in &saved.cache {
+            self.learn((port, Ipv4Addr::from(ip)), EthernetAddress(mac), expires_ns);
+            if let Some(e) = self.cache.get_mut(&(port, Ipv4Addr::from(ip))) {
+                e.used = used;
+            }
+        }
+        for (port, ip, queued_ns, in_port, bytes) in &saved.pending {
+            let key = (*port, Ipv4Addr::from(*ip));
+            let _ = self.enqueue(key, *queued_ns, *in_port, bytes);
+            if let Some(p) = self.pending.get_mut(&key) {
+                p.last_request_ns = None;
+            }
+        }
+    }
+
     /// The cached MAC of a neighbour, marking the entry as in use; no allocation.
     pub fn lookup(&mut self, key: Key) -> Option<EthernetAddress> {
         self.cache.get_mut(&key).map(|e| {
@@ -527,15 +580,66 @@ impl ArpMetrics {
 /// released frames itself and answers with the [`Verdict`] for the frame at
 /// hand.
 ///
-/// ```ignore
-/// // In Vnf::process, for an ARP frame on `port` where we are `link`:
-/// return self.arp.receive(ctx, port, &link, frame.data());
-/// // To send an IPv4 frame (TTL already decremented) to `hop` out of `port`:
-/// return self.arp.forward(ctx, frame, port, hop, &egress_link);
-/// // In Vnf::tick:
-/// let due = self.arp.maintain(ctx.now_ns());
-/// // ... answer due.failed (ICMP host unreachable) if the VNF does ...
-/// self.arp.send_due(ctx, due, |port| self.links[port]);
+/// ```
+/// use vnf_sdk::neighbor::{ArpMetrics, LinkAddr, Resolver};
+/// use vnf_sdk::prelude::*;
+/// use vnf_sdk::wire::{EtherType, EthernetAddress, EthernetFrame, Ipv4Addr};
+///
+/// /// Sends every IPv4 frame to one next hop out of port 1, resolving it
+/// /// with ARP, and answers ARP for its own addresses.
+/// struct Hop { arp: Resolver, links: [LinkAddr; 2], hop: Ipv4Addr }
+///
+/// impl Vnf for Hop {
+///     type Config = serde_json::Value;
+///     fn new(ctx: &mut InitContext, _config: serde_json::Value) -> Result<Self, ConfigError> {
+///         let link = |i: u8| LinkAddr {
+///             mac: EthernetAddress([2, 0, 0, 0, 0, i]),
+///             addr: Ipv4Addr::new(10, 0, i, 1),
+///             prefix_len: 24,
+///         };
+///         let forwarded = ctx.counter("forwarded", "Frames sent on");
+///         let metrics = ArpMetrics::declare(ctx, forwarded);
+///         Ok(Hop {
+///             arp: Resolver::new(60_000_000_000, metrics),
+///             links: [link(1), link(2)],
+///             hop: Ipv4Addr::new(10, 0, 2, 254),
+///         })
+///     }
+///     fn process(&mut self, ctx: &mut Context, frame: &mut Frame<'_>) -> Verdict {
+///         let port = frame.in_port();
+///         let Ok(eth) = EthernetFrame::new_checked(frame.data()) else {
+///             return Verdict::Drop(DropReason::Malformed);
+///         };
+///         match eth.ethertype() {
+///             // Learn the sender, answer a request for us, release frames.
+///             EtherType::Arp => {
+///                 let link = self.links[usize::from(port)];
+///                 self.arp.receive(ctx, port, &link, frame.data())
+///             }
+///             // (A real hop decrements the TTL first.)
+///             EtherType::Ipv4 => {
+///                 let link = self.links[1];
+///                 self.arp.forward(ctx, frame, 1, self.hop, &link)
+///             }
+///             _ => Verdict::Drop(DropReason::Unsupported),
+///         }
+///     }
+///     fn tick(&mut self, ctx: &mut Context) {
+///         // Expire entries, retry requests, fail what waited too long.
+///         let due = self.arp.maintain(ctx.now_ns());
+///         let links = self.links;
+///         self.arp.send_due(ctx, due, |port| links[usize::from(port)]);
+///     }
+/// }
+///
+/// # use vnf_sdk::testing::{frames, Harness};
+/// let mut h = Harness::<Hop>::new(&["lan", "wan"], serde_json::json!({})).unwrap();
+/// let me = EthernetAddress([2, 0, 0, 0, 1, 0x10]);
+/// let who_has = frames::arp_request(me, Ipv4Addr::new(10, 0, 1, 10), Ipv4Addr::new(10, 0, 1, 1));
+/// let out = h.process(0, &who_has);
+/// assert_eq!(out.verdict, Verdict::Consume);
+/// assert_eq!(out.emitted.len(), 1, "an ARP reply on lan");
+/// assert_eq!(out.emitted[0].0, 0);
 /// ```
 #[derive(Debug)]
 pub struct Resolver {
@@ -557,6 +661,23 @@ impl Resolver {
     /// The cache and queue.
     pub fn neighbors(&self) -> &Neighbors {
         &self.neighbors
+    }
+
+    /// The cache and queue, for a replacement instance.
+    pub fn save(&self) -> SavedNeighbors {
+        self.neighbors.save()
+    }
+
+    /// Takes over a predecessor's cache and queue, and shows them in the
+    /// gauges.
+    pub fn restore(&mut self, saved: &SavedNeighbors) {
+        self.neighbors.restore(saved);
+        self.metrics
+            .cache_entries
+            .set(self.neighbors.cache_len() as u64);
+        self.metrics
+            .pending_frames
+            .set(self.neighbors.pending_len() as u64);
     }
 
     /// The cache and queue, to change them.

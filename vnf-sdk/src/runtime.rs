@@ -7,7 +7,8 @@ use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 
 use nfvhost_abi::{
-    FrameDesc, LogLevel, Verdict, ABI_VERSION, STATUS_BAD_ARGUMENT, STATUS_BAD_CONFIG, STATUS_OK,
+    FrameDesc, LogLevel, Verdict, ABI_VERSION, STATUS_BAD_ARGUMENT, STATUS_BAD_CONFIG,
+    STATUS_NO_STATE, STATUS_OK, STATUS_STATE_REFUSED,
 };
 use serde::Deserialize;
 
@@ -28,6 +29,9 @@ struct Scratch {
     /// live frame (see [`recycle`]).
     frames: Vec<Frame<'static>>,
     verdicts: Vec<Verdict>,
+    /// The last state blob `nfv_state_save` handed out; it stays valid
+    /// until the module's next call, which frees it.
+    saved: Vec<u8>,
 }
 
 // SAFETY: a wasm32-unknown-unknown module is single-threaded; the host never
@@ -42,6 +46,7 @@ impl<V> Slot<V> {
             scratch: UnsafeCell::new(Scratch {
                 frames: Vec::new(),
                 verdicts: Vec::new(),
+                saved: Vec::new(),
             }),
         }
     }
@@ -135,7 +140,20 @@ impl PortDoc {
 /// Decodes the init document and builds the instance. Shared by the wasm
 /// entry point and the native harness.
 pub fn build<V: Vnf>(document: &[u8]) -> Result<V, ConfigError> {
-    let doc: InitDocument = serde_json::from_slice(document).map_err(|e| {
+    let (doc, config) = decode::<V>(document)?;
+    let ports = doc
+        .ports
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| p.decode(i))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut ctx = InitContext::new(doc.vnf, ports);
+    V::new(&mut ctx, config)
+}
+
+/// Reads an init document and its `config` as the module's type.
+fn decode<V: Vnf>(document: &[u8]) -> Result<(InitDocument, V::Config), ConfigError> {
+    let mut doc: InitDocument = serde_json::from_slice(document).map_err(|e| {
         ConfigError::at(
             "",
             alloc::format!("the host sent an unreadable init document: {e}"),
@@ -150,7 +168,7 @@ pub fn build<V: Vnf>(document: &[u8]) -> Result<V, ConfigError> {
     let config = if doc.config.is_null() {
         serde_json::Value::Object(Default::default())
     } else {
-        doc.config
+        core::mem::take(&mut doc.config)
     };
     let config: V::Config = serde_path_to_error::deserialize(config).map_err(|e| {
         ConfigError::at(
@@ -158,14 +176,32 @@ pub fn build<V: Vnf>(document: &[u8]) -> Result<V, ConfigError> {
             e.into_inner().to_string(),
         )
     })?;
-    let ports = doc
-        .ports
-        .into_iter()
-        .enumerate()
-        .map(|(i, p)| p.decode(i))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut ctx = InitContext::new(doc.vnf, ports);
-    V::new(&mut ctx, config)
+    Ok((doc, config))
+}
+
+/// Hands a running instance a new configuration from an init document.
+pub fn reconfigure_with<V: Vnf>(vnf: &mut V, document: &[u8]) -> Result<(), ConfigError> {
+    let (_, config) = decode::<V>(document)?;
+    vnf.reconfigure(&mut Context::new(), config)
+}
+
+pub fn reconfigure<V: Vnf>(slot: &Slot<V>, ptr: i32, len: i32) -> i32 {
+    let Some(vnf) = slot.get().as_mut() else {
+        return STATUS_BAD_ARGUMENT;
+    };
+    if ptr <= 0 || len < 0 {
+        return STATUS_BAD_ARGUMENT;
+    }
+    // SAFETY: the host wrote `len` bytes at `ptr`, inside a region it got
+    // from `alloc`, and does not touch them during this call.
+    let document = unsafe { core::slice::from_raw_parts(ptr as usize as *const u8, len as usize) };
+    match reconfigure_with(vnf, document) {
+        Ok(()) => STATUS_OK,
+        Err(e) => {
+            hostcalls::config_error(&e.path, &e.message);
+            STATUS_BAD_CONFIG
+        }
+    }
 }
 
 /// Writes serde's `routes[0].via` (and `.` for the root) in the one path
@@ -237,6 +273,9 @@ pub fn process<V: Vnf>(slot: &Slot<V>, ptr: i32, count: i32) -> i32 {
     let descs =
         unsafe { core::slice::from_raw_parts_mut(ptr as usize as *mut FrameDesc, count as usize) };
     let scratch = slot.scratch();
+    if scratch.saved.capacity() > 0 {
+        scratch.saved = Vec::new();
+    }
     let mut frames = recycle(core::mem::take(&mut scratch.frames));
     frames.extend(descs.iter().map(|d| {
         // SAFETY: each descriptor names a distinct buffer of `capacity`
@@ -263,6 +302,66 @@ pub fn process<V: Vnf>(slot: &Slot<V>, ptr: i32, count: i32) -> i32 {
 pub fn tick<V: Vnf>(slot: &Slot<V>, _now_ns: i64) {
     if let Some(vnf) = slot.get().as_mut() {
         vnf.tick(&mut Context::new());
+    }
+}
+
+/// `nfv_state_save`: writes the blob's offset and length at `out` and
+/// returns its format version, or [`STATUS_NO_STATE`].
+pub fn state_save<V: Vnf>(slot: &Slot<V>, out: i32) -> i32 {
+    let Some(vnf) = slot.get().as_ref() else {
+        return STATUS_NO_STATE;
+    };
+    if out <= 0 {
+        return STATUS_BAD_ARGUMENT;
+    }
+    let Some(blob) = vnf.save_state() else {
+        return STATUS_NO_STATE;
+    };
+    let scratch = slot.scratch();
+    scratch.saved = blob;
+    let words = [
+        (scratch.saved.as_ptr() as usize as u32).to_le_bytes(),
+        (scratch.saved.len() as u32).to_le_bytes(),
+    ];
+    // SAFETY: the host reserved 8 bytes at `out` with `nfv_alloc` for this
+    // call and holds no reference to them meanwhile.
+    let dest = unsafe { core::slice::from_raw_parts_mut(out as usize as *mut u8, 8) };
+    dest[..4].copy_from_slice(&words[0]);
+    dest[4..].copy_from_slice(&words[1]);
+    V::STATE_VERSION as i32
+}
+
+/// `nfv_state_load`: hands the blob at `ptr` (reserved by the host with
+/// `nfv_alloc`, now ours) to the instance, then frees it.
+pub fn state_load<V: Vnf>(slot: &Slot<V>, version: i32, ptr: i32, len: i32) -> i32 {
+    let Some(vnf) = slot.get().as_mut() else {
+        return STATUS_BAD_ARGUMENT;
+    };
+    if ptr <= 0 || len < 0 || version < 0 {
+        return STATUS_BAD_ARGUMENT;
+    }
+    // SAFETY: the host wrote `len` bytes at `ptr`, inside a region it got
+    // from `alloc` for this call, and does not touch them during it.
+    let blob = unsafe { core::slice::from_raw_parts(ptr as usize as *const u8, len as usize) };
+    let result = vnf.load_state(version as u32, blob);
+    if let Ok(layout) = core::alloc::Layout::from_size_align(len.max(1) as usize, 16) {
+        // SAFETY: `alloc` reserved exactly this region with this layout
+        // (the host asks for `len.max(1)` bytes), and nothing uses it now.
+        unsafe { alloc::alloc::dealloc(ptr as usize as *mut u8, layout) };
+    }
+    match result {
+        Ok(()) => STATUS_OK,
+        Err(e) => {
+            hostcalls::config_error("state", &e.message);
+            STATUS_STATE_REFUSED
+        }
+    }
+}
+
+/// `nfv_timer`: the one-shot timer expired.
+pub fn timer<V: Vnf>(slot: &Slot<V>, _now_ns: i64) {
+    if let Some(vnf) = slot.get().as_mut() {
+        vnf.timer(&mut Context::new());
     }
 }
 

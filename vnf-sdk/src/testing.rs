@@ -1,9 +1,38 @@
 //! Run a VNF's logic natively under `cargo test`: no wasm, no root.
 //!
-//! ```ignore
-//! let mut h = Harness::<Router>::new(&["lan", "wan"], serde_json::json!({ ... })).unwrap();
-//! let out = h.process(0, &frame_bytes);
+//! ```
+//! use vnf_sdk::prelude::*;
+//! use vnf_sdk::testing::Harness;
+//!
+//! /// Counts frames, and every 100 ms of host time emits a 60-byte beacon
+//! /// out of port 0.
+//! struct Beacon { seen: Counter, last_ns: u64 }
+//!
+//! impl Vnf for Beacon {
+//!     type Config = serde_json::Value;
+//!     fn new(ctx: &mut InitContext, _config: serde_json::Value) -> Result<Self, ConfigError> {
+//!         Ok(Beacon { seen: ctx.counter("seen", "Frames seen"), last_ns: 0 })
+//!     }
+//!     fn process(&mut self, _ctx: &mut Context, frame: &mut Frame) -> Verdict {
+//!         self.seen.inc();
+//!         Verdict::Forward(1 - frame.in_port())
+//!     }
+//!     fn tick(&mut self, ctx: &mut Context) {
+//!         if ctx.now_ns() - self.last_ns >= 100_000_000 {
+//!             self.last_ns = ctx.now_ns();
+//!             let _ = ctx.emit(0, &[0xff; 60]);
+//!         }
+//!     }
+//! }
+//!
+//! let mut h = Harness::<Beacon>::new(&["lan", "wan"], serde_json::json!({})).unwrap();
+//! let out = h.process(0, &[0u8; 64]);
 //! assert_eq!(out.verdict, Verdict::Forward(1));
+//! assert_eq!(out.frame.len(), 64);
+//! assert!(h.tick().is_empty(), "no time has passed");
+//! h.advance_ns(150_000_000);
+//! assert_eq!(h.tick(), vec![(0, vec![0xff; 60])]);
+//! assert_eq!(h.counter("seen"), Some(1));
 //! ```
 
 pub mod frames;
@@ -28,6 +57,8 @@ pub(crate) mod native {
         pub counters: Vec<(MetricKind, String, &'static Cell<u64>)>,
         pub config_errors: Vec<(String, String)>,
         pub port_count: u16,
+        /// The one-shot timer the module set, in `now_ns` time.
+        pub timer_ns: Option<u64>,
     }
 
     thread_local! {
@@ -39,6 +70,9 @@ pub(crate) mod native {
     }
     pub(crate) fn now_ns() -> u64 {
         HOST.with(|h| h.borrow().now_ns)
+    }
+    pub(crate) fn timer_at(at_ns: i64) {
+        HOST.with(|h| h.borrow_mut().timer_ns = u64::try_from(at_ns).ok());
     }
     pub(crate) fn emit(port: u16, frame: &[u8]) -> i32 {
         HOST.with(|h| {
@@ -202,6 +236,45 @@ impl<V: Vnf> Harness<V> {
         native::HOST.with(|h| h.borrow_mut().now_ns += ns);
     }
 
+    /// Moves the clock forward by `ns` as the host would: every time the
+    /// module's one-shot timer expires on the way, the clock stops there
+    /// and [`Vnf::timer`] runs. Returns what the timer calls emitted, with
+    /// the time each was emitted at.
+    pub fn run_for(&mut self, ns: u64) -> Vec<(u64, u16, Vec<u8>)> {
+        let end = native::now_ns().saturating_add(ns);
+        let mut out = Vec::new();
+        loop {
+            let due = native::HOST.with(|h| {
+                let mut h = h.borrow_mut();
+                match h.timer_ns {
+                    Some(at) if at <= end => {
+                        h.now_ns = h.now_ns.max(at);
+                        h.timer_ns = None;
+                        Some(h.now_ns)
+                    }
+                    _ => None,
+                }
+            });
+            let Some(now) = due else { break };
+            self.vnf.timer(&mut Context::new());
+            out.extend(take_emitted().into_iter().map(|(p, f)| (now, p, f)));
+        }
+        native::HOST.with(|h| h.borrow_mut().now_ns = end);
+        out
+    }
+
+    /// Hands the running VNF a new `config:` (as JSON), as `nfvhost link
+    /// set` does through the host.
+    pub fn reconfigure(&mut self, config: serde_json::Value) -> Result<(), ConfigError> {
+        let document = serde_json::json!({ "abi": nfvhost_abi::ABI_VERSION, "vnf": "test", "ports": [], "config": config });
+        crate::runtime::reconfigure_with(&mut self.vnf, document.to_string().as_bytes())
+    }
+
+    /// When the module's one-shot timer is set to expire, if it is.
+    pub fn timer(&self) -> Option<u64> {
+        native::HOST.with(|h| h.borrow().timer_ns)
+    }
+
     /// Runs the VNF's timer; returns what it emitted.
     pub fn tick(&mut self) -> Vec<(u16, Vec<u8>)> {
         self.vnf.tick(&mut Context::new());
@@ -228,6 +301,37 @@ impl<V: Vnf> Harness<V> {
     pub fn vnf(&mut self) -> &mut V {
         &mut self.vnf
     }
+
+    /// Does what `nfvhost replace` does: saves this instance's state,
+    /// builds a fresh instance of `W` with these ports and `config:` on the
+    /// same clock, and loads the state into it. Counters start again, as
+    /// for a new module instance on the host.
+    pub fn replace<W: Vnf>(
+        self,
+        ports: &[&str],
+        config: serde_json::Value,
+    ) -> Result<Harness<W>, ReplaceError> {
+        let saved = self.vnf.save_state();
+        let now = native::now_ns();
+        drop(self);
+        let mut next = Harness::<W>::new(ports, config).map_err(ReplaceError::Init)?;
+        native::HOST.with(|h| h.borrow_mut().now_ns = now);
+        if let Some(blob) = saved {
+            next.vnf
+                .load_state(V::STATE_VERSION, &blob)
+                .map_err(ReplaceError::Refused)?;
+        }
+        Ok(next)
+    }
+}
+
+/// Why [`Harness::replace`] failed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReplaceError {
+    /// The new instance refused its configuration.
+    Init(ConfigError),
+    /// The new instance refused the saved state.
+    Refused(crate::StateError),
 }
 
 fn take_emitted() -> Vec<(u16, Vec<u8>)> {
@@ -274,6 +378,60 @@ mod tests {
             frame.data_mut()[0] = 0xee;
             Verdict::Forward(frame.in_port())
         }
+    }
+
+    /// Holds every frame for 1 ms and then sends it back, one timer for
+    /// the oldest held frame.
+    struct Hold {
+        held: std::collections::VecDeque<(u64, u16, Vec<u8>)>,
+    }
+
+    impl Vnf for Hold {
+        type Config = serde_json::Value;
+        fn new(_: &mut InitContext, _: serde_json::Value) -> Result<Self, ConfigError> {
+            Ok(Hold {
+                held: Default::default(),
+            })
+        }
+        fn process(&mut self, ctx: &mut Context, frame: &mut Frame<'_>) -> Verdict {
+            let due = ctx.now_ns() + 1_000_000;
+            if self.held.is_empty() {
+                ctx.set_timer(due);
+            }
+            self.held
+                .push_back((due, frame.in_port(), frame.data().to_vec()));
+            Verdict::Consume
+        }
+        fn timer(&mut self, ctx: &mut Context) {
+            while let Some((due, port, _)) = self.held.front() {
+                if *due > ctx.now_ns() {
+                    ctx.set_timer(*due);
+                    return;
+                }
+                let (_, port, frame) = (*due, *port, self.held.pop_front().unwrap().2);
+                ctx.emit(port, &frame).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn run_for_fires_timers_at_their_time() {
+        let mut h = Harness::<Hold>::new(&["a"], serde_json::json!({})).unwrap();
+        assert_eq!(h.timer(), None);
+        h.process(0, &[1]);
+        h.advance_ns(400_000);
+        h.process(0, &[2]);
+        assert_eq!(h.timer(), Some(1_000_000));
+        assert!(h.run_for(500_000).is_empty(), "nothing due before 1 ms");
+        let out = h.run_for(2_000_000);
+        assert_eq!(
+            out,
+            vec![(1_000_000, 0, vec![1]), (1_400_000, 0, vec![2])],
+            "each frame leaves exactly 1 ms after it came"
+        );
+        assert_eq!(h.timer(), None, "nothing left to wait for");
+        h.process(0, &[3]);
+        assert_eq!(h.timer(), Some(3_900_000));
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! - [`counters`]: `/metrics`, kernel and CPU counters a trial is checked
 //!   against.
 //! - [`methods`]: throughput (NDR/PDR), latency, loss, back-to-back.
+//! - [`kernel`]: the same topology with the kernel doing the job
+//!   (`--compare-kernel`).
 //! - [`runner`]: trials through a chain, with their cross-checks.
 //! - [`report`]: every trial, per-size results, and the table.
 //!
@@ -17,6 +19,7 @@
 
 pub mod counters;
 pub mod frame;
+pub mod kernel;
 pub mod methods;
 pub mod report;
 pub mod runner;
@@ -137,17 +140,19 @@ pub fn generator_max(pair: &Path, size: usize, duration: Duration) -> Result<f64
 }
 
 /// Runs the selected tests at every size along `path` (a chain's, whose
-/// state is `state`), with `gen_max` the generator's maximum per size.
+/// state is `state`; `on_path` its VNFs that are cross-checked), with `gen_max` the generator's maximum per size.
 pub fn run(
     target: &str,
     path: &Path,
     state: Option<&ChainState>,
     endpoints: (&str, &str),
+    on_path: &[String],
     gen_max: &[f64],
     cfg: &Config,
 ) -> Result<Report, BenchError> {
     let (pins, pinning_note) = pinning(state);
     let mut r = ChainRunner::new(path, state, pins);
+    r.on_path = on_path.to_vec();
     let mut trials = Vec::new();
     let mut sizes = Vec::new();
     let s = &cfg.settings;
@@ -204,5 +209,6 @@ pub fn run(
         trials,
         kernel: None,
         kernel_note: None,
+        ratios: Vec::new(),
     })
 }

@@ -115,6 +115,26 @@ pub struct Report {
     /// why there is none.
     pub kernel: Option<Box<Report>>,
     pub kernel_note: Option<String>,
+    /// nfvhost / kernel per size (empty without a kernel report).
+    pub ratios: Vec<Ratio>,
+}
+
+/// nfvhost's figures over the kernel's at one frame size (`None` where
+/// either is missing or the kernel's is zero).
+#[derive(Clone, Debug, Serialize)]
+pub struct Ratio {
+    pub size: usize,
+    pub ndr: Option<f64>,
+    pub pdr: Option<f64>,
+    /// Median latency at 50 % of each one's own NDR.
+    pub latency_median_at_50: Option<f64>,
+}
+
+fn ratio(x: Option<f64>, y: Option<f64>) -> Option<f64> {
+    match (x, y) {
+        (Some(x), Some(y)) if y > 0.0 => Some(x / y),
+        _ => None,
+    }
 }
 
 /// Gb/s of Ethernet frames of `size` bytes (FCS included) at `pps`.
@@ -127,32 +147,47 @@ fn mpps(pps: f64) -> String {
 }
 
 impl Report {
+    /// Attaches the kernel's report of the same tests, with the ratios.
+    pub fn set_kernel(&mut self, k: Report) {
+        self.ratios = self
+            .sizes
+            .iter()
+            .zip(&k.sizes)
+            .map(|(a, b)| {
+                let (ta, tb) = (a.throughput.as_ref(), b.throughput.as_ref());
+                Ratio {
+                    size: a.size,
+                    ndr: ratio(ta.map(|t| t.ndr_pps), tb.map(|t| t.ndr_pps)),
+                    pdr: ratio(ta.map(|t| t.pdr_pps), tb.map(|t| t.pdr_pps)),
+                    latency_median_at_50: ratio(self.latency_at(a, 0.5), k.latency_at(b, 0.5)),
+                }
+            })
+            .collect();
+        self.kernel = Some(Box::new(k));
+    }
+
     /// The human-readable table.
     pub fn table(&self) -> String {
         let mut out = String::new();
         for r in std::iter::once(self).chain(self.kernel.as_deref()) {
             r.table_of(&mut out);
         }
-        if let Some(k) = &self.kernel {
+        if self.kernel.is_some() {
             let _ = writeln!(out, "\nnfvhost / kernel");
             let _ = writeln!(
                 out,
                 "{:>6} {:>10} {:>10} {:>14}",
                 "size", "NDR", "PDR", "lat p50@50%"
             );
-            for (a, b) in self.sizes.iter().zip(&k.sizes) {
-                let (ta, tb) = (a.throughput.as_ref(), b.throughput.as_ref());
-                let ratio = |x: Option<f64>, y: Option<f64>| match (x, y) {
-                    (Some(x), Some(y)) if y > 0.0 => format!("{:.2}", x / y),
-                    _ => "-".into(),
-                };
+            let show = |x: Option<f64>| x.map_or("-".into(), |x| format!("{x:.2}"));
+            for r in &self.ratios {
                 let _ = writeln!(
                     out,
                     "{:>6} {:>10} {:>10} {:>14}",
-                    a.size,
-                    ratio(ta.map(|t| t.ndr_pps), tb.map(|t| t.ndr_pps)),
-                    ratio(ta.map(|t| t.pdr_pps), tb.map(|t| t.pdr_pps)),
-                    ratio(self.latency_at(a, 0.5), k.latency_at(b, 0.5)),
+                    r.size,
+                    show(r.ndr),
+                    show(r.pdr),
+                    show(r.latency_median_at_50),
                 );
             }
         } else if let Some(note) = &self.kernel_note {

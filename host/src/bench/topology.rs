@@ -13,6 +13,7 @@ use super::frame::Addresses;
 use super::trial::Path;
 use super::BenchError;
 use crate::chain::names::{self, NameKind};
+use crate::chain::ChainSpec;
 use crate::deploy::state::ChainState;
 use crate::sys::testing::NetNsGuard;
 use crate::sys::{LinkOps, LinuxLinkOps, NetNs};
@@ -189,6 +190,41 @@ pub fn chain_path(src: &Endpoint, dst: &Endpoint) -> Result<Path, BenchError> {
     })
 }
 
+/// The VNFs on the way from host `from` to host `to` in `spec`, in path
+/// order (the shortest path over its links; hosts do not forward).
+pub fn vnfs_between(spec: &ChainSpec, from: &str, to: &str) -> Vec<String> {
+    use std::collections::{BTreeMap, VecDeque};
+    let mut prev: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut queue = VecDeque::from([from]);
+    while let Some(n) = queue.pop_front() {
+        if n == to {
+            break;
+        }
+        if n != from && spec.vnf(n).is_none() {
+            continue;
+        }
+        for l in &spec.links {
+            for (a, b) in [(&l.a.node, &l.b.node), (&l.b.node, &l.a.node)] {
+                if a == n && b != from && !prev.contains_key(b.as_str()) {
+                    prev.insert(b, n);
+                    queue.push_back(b);
+                }
+            }
+        }
+    }
+    let mut path = Vec::new();
+    let mut at = to;
+    while let Some(&p) = prev.get(at) {
+        if p == from {
+            path.reverse();
+            return path;
+        }
+        path.push(p.to_owned());
+        at = p;
+    }
+    Vec::new()
+}
+
 /// Two temporary namespaces joined by a plain veth pair (`gen0` — `gen1`),
 /// removed when dropped: where the generator's own maximum is measured.
 pub struct VethPair {
@@ -247,6 +283,23 @@ mod tests {
         for bad in ["", "h1:", "../x", "h 1", "h1:eth0;rm"] {
             assert!(bad.parse::<HostArg>().is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn vnfs_on_the_path_in_order() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../chains");
+        let edge = crate::chain::load(&dir.join("edge.yaml")).unwrap();
+        assert_eq!(
+            vnfs_between(&edge, "lan", "wan"),
+            ["dhcp", "fw", "r1", "nat"]
+        );
+        assert_eq!(
+            vnfs_between(&edge, "wan", "lan"),
+            ["nat", "r1", "fw", "dhcp"]
+        );
+        let basic = crate::chain::load(&dir.join("basic.yaml")).unwrap();
+        assert_eq!(vnfs_between(&basic, "h1", "h2"), ["r1"]);
+        assert!(vnfs_between(&basic, "h1", "nobody").is_empty());
     }
 
     #[test]

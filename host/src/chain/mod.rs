@@ -11,6 +11,9 @@
 //! ```yaml
 //! name: basic                  # required; [a-z0-9][a-z0-9-]*, at most 12 chars
 //! metrics: 127.0.0.1:9464      # optional address:port for /metrics
+//! defaults:                    # optional: resources, datapath and log_level
+//!   resources: { memory: 64MiB }  #   for every VNF that does not set them,
+//!   log_level: info            #   key by key (checked like a VNF's blocks)
 //! hosts:                       # test hosts: namespaces with a kernel stack
 //!   h1:                        # node name: [a-z0-9][a-z0-9-]*, at most 15 chars,
 //!                              #   unique across hosts and vnfs
@@ -41,11 +44,16 @@
 //!       busy_poll: false       #   spin instead of sleeping: lowest latency, a core at 100 %
 //!       offload: true          #   carry checksum/segmentation offload (64 KB TCP super-frames)
 //!       cpus: [1]              #   pin the worker to these CPUs
+//!     log_level: info          # optional: error, warn, info (default), debug or
+//!                              #   trace; the module's log lines kept
 //!     config:                  # optional mapping, passed to the module as JSON
 //!       interfaces: { lan: 10.0.1.1/24, wan: 10.0.2.1/24 }
 //! links:
 //!   - [h1:eth0, r1:lan]                        # short form: a veth pair
 //!   - { a: r1:wan, b: h2:eth0, mtu: 1500 }     # long form; kind: veth | tap
+//!   - a: r2:wan                                # impair: an impair VNF `impair-N` on
+//!     b: r3:wan                                #   the N-th link, keys as in
+//!     impair: { delay: 20ms, loss: 1%, rate: 50mbit }  # vnfs/impair/README.md
 //! ```
 //!
 //! Instead of `links:` a straight line can be written `chain: [h1, r1, h2]`:
@@ -76,8 +84,12 @@
 //! overlapping subnets on one host, `dhcp` together with an address, ranges
 //! of `cpu`/`memory`/`pids`/`mtu`.
 
+pub mod crd;
 mod decode;
 mod error;
+pub mod graph;
+mod impair;
+mod loops;
 pub mod names;
 mod spec;
 mod yaml;
@@ -85,14 +97,14 @@ mod yaml;
 use std::path::Path;
 
 pub use decode::{
-    parse_size, schema, MAX_CHAIN_NAME, MAX_CPU, MAX_IFNAME, MAX_NODE_NAME, MAX_WASM_MEMORY,
-    MIN_MEMORY, MIN_WASM_MEMORY,
+    parse_size, schema, DEFAULT_LOG_LEVEL, MAX_CHAIN_NAME, MAX_CPU, MAX_IFNAME, MAX_NODE_NAME,
+    MAX_WASM_MEMORY, MIN_MEMORY, MIN_WASM_MEMORY,
 };
 pub use error::{ChainError, ChainErrors};
 pub use names::NameKind;
 pub use spec::{
     ChainSpec, Datapath, Endpoint, GroupSpec, HostInterface, HostSpec, Ipv4Cidr, LinkKind,
-    LinkSpec, ModuleRef, ParseCidrError, Resources, RouteSpec, Span, VnfSpec, WorkerUnit,
+    LinkSpec, ModuleRef, ParseCidrError, Resources, RouteSpec, Span, VnfSpec, Vxlan, WorkerUnit,
 };
 pub use yaml::{Node, NodeValue};
 

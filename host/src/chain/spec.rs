@@ -260,6 +260,8 @@ pub struct VnfSpec {
     /// The fused group whose worker runs it (`group:`); `None`: a worker of
     /// its own.
     pub group: Option<String>,
+    /// The most verbose of the module's `log` calls that is written.
+    pub log_level: nfvhost_abi::LogLevel,
     /// The VNF's key in `vnfs:`.
     pub span: Span,
 }
@@ -327,6 +329,8 @@ impl Default for Datapath {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkSpec {
     pub a: Endpoint,
+    /// The other end; for a [`LinkKind::Vxlan`] link, whose far end is on
+    /// another machine, the same as `a` (the kind says where it goes).
     pub b: Endpoint,
     pub kind: LinkKind,
     pub mtu: Option<u32>,
@@ -350,7 +354,8 @@ impl fmt::Display for Endpoint {
 }
 
 /// How a link is made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LinkKind {
     /// A veth pair, one end in each namespace.
     #[default]
@@ -360,6 +365,10 @@ pub enum LinkKind {
     /// Between two VNFs of one fused group: no kernel link, frames move in
     /// the group's worker.
     Memory,
+    /// A kernel VXLAN interface in `a`'s namespace whose UDP socket lives
+    /// in the underlay (the namespace nfvhost runs in): the far end is a
+    /// port on another machine that names the same VNI.
+    Vxlan(Vxlan),
 }
 
 impl fmt::Display for LinkKind {
@@ -368,8 +377,34 @@ impl fmt::Display for LinkKind {
             LinkKind::Veth => "veth",
             LinkKind::Tap => "tap",
             LinkKind::Memory => "memory",
+            LinkKind::Vxlan(_) => "vxlan",
         })
     }
+}
+
+/// The far end of a VXLAN link: `{ remote: 192.0.2.2, vni: 100 }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Vxlan {
+    /// The other machine's underlay address.
+    pub remote: Ipv4Addr,
+    /// VXLAN network identifier, 1 to 16777215; both ends name the same.
+    pub vni: u32,
+    /// UDP destination port (4789 unless given).
+    pub port: u16,
+    /// This machine's underlay source address; the route to `remote`
+    /// picks one when absent.
+    pub local: Option<Ipv4Addr>,
+}
+
+impl Vxlan {
+    /// The IANA VXLAN port.
+    pub const DEFAULT_PORT: u16 = 4789;
+    /// Largest VNI (24 bits).
+    pub const MAX_VNI: u32 = 0x00ff_ffff;
+    /// Bytes VXLAN over IPv4 adds to a frame on the underlay: outer
+    /// Ethernet 14, IPv4 20, UDP 8, VXLAN 8. The link's MTU is the
+    /// underlay's minus this.
+    pub const OVERHEAD: u32 = 50;
 }
 
 #[cfg(test)]

@@ -9,9 +9,11 @@ use std::time::Duration;
 use anyhow::{anyhow, Context};
 use clap::Args;
 use nfvhost::bench::frame::{MAX_FRAME, MIN_FRAME};
+use nfvhost::bench::kernel::{self, KernelChain};
 use nfvhost::bench::methods::Settings;
 use nfvhost::bench::topology::{self, HostArg, VethPair};
 use nfvhost::bench::{self, Config, Test};
+use nfvhost::chain::ChainSpec;
 use nfvhost::deploy::state::ChainState;
 
 use super::{pick_chain, CliError, CliResult, Output};
@@ -62,6 +64,11 @@ pub struct BenchArgs {
     /// 1518, one back-to-back repetition.
     #[arg(long)]
     short: bool,
+    /// Also run the same tests on the same topology with the kernel doing
+    /// the job (forwarding, bridge, nftables), in temporary namespaces;
+    /// reports nfvhost/kernel ratios.
+    #[arg(long)]
+    compare_kernel: bool,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -179,7 +186,22 @@ pub fn bench(a: BenchArgs) -> CliResult {
     };
     let from = format!("{}:{}", src.host, src.iface);
     let to = format!("{}:{}", dst.host, dst.iface);
-    let report = bench::run("nfvhost", &path, Some(&state), (&from, &to), &gen_max, &cfg)?;
+    let spec = nfvhost::chain::load(&state.chain_file)
+        .map_err(|e| anyhow!("{e}"))
+        .with_context(|| format!("reading {} again", state.chain_file.display()))?;
+    let on_path = topology::vnfs_between(&spec, &src.host, &dst.host);
+    let mut report = bench::run(
+        "nfvhost",
+        &path,
+        Some(&state),
+        (&from, &to),
+        &on_path,
+        &gen_max,
+        &cfg,
+    )?;
+    if a.compare_kernel {
+        compare_kernel(&mut report, &spec, (&src, &dst), &gen_max, &cfg)?;
+    }
 
     let json = serde_json::to_string_pretty(&report)?;
     match a.output {
@@ -189,6 +211,52 @@ pub fn bench(a: BenchArgs) -> CliResult {
     if let Some(dir) = &a.plot {
         plot(dir, &json)?;
     }
+    Ok(())
+}
+
+/// Runs the same tests on the kernel's version of the chain and attaches
+/// them to `report`, or says why there is none.
+fn compare_kernel(
+    report: &mut bench::report::Report,
+    spec: &ChainSpec,
+    (src, dst): (&topology::Endpoint, &topology::Endpoint),
+    gen_max: &[f64],
+    cfg: &Config,
+) -> CliResult {
+    let steps = match kernel::plan(spec) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("kernel: {e}; skipped");
+            report.kernel_note = Some(e.to_string());
+            return Ok(());
+        }
+    };
+    eprintln!(
+        "kernel: building the same topology in {}* namespaces",
+        kernel::NETNS_PREFIX
+    );
+    let k = KernelChain::build(spec, &steps).context("building the kernel topology")?;
+    let at = |e: &topology::Endpoint| -> anyhow::Result<topology::Endpoint> {
+        Ok(topology::Endpoint {
+            netns: k
+                .netns(&e.host)
+                .ok_or_else(|| anyhow!("no kernel namespace for {}", e.host))?
+                .to_owned(),
+            ..e.clone()
+        })
+    };
+    let path = topology::chain_path(&at(src)?, &at(dst)?)?;
+    let kr = bench::run(
+        "kernel",
+        &path,
+        None,
+        (&report.from.clone(), &report.to.clone()),
+        &[],
+        gen_max,
+        cfg,
+    )?;
+    report.kernel_note = Some(k.features.join("; "));
+    report.set_kernel(kr);
     Ok(())
 }
 

@@ -10,7 +10,7 @@ use nfvhost::chain::{self, ChainErrors, ChainSpec};
 use nfvhost::deploy::lock::ChainLock;
 use nfvhost::deploy::modules::{self, CheckedVnf};
 use nfvhost::deploy::state::{ChainState, ProcRef};
-use nfvhost::deploy::{setup, supervisor, teardown};
+use nfvhost::deploy::{handover, setup, supervisor, teardown};
 use nfvhost::engine::Engine;
 use nfvhost::sys::{private_file, LinuxOs};
 
@@ -74,6 +74,7 @@ pub fn deploy(file: &Path, foreground: bool) -> CliResult {
         chain: chain.name.clone(),
         chain_file: std::fs::canonicalize(file).unwrap_or_else(|_| file.to_owned()),
         metrics: chain.metrics,
+        topology: Some(nfvhost::chain::graph::Topology::of(&chain)),
         ..Default::default()
     };
     state.save()?;
@@ -104,7 +105,10 @@ pub fn deploy(file: &Path, foreground: bool) -> CliResult {
         chain.name,
         started.elapsed().as_secs_f64()
     ));
-    super::inspect::inspect(Some(chain.name.clone()), super::Output::Table)
+    super::inspect::inspect(
+        Some(chain.name.clone()),
+        super::inspect::InspectOutput::Table,
+    )
 }
 
 /// `(host, interface)` for every interface that takes a DHCP lease.
@@ -143,6 +147,9 @@ fn start_supervisor(state: &mut ChainState) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         if ready.exists() {
+            // Without `metrics:` the supervisor took a free port: record it.
+            state.metrics = supervisor::bound_metrics(state).or(state.metrics);
+            state.save()?;
             return Ok(());
         }
         if let Some(status) = child.try_wait()? {
@@ -170,6 +177,11 @@ fn run_foreground(spec: &ChainSpec, mut state: ChainState, started: Instant) -> 
     let dhcp = dhcp_interfaces(spec);
     let mut dhcp_state = state.clone();
     let result = supervisor::run(&state, || {
+        // Without `metrics:` the supervisor took a free port: record it.
+        dhcp_state.metrics = supervisor::bound_metrics(&dhcp_state).or(dhcp_state.metrics);
+        if let Err(e) = dhcp_state.save() {
+            progress(&format!("warning: {e}"));
+        }
         // The leases come from VNFs that only now run.
         if let Err(e) = nfvhost::deploy::dhcp_clients::start(&mut dhcp_state, &dhcp, progress) {
             progress(&format!("warning: {e:#}"));
@@ -180,6 +192,7 @@ fn run_foreground(spec: &ChainSpec, mut state: ChainState, started: Instant) -> 
         ));
     });
     state.helpers = dhcp_state.helpers;
+    state.metrics = dhcp_state.metrics;
     progress("tearing down");
     state.supervisor = None; // that is us; don't signal ourselves
                              // Not ours if a `destroy` holds it right now; that destroy removes it.
@@ -199,9 +212,10 @@ pub fn supervise(chain: &str) -> CliResult {
     Ok(())
 }
 
-pub fn destroy(file: Option<&Path>, chain: Option<String>, all: bool) -> CliResult {
+pub fn destroy(file: Option<&Path>, chain: Option<String>, all: bool, cleanup: bool) -> CliResult {
     let names = if all {
-        ChainState::list()
+        // Destroyed chains with their logs kept too, for `--cleanup`.
+        ChainState::list_dirs()
     } else if let Some(c) = chain {
         super::check_name(NameKind::Chain, "chain name", &c)?;
         vec![c]
@@ -233,26 +247,27 @@ pub fn destroy(file: Option<&Path>, chain: Option<String>, all: bool) -> CliResu
             "chain {name}: removed {} processes, {} namespaces, {} cgroups",
             removed.processes, removed.namespaces, removed.cgroups
         ));
+        if cleanup {
+            nfvhost::deploy::state::remove_state_dir(&name)?;
+        } else if ChainState::dir(&name).exists() {
+            progress(&format!(
+                "chain {name}: logs kept in {} (`nfvhost logs -c {name} VNF`); \
+                 `nfvhost destroy -c {name} --cleanup` removes them",
+                ChainState::dir(&name).display()
+            ));
+        }
     }
     Ok(())
 }
 
 /// Checks `module` against the VNF's configuration, records it in the state
-/// file, and stops the worker so the supervisor restarts it on the new one.
+/// file, and asks the supervisor to hand it to the running worker, which
+/// switches to it keeping the module's state; waits for the outcome. If
+/// the new module fails to start or to take the state, the running one
+/// stays and the state file names it again.
 pub fn replace(chain: Option<String>, vnf: &str, module: &str) -> CliResult {
     super::check_name(NameKind::Node, "VNF name", vnf)?;
-    let module_ref = if module.ends_with(".wasm") {
-        chain::ModuleRef::Path(
-            std::fs::canonicalize(module).map_err(|e| CliError::usage(anyhow!("{module}: {e}")))?,
-        )
-    } else if chain::names::is_builtin_module(module) {
-        chain::ModuleRef::Builtin(module.to_string())
-    } else {
-        return Err(CliError::usage(anyhow!(
-            "`{}` is neither a shipped VNF name (lowercase letters, digits, `_`, `-`) nor a path ending in .wasm",
-            module.escape_default()
-        )));
-    };
+    let module_ref = super::module_arg(module)?;
     let chain_name = super::pick_chain(chain)?;
     let _lock = ChainLock::acquire(&chain_name)?;
     let mut state = ChainState::load(&chain_name)?
@@ -281,20 +296,57 @@ pub fn replace(chain: Option<String>, vnf: &str, module: &str) -> CliResult {
         .iter_mut()
         .find(|v| v.name == vnf)
         .ok_or_else(|| anyhow!("VNF {vnf} is not in the state"))?;
+    let previous = entry.clone();
     entry.module = new.path.clone();
     entry.digest = new.digest.clone();
     entry.spec.module = new.path.clone();
     entry.generation += 1;
+    let generation = entry.generation;
     state.save()?;
-    // The supervisor restarts the worker through its own child handle (a
-    // pid read from the worker's stats segment may be stale or forged).
+    // The supervisor talks to the worker through its own channel (a pid
+    // read from the worker's stats segment may be stale or forged).
     supervisor
         .signal(supervisor::RELOAD_SIGNAL)
-        .context("asking the supervisor to restart the worker")?;
-    progress(&format!(
-        "{vnf} now runs {} (sha256 {})",
-        new.path.display(),
-        &new.digest[..12]
-    ));
-    Ok(())
+        .context("asking the supervisor to replace the module")?;
+    progress(&format!("handing {} to {vnf}", new.path.display()));
+    let reply = handover::wait_for(&state, vnf, generation, handover::REPLACE_TIMEOUT * 2);
+    let outcome = match reply {
+        None => Err(format!(
+            "the supervisor did not report within {:?}",
+            handover::REPLACE_TIMEOUT * 2
+        )),
+        Some(reply) => reply.result,
+    };
+    match outcome {
+        Ok(done) => {
+            let carried = match (&done.state_bytes, &done.state_note) {
+                (Some((version, len)), _) => {
+                    format!("{len} bytes of state carried (format {version})")
+                }
+                (None, note) => format!(
+                    "state not carried ({})",
+                    note.as_deref().unwrap_or("nothing to carry")
+                ),
+            };
+            progress(&format!(
+                "{vnf} now runs {} (sha256 {}); {carried}; switched in {} us, frames held {} us",
+                new.path.display(),
+                &new.digest[..12],
+                done.total_us,
+                done.paused_us
+            ));
+            Ok(())
+        }
+        Err(message) => {
+            // The worker kept its module: the state file names it again
+            // (with the new generation, which the supervisor has seen).
+            let kept = previous.module.display().to_string();
+            if let Some(entry) = state.vnfs.iter_mut().find(|v| v.name == vnf) {
+                *entry = previous;
+                entry.generation = generation;
+            }
+            state.save()?;
+            Err(anyhow!("replacing {vnf} failed; it keeps running {kept}: {message}").into())
+        }
+    }
 }

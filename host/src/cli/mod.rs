@@ -4,9 +4,16 @@
 
 mod bench;
 mod deploy;
+mod generate;
+mod graph;
 mod inspect;
+mod link;
+mod logs;
+mod new;
 mod nodes;
 mod stats;
+mod table;
+mod test;
 
 use std::path::PathBuf;
 
@@ -52,6 +59,15 @@ pub type CliResult = Result<(), CliError>;
     about = "Run network functions as WebAssembly modules in service chains over real Linux links"
 )]
 struct Cli {
+    /// More log detail: -v debug, -vv trace (NFVHOST_LOG, in RUST_LOG
+    /// syntax, overrides it).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Scope namespaces, cgroups, run directory and the default metrics
+    /// port to this instance, so several run side by side (also
+    /// NFVHOST_INSTANCE; see docs/MULTI-HOST.md).
+    #[arg(long, global = true, value_name = "NAME")]
+    instance: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -71,7 +87,12 @@ enum Command {
         file: PathBuf,
     },
     /// Print the JSON Schema of chain files (docs/chain.schema.json).
-    Schema,
+    Schema {
+        /// Print the Kubernetes ServiceChain CRD derived from it instead
+        /// (deploy/kubernetes/servicechain-crd.yaml).
+        #[arg(long)]
+        crd: bool,
+    },
     /// Build a chain and start it; returns once it is ready.
     Deploy {
         /// The chain file.
@@ -90,6 +111,18 @@ enum Command {
         /// Destroy every deployed chain.
         #[arg(long, conflicts_with_all = ["file", "chain"])]
         all: bool,
+        /// Also remove the logs, which are otherwise kept for `nfvhost logs`.
+        #[arg(long)]
+        cleanup: bool,
+    },
+    /// Draw a chain's topology: hosts, VNFs, ports, links, addresses.
+    Graph {
+        /// A chain file, or the name of a deployed chain (default: the only
+        /// deployed chain).
+        chain: Option<String>,
+        /// Output format (svg needs graphviz's `dot`).
+        #[arg(short, long, value_enum, default_value_t)]
+        output: graph::Format,
     },
     /// Show the nodes of deployed chains.
     #[command(alias = "ps")]
@@ -97,9 +130,9 @@ enum Command {
         /// Only this chain.
         #[arg(short, long)]
         chain: Option<String>,
-        /// Output format.
+        /// Output format (prometheus: a file_sd_configs target list).
         #[arg(short, long, value_enum, default_value_t)]
-        output: Output,
+        output: inspect::InspectOutput,
     },
     /// Run a command in a test host's or a VNF's namespace.
     Exec {
@@ -121,8 +154,11 @@ enum Command {
         /// Only the last N lines.
         #[arg(short = 'n', long)]
         tail: Option<usize>,
+        /// Keep printing lines as they are written (across rotation).
+        #[arg(short, long)]
+        follow: bool,
     },
-    /// Replace a running VNF's module; its worker restarts on the new one.
+    /// Replace a running VNF's module in place, carrying its state (connections, bindings, leases).
     Replace {
         #[arg(short, long)]
         chain: Option<String>,
@@ -148,6 +184,76 @@ enum Command {
     /// Measure a deployed chain between two test hosts (RFC 2544:
     /// throughput, latency, frame loss, back-to-back).
     Bench(Box<bench::BenchArgs>),
+    /// Create a VNF crate from a template (outside this repository): it
+    /// builds with `cargo wasm`, tests with `cargo test` and `nfvhost test`,
+    /// and deploys with its chain.yaml.
+    New {
+        /// The crate name (letters, digits, `-`, `_`; starts with a letter).
+        name: String,
+        /// The template.
+        #[arg(long, value_enum, default_value_t)]
+        template: new::TemplateArg,
+        /// The directory to create (default: ./NAME); must not exist.
+        #[arg(long)]
+        path: Option<PathBuf>,
+        /// The vnf-sdk crate to depend on (default: this checkout's).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+    /// Run frames from pcap files through a module, without root; write
+    /// what leaves each port and compare it with expected captures.
+    ///
+    /// Frames arrive on the port named in `--in PORT=FILE`, or, for a bare
+    /// `--in FILE`, on the port named like the frame's pcapng interface
+    /// (unnamed interface N is port N; a pcap file feeds port 0). The
+    /// frames' timestamps are the module's clock. Exits 1 when a port's
+    /// output differs from `--expect`.
+    Test {
+        /// The module: a shipped VNF name or a path to a .wasm file.
+        module: String,
+        /// A chain file with the VNF's ports and `config:` (the one that
+        /// deploys it); its `module:` is replaced by MODULE.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The VNF of the chain file to test (when it has several).
+        #[arg(long)]
+        vnf: Option<String>,
+        /// Without --config: the module's port names.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "lan,wan",
+            conflicts_with = "config"
+        )]
+        ports: Vec<String>,
+        /// Input frames: PORT=FILE or FILE (pcap or pcapng); repeatable.
+        #[arg(long = "in", value_name = "[PORT=]FILE", required = true)]
+        inputs: Vec<String>,
+        /// Write what leaves each port to DIR/<port>.pcap.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Expected output: PORT=FILE, a FILE (by interface, like --in), or
+        /// a DIR of <port>.pcap (a port without a file must send nothing).
+        #[arg(long, value_name = "[PORT=]FILE|DIR")]
+        expect: Vec<String>,
+        /// Seconds of module time to keep ticking after the last frame.
+        #[arg(long, default_value_t = 0.0)]
+        linger: f64,
+        /// Print only the summary and the comparison, not every frame.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Print a shell completion script (e.g. `nfvhost completions bash >
+    /// /etc/bash_completion.d/nfvhost`).
+    Completions { shell: generate::Shell },
+    /// Print the man page (roff; `nfvhost man | man -l -`).
+    Man,
+    /// Take a link's carrier down or up, or change an impaired link's netem
+    /// parameters, at one of its ends.
+    Link {
+        #[command(subcommand)]
+        action: LinkAction,
+    },
     /// Internal: run one VNF worker (several specs: the members of a fused
     /// group, in one process).
     #[command(hide = true)]
@@ -160,6 +266,31 @@ enum Command {
     Supervise { chain: String },
 }
 
+#[derive(Subcommand)]
+enum LinkAction {
+    /// Carrier off: the interface of CHAIN:NODE:PORT goes down, its peer
+    /// loses carrier, and frames sent into the link are dropped.
+    Down {
+        /// CHAIN:NODE:PORT, names from the chain file (PORT: a host's
+        /// interface or a VNF's port).
+        target: String,
+    },
+    /// Carrier on again.
+    Up {
+        /// CHAIN:NODE:PORT.
+        target: String,
+    },
+    /// New netem parameters for a running impair function, for the
+    /// direction that leaves by PORT; held frames are kept.
+    Set {
+        /// CHAIN:NODE:PORT, NODE an impair function (`impair-N` for a
+        /// link's `impair:`).
+        target: String,
+        #[command(flatten)]
+        netem: link::NetemArgs,
+    },
+}
+
 /// Runs the command line; returns the exit code.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
@@ -169,21 +300,41 @@ pub fn main() -> i32 {
             return if e.use_stderr() { EXIT_USAGE } else { 0 };
         }
     };
+    if let Err(e) = set_instance(cli.instance) {
+        eprintln!("nfvhost: error: {:#}", e.error);
+        return e.code;
+    }
+    nfvhost::logging::init(log_filter(&cli.command, cli.verbose));
     let result = match cli.command {
         Command::Validate { file } => deploy::validate(&file),
-        Command::Schema => {
+        Command::Schema { crd: false } => {
             println!("{}", nfvhost::chain::schema_text());
             Ok(())
         }
+        Command::Schema { crd: true } => {
+            print!("{}", nfvhost::chain::crd::crd_yaml());
+            Ok(())
+        }
         Command::Deploy { file, foreground } => deploy::deploy(&file, foreground),
-        Command::Destroy { file, chain, all } => deploy::destroy(file.as_deref(), chain, all),
+        Command::Destroy {
+            file,
+            chain,
+            all,
+            cleanup,
+        } => deploy::destroy(file.as_deref(), chain, all, cleanup),
+        Command::Graph { chain, output } => graph::graph(chain, output),
         Command::Inspect { chain, output } => inspect::inspect(chain, output),
         Command::Exec {
             chain,
             node,
             command,
         } => nodes::exec(chain, &node, &command),
-        Command::Logs { chain, vnf, tail } => nodes::logs(chain, &vnf, tail),
+        Command::Logs {
+            chain,
+            vnf,
+            tail,
+            follow,
+        } => logs::logs(chain, &vnf, tail, follow),
         Command::Replace { chain, vnf, module } => deploy::replace(chain, &vnf, &module),
         Command::Stats {
             chain,
@@ -192,6 +343,40 @@ pub fn main() -> i32 {
             output,
         } => stats::stats(chain, output, no_stream, interval),
         Command::Bench(args) => bench::bench(*args),
+        Command::New {
+            name,
+            template,
+            path,
+            sdk,
+        } => new::new(&name, template, path, sdk),
+        Command::Test {
+            module,
+            config,
+            vnf,
+            ports,
+            inputs,
+            out,
+            expect,
+            linger,
+            quiet,
+        } => test::test(test::TestArgs {
+            module,
+            config,
+            vnf,
+            ports,
+            inputs,
+            out,
+            expect,
+            linger,
+            quiet,
+        }),
+        Command::Completions { shell } => generate::completions(shell),
+        Command::Man => generate::man(),
+        Command::Link { action } => match action {
+            LinkAction::Down { target } => link::set_carrier(&target, false),
+            LinkAction::Up { target } => link::set_carrier(&target, true),
+            LinkAction::Set { target, netem } => link::set_netem(&target, &netem),
+        },
         Command::Worker { specs } => nodes::worker(&specs),
         Command::Supervise { chain } => deploy::supervise(&chain),
     };
@@ -202,6 +387,38 @@ pub fn main() -> i32 {
             code
         }
     }
+}
+
+/// The log filter of this process when `NFVHOST_LOG` is unset: a worker
+/// writes every module line its VNF's `log_level:` lets through.
+fn log_filter(command: &Command, verbose: u8) -> &'static str {
+    match (command, verbose) {
+        (Command::Worker { .. }, _) => "info,module=trace",
+        (_, 0) => "info",
+        (_, 1) => "debug",
+        _ => "trace",
+    }
+}
+
+/// The clap definition, for completions and the man page.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
+/// Scopes this process (and, through the environment, the supervisor and
+/// workers it starts) to the instance from `--instance` or
+/// `NFVHOST_INSTANCE`, checked with the chain-name rule.
+fn set_instance(flag: Option<String>) -> CliResult {
+    let env = std::env::var(nfvhost::instance::ENV)
+        .ok()
+        .filter(|v| !v.is_empty());
+    let name = flag.or(env);
+    nfvhost::instance::init(name.clone()).map_err(CliError::usage)?;
+    if let Some(name) = name {
+        // Still single-threaded: nothing reads the environment concurrently.
+        std::env::set_var(nfvhost::instance::ENV, name);
+    }
+    Ok(())
 }
 
 /// Picks the chain a command is about: the named one, or the only one
@@ -226,4 +443,22 @@ pub fn pick_chain(chain: Option<String>) -> Result<String, CliError> {
 /// rule; a bad one is a usage error that names the rule.
 pub fn check_name(kind: NameKind, what: &'static str, name: &str) -> Result<(), CliError> {
     names::check_arg(kind, what, name).map_err(CliError::usage)
+}
+
+/// A module argument: a path ending in `.wasm` (made absolute) or a
+/// shipped VNF's name.
+pub fn module_arg(module: &str) -> Result<nfvhost::chain::ModuleRef, CliError> {
+    use nfvhost::chain::{names, ModuleRef};
+    if module.ends_with(".wasm") {
+        Ok(ModuleRef::Path(std::fs::canonicalize(module).map_err(
+            |e| CliError::usage(anyhow::anyhow!("{module}: {e}")),
+        )?))
+    } else if names::is_builtin_module(module) {
+        Ok(ModuleRef::Builtin(module.to_string()))
+    } else {
+        Err(CliError::usage(anyhow::anyhow!(
+            "`{}` is neither a shipped VNF name (lowercase letters, digits, `_`, `-`) nor a path ending in .wasm",
+            module.escape_default()
+        )))
+    }
 }

@@ -1,7 +1,7 @@
 //! `stats`: a live per-VNF table, like `docker stats`, read from the stats
 //! segments and cgroups (never from the workers).
 
-use std::io::Write;
+use std::io::{IsTerminal as _, Write};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
@@ -84,31 +84,31 @@ fn mib(bytes: u64) -> String {
 }
 
 fn print_table(rows: &[Row], clear: bool) {
+    let mut t = super::table::new(
+        &[
+            "CHAIN", "VNF", "RX PPS", "TX PPS", "DROPS/S", "CALL µs", "CPU %", "MEM", "WASM MEM",
+        ],
+        &[2, 3, 4, 5, 6, 7, 8],
+    );
+    for r in rows {
+        t.add_row(vec![
+            r.chain.clone(),
+            r.vnf.clone(),
+            format!("{:.0}", r.rx_pps),
+            format!("{:.0}", r.tx_pps),
+            format!("{:.0}", r.drops_per_second),
+            format!("{:.2}", r.call_us),
+            format!("{:.1}", r.cpu_percent),
+            mib(r.memory_bytes),
+            mib(r.module_memory_bytes),
+        ]);
+    }
     let mut out = std::io::stdout().lock();
     if clear {
         // Home the cursor and clear the screen, as `docker stats` does.
         let _ = write!(out, "\x1b[H\x1b[2J");
     }
-    let _ = writeln!(
-        out,
-        "{:<10} {:<12} {:>10} {:>10} {:>10} {:>10} {:>7} {:>10} {:>10}",
-        "CHAIN", "VNF", "RX PPS", "TX PPS", "DROPS/S", "CALL µs", "CPU %", "MEM", "WASM MEM"
-    );
-    for r in rows {
-        let _ = writeln!(
-            out,
-            "{:<10} {:<12} {:>10.0} {:>10.0} {:>10.0} {:>10.2} {:>7.1} {:>10} {:>10}",
-            r.chain,
-            r.vnf,
-            r.rx_pps,
-            r.tx_pps,
-            r.drops_per_second,
-            r.call_us,
-            r.cpu_percent,
-            mib(r.memory_bytes),
-            mib(r.module_memory_bytes)
-        );
-    }
+    let _ = write!(out, "{}", super::table::render(&t));
     let _ = out.flush();
 }
 
@@ -153,7 +153,9 @@ pub fn stats(chain: Option<String>, output: Output, no_stream: bool, interval: f
             .collect();
         match output {
             Output::Json => println!("{}", serde_json::to_string(&rows)?),
-            Output::Table => print_table(&rows, !no_stream),
+            // Only a terminal is redrawn in place; a pipe or file gets
+            // one table after the other.
+            Output::Table => print_table(&rows, !no_stream && std::io::stdout().is_terminal()),
         }
         if no_stream {
             return Ok(());

@@ -19,6 +19,7 @@
 //!   allowed.
 #![deny(unsafe_code)]
 
+pub mod control;
 pub mod group;
 pub mod health;
 pub mod offload;
@@ -30,4 +31,5 @@ pub mod stats;
 // Also used by `bench` (its packet sockets).
 pub(crate) mod sys;
 pub mod transmit;
+pub mod vlan;
 pub mod worker;

@@ -28,6 +28,14 @@ pub enum OffloadError {
 
 const ETH_LEN: usize = 14;
 const ETHERTYPE_VLAN: u16 = 0x8100;
+/// 802.1ad service tag (QinQ outer tag).
+const ETHERTYPE_QINQ: u16 = 0x88a8;
+/// The tags a frame may carry in front of its IP header: an 802.1ad or
+/// 802.1Q outer tag and an 802.1Q inner one (QinQ), as the kernel's
+/// `skb_network_protocol` walks them when it segments.
+pub const MAX_TAGS: usize = 2;
+/// One VLAN tag (TPID and TCI).
+pub const TAG_LEN: usize = 4;
 const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_IPV6: u16 = 0x86dd;
 const PROTO_TCP: u8 = 6;
@@ -53,17 +61,16 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// Parses Ethernet (with at most one 802.1Q tag), IPv4 or IPv6, and a
-    /// TCP or UDP header. `None` if the frame is anything else, an IPv4
-    /// fragment, or shorter than its headers say.
+    /// Parses Ethernet (with up to [`MAX_TAGS`] 802.1Q/802.1ad tags), IPv4
+    /// or IPv6, and a TCP or UDP header. `None` if the frame is anything
+    /// else, an IPv4 fragment, or shorter than its headers say.
     pub fn parse(frame: &[u8]) -> Option<Layout> {
         let be16 = |at: usize| -> Option<u16> {
             Some(u16::from_be_bytes(frame.get(at..at + 2)?.try_into().ok()?))
         };
-        let (mut ethertype, mut l3) = (be16(12)?, ETH_LEN);
-        if ethertype == ETHERTYPE_VLAN {
-            (ethertype, l3) = (be16(16)?, ETH_LEN + 4);
-        }
+        // The EtherType after the tags says what the L3 header is.
+        let l3 = ETH_LEN + tags(frame) * TAG_LEN;
+        let ethertype = be16(l3 - 2)?;
         let (ipv6, proto, l4, end) = match ethertype {
             ETHERTYPE_IPV4 => {
                 let vihl = *frame.get(l3)?;
@@ -128,6 +135,22 @@ impl Layout {
             GsoType::Other => false,
         }
     }
+}
+
+/// How many VLAN tags (802.1Q or 802.1ad TPIDs, at most [`MAX_TAGS`]) follow
+/// the MAC addresses of `frame`.
+pub fn tags(frame: &[u8]) -> usize {
+    (0..MAX_TAGS)
+        .take_while(|i| {
+            let at = 12 + i * TAG_LEN;
+            matches!(
+                frame
+                    .get(at..at + 2)
+                    .map(|b| u16::from_be_bytes([b[0], b[1]])),
+                Some(ETHERTYPE_VLAN | ETHERTYPE_QINQ)
+            )
+        })
+        .count()
 }
 
 /// The virtio-net header to send `frame` with through a port that carries
@@ -438,6 +461,51 @@ mod tests {
                 &f[66 + 1000 * i..66 + 1000 * i + seg.len() - 66]
             );
         }
+    }
+
+    /// `frame` with `tpids` tags (TCI = 100 + i) after its MAC addresses.
+    fn tagged(frame: &[u8], tpids: &[u16]) -> Vec<u8> {
+        let mut f = frame[..12].to_vec();
+        for (i, tpid) in tpids.iter().enumerate() {
+            f.extend_from_slice(&tpid.to_be_bytes());
+            f.extend_from_slice(&(100 + i as u16).to_be_bytes());
+        }
+        f.extend_from_slice(&frame[12..]);
+        f
+    }
+
+    #[test]
+    fn segments_802_1ad_and_double_tagged_super_frames_past_their_tags() {
+        let plain = ipv4_tcp(2500, 7, 1000, 0x18);
+        for tpids in [
+            &[ETHERTYPE_VLAN][..],
+            &[ETHERTYPE_QINQ],
+            &[ETHERTYPE_QINQ, ETHERTYPE_VLAN],
+            &[ETHERTYPE_VLAN, ETHERTYPE_VLAN],
+        ] {
+            let f = tagged(&plain, tpids);
+            let shift = tpids.len() * TAG_LEN;
+            let l = Layout::parse(&f).unwrap_or_else(|| panic!("{tpids:x?} parses"));
+            assert_eq!((l.l3, l.l4), (14 + shift, 34 + shift), "{tpids:x?}");
+            let h = transmit_header(header(1, 1, 1000), &f).unwrap();
+            let csum_start = u16::from_ne_bytes([h.0[6], h.0[7]]);
+            assert_eq!(csum_start, (34 + shift) as u16, "{tpids:x?}");
+            let mut out = Segments::default();
+            assert_eq!(make_plain(&f, header(1, 1, 1000), &mut out).unwrap(), 0..3);
+            for i in 0..3 {
+                let seg = out.get(i);
+                assert_eq!(&seg[..12 + shift], &f[..12 + shift], "tags kept");
+                let ip = Ipv4Packet::new_checked(&seg[14 + shift..]).unwrap();
+                assert!(ip.verify_checksum());
+                assert_eq!(usize::from(ip.total_len()), seg.len() - 14 - shift);
+                let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+                assert!(tcp.verify_checksum(ip.src_addr(), ip.dst_addr()));
+                assert_eq!(tcp.seq_number(), 1000 + 1000 * i as u32);
+            }
+        }
+        // Three tags are more than QinQ: not walked, so not L4.
+        let f = tagged(&plain, &[ETHERTYPE_QINQ, ETHERTYPE_VLAN, ETHERTYPE_VLAN]);
+        assert_eq!(Layout::parse(&f), None);
     }
 
     fn ipv6_udp(payload: usize) -> Vec<u8> {

@@ -70,6 +70,10 @@ pub enum SetupError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error("couldn't keep the control channel (stdin): {0}")]
+    Control(std::io::Error),
+    #[error(transparent)]
+    LinkSet(#[from] super::control::ControlError),
     #[error(transparent)]
     Sandbox(#[from] super::sandbox::SandboxError),
     #[error(transparent)]
@@ -118,6 +122,20 @@ pub fn run_group(specs: Vec<WorkerSpec>) -> Result<(), SetupError> {
     // Die with the supervisor rather than linger unsupervised.
     process::die_with_parent().map_err(SetupError::DieWithParent)?;
     process::catch_stop_signals().map_err(SetupError::Signals)?;
+    // The first line also sets up the log path (thread-locals, the filter's
+    // caches) while every syscall is still allowed.
+    for spec in &specs {
+        host_log(
+            &spec.vnf,
+            LogLevel::Info,
+            &format!(
+                "starting; module log level {}",
+                spec.module_log_level().label()
+            ),
+        );
+    }
+    process::fine_timer_slack();
+    process::catch_reconfigure_signal().map_err(SetupError::Signals)?;
     if let Some(cg) = &first.cgroup {
         cg.add_process(std::process::id() as i32)
             .map_err(|source| SetupError::JoinCgroup {
@@ -133,7 +151,7 @@ pub fn run_group(specs: Vec<WorkerSpec>) -> Result<(), SetupError> {
     let ports = open_ports(&specs)?;
 
     let engine = Engine::for_worker(first.cache_dir.clone())?;
-    let (mut loaded, mut segments) = (Vec::new(), Vec::new());
+    let (mut loaded, mut segments, mut link_sets) = (Vec::new(), Vec::new(), Vec::new());
     for spec in &specs {
         let module = engine.load(&spec.module)?;
         let stats = StatsSegment::create(&spec.stats_path).map_err(|source| SetupError::Stats {
@@ -146,9 +164,33 @@ pub fn run_group(specs: Vec<WorkerSpec>) -> Result<(), SetupError> {
                 source,
             }
         })?;
+        // `nfvhost link set` reaches each member through its own files.
+        link_sets.push(super::control::ControlFiles::create(&spec.stats_path)?);
         loaded.push((module, metrics_file));
         segments.push(stats);
     }
+    // One process for every member: it runs at the timer priority if any
+    // of their modules has a timer.
+    if loaded.iter().any(|(m, _)| m.has_timer()) {
+        if let Err(e) = process::favour_timers() {
+            host_log(
+                &unit,
+                LogLevel::Warn,
+                &format!("couldn't raise the priority of a timer module: {e}"),
+            );
+        }
+    }
+    // `nfvhost replace` reaches a supervised worker through its stdin, a
+    // socket pair (a worker started by hand has none); a group's worker
+    // serves the requests of all its members on it.
+    let control = {
+        use std::os::fd::AsFd as _;
+        let stdin = std::io::stdin();
+        crate::sys::handover::is_control_socket(stdin.as_fd())
+            .then(|| stdin.as_fd().try_clone_to_owned())
+            .transpose()
+            .map_err(SetupError::Control)?
+    };
     // From here on: no privileges, no paths, an allow-list of syscalls.
     let scratch = first
         .stats_path
@@ -156,22 +198,34 @@ pub fn run_group(specs: Vec<WorkerSpec>) -> Result<(), SetupError> {
         .unwrap_or(std::path::Path::new("/"));
     super::sandbox::enter(&first.chain, &unit, scratch, &engine)?;
     let mut workers = Vec::new();
-    for (((spec, ports), (module, metrics_file)), stats) in
-        specs.iter().zip(ports).zip(loaded).zip(&segments)
+    for ((((spec, ports), (module, metrics_file)), stats), link_set) in specs
+        .iter()
+        .zip(ports)
+        .zip(loaded)
+        .zip(&segments)
+        .zip(link_sets)
     {
         stats.pid.store(u64::from(std::process::id()), Relaxed);
+        let limits = crate::engine::InstanceLimits {
+            log_level: spec.module_log_level(),
+            ..instance_limits(spec.memory_bytes, spec.batch_size, spec.offload)
+        };
         let instantiator = Instantiator {
             engine: engine.clone(),
             module,
             vnf: spec.vnf.clone(),
             init_document: spec.init_document.clone(),
-            limits: instance_limits(spec.memory_bytes, spec.batch_size, spec.offload),
+            limits,
             metrics_file: Some((spec.metrics_path.clone(), metrics_file)),
         };
         let mut worker = Worker::new(ports, stats, instantiator)?;
         let mtus: Vec<u32> = spec.ports.iter().map(|p| p.mtu).collect();
         worker.set_link_mtus(&mtus);
+        worker.link_set = Some(link_set);
         workers.push(worker);
+    }
+    if let (Some(control), Some(worker)) = (control, workers.first_mut()) {
+        worker.set_control(control);
     }
     println!("READY");
     std::io::stdout().flush().ok();

@@ -64,6 +64,21 @@ pub struct WorkerSpec {
     /// CPUs to pin the worker to (empty: any).
     #[serde(default)]
     pub cpus: Vec<usize>,
+    /// The most verbose module log level written (a `LogLevel` number).
+    #[serde(default = "default_log_level")]
+    pub log_level: u8,
+}
+
+fn default_log_level() -> u8 {
+    crate::chain::DEFAULT_LOG_LEVEL as u8
+}
+
+impl WorkerSpec {
+    /// The module log level, [`crate::chain::DEFAULT_LOG_LEVEL`]
+    /// if the number is not a level.
+    pub fn module_log_level(&self) -> nfvhost_abi::LogLevel {
+        nfvhost_abi::LogLevel::from_u8(self.log_level).unwrap_or(crate::chain::DEFAULT_LOG_LEVEL)
+    }
 }
 
 /// Slot size when offloads are carried: a whole 64 KB super-frame plus its

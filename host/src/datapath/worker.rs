@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use nfvhost_abi::{DropReason, LogLevel, MAX_BATCH};
 
+use super::control::ControlFiles;
 use super::health::{self, PortHealth};
 use super::port::Port;
 use super::stats::StatsLayout;
@@ -24,8 +25,12 @@ use crate::engine::{
 };
 use crate::logging::host_log;
 
+mod handover;
+
 pub use super::setup::{run, SetupError};
 pub use super::spec::{PortBinding, WorkerPort, WorkerSpec, SUPER_FRAME_SLOT};
+pub(in crate::datapath) use handover::serve_control;
+pub use handover::{ReplaceReply, ReplaceRequest, Replaced};
 
 /// The MTU of a port whose link has none (an in-memory link): any frame.
 const NO_MTU: u32 = 65_535;
@@ -70,19 +75,43 @@ pub struct Instantiator {
 
 impl Instantiator {
     fn instantiate(&self, port_count: u16) -> Result<VnfInstance, WorkerError> {
-        let instance = VnfInstance::new(
+        let instance = self
+            .create(
+                &self.module,
+                &self.init_document,
+                port_count,
+                Instant::now(),
+            )
+            .map_err(|source| WorkerError::Instantiate {
+                vnf: self.vnf.clone(),
+                module: self.module.path.clone(),
+                source: Box::new(source),
+            })?;
+        self.publish_metric_names(&instance)?;
+        Ok(instance)
+    }
+
+    /// An instance of `module` whose clock counts from `clock_origin`.
+    fn create(
+        &self,
+        module: &LoadedModule,
+        init_document: &str,
+        port_count: u16,
+        clock_origin: Instant,
+    ) -> Result<VnfInstance, InstanceError> {
+        VnfInstance::with_clock(
             &self.engine,
-            &self.module,
+            module,
             &self.vnf,
             port_count,
-            self.init_document.as_bytes(),
+            init_document.as_bytes(),
             self.limits.clone(),
+            clock_origin,
         )
-        .map_err(|source| WorkerError::Instantiate {
-            vnf: self.vnf.clone(),
-            module: self.module.path.clone(),
-            source: Box::new(source),
-        })?;
+    }
+
+    /// Writes the metrics `instance` declared where the exporter reads them.
+    fn publish_metric_names(&self, instance: &VnfInstance) -> Result<(), WorkerError> {
         if let Some((path, file)) = &self.metrics_file {
             let names: Vec<serde_json::Value> = instance
                 .metrics()
@@ -99,7 +128,7 @@ impl Instantiator {
                     source,
                 })?;
         }
-        Ok(instance)
+        Ok(())
     }
 }
 
@@ -123,6 +152,11 @@ pub struct Worker<'s> {
     /// The ports' descriptors, entry `i` for port `i`; a down port's entry
     /// is taken out.
     poll_set: PollSet,
+    /// The supervisor's channel for `nfvhost replace`, if any.
+    control: Option<std::os::fd::OwnedFd>,
+    /// Where `nfvhost link set` leaves new configurations (opened before
+    /// the sandbox); `None`: none are looked for.
+    pub link_set: Option<ControlFiles>,
 }
 
 impl<'s> Worker<'s> {
@@ -161,6 +195,8 @@ impl<'s> Worker<'s> {
             tx: TxScratch::default(),
             health: PortHealth::new(port_count),
             poll_set,
+            control: None,
+            link_set: None,
         })
     }
 
@@ -176,6 +212,29 @@ impl<'s> Worker<'s> {
     /// Frames per batch.
     pub fn batch_size(&self) -> usize {
         self.instance.batch_size()
+    }
+
+    /// Serves `nfvhost replace` requests arriving on `control` (looked at
+    /// once per tick, between two batches). In a fused group one member
+    /// holds the process's channel, and the loop serves every member's
+    /// requests on it (see [`super::group::run_all`]).
+    pub fn set_control(&mut self, control: std::os::fd::OwnedFd) {
+        self.control = Some(control);
+    }
+
+    /// Takes the control channel back (the group loop serves it).
+    pub(super) fn take_control(&mut self) -> Option<std::os::fd::OwnedFd> {
+        self.control.take()
+    }
+
+    /// The VNF this worker runs.
+    pub fn vnf(&self) -> &str {
+        &self.instantiator.vnf
+    }
+
+    /// When the module's one-shot timer is due, if it set one.
+    pub fn timer_deadline(&self) -> Option<Instant> {
+        self.instance.timer_deadline()
     }
 
     /// Runs until `stop()` says so: waits for frames (unless `busy_poll`),
@@ -336,6 +395,58 @@ impl<'s> Worker<'s> {
         }
     }
 
+    /// Runs the module's one-shot timer if it is due, and sends what it
+    /// emitted.
+    pub fn fire_timer(&mut self) -> Result<(), WorkerError> {
+        match self.instance.fire_timer() {
+            Ok(true) => self.send_emitted(),
+            Ok(false) => {}
+            Err(failure) => {
+                let message = format!("timer: {failure}; restarting the module instance");
+                self.restart(&failure, &message)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands the module the configuration `nfvhost link set` left, without
+    /// restarting it (its queue stays), and answers the command. Nothing
+    /// when no request waits (each member of a group has its own files).
+    pub(super) fn reconfigure(&mut self) {
+        let Some(link_set) = self.link_set.as_mut() else {
+            return;
+        };
+        let outcome = match link_set.take_request() {
+            Ok(None) => return,
+            Ok(Some(doc)) => {
+                let done = self.instance.reconfigure(&doc).map_err(|e| e.to_string());
+                if done.is_ok() {
+                    // A restarted instance starts from the new configuration.
+                    self.instantiator.init_document = String::from_utf8_lossy(&doc).into_owned();
+                }
+                done
+            }
+            Err(e) => Err(format!("reading the request: {e}")),
+        };
+        let vnf = &self.instantiator.vnf;
+        match &outcome {
+            Ok(()) => host_log(vnf, LogLevel::Info, "configuration changed while running"),
+            Err(e) => host_log(
+                vnf,
+                LogLevel::Warn,
+                &format!("new configuration refused: {e}"),
+            ),
+        }
+        if let Err(e) = link_set.answer(&outcome) {
+            host_log(
+                vnf,
+                LogLevel::Warn,
+                &format!("couldn't answer `link set`: {e}"),
+            );
+        }
+        self.send_emitted();
+    }
+
     /// Counts the trap, logs `message` and replaces the instance.
     fn restart(&mut self, failure: &CallFailure, message: &str) -> Result<(), WorkerError> {
         self.stats.trap(failure.label());
@@ -425,7 +536,12 @@ impl<'s> Worker<'s> {
             with_frames(
                 slots.iter().map(|&i| {
                     let i = usize::from(i);
-                    (instance.frame(i, verdicts[i].1), frames[i].vnet)
+                    // A module may push or pop VLAN tags on an offloaded
+                    // frame: the change in length is in front of the L3
+                    // header, so the saved offsets move by as much.
+                    let mut vnet = frames[i].vnet;
+                    vnet.shift_headers((verdicts[i].1 as i64 - frames[i].len as i64) as i16);
+                    (instance.frame(i, verdicts[i].1), vnet)
                 }),
                 |frames, vnets| {
                     let counters = &stats.ports[out_index];
@@ -487,6 +603,23 @@ impl<'s> Worker<'s> {
         self.stats.module_memory_bytes.store(used as u64, Relaxed);
         self.stats.module_memory_limit.store(limit as u64, Relaxed);
     }
+}
+
+/// How long before a module's timer the worker stops sleeping and polls
+/// its ports without sleeping until the timer is due. A sleeping process
+/// wakes tens of microseconds after its deadline (more under load, or in a
+/// VM), which a timer promised to the microsecond cannot absorb; spinning
+/// this long per timer costs at most this much CPU.
+pub const TIMER_SPIN: Duration = Duration::from_micros(100);
+
+/// How long the loop may sleep at `now`: until the tick, or until
+/// [`TIMER_SPIN`] before the module's timer; zero means poll without
+/// sleeping.
+pub(super) fn sleep_for(now: Instant, next_tick: Instant, timer: Option<Instant>) -> Duration {
+    let tick = next_tick.saturating_duration_since(now);
+    timer.map_or(tick, |t| {
+        tick.min(t.saturating_duration_since(now).saturating_sub(TIMER_SPIN))
+    })
 }
 
 fn count_drops(stats: &StatsLayout, reason: DropReason, n: u64) {
@@ -710,6 +843,24 @@ pub(crate) mod tests {
         h0.wire().fail_recv = true;
         assert_eq!(w.poll_once().unwrap(), 0);
         assert_eq!(rig.stats.ports[0].rx_errors.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn the_loop_sleeps_until_just_before_a_module_timer_and_spins_the_rest() {
+        let now = Instant::now();
+        let ms = Duration::from_millis;
+        assert_eq!(sleep_for(now, now + ms(100), None), ms(100));
+        assert_eq!(
+            sleep_for(now, now + ms(100), Some(now + ms(10))),
+            ms(10) - TIMER_SPIN
+        );
+        assert_eq!(sleep_for(now, now + ms(1), Some(now + ms(10))), ms(1));
+        let soon = now + TIMER_SPIN / 2;
+        assert_eq!(sleep_for(now, now + ms(100), Some(soon)), Duration::ZERO);
+        assert_eq!(
+            sleep_for(now, now + ms(100), Some(now - ms(1))),
+            Duration::ZERO
+        );
     }
 
     #[test]

@@ -131,6 +131,13 @@ fn apply(os: &dyn Os, step: &Step) -> Result<Option<Undo>, OsError> {
                 name: name.clone(),
             })
         }
+        Step::CreateVxlan { ns, name, config } => {
+            links.create_vxlan(ns, name, config)?;
+            Some(Undo::DeleteLink {
+                ns: ns.clone(),
+                name: name.clone(),
+            })
+        }
         Step::SetUp { ns, name } => {
             links.set_up(ns, name)?;
             None

@@ -4,6 +4,7 @@
 
 pub mod dhcp_clients;
 pub mod execute;
+pub mod handover;
 pub mod lock;
 pub mod metrics;
 pub mod modules;
@@ -14,9 +15,10 @@ pub mod state;
 pub mod supervisor;
 pub mod teardown;
 
-/// Prefix of every namespace nfvhost creates: `nfv-<chain>-<node>`.
+/// A node's namespace: `nfv-<chain>-<node>`, scoped by this process's
+/// instance (see [`crate::instance`]).
 pub fn netns_name(chain: &str, node: &str) -> String {
-    format!("nfv-{chain}-{node}")
+    crate::instance::Scope::current().netns_name(chain, node)
 }
 
 /// The namespace of a node of `chain`: a test host's or a VNF's own, or
@@ -29,10 +31,13 @@ pub fn node_netns(chain: &crate::chain::ChainSpec, node: &str) -> String {
     netns_name(&chain.name, unit)
 }
 
-/// Relative cgroup path of a VNF (or of a fused group).
+/// Relative cgroup path of a VNF (or of a fused group):
+/// `nfvhost/<chain>/<vnf>`, scoped by this process's instance.
 pub fn cgroup_path(chain: &str, vnf: &str) -> String {
-    format!("nfvhost/{chain}/{vnf}")
+    crate::instance::Scope::current().cgroup_path(chain, vnf)
 }
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod vxlan_tests;

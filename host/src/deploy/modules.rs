@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::chain::{ChainError, ChainSpec, LinkSpec, ModuleRef, VnfSpec};
+use crate::chain::{ChainError, ChainSpec, LinkKind, LinkSpec, ModuleRef, VnfSpec, Vxlan};
 use crate::engine::{Engine, InstanceError, LoadedModule, VnfInstance};
 
 /// Where shipped VNFs are looked for, in order.
@@ -67,17 +67,38 @@ pub fn port_links<'a>(chain: &'a ChainSpec, vnf: &VnfSpec) -> Vec<Option<&'a Lin
         .collect()
 }
 
+/// A link's MTU as the chain file gives it, or its default: the kernel's
+/// for veth and TAP, and for VXLAN that less the encapsulation over a
+/// 1500-byte underlay (the deployed device's MTU, read back from the
+/// kernel, takes precedence; see [`init_document`]).
+pub fn link_mtu(link: Option<&LinkSpec>) -> u32 {
+    match link {
+        Some(LinkSpec { mtu: Some(mtu), .. }) => *mtu,
+        Some(LinkSpec {
+            kind: LinkKind::Vxlan(_),
+            ..
+        }) => DEFAULT_LINK_MTU - Vxlan::OVERHEAD,
+        _ => DEFAULT_LINK_MTU,
+    }
+}
+
 /// The init document for a VNF (see `nfvhost_abi::CONFIG_ENCODING`): each
-/// port with its link's MTU and, when known (`macs[i]`, read from the
-/// deployed interface), its MAC address.
-pub fn init_document(chain: &ChainSpec, vnf: &VnfSpec, macs: &[Option<[u8; 6]>]) -> String {
+/// port with its MTU (`mtus[i]` when known from the deployed interface,
+/// else [`link_mtu`]) and, when known (`macs[i]`, read from the deployed
+/// interface), its MAC address.
+pub fn init_document(
+    chain: &ChainSpec,
+    vnf: &VnfSpec,
+    macs: &[Option<[u8; 6]>],
+    mtus: &[Option<u32>],
+) -> String {
     let ports: Vec<serde_json::Value> = vnf
         .ports
         .iter()
         .zip(port_links(chain, vnf))
         .enumerate()
         .map(|(i, (name, link))| {
-            let mtu = link.and_then(|l| l.mtu).unwrap_or(DEFAULT_LINK_MTU);
+            let mtu = mtus.get(i).copied().flatten().unwrap_or(link_mtu(link));
             let mac = macs.get(i).copied().flatten().map(|m| {
                 m.iter()
                     .map(|b| format!("{b:02x}"))
@@ -144,17 +165,21 @@ pub fn check_all(
                 continue;
             }
         };
-        let limits = crate::datapath::spec::instance_limits(
-            wasm_memory(vnf),
-            vnf.datapath.batch.unwrap_or(super::setup::DEFAULT_BATCH),
-            vnf.datapath.offload,
-        );
+        let limits = crate::engine::InstanceLimits {
+            // The module's lines at init, filtered as its worker will.
+            log_level: vnf.log_level,
+            ..crate::datapath::spec::instance_limits(
+                wasm_memory(vnf),
+                vnf.datapath.batch.unwrap_or(super::setup::DEFAULT_BATCH),
+                vnf.datapath.offload,
+            )
+        };
         match VnfInstance::new(
             engine,
             &module,
             &vnf.name,
             vnf.ports.len() as u16,
-            init_document(chain, vnf, &[]).as_bytes(),
+            init_document(chain, vnf, &[], &[]).as_bytes(),
             limits,
         ) {
             Ok(_) => checked.push(CheckedVnf {

@@ -9,6 +9,7 @@ use std::net::Ipv4Addr;
 use super::{cgroup_path, netns_name, node_netns};
 use crate::chain::{ChainSpec, LinkKind, WorkerUnit};
 use crate::sys::cgroup::Limits;
+use crate::sys::link::VxlanConfig;
 
 /// One change to the machine.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +34,14 @@ pub enum Step {
         ns: String,
         name: String,
         mtu: Option<u32>,
+    },
+    /// A VXLAN device in a node's namespace whose UDP socket lives in the
+    /// underlay (the namespace nfvhost runs in), down; fails if the
+    /// remote is not routable there.
+    CreateVxlan {
+        ns: String,
+        name: String,
+        config: VxlanConfig,
     },
     /// An interface up.
     SetUp { ns: String, name: String },
@@ -89,6 +98,7 @@ impl Step {
             Step::CreateNetns { .. } | Step::DisableIpv6 { .. } => Phase::Namespaces,
             Step::CreateVeth { .. }
             | Step::CreateTap { .. }
+            | Step::CreateVxlan { .. }
             | Step::SetUp { .. }
             | Step::DisableOffloads { .. } => Phase::Links,
             Step::SetMac { .. } | Step::AddAddress { .. } | Step::AddRoute { .. } => Phase::Hosts,
@@ -110,6 +120,11 @@ impl fmt::Display for Step {
                 ..
             } => write!(f, "creating veth link {ns_a}:{name_a}—{ns_b}:{name_b}"),
             Step::CreateTap { ns, name, .. } => write!(f, "creating TAP link {ns}:{name}"),
+            Step::CreateVxlan { ns, name, config } => write!(
+                f,
+                "creating VXLAN link {ns}:{name} (VNI {} to {}:{})",
+                config.vni, config.remote, config.port
+            ),
             Step::SetUp { ns, name } => write!(f, "bringing {ns}:{name} up"),
             Step::DisableOffloads { ns, name } => {
                 write!(f, "switching offloads off on {ns}:{name}")
@@ -156,6 +171,10 @@ pub fn plan(chain: &ChainSpec) -> Vec<Step> {
         steps.push(Step::DisableIpv6 { ns: unit_ns });
     }
 
+    // Offloads stay on only when both ends can take checksum-partial frames
+    // and 64 KB super-frames: a kernel stack or a worker carrying virtio-net
+    // headers. Otherwise the sender must produce plain, complete frames.
+    let capable = |node: &str| chain.vnf(node).is_none_or(|v| v.datapath.offload);
     for l in &chain.links {
         match l.kind {
             LinkKind::Veth => {
@@ -166,11 +185,6 @@ pub fn plan(chain: &ChainSpec) -> Vec<Step> {
                     name_b: l.b.port.clone(),
                     mtu: l.mtu,
                 });
-                // Offloads stay on only when both ends can take checksum-
-                // partial frames and 64 KB super-frames: a kernel stack or a
-                // worker carrying virtio-net headers. Otherwise the sender
-                // must produce plain, complete frames.
-                let capable = |node: &str| chain.vnf(node).is_none_or(|v| v.datapath.offload);
                 if !(capable(&l.a.node) && capable(&l.b.node)) {
                     for end in [&l.a, &l.b] {
                         steps.push(Step::DisableOffloads {
@@ -206,6 +220,32 @@ pub fn plan(chain: &ChainSpec) -> Vec<Step> {
                 let vnf_end = if host_end == &l.a { &l.b } else { &l.a };
                 let carries = chain.vnf(&vnf_end.node).is_some_and(|v| v.datapath.offload);
                 if !carries {
+                    steps.push(Step::DisableOffloads { ns, name });
+                }
+            }
+            LinkKind::Vxlan(v) => {
+                // The device takes the port's name in the node's namespace;
+                // its socket stays in the underlay.
+                let (ns, name) = (ns(&l.a.node), l.a.port.clone());
+                steps.push(Step::CreateVxlan {
+                    ns: ns.clone(),
+                    name: name.clone(),
+                    config: VxlanConfig {
+                        vni: v.vni,
+                        remote: v.remote,
+                        local: v.local,
+                        port: v.port,
+                        mtu: l.mtu,
+                    },
+                });
+                steps.push(Step::SetUp {
+                    ns: ns.clone(),
+                    name: name.clone(),
+                });
+                // The kernel's VXLAN driver checksums and segments
+                // super-frames itself (UDP tunnel GSO), so only the local
+                // end decides.
+                if !capable(&l.a.node) {
                     steps.push(Step::DisableOffloads { ns, name });
                 }
             }

@@ -4,7 +4,7 @@
 //! test hosts and the VNF worker specs.
 
 use super::execute::{execute, DeployError};
-use super::modules::{init_document, port_links, wasm_memory, CheckedVnf, DEFAULT_LINK_MTU};
+use super::modules::{init_document, link_mtu, port_links, wasm_memory, CheckedVnf};
 use super::plan::plan;
 use super::state::{ChainState, HostState, StateError, VnfState};
 use super::{cgroup_path, netns_name, node_netns};
@@ -72,15 +72,28 @@ fn vnf_states(
             .expect("every VNF was checked")
             .module;
         let links = port_links(chain, v);
-        // A veth port has an interface of its own whose MAC the module may
-        // want; a TAP link's VNF side has none.
+        // A veth or VXLAN port has an interface of its own whose MAC the
+        // module may want; a TAP link's VNF side has none. A VNF of a fused
+        // group has its outside ports in the group's namespace.
         let vnf_ns = node_netns(chain, &v.name);
         let macs: Vec<Option<[u8; 6]>> = v
             .ports
             .iter()
             .zip(&links)
             .map(|(p, l)| match l.map(|l| l.kind) {
-                Some(LinkKind::Veth) => os.links().mac_address(&vnf_ns, p).ok(),
+                Some(LinkKind::Veth | LinkKind::Vxlan(_)) => {
+                    os.links().mac_address(&vnf_ns, p).ok()
+                }
+                _ => None,
+            })
+            .collect();
+        // A VXLAN device's MTU follows its underlay: read it back.
+        let mtus: Vec<Option<u32>> = v
+            .ports
+            .iter()
+            .zip(&links)
+            .map(|(p, l)| match l.map(|l| l.kind) {
+                Some(LinkKind::Vxlan(_)) => os.links().link_mtu(&vnf_ns, p).ok(),
                 _ => None,
             })
             .collect();
@@ -88,7 +101,8 @@ fn vnf_states(
             .ports
             .iter()
             .zip(&links)
-            .map(|(p, link)| {
+            .zip(&mtus)
+            .map(|((p, link), mtu)| {
                 let link = link.expect("validation connects every port");
                 let other = if link.a.node == v.name && link.a.port == *p {
                     &link.b
@@ -96,7 +110,9 @@ fn vnf_states(
                     &link.a
                 };
                 let binding = match link.kind {
-                    LinkKind::Veth => PortBinding::Interface { ifname: p.clone() },
+                    LinkKind::Veth | LinkKind::Vxlan(_) => {
+                        PortBinding::Interface { ifname: p.clone() }
+                    }
                     LinkKind::Memory => PortBinding::Memory {
                         vnf: other.node.clone(),
                         port: other.port.clone(),
@@ -109,7 +125,7 @@ fn vnf_states(
                 WorkerPort {
                     name: p.clone(),
                     binding,
-                    mtu: link.mtu.unwrap_or(DEFAULT_LINK_MTU),
+                    mtu: mtu.unwrap_or(link_mtu(Some(link))),
                 }
             })
             .collect();
@@ -121,7 +137,7 @@ fn vnf_states(
             cgroup,
             module: module.path.clone(),
             cache_dir: engine_cache.clone(),
-            init_document: init_document(chain, v, &macs),
+            init_document: init_document(chain, v, &macs, &mtus),
             ports,
             stats_path: state.file(&format!("{}.stats", v.name)),
             metrics_path: state.file(&format!("{}.metrics.json", v.name)),
@@ -131,6 +147,7 @@ fn vnf_states(
             busy_poll: group.map_or(v.datapath.busy_poll, |g| g.busy_poll),
             offload: v.datapath.offload,
             cpus: group.map_or_else(|| v.datapath.cpus.clone(), |g| g.cpus.clone()),
+            log_level: v.log_level as u8,
         };
         vnfs.push(VnfState {
             name: v.name.clone(),

@@ -17,9 +17,13 @@ use crate::sys::private_file;
 /// it holds the chain's name. Nothing without it is ever deleted.
 pub const OWNER_MARKER: &str = ".nfvhost-chain";
 
-/// Where chain state lives: `$NFVHOST_RUN_DIR` or `/run/nfvhost`.
+/// Where chain state lives: `$NFVHOST_RUN_DIR`, or `/run/nfvhost` scoped
+/// by the instance (`/run/nfvhost-<instance>`).
 pub fn run_dir() -> PathBuf {
-    std::env::var_os("NFVHOST_RUN_DIR").map_or_else(|| PathBuf::from("/run/nfvhost"), PathBuf::from)
+    std::env::var_os("NFVHOST_RUN_DIR").map_or_else(
+        || crate::instance::Scope::current().default_run_dir(),
+        PathBuf::from,
+    )
 }
 
 /// A process we started, identified by pid and start time so a recycled
@@ -109,6 +113,10 @@ pub struct ChainState {
     pub supervisor: Option<ProcRef>,
     /// Processes started in test hosts by the chain (DHCP clients).
     pub helpers: Vec<ProcRef>,
+    /// The chain as deployed: nodes, ports with their addresses, links
+    /// (for `inspect` and `graph`).
+    #[serde(default)]
+    pub topology: Option<crate::chain::graph::Topology>,
     /// The directory holding every chain's state directory; `None`:
     /// [`run_dir`]. Not saved: it is where the state is, not what it says.
     #[serde(skip)]
@@ -235,8 +243,17 @@ impl ChainState {
         Ok(())
     }
 
-    /// Names of every chain with a state directory nfvhost created.
+    /// Names of every deployed chain: a state directory nfvhost created,
+    /// with a state file (a destroyed chain keeps only its logs).
     pub fn list() -> Vec<String> {
+        let mut names = Self::list_dirs();
+        names.retain(|n| Self::path(n).exists());
+        names
+    }
+
+    /// Names of every chain with a state directory nfvhost created,
+    /// deployed or destroyed with its logs kept.
+    pub fn list_dirs() -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(run_dir())
             .into_iter()
             .flatten()
@@ -291,6 +308,69 @@ pub fn is_state_dir(dir: &Path, chain: &str) -> bool {
 pub fn remove_state_dir(chain: &str) -> Result<(), StateError> {
     names::check_arg(NameKind::Chain, "chain name", chain)?;
     remove_dir_if_ours(&ChainState::dir(chain), chain)
+}
+
+/// What a destroyed chain keeps of its state directory until `destroy
+/// --cleanup`: its logs (each capped, see [`crate::logging::pump`]) and
+/// the ownership marker.
+pub const KEPT_AFTER_DESTROY: [&str; 4] =
+    [OWNER_MARKER, "logs", "supervisor.log", "supervisor.log.1"];
+
+/// Empties `dir`, the state directory of `chain`, but for its logs
+/// ([`KEPT_AFTER_DESTROY`]); removes it whole when no log is left. Only a
+/// directory nfvhost created is touched.
+pub fn clear_dir_keeping_logs(dir: &Path, chain: &str) -> Result<(), StateError> {
+    if std::fs::symlink_metadata(dir).is_err() {
+        return Ok(());
+    }
+    if !is_state_dir(dir, chain) {
+        return Err(StateError::NotOurs {
+            path: dir.to_owned(),
+            action: "left alone",
+        });
+    }
+    let write_err = |path: PathBuf| move |source| StateError::Write { path, source };
+    let mut kept_logs = false;
+    let entries = std::fs::read_dir(dir).map_err(write_err(dir.to_owned()))?;
+    for entry in entries {
+        let entry = entry.map_err(write_err(dir.to_owned()))?;
+        let path = entry.path();
+        let name = entry.file_name();
+        // file_type() does not follow symlinks: a planted link is removed,
+        // never its target.
+        let ty = entry.file_type().map_err(write_err(path.clone()))?;
+        if name == OWNER_MARKER && ty.is_file() {
+            continue;
+        }
+        if !ty.is_symlink()
+            && KEPT_AFTER_DESTROY.iter().any(|k| name == *k)
+            && has_content(&path, ty)
+        {
+            kept_logs = true;
+            continue;
+        }
+        let removed = if ty.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.map_err(write_err(path))?;
+    }
+    if kept_logs {
+        Ok(())
+    } else {
+        remove_dir_if_ours(dir, chain)
+    }
+}
+
+/// Whether a kept entry holds a log: a non-empty file, or a directory
+/// with an entry in it.
+fn has_content(path: &Path, ty: std::fs::FileType) -> bool {
+    if ty.is_dir() {
+        std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_some())
+    } else {
+        std::fs::symlink_metadata(path).is_ok_and(|m| m.len() > 0)
+    }
 }
 
 /// Removes `dir`, the state directory of `chain`, only if nfvhost created it.
@@ -390,6 +470,50 @@ mod tests {
                 assert!(ChainState::load(bad).is_err(), "{bad}");
             }
             assert!(tmp.exists());
+        });
+    }
+
+    #[test]
+    fn destroy_keeps_only_the_logs_until_cleanup() {
+        with_run_dir(|tmp| {
+            let st = ChainState {
+                chain: "c1".into(),
+                ..Default::default()
+            };
+            st.save().unwrap();
+            let dir = ChainState::dir("c1");
+            std::fs::create_dir(dir.join("logs")).unwrap();
+            std::fs::write(dir.join("logs/r1.log"), b"a line\n").unwrap();
+            std::fs::write(dir.join("supervisor.log"), b"started\n").unwrap();
+            std::fs::write(dir.join("r1.stats"), b"x").unwrap();
+            // A planted link named like a kept log is removed, its target kept.
+            let outside = tmp.join("outside");
+            std::fs::write(&outside, b"keep me").unwrap();
+            std::os::unix::fs::symlink(&outside, dir.join("supervisor.log.1")).unwrap();
+
+            clear_dir_keeping_logs(&dir, "c1").unwrap();
+            let mut left: Vec<String> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            left.sort();
+            assert_eq!(left, [OWNER_MARKER, "logs", "supervisor.log"]);
+            assert_eq!(std::fs::read(&outside).unwrap(), b"keep me");
+            // No longer deployed, but its directory is still ours.
+            assert!(ChainState::load("c1").unwrap().is_none());
+            assert!(ChainState::list().is_empty());
+            assert_eq!(ChainState::list_dirs(), ["c1"]);
+            // Idempotent; `--cleanup` then removes the rest.
+            clear_dir_keeping_logs(&dir, "c1").unwrap();
+            assert!(dir.join("logs/r1.log").exists());
+            remove_state_dir("c1").unwrap();
+            assert!(!dir.exists());
+
+            // Without a log, nothing is kept.
+            st.save().unwrap();
+            std::fs::create_dir(dir.join("logs")).unwrap();
+            clear_dir_keeping_logs(&dir, "c1").unwrap();
+            assert!(!dir.exists());
         });
     }
 

@@ -1,6 +1,7 @@
 //! The supervisor: starts one worker per VNF (one per fused group for the
-//! VNFs of a group), restarts a worker that dies, and serves `/metrics`. It runs detached after `deploy` returns, or in the
-//! foreground with `deploy --foreground`.
+//! VNFs of a group), restarts a worker that dies, and serves `/metrics`.
+//! It runs detached after `deploy` returns, or in the foreground with
+//! `deploy --foreground`.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use nfvhost_abi::LogLevel;
 
+use super::handover;
 use super::metrics::{self, MetricsSource};
 use super::restart::{self, Decision, RestartPolicy};
 use super::state::{vnf_log_path, ChainState, VnfState};
@@ -19,8 +21,21 @@ use crate::datapath::stats::{monotonic_ms, read_heartbeat};
 use crate::logging::{self, host_log};
 use crate::sys::private_file;
 
-/// Where `/metrics` listens unless the chain file says otherwise.
-pub const DEFAULT_METRICS: &str = "127.0.0.1:9464";
+/// Where `/metrics` listens unless the chain file says otherwise: a free
+/// loopback port, so several chains run side by side without editing their
+/// files. The port taken is written to the `ready` file and then recorded
+/// in the state file by `deploy` (see [`bound_metrics`]).
+pub const DEFAULT_METRICS: &str = "127.0.0.1:0";
+
+/// The address the supervisor's `/metrics` listener was bound to, from its
+/// `ready` file; `None` before the chain is ready.
+pub fn bound_metrics(state: &ChainState) -> Option<std::net::SocketAddr> {
+    std::fs::read_to_string(state.file("ready"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
 
 /// How often the supervisor looks at its workers.
 const SUPERVISE_EVERY: Duration = Duration::from_millis(20);
@@ -45,6 +60,9 @@ struct Worker {
     /// The VNFs it runs: one, or the members of a fused group.
     vnfs: Vec<VnfState>,
     child: Option<Child>,
+    /// The supervisor's end of the worker's control channel (replace),
+    /// one per worker (a group's members share it).
+    control: Option<std::os::fd::OwnedFd>,
     /// Per VNF (a group's restart restarts every member).
     restarts: Vec<Arc<AtomicU64>>,
     next_start: Instant,
@@ -58,12 +76,13 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(vnfs: Vec<VnfState>, child: Option<Child>) -> Self {
+    fn new(vnfs: Vec<VnfState>, spawned: Spawned) -> Self {
         Worker {
             name: unit_name(&vnfs[0]).to_owned(),
             restarts: vnfs.iter().map(|_| Arc::new(AtomicU64::new(0))).collect(),
             vnfs,
-            child,
+            child: Some(spawned.child),
+            control: Some(spawned.control),
             next_start: Instant::now(),
             policy: RestartPolicy::default(),
             started: Instant::now(),
@@ -94,7 +113,13 @@ fn worker_units(state: &ChainState) -> Vec<Vec<VnfState>> {
     units
 }
 
-fn spawn_worker(state: &ChainState, name: &str, vnfs: &[VnfState]) -> anyhow::Result<Child> {
+/// A started worker and the supervisor's end of its control channel.
+struct Spawned {
+    child: Child,
+    control: std::os::fd::OwnedFd,
+}
+
+fn spawn_worker(state: &ChainState, name: &str, vnfs: &[VnfState]) -> anyhow::Result<Spawned> {
     let mut command = Command::new(std::env::current_exe()?);
     command.arg("worker");
     for vnf in vnfs {
@@ -103,8 +128,9 @@ fn spawn_worker(state: &ChainState, name: &str, vnfs: &[VnfState]) -> anyhow::Re
         command.arg(&spec_path);
     }
     let log_path = vnf_log_path(&state.chain, name);
+    let (control, worker_end) = crate::sys::handover::socket_pair()?;
     let mut child = command
-        .stdin(Stdio::null())
+        .stdin(Stdio::from(worker_end))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -123,7 +149,7 @@ fn spawn_worker(state: &ChainState, name: &str, vnfs: &[VnfState]) -> anyhow::Re
                 );
             }
         })?;
-    Ok(child)
+    Ok(Spawned { child, control })
 }
 
 /// Waits for a worker's READY line; the rest of its stdout is drained.
@@ -160,12 +186,14 @@ pub fn run(state: &ChainState, on_ready: impl FnOnce()) -> anyhow::Result<()> {
         .unwrap_or_else(|| DEFAULT_METRICS.parse().expect("valid default"));
     let listener =
         TcpListener::bind(addr).with_context(|| format!("listening for /metrics on {addr}"))?;
+    let addr = listener.local_addr()?;
 
     let mut workers = Vec::new();
     for vnfs in worker_units(state) {
         let name = unit_name(&vnfs[0]).to_owned();
-        let mut child = spawn_worker(state, &name, &vnfs)?;
-        if let Err(e) = wait_ready(&name, &mut child) {
+        let mut spawned = spawn_worker(state, &name, &vnfs)?;
+        let child = &mut spawned.child;
+        if let Err(e) = wait_ready(&name, child) {
             let _ = child.kill();
             let _ = child.wait();
             // The log pump may still be writing the worker's last lines.
@@ -173,7 +201,7 @@ pub fn run(state: &ChainState, on_ready: impl FnOnce()) -> anyhow::Result<()> {
             let log = vnf_log_path(&state.chain, &name);
             bail!("{e}; last lines of {}:\n{}", log.display(), tail(&log, 10));
         }
-        workers.push(Worker::new(vnfs, Some(child)));
+        workers.push(Worker::new(vnfs, spawned));
     }
 
     let source = Arc::new(MetricsSource::new(
@@ -205,11 +233,14 @@ pub fn run(state: &ChainState, on_ready: impl FnOnce()) -> anyhow::Result<()> {
     );
     on_ready();
 
+    // Built at the first `nfvhost replace`: it compiles (or fetches from
+    // the cache) the modules handed to running workers.
+    let mut engine = None;
     while !stop_requested() {
         // Short: a dead worker is noticed within this period.
         std::thread::sleep(SUPERVISE_EVERY);
         if reload_requested() {
-            restart_replaced(state, &mut workers, &who);
+            replace_changed(state, &mut workers, &mut engine, &who);
         }
         for w in &mut workers {
             supervise_one(state, w, &who);
@@ -237,35 +268,110 @@ pub fn run(state: &ChainState, on_ready: impl FnOnce()) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Stops (through the supervisor's own child handle, which cannot name a
-/// recycled pid) every worker that `nfvhost replace` marked in the state
-/// file (its generation changed); [`supervise_one`] restarts it on the
-/// module the state file now names.
-fn restart_replaced(state: &ChainState, workers: &mut [Worker], who: &str) {
+/// Hands every worker whose generation `nfvhost replace` bumped in the
+/// state file its new module (see [`super::handover`]): the worker switches
+/// without a restart, carrying the module's state, or keeps its running
+/// module when the new one fails. A VNF whose worker is not running is
+/// (re)started on the new module by [`supervise_one`], through the
+/// supervisor's own child handle (which cannot name a recycled pid).
+fn replace_changed(
+    state: &ChainState,
+    workers: &mut [Worker],
+    engine: &mut Option<crate::engine::Engine>,
+    who: &str,
+) {
     let Ok(Some(fresh)) = ChainState::load(&state.chain) else {
         return;
     };
     for w in workers {
-        let Some(v) = w.vnfs.iter().find_map(|mine| {
-            fresh
-                .vnfs
-                .iter()
-                .find(|v| v.name == mine.name && v.generation != mine.generation)
-        }) else {
-            continue;
-        };
+        // Each member of a group is replaced on its own, over the worker's
+        // one channel (the request names the VNF).
+        for i in 0..w.vnfs.len() {
+            let Some(v) = fresh.vnfs.iter().find(|v| v.name == w.vnfs[i].name) else {
+                continue;
+            };
+            if v.generation == w.vnfs[i].generation {
+                continue;
+            }
+            replace_one(state, w, i, v, engine, who);
+        }
+    }
+}
+
+/// Hands member `i` of worker `w` the module of its fresh state `v`, and
+/// records the outcome.
+fn replace_one(
+    state: &ChainState,
+    w: &mut Worker,
+    i: usize,
+    v: &VnfState,
+    engine: &mut Option<crate::engine::Engine>,
+    who: &str,
+) {
+    let running = w
+        .child
+        .as_mut()
+        .is_some_and(|c| matches!(c.try_wait(), Ok(None)));
+    let reply = match (&w.control, running) {
+        (Some(control), true) => {
+            if engine.is_none() {
+                match crate::engine::Engine::new(crate::engine::Engine::default_cache_dir()) {
+                    Ok(e) => *engine = Some(e),
+                    Err(e) => host_log(who, LogLevel::Error, &e.to_string()),
+                }
+            }
+            match engine {
+                Some(engine) => {
+                    use std::os::fd::AsFd as _;
+                    handover::hand_over(engine, control.as_fd(), v)
+                }
+                None => handover::failed(v.generation, "the supervisor has no wasm engine".into()),
+            }
+        }
+        _ => {
+            // Not running: start on the new module, at once and with a
+            // fresh budget (a replace is not a crash).
+            w.policy = RestartPolicy::default();
+            w.given_up = false;
+            w.next_start = Instant::now();
+            handover::restarted(v.generation)
+        }
+    };
+    match &reply.result {
+        Ok(done) => {
+            host_log(
+                who,
+                LogLevel::Info,
+                &format!(
+                    "{} replaced by {} in {} us{}",
+                    v.name,
+                    v.module.display(),
+                    done.total_us,
+                    done.state_note
+                        .as_ref()
+                        .map(|n| format!("; state not carried: {n}"))
+                        .unwrap_or_default()
+                ),
+            );
+            w.vnfs[i] = v.clone();
+        }
+        Err(e) => {
+            host_log(
+                who,
+                LogLevel::Warn,
+                &format!("replacing {} failed, it keeps its module: {e}", v.name),
+            );
+            // The running module stays; `nfvhost replace` restores its
+            // entry in the state file.
+            w.vnfs[i].generation = v.generation;
+        }
+    }
+    if let Err(e) = handover::record(state, &v.name, &reply) {
         host_log(
             who,
-            LogLevel::Info,
-            &format!("{} replaced; restarting its worker {}", v.name, w.name),
+            LogLevel::Error,
+            &format!("recording the replace of {}: {e}", v.name),
         );
-        if let Some(child) = &mut w.child {
-            let _ = child.kill();
-        }
-        // A replace is not a crash: restart at once, with a fresh budget.
-        w.policy = RestartPolicy::default();
-        w.given_up = false;
-        w.next_start = Instant::now();
     }
 }
 
@@ -352,7 +458,7 @@ fn supervise_one(state: &ChainState, w: &mut Worker, who: &str) {
             }
         }
         match spawn_worker(state, &w.name, &w.vnfs) {
-            Ok(mut child) => {
+            Ok(Spawned { mut child, control }) => {
                 // Drain stdout so the worker never blocks on it.
                 if let Some(out) = child.stdout.take() {
                     std::thread::spawn(move || for _ in BufReader::new(out).lines() {});
@@ -361,6 +467,7 @@ fn supervise_one(state: &ChainState, w: &mut Worker, who: &str) {
                     r.fetch_add(1, Relaxed);
                 }
                 w.child = Some(child);
+                w.control = Some(control);
                 w.started = Instant::now();
                 w.started_ms = monotonic_ms();
             }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
+use super::cgroup_path;
 use super::state::{self, ChainState, ProcRef, StateError};
-use super::{cgroup_path, netns_name};
 use crate::sys::cgroup::Cgroup;
 use crate::sys::os::{LinuxOs, Os};
 use crate::sys::pidfd::Pidfd;
@@ -33,10 +33,10 @@ pub enum TeardownError {
     State(#[from] StateError),
 }
 
-/// Whether `name` is one of `chain`'s namespaces (`nfv-<chain>-<node>`).
+/// Whether `name` is one of `chain`'s namespaces (`nfv-<chain>-<node>`)
+/// in this process's instance.
 pub fn owns_netns(chain: &str, name: &str) -> bool {
-    name.strip_prefix(&netns_name(chain, ""))
-        .is_some_and(|node| !node.is_empty() && !node.contains('/'))
+    crate::instance::Scope::current().owns_netns(chain, name)
 }
 
 /// Whether `cgroup` is one of `chain`'s: its path is `nfvhost/<chain>/<vnf>`
@@ -82,8 +82,9 @@ pub fn teardown(state: &ChainState) -> Result<Removed, TeardownError> {
     teardown_on(&LinuxOs::default(), state)
 }
 
-/// Tears down everything `state` records, then removes the state directory
-/// (only if nfvhost created it). Exactly the namespaces the state records
+/// Tears down everything `state` records, then empties the state directory
+/// (only if nfvhost created it) but for the logs, which stay until
+/// `destroy --cleanup` ([`state::remove_state_dir`]). Exactly the namespaces the state records
 /// are deleted, and only those named `nfv-<chain>-*`: a sweep by prefix
 /// would catch other chains' namespaces (`nfv-a-b-x` is node `b-x` of chain
 /// `a` and node `x` of chain `a-b`).
@@ -160,21 +161,22 @@ pub fn teardown_on(os: &dyn Os, state: &ChainState) -> Result<Removed, TeardownE
     }
     // And whatever a killed deploy left of `nfvhost/<chain>` (empty
     // directories only: rmdir refuses anything still in use).
-    let chain_dir = format!("nfvhost/{}", state.chain);
+    let cgroup_root = crate::instance::Scope::current().cgroup_root();
+    let chain_dir = format!("{cgroup_root}/{}", state.chain);
     if let Ok(leftover) = os.open_cgroup(&chain_dir) {
         if let Err(e) = os.remove_cgroup(&leftover) {
             errors.push(format!("cgroup {chain_dir}: {e}"));
         }
-        // The shared `nfvhost` parent goes with the last chain, in every
-        // controller; while another chain has a directory in it, rmdir
-        // refuses and it stays, which is not an error.
-        if let Ok(parent) = os.open_cgroup("nfvhost") {
+        // The instance's shared `nfvhost` parent goes with its last chain,
+        // in every controller; while another chain has a directory in it,
+        // rmdir refuses and it stays, which is not an error.
+        if let Ok(parent) = os.open_cgroup(&cgroup_root) {
             let _ = os.remove_cgroup(&parent);
         }
     }
 
     if errors.is_empty() {
-        state::remove_dir_if_ours(&state.state_dir(), &state.chain)?;
+        state::clear_dir_keeping_logs(&state.state_dir(), &state.chain)?;
         Ok(removed)
     } else {
         Err(TeardownError::LeftBehind {

@@ -14,7 +14,9 @@ use crate::sys::cgroup::Limits;
 use crate::sys::fake::{FakeOs, OsCall};
 use crate::sys::os::{Os, OsError};
 
-const SHIPPED: [&str; 4] = [
+const SHIPPED: [&str; 6] = [
+    "chains/site-a.yaml",
+    "chains/site-b.yaml",
     "chains/basic.yaml",
     "chains/edge.yaml",
     "chains/edge-fused.yaml",
@@ -59,6 +61,7 @@ fn call_of(step: &Step) -> OsCall {
             mtu,
             vnet_hdr: false,
         },
+        Step::CreateVxlan { ns, name, config } => OsCall::CreateVxlan { ns, name, config },
         Step::SetUp { ns, name } => OsCall::SetUp { ns, name },
         Step::DisableOffloads { ns, name } => OsCall::DisableOffloads { ns, name },
         Step::SetMac { ns, name, mac } => OsCall::SetMac { ns, name, mac },
@@ -86,7 +89,9 @@ fn undo_call_of(step: &Step) -> Option<OsCall> {
             ns: ns_a,
             name: name_a,
         }),
-        Step::CreateTap { ns, name, .. } => Some(OsCall::DeleteLink { ns, name }),
+        Step::CreateTap { ns, name, .. } | Step::CreateVxlan { ns, name, .. } => {
+            Some(OsCall::DeleteLink { ns, name })
+        }
         Step::CreateCgroup { rel_path, .. } => Some(OsCall::RemoveCgroup { rel_path }),
         _ => None,
     }
@@ -141,7 +146,7 @@ fn basic_plan_is_namespaces_links_hosts_cgroups() {
             Step::CreateCgroup {
                 rel_path: "nfvhost/basic/r1".into(),
                 limits: Limits {
-                    cpu_cores: Some(0.5),
+                    cpu_cores: None,
                     memory_bytes: Some(64 << 20),
                     default_memory_bytes: Some(64 << 20),
                     pids: Some(32),
@@ -295,13 +300,14 @@ fn a_fused_group_gets_one_namespace_and_one_summed_cgroup_and_no_links_inside() 
             _ => None,
         })
         .collect();
-    // Four members of 0.5 cores, 64 MiB and 32 pids each.
+    // Four members of 64 MiB and 32 pids each (from `defaults:`), no CPU
+    // quota.
     assert_eq!(
         cgroups,
         [(
             "nfvhost/edgef/edge",
             Limits {
-                cpu_cores: Some(2.0),
+                cpu_cores: None,
                 memory_bytes: Some(4 * (64 << 20)),
                 default_memory_bytes: cgroups[0].1.default_memory_bytes,
                 pids: Some(128),
@@ -320,6 +326,7 @@ fn plans_touch_only_the_chains_own_namespaces_and_cgroups() {
                 Step::CreateVeth { ns_a, ns_b, .. } => vec![ns_a, ns_b],
                 Step::DisableIpv6 { ns }
                 | Step::CreateTap { ns, .. }
+                | Step::CreateVxlan { ns, .. }
                 | Step::SetUp { ns, .. }
                 | Step::DisableOffloads { ns, .. }
                 | Step::SetMac { ns, .. }

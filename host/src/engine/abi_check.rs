@@ -1,6 +1,6 @@
 //! Refuse a module that does not speak ABI v1, saying exactly why.
 
-use nfvhost_abi::{IMPORT_MODULE, PROVIDED_IMPORTS, REQUIRED_EXPORTS};
+use nfvhost_abi::{IMPORT_MODULE, OPTIONAL_EXPORTS, PROVIDED_IMPORTS, REQUIRED_EXPORTS};
 use wasmtime::{ExternType, FuncType, ValType};
 
 /// Why a module was refused.
@@ -109,7 +109,31 @@ pub fn check_module(module: &wasmtime::Module) -> Result<(), AbiError> {
             });
         }
     }
+    for (name, sig) in OPTIONAL_EXPORTS {
+        let Some(export) = module.get_export(name) else {
+            continue;
+        };
+        let found = describe(&export);
+        if found != *sig {
+            return Err(AbiError::ExportType {
+                name,
+                expected: sig,
+                found,
+            });
+        }
+    }
     Ok(())
+}
+
+/// Whether the module exports both state-handover functions (feature
+/// `state`); [`check_module`] has checked their types.
+pub fn has_state_exports(module: &wasmtime::Module) -> bool {
+    [
+        nfvhost_abi::EXPORT_STATE_SAVE,
+        nfvhost_abi::EXPORT_STATE_LOAD,
+    ]
+    .iter()
+    .all(|name| module.get_export(name).is_some())
 }
 
 #[cfg(test)]
@@ -128,6 +152,29 @@ mod tests {
         (func (export "nfv_process") (param i32 i32) (result i32) i32.const 0)
         (func (export "nfv_tick") (param i64))
     "#;
+
+    #[test]
+    fn optional_state_exports_are_checked_when_present() {
+        let good = module(&format!(
+            r#"(module {GOOD_EXPORTS}
+                (func (export "nfv_state_save") (param i32) (result i32) i32.const 1)
+                (func (export "nfv_state_load") (param i32 i32 i32) (result i32) i32.const 0))"#
+        ));
+        assert_eq!(check_module(&good), Ok(()));
+        assert!(has_state_exports(&good));
+        let without = module(&format!("(module {GOOD_EXPORTS})"));
+        assert!(!has_state_exports(&without));
+        let bad = module(&format!(
+            r#"(module {GOOD_EXPORTS} (func (export "nfv_state_load") (param i32) (result i32) i32.const 0))"#
+        ));
+        assert!(matches!(
+            check_module(&bad),
+            Err(AbiError::ExportType {
+                name: "nfv_state_load",
+                ..
+            })
+        ));
+    }
 
     #[test]
     fn accepts_a_complete_module() {
@@ -193,6 +240,27 @@ mod tests {
                 name: "nfv_tick",
                 expected: "func(i64)",
                 found: "func(i32)".into()
+            }
+        );
+    }
+
+    #[test]
+    fn checks_the_optional_timer_export_only_when_present() {
+        assert_eq!(
+            check_module(&module(&format!("(module {GOOD_EXPORTS})"))),
+            Ok(())
+        );
+        let with_timer = format!(
+            r#"(module (import "nfv" "timer_at" (func (param i64))) {GOOD_EXPORTS} (func (export "nfv_timer") (param i64)))"#
+        );
+        assert_eq!(check_module(&module(&with_timer)), Ok(()));
+        let mistyped = format!(r#"(module {GOOD_EXPORTS} (func (export "nfv_timer")))"#);
+        assert_eq!(
+            check_module(&module(&mistyped)).unwrap_err(),
+            AbiError::ExportType {
+                name: "nfv_timer",
+                expected: "func(i64)",
+                found: "func()".into()
             }
         );
     }

@@ -6,18 +6,18 @@
 //! whole [`Batch`]; verdicts and new lengths are read back from the
 //! descriptors into it.
 
-use std::ops::Range;
-use std::time::Instant;
-
 use nfvhost_abi::{
     FrameDesc, LogLevel, MetricKind, Verdict, ABI_VERSION, FRAME_DESC_SIZE, IMPORT_MODULE,
     MAX_BATCH, MAX_COUNTERS, MAX_EMIT_LEN, MAX_EMIT_PER_CALL, STATUS_BAD_ARGUMENT,
-    STATUS_BAD_CONFIG, STATUS_NO_SUCH_PORT, STATUS_OK, STATUS_QUEUE_FULL, STATUS_TOO_LARGE,
-    STATUS_WRONG_PHASE,
+    STATUS_BAD_CONFIG, STATUS_NO_STATE, STATUS_NO_SUCH_PORT, STATUS_OK, STATUS_QUEUE_FULL,
+    STATUS_STATE_REFUSED, STATUS_TOO_LARGE, STATUS_WRONG_PHASE,
 };
+use std::ops::Range;
+use std::time::{Duration, Instant};
 use wasmtime::{Caller, Linker, Memory, Store, StoreLimits, StoreLimitsBuilder, Trap, TypedFunc};
 
 use super::batch::Batch;
+use super::clock::{Clock, ClockMode};
 use super::{abi_check::AbiError, Engine, LoadedModule};
 
 /// Most elements of the module's one table (its indirect-call targets; a
@@ -37,6 +37,8 @@ pub struct InstanceLimits {
     pub batch_size: usize,
     /// Most verbose module log level written (e.g. `Warn` while validating).
     pub log_level: LogLevel,
+    /// Where the module's time comes from.
+    pub clock: ClockMode,
 }
 
 impl Default for InstanceLimits {
@@ -47,6 +49,7 @@ impl Default for InstanceLimits {
             slot_size: 2048,
             batch_size: 64,
             log_level: LogLevel::Trace,
+            clock: ClockMode::Real,
         }
     }
 }
@@ -66,6 +69,29 @@ pub enum InstanceError {
     InitStatus(i32),
     #[error("nfv_init failed: {0}")]
     InitCall(CallFailure),
+}
+
+/// Why a module's state could not be carried to its replacement.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("nfv_state_save failed: {0}")]
+    SaveCall(CallFailure),
+    #[error("nfv_state_save returned status {0}")]
+    SaveStatus(i32),
+    #[error("nfv_state_save named {len} bytes at {ptr}, outside the module's memory")]
+    OutsideMemory { ptr: u32, len: u32 },
+    #[error("the saved state is {0} bytes; at most {max} MiB are carried", max = nfvhost_abi::MAX_STATE_LEN >> 20)]
+    TooLarge(usize),
+    #[error("the new module has no room for the {0}-byte state (nfv_alloc returned 0); raise its wasm memory limit")]
+    NoRoom(usize),
+    #[error("the new module does not export nfv_state_save and nfv_state_load, so it cannot take the running module's state")]
+    NotSupported,
+    #[error("nfv_state_load failed: {0}")]
+    LoadCall(CallFailure),
+    #[error("the new module refused the saved state (format version {version}): {message}")]
+    Refused { version: u32, message: String },
+    #[error("nfv_state_load returned status {0}")]
+    LoadStatus(i32),
 }
 
 /// Why a call into the module failed.
@@ -141,12 +167,14 @@ pub(super) struct HostState {
     log: crate::logging::ModuleLog,
     port_count: u16,
     phase: Phase,
-    epoch_origin: Instant,
+    clock: Clock,
     /// Bytes of the frames emitted during the current call, back to back.
     emit_arena: Vec<u8>,
     emits: Vec<EmittedFrame>,
     metrics: Vec<MetricDef>,
     config_error: Option<(String, String)>,
+    /// The module's one-shot timer, in nanoseconds of `now_ns`.
+    timer_ns: Option<u64>,
 }
 
 /// A running module instance.
@@ -155,10 +183,22 @@ pub struct VnfInstance {
     memory: Memory,
     process: TypedFunc<(i32, i32), i32>,
     tick: TypedFunc<i64, ()>,
+    alloc: TypedFunc<i32, i32>,
+    /// `nfv_state_save` and `nfv_state_load`, when the module has both.
+    state: Option<StateFuncs>,
+    /// `nfv_timer`, if the module exports it.
+    timer: Option<TypedFunc<i64, ()>>,
+    /// `nfv_reconfigure`, if the module exports it.
+    reconfigure: Option<TypedFunc<(i32, i32), i32>>,
     desc_base: usize,
     slot_base: usize,
     limits: InstanceLimits,
     port_count: u16,
+}
+
+struct StateFuncs {
+    save: TypedFunc<i32, i32>,
+    load: TypedFunc<(i32, i32, i32), i32>,
 }
 
 fn read_bytes(data: &[u8], ptr: i32, len: i32) -> Option<&[u8]> {
@@ -204,8 +244,14 @@ pub(super) fn build_linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker
     linker.func_wrap(
         IMPORT_MODULE,
         nfvhost_abi::IMPORT_NOW_NS,
-        |caller: Caller<'_, HostState>| -> i64 {
-            caller.data().epoch_origin.elapsed().as_nanos() as i64
+        |caller: Caller<'_, HostState>| -> i64 { caller.data().clock.now_ns() },
+    )?;
+
+    linker.func_wrap(
+        IMPORT_MODULE,
+        nfvhost_abi::IMPORT_TIMER_AT,
+        |mut caller: Caller<'_, HostState>, at_ns: i64| {
+            caller.data_mut().timer_ns = u64::try_from(at_ns).ok();
         },
     )?;
 
@@ -337,6 +383,29 @@ impl VnfInstance {
         init_document: &[u8],
         limits: InstanceLimits,
     ) -> Result<Self, InstanceError> {
+        Self::with_clock(
+            engine,
+            module,
+            vnf,
+            port_count,
+            init_document,
+            limits,
+            Instant::now(),
+        )
+    }
+
+    /// Like [`VnfInstance::new`], with `now_ns` counted from `clock_origin`:
+    /// a replacement shares its predecessor's clock, so the timestamps in
+    /// the state it takes over keep their meaning.
+    pub fn with_clock(
+        engine: &Engine,
+        module: &LoadedModule,
+        vnf: &str,
+        port_count: u16,
+        init_document: &[u8],
+        limits: InstanceLimits,
+        clock_origin: Instant,
+    ) -> Result<Self, InstanceError> {
         let wasm_engine = engine.wasmtime();
         let state = HostState {
             limits: StoreLimitsBuilder::new()
@@ -350,11 +419,12 @@ impl VnfInstance {
             log: crate::logging::ModuleLog::new(vnf),
             port_count,
             phase: Phase::Init,
-            epoch_origin: Instant::now(),
+            clock: Clock::with_origin(limits.clock, clock_origin),
             emit_arena: Vec::with_capacity(64 * 1024),
             emits: Vec::with_capacity(MAX_EMIT_PER_CALL),
             metrics: Vec::new(),
             config_error: None,
+            timer_ns: None,
         };
         let mut store = Store::new(wasm_engine, state);
         store.limiter(|s| &mut s.limits);
@@ -377,6 +447,20 @@ impl VnfInstance {
         let init: TypedFunc<(i32, i32), i32> = get!(nfvhost_abi::EXPORT_INIT);
         let process = get!(nfvhost_abi::EXPORT_PROCESS);
         let tick = get!(nfvhost_abi::EXPORT_TICK);
+        let state = if super::abi_check::has_state_exports(&module.module) {
+            Some(StateFuncs {
+                save: get!(nfvhost_abi::EXPORT_STATE_SAVE),
+                load: get!(nfvhost_abi::EXPORT_STATE_LOAD),
+            })
+        } else {
+            None
+        };
+        let timer = instance
+            .get_typed_func::<i64, ()>(&mut store, nfvhost_abi::EXPORT_TIMER)
+            .ok();
+        let reconfigure = instance
+            .get_typed_func::<(i32, i32), i32>(&mut store, nfvhost_abi::EXPORT_RECONFIGURE)
+            .ok();
         let memory = instance
             .get_memory(&mut store, nfvhost_abi::EXPORT_MEMORY)
             .ok_or(AbiError::MissingExport {
@@ -437,6 +521,10 @@ impl VnfInstance {
             memory,
             process,
             tick,
+            alloc,
+            state,
+            timer,
+            reconfigure,
             desc_base,
             slot_base,
             limits: InstanceLimits {
@@ -450,6 +538,95 @@ impl VnfInstance {
     /// Frames per batch.
     pub fn batch_size(&self) -> usize {
         self.limits.batch_size
+    }
+
+    /// The instant `now_ns` counts from.
+    pub fn clock_origin(&self) -> Instant {
+        self.store.data().clock.origin()
+    }
+
+    /// Whether the module exports `nfv_state_save` and `nfv_state_load`.
+    pub fn carries_state(&self) -> bool {
+        self.state.is_some()
+    }
+
+    /// Reserves `len` bytes in the module's memory for the host.
+    fn reserve(&mut self, len: usize) -> Result<Option<usize>, CallFailure> {
+        self.begin_call();
+        let ptr = self
+            .alloc
+            .call(&mut self.store, len as i32)
+            .map_err(CallFailure::from_error)?;
+        let fits =
+            ptr > 0 && (ptr as usize).saturating_add(len) <= self.memory.data_size(&self.store);
+        Ok(fits.then_some(ptr as usize))
+    }
+
+    /// Asks the module for its state: `None` when it has no state exports
+    /// or nothing to carry, else the format version and a copy of the blob
+    /// (at most [`nfvhost_abi::MAX_STATE_LEN`] bytes).
+    pub fn save_state(&mut self) -> Result<Option<(u32, Vec<u8>)>, StateError> {
+        let Some(save) = self.state.as_ref().map(|f| f.save.clone()) else {
+            return Ok(None);
+        };
+        let out = self
+            .reserve(8)
+            .map_err(StateError::SaveCall)?
+            .ok_or(StateError::NoRoom(8))?;
+        self.begin_call();
+        let version = save
+            .call(&mut self.store, out as i32)
+            .map_err(|e| StateError::SaveCall(CallFailure::from_error(e)))?;
+        if version == STATUS_NO_STATE {
+            return Ok(None);
+        }
+        if version < 0 {
+            return Err(StateError::SaveStatus(version));
+        }
+        let data = self.memory.data(&self.store);
+        let word = |at: usize| u32::from_le_bytes(data[at..at + 4].try_into().expect("4 bytes"));
+        let (ptr, len) = (word(out), word(out + 4));
+        if len as usize > nfvhost_abi::MAX_STATE_LEN {
+            return Err(StateError::TooLarge(len as usize));
+        }
+        let blob = (ptr as usize)
+            .checked_add(len as usize)
+            .and_then(|end| data.get(ptr as usize..end))
+            .ok_or(StateError::OutsideMemory { ptr, len })?;
+        Ok(Some((version as u32, blob.to_vec())))
+    }
+
+    /// Hands the module a state blob another instance saved with format
+    /// `version`; the module may refuse it (with its reason).
+    pub fn load_state(&mut self, version: u32, blob: &[u8]) -> Result<(), StateError> {
+        let Some(load) = self.state.as_ref().map(|f| f.load.clone()) else {
+            return Err(StateError::NotSupported);
+        };
+        if blob.len() > nfvhost_abi::MAX_STATE_LEN {
+            return Err(StateError::TooLarge(blob.len()));
+        }
+        let ptr = self
+            .reserve(blob.len().max(1))
+            .map_err(StateError::LoadCall)?
+            .ok_or(StateError::NoRoom(blob.len()))?;
+        self.memory.data_mut(&mut self.store)[ptr..ptr + blob.len()].copy_from_slice(blob);
+        self.begin_call();
+        self.store.data_mut().config_error = None;
+        let status = load
+            .call(
+                &mut self.store,
+                (version as i32, ptr as i32, blob.len() as i32),
+            )
+            .map_err(|e| StateError::LoadCall(CallFailure::from_error(e)))?;
+        let reason = self.store.data_mut().config_error.take();
+        match status {
+            STATUS_OK => Ok(()),
+            STATUS_STATE_REFUSED => Err(StateError::Refused {
+                version,
+                message: reason.map_or_else(|| "no reason given".into(), |(_, m)| m),
+            }),
+            other => Err(StateError::LoadStatus(other)),
+        }
     }
 
     /// Bytes per slot.
@@ -527,10 +704,76 @@ impl VnfInstance {
     /// Runs the module's timer.
     pub fn tick(&mut self) -> Result<(), CallFailure> {
         self.begin_call();
-        let now = self.store.data().epoch_origin.elapsed().as_nanos() as i64;
+        let now = self.store.data().clock.now_ns();
         self.tick
             .call(&mut self.store, now)
             .map_err(CallFailure::from_error)
+    }
+
+    /// Moves a [`ClockMode::Manual`] clock to `now_ns` (never back); the
+    /// module's `now_ns` and the next tick see it. A real clock ignores it.
+    pub fn set_time(&mut self, now_ns: i64) {
+        self.store.data_mut().clock.set(now_ns);
+    }
+
+    /// Hands the running module a new init document (`nfv_reconfigure`);
+    /// on refusal the module keeps its configuration and the error says why.
+    pub fn reconfigure(&mut self, document: &[u8]) -> Result<(), InstanceError> {
+        let Some(reconfigure) = self.reconfigure.clone() else {
+            return Err(InstanceError::Config {
+                path: String::new(),
+                message: "this module cannot change its configuration while running".into(),
+            });
+        };
+        self.begin_call();
+        let ptr = self
+            .alloc
+            .call(&mut self.store, document.len().max(1) as i32)
+            .map_err(|e| InstanceError::InitCall(CallFailure::from_error(e)))?;
+        let start = usize::try_from(ptr).unwrap_or(0);
+        if start == 0 || start + document.len() > self.memory.data_size(&self.store) {
+            return Err(InstanceError::NoRoom(document.len()));
+        }
+        self.memory.data_mut(&mut self.store)[start..start + document.len()]
+            .copy_from_slice(document);
+        self.begin_call();
+        let status = reconfigure
+            .call(&mut self.store, (ptr, document.len() as i32))
+            .map_err(|e| InstanceError::InitCall(CallFailure::from_error(e)))?;
+        if let Some((path, message)) = self.store.data_mut().config_error.take() {
+            return Err(InstanceError::Config { path, message });
+        }
+        match status {
+            STATUS_OK => Ok(()),
+            other => Err(InstanceError::InitStatus(other)),
+        }
+    }
+
+    /// When the module's one-shot timer expires, if it set one (and
+    /// exports `nfv_timer`).
+    pub fn timer_deadline(&self) -> Option<Instant> {
+        self.timer.as_ref()?;
+        let state = self.store.data();
+        Some(state.clock.origin() + Duration::from_nanos(state.timer_ns?))
+    }
+
+    /// Runs the module's `nfv_timer` if its timer has expired; the timer is
+    /// cleared first, so the module sets a new one if it wants one.
+    /// Returns whether it ran.
+    pub fn fire_timer(&mut self) -> Result<bool, CallFailure> {
+        let (Some(timer), Some(at)) = (self.timer.clone(), self.store.data().timer_ns) else {
+            return Ok(false);
+        };
+        let now = self.store.data().clock.now_ns().max(0) as u64;
+        if now < at {
+            return Ok(false);
+        }
+        self.store.data_mut().timer_ns = None;
+        self.begin_call();
+        timer
+            .call(&mut self.store, now as i64)
+            .map_err(CallFailure::from_error)?;
+        Ok(true)
     }
 
     fn begin_call(&mut self) {

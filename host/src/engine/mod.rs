@@ -7,6 +7,7 @@
 //! - `instance`: the host functions (the shared `Linker`) and one
 //!   [`VnfInstance`] per store.
 //! - `batch`: [`Batch`], the frames of one call and their verdicts.
+//! - `clock`: [`ClockMode`], the module's time: real, or set by the caller.
 //! - `vnet`: [`VnetHeader`], a frame's offload state.
 //!
 //! One `Engine` and its `Linker` are built once per process and shared: a
@@ -17,6 +18,7 @@
 mod abi_check;
 mod batch;
 mod cache;
+mod clock;
 mod instance;
 #[cfg(test)]
 mod sandbox_tests;
@@ -29,8 +31,9 @@ use std::time::Duration;
 
 pub use abi_check::{check_module, AbiError};
 pub use batch::{Batch, FrameIn};
+pub use clock::ClockMode;
 pub use instance::{
-    CallFailure, EmittedFrame, InstanceError, InstanceLimits, MetricDef, VnfInstance,
+    CallFailure, EmittedFrame, InstanceError, InstanceLimits, MetricDef, StateError, VnfInstance,
     MAX_TABLE_ELEMENTS,
 };
 pub use vnet::{GsoType, VnetHeader, VNET_HDR_LEN};
@@ -98,6 +101,18 @@ pub struct LoadedModule {
     pub from_cache: bool,
     /// Imports resolved once; [`VnfInstance::new`] instantiates from it.
     pre: wasmtime::InstancePre<HostState>,
+}
+
+impl LoadedModule {
+    /// Whether the module uses the one-shot timer: it imports `timer_at`
+    /// and exports `nfv_timer`. (Every SDK module exports `nfv_timer`; only
+    /// one that calls `Context::set_timer` keeps the import after linking.)
+    pub fn has_timer(&self) -> bool {
+        let imports_timer_at = self.module.imports().any(|i| {
+            i.module() == nfvhost_abi::IMPORT_MODULE && i.name() == nfvhost_abi::IMPORT_TIMER_AT
+        });
+        imports_timer_at && self.module.get_export(nfvhost_abi::EXPORT_TIMER).is_some()
+    }
 }
 
 /// The engine shared by every instance in a process, and the one `Linker`
@@ -212,8 +227,8 @@ impl Engine {
                 if let Some(dir) = &self.cache_dir {
                     // A cache we cannot write only costs a recompile next time.
                     if let Err(e) = cache::store(dir, &digest, &m) {
-                        eprintln!(
-                            "nfvhost: warning: couldn't cache compiled module in {}: {e:#}",
+                        tracing::warn!(
+                            "couldn't cache compiled module in {}: {e:#}",
                             dir.display()
                         );
                     }
@@ -221,6 +236,37 @@ impl Engine {
                 m
             }
         };
+        self.prepare(path, module, digest, from_cache)
+    }
+
+    /// Loads a module another nfvhost process of this machine compiled and
+    /// serialized into `artifact` (a sealed memfd the supervisor hands a
+    /// sandboxed worker for `nfvhost replace`). The code is mapped from the
+    /// descriptor, so no path is opened and no memfd is created here.
+    pub fn load_artifact(
+        &self,
+        path: &Path,
+        digest: String,
+        artifact: std::fs::File,
+    ) -> Result<LoadedModule, LoadError> {
+        let module =
+            crate::sys::artifact::load_handed_over(&self.engine, artifact).map_err(|error| {
+                LoadError::Compile {
+                    path: path.to_owned(),
+                    error,
+                }
+            })?;
+        self.prepare(path, module, digest, true)
+    }
+
+    /// The ABI check, the copy-on-write memory image and the pre-link.
+    fn prepare(
+        &self,
+        path: &Path,
+        module: wasmtime::Module,
+        digest: String,
+        from_cache: bool,
+    ) -> Result<LoadedModule, LoadError> {
         check_module(&module).map_err(|source| LoadError::Abi {
             path: path.to_owned(),
             source,

@@ -100,6 +100,22 @@ impl VnetHeader {
         u32::from(self.u16_at(field::GSO_SIZE))
     }
 
+    /// Moves the header-length and checksum-start offsets `by` bytes further
+    /// into the frame (back for a negative `by`), after that many bytes were
+    /// inserted before the L3 header: a VLAN tag put back by the host, or
+    /// pushed or popped by the module. Offsets that are unset stay unset.
+    pub fn shift_headers(&mut self, by: i16) {
+        for (at, used) in [
+            (field::HDR_LEN, self.gso_type() != GsoType::None),
+            (field::CSUM_START, self.needs_csum()),
+        ] {
+            if used {
+                let old = self.u16_at(at);
+                self.set_u16(at, old.wrapping_add_signed(by));
+            }
+        }
+    }
+
     /// The header to send the frame with: what it arrived with, minus
     /// "checksum already verified", which only means something on receive.
     pub fn for_transmit(&self) -> VnetHeader {
@@ -146,5 +162,19 @@ mod tests {
         assert_eq!(o.for_transmit().0[0], 1, "DATA_VALID is not sent");
         assert_eq!(VnetHeader::NONE.abi_flags(), 0);
         assert_eq!(VnetHeader::NONE.gso_size(), 0);
+    }
+
+    #[test]
+    fn shifts_offsets_both_ways_and_leaves_unset_ones() {
+        let mut h = [0u8; 10];
+        h[0] = 1; // NEEDS_CSUM, no GSO: hdr_len is not used
+        h[6..8].copy_from_slice(&38u16.to_ne_bytes());
+        let mut o = VnetHeader(h);
+        o.shift_headers(-4);
+        assert_eq!(&o.0[6..8], &34u16.to_ne_bytes());
+        assert_eq!(&o.0[2..4], &[0, 0]);
+        let mut none = VnetHeader::NONE;
+        none.shift_headers(8);
+        assert_eq!(none, VnetHeader::NONE);
     }
 }

@@ -16,3 +16,22 @@ pub fn load_verified(engine: &wasmtime::Engine, bytes: &[u8]) -> Option<wasmtime
     // incompatible artifact.
     unsafe { wasmtime::Module::deserialize(engine, bytes) }.ok()
 }
+
+/// Loads a module that the supervisor (our parent, root) compiled and
+/// serialized into `file`, an anonymous memfd it sealed against writes and
+/// handed over a socket pair only the two processes hold. The code is
+/// mapped from the descriptor, so the module's memory image can be mapped
+/// from it too (no memfd needed inside the worker's sandbox).
+pub fn load_handed_over(
+    engine: &wasmtime::Engine,
+    file: std::fs::File,
+) -> wasmtime::Result<wasmtime::Module> {
+    // SAFETY: the bytes behind `file` are what the supervisor's
+    // `Module::serialize` wrote for an engine with this configuration (the
+    // supervisor loaded them through the verified module cache or compiled
+    // them itself); the memfd is sealed (F_SEAL_WRITE, F_SEAL_SHRINK), so
+    // they cannot change while mapped, and only the supervisor could send
+    // it. wasmtime still checks the header and refuses an incompatible
+    // artifact.
+    unsafe { wasmtime::Module::deserialize_open_file(engine, file) }
+}

@@ -12,7 +12,9 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use super::cgroup::{Cgroup, CgroupRoot, Limits};
-use super::link::{check_ifname, check_prefix, LinkError, LinkOps, LinkStats};
+use super::link::{
+    check_ifname, check_prefix, vxlan_mtu, LinkError, LinkOps, LinkStats, VxlanConfig,
+};
 use super::os::{Os, OsError};
 
 /// One call made on a [`FakeOs`].
@@ -91,6 +93,15 @@ pub enum OsCall {
         ns: String,
         name: String,
     },
+    CreateVxlan {
+        ns: String,
+        name: String,
+        config: VxlanConfig,
+    },
+    LinkMtu {
+        ns: String,
+        name: String,
+    },
 }
 
 impl OsCall {
@@ -114,6 +125,8 @@ impl OsCall {
             OsCall::LinkStats { .. } => "link_stats",
             OsCall::MacAddress { .. } => "mac_address",
             OsCall::DisableOffloads { .. } => "disable_offloads",
+            OsCall::CreateVxlan { .. } => "create_vxlan",
+            OsCall::LinkMtu { .. } => "link_mtu",
         }
     }
 }
@@ -131,6 +144,11 @@ struct FakeState {
     fail_on: Option<&'static str>,
     fail_at: Option<usize>,
     stats: BTreeMap<LinkKey, LinkStats>,
+    /// MTUs of the links created with one.
+    mtus: BTreeMap<LinkKey, u32>,
+    /// MTU of the underlay interface towards any VXLAN remote; `None`: no
+    /// route (see [`FakeOs::set_underlay_mtu`]).
+    underlay_mtu: Option<u32>,
 }
 
 /// The recording [`Os`]; see the module documentation.
@@ -157,7 +175,10 @@ impl FakeOs {
         std::fs::write(cgroups.path().join("cgroup.subtree_control"), "")
             .expect("writing cgroup.subtree_control");
         FakeOs {
-            state: Mutex::new(FakeState::default()),
+            state: Mutex::new(FakeState {
+                underlay_mtu: Some(1500),
+                ..FakeState::default()
+            }),
             cgroups,
         }
     }
@@ -203,6 +224,12 @@ impl FakeOs {
     /// fake so far and later) fail with an injected error.
     pub fn fail_at(&self, n: Option<usize>) {
         self.lock().fail_at = n;
+    }
+
+    /// The MTU of the underlay interface every VXLAN remote is routed
+    /// through (1500 at first); `None`: no remote is reachable.
+    pub fn set_underlay_mtu(&self, mtu: Option<u32>) {
+        self.lock().underlay_mtu = mtu;
     }
 
     /// What [`LinkOps::link_stats`] returns for that interface.
@@ -518,5 +545,34 @@ impl LinkOps for FakeOs {
             name: name.into(),
         })?;
         state.index(ns, name).map(drop)
+    }
+
+    fn create_vxlan(&self, ns: &str, name: &str, config: &VxlanConfig) -> Result<u32, LinkError> {
+        let mut state = self.record_link(OsCall::CreateVxlan {
+            ns: ns.into(),
+            name: name.into(),
+            config: *config,
+        })?;
+        check_ifname(name)?;
+        let Some(underlay_mtu) = state.underlay_mtu else {
+            return Err(LinkError::Unreachable {
+                ns: super::netns::OWN_NETNS.to_owned(),
+                remote: config.remote,
+                reason: "no route (FakeOs)".to_owned(),
+            });
+        };
+        let mtu = vxlan_mtu(name, config.mtu, underlay_mtu)?;
+        state.add(ns, name, None)?;
+        state.mtus.insert(key(ns, name), mtu);
+        Ok(mtu)
+    }
+
+    fn link_mtu(&self, ns: &str, name: &str) -> Result<u32, LinkError> {
+        let state = self.record_link(OsCall::LinkMtu {
+            ns: ns.into(),
+            name: name.into(),
+        })?;
+        state.index(ns, name)?;
+        Ok(state.mtus.get(&key(ns, name)).copied().unwrap_or(1500))
     }
 }

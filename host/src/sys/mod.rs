@@ -10,6 +10,7 @@
 //! - [`cgroup`]: one cgroup per VNF with CPU, memory and pids limits, on
 //!   cgroup v1 and v2.
 //! - [`artifact`]: loading precompiled modules from the module cache.
+//! - [`handover`]: the supervisor-worker channel of `nfvhost replace`.
 //! - [`process`]: safe wrappers for what a child process does between fork
 //!   and exec, and for signal handlers.
 //! - [`privilege`] and [`seccomp`]: the worker's sandbox (empty mount
@@ -20,6 +21,7 @@ pub mod cgroup;
 pub mod ethtool;
 #[cfg(test)]
 pub(crate) mod fake;
+pub mod handover;
 mod ifreq;
 pub mod link;
 pub mod netns;

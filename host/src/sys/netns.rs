@@ -23,6 +23,9 @@ use super::ifreq;
 /// Where named namespaces are mounted (the iproute2 convention).
 pub const NETNS_RUN_DIR: &str = "/run/netns";
 
+/// How messages name the namespace nfvhost itself runs in ([`NetNs::own`]).
+pub const OWN_NETNS: &str = "(nfvhost's own)";
+
 /// What went wrong with a named network namespace.
 #[derive(Debug, thiserror::Error)]
 pub enum NetNsError {
@@ -169,6 +172,23 @@ impl NetNs {
         }
         Ok(NetNs {
             name: name.to_owned(),
+            path,
+            file,
+        })
+    }
+
+    /// The namespace this process runs in (its main thread's; threads that
+    /// entered another namespace do not change it): the underlay of VXLAN
+    /// links. Named [`OWN_NETNS`] in messages.
+    pub fn own() -> Result<NetNs> {
+        let path = PathBuf::from("/proc/self/ns/net");
+        let file = File::open(&path).map_err(|source| NetNsError::Open {
+            name: OWN_NETNS.to_owned(),
+            path: path.clone(),
+            source,
+        })?;
+        Ok(NetNs {
+            name: OWN_NETNS.to_owned(),
             path,
             file,
         })

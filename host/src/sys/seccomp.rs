@@ -53,6 +53,11 @@ pub fn worker_allow_list() -> Vec<(i64, &'static str)> {
         (libc::SYS_bind, "bind"),
         (libc::SYS_ppoll, "ppoll"),
         (libc::SYS_close, "close"),
+        // `nfvhost replace`: mapping the compiled module handed over as a
+        // memfd (std's File::metadata tries statx on the descriptor, then
+        // fstat).
+        (libc::SYS_fstat, "fstat"),
+        (libc::SYS_statx, "statx"),
         // Memory: wasm linear memory, its growth, and re-instantiation.
         (libc::SYS_mmap, "mmap"),
         (libc::SYS_munmap, "munmap"),

@@ -70,6 +70,7 @@ mod ipv4;
 mod ipv6;
 mod tcp;
 mod udp;
+pub mod vlan;
 
 pub use arp::{ArpOperation, ArpPacket, ArpRepr};
 pub use checksum::PseudoHeader;
@@ -81,6 +82,7 @@ pub use ipv4::{Ipv4Packet, Ipv4Repr};
 pub use ipv6::{Ipv6Packet, Ipv6Repr};
 pub use tcp::{TcpFlags, TcpPacket};
 pub use udp::{UdpPacket, UdpRepr};
+pub use vlan::VlanTag;
 
 pub use core::net::{Ipv4Addr, Ipv6Addr};
 

@@ -34,6 +34,17 @@ impl Lease {
     }
 }
 
+/// The lease table as carried to a replacement instance.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SavedLeases {
+    /// `(address, client MAC, state: 0 offered 1 bound 2 free, expires_ns)`.
+    pub records: Vec<([u8; 4], [u8; 6], u8, u64)>,
+    /// Which address each client had last.
+    pub clients: Vec<([u8; 6], [u8; 4])>,
+    /// Declined addresses and until when they are held back.
+    pub declined: Vec<([u8; 4], u64)>,
+}
+
 /// All records.
 #[derive(Debug, Default)]
 pub struct Leases {
@@ -43,6 +54,51 @@ pub struct Leases {
 }
 
 impl Leases {
+    /// Every record, for a replacement instance.
+    pub fn save(&self) -> SavedLeases {
+        SavedLeases {
+            records: self
+                .by_addr
+                .iter()
+                .map(|(a, l)| (a.octets(), l.mac.0, l.state as u8, l.expires_ns))
+                .collect(),
+            clients: self.by_mac.iter().map(|(m, a)| (m.0, a.octets())).collect(),
+            declined: self
+                .declined
+                .iter()
+                .map(|(a, t)| (a.octets(), *t))
+                .collect(),
+        }
+    }
+
+    /// Takes over a predecessor's records (this table is empty).
+    pub fn restore(&mut self, saved: &SavedLeases) -> Result<(), String> {
+        for &(addr, mac, state, expires_ns) in &saved.records {
+            let state = match state {
+                0 => State::Offered,
+                1 => State::Bound,
+                2 => State::Free,
+                other => return Err(format!("saved lease with unknown state {other}")),
+            };
+            self.by_addr.insert(
+                Ipv4Addr::from(addr),
+                Lease {
+                    mac: EthernetAddress(mac),
+                    state,
+                    expires_ns,
+                },
+            );
+        }
+        for &(mac, addr) in &saved.clients {
+            self.by_mac
+                .insert(EthernetAddress(mac), Ipv4Addr::from(addr));
+        }
+        for &(addr, until) in &saved.declined {
+            self.declined.insert(Ipv4Addr::from(addr), until);
+        }
+        Ok(())
+    }
+
     /// The record of an address.
     pub fn get(&self, addr: Ipv4Addr) -> Option<&Lease> {
         self.by_addr.get(&addr)

@@ -70,6 +70,13 @@ impl Counters {
 }
 
 /// The DHCP server.
+/// The DHCP server's state across `nfvhost replace`: its lease records.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedState {
+    leases: leases::SavedLeases,
+    ident: u16,
+}
+
 pub struct Dhcp {
     server: Server,
     counters: Counters,
@@ -125,6 +132,30 @@ impl Vnf for Dhcp {
             None if to_our_mac => Verdict::Drop(DropReason::Unsupported),
             None => Verdict::Forward(other),
         }
+    }
+
+    const STATE_VERSION: u32 = 1;
+
+    fn save_state(&self) -> Option<Vec<u8>> {
+        Some(vnf_sdk::state::encode(&SavedState {
+            leases: self.server.leases.save(),
+            ident: self.ident,
+        }))
+    }
+
+    /// Leases are taken over as they were, even those the new
+    /// configuration would no longer hand out: a bound client keeps its
+    /// address until it renews, when the new rules apply.
+    fn load_state(&mut self, version: u32, bytes: &[u8]) -> Result<(), StateError> {
+        let saved: SavedState = vnf_sdk::state::decode(Self::STATE_VERSION, version, bytes)?;
+        self.server
+            .leases
+            .restore(&saved.leases)
+            .map_err(StateError::new)?;
+        self.ident = saved.ident;
+        self.update_gauges();
+        log_info!("took over {} lease records", saved.leases.records.len());
+        Ok(())
     }
 
     fn tick(&mut self, ctx: &mut Context) {

@@ -1008,3 +1008,36 @@ fn offloaded_frames_are_served_and_passed_untouched() {
     assert_eq!(out.frame, big);
     assert!(out.emitted.is_empty());
 }
+
+// ---- replace (state handover) ----
+
+#[test]
+fn a_replacement_keeps_the_leases() {
+    let mut h = server();
+    assert_eq!(dora(&mut h, C1).yiaddr, ip(100));
+    assert_eq!(discover(&mut h, C2, &[]).yiaddr, ip(101));
+    h.advance_ns(1800 * SEC);
+
+    let mut h = h.replace::<Dhcp>(&["lan", "uplink"], config()).unwrap();
+    assert_eq!(count(&h, "leases_active"), 1);
+    assert_eq!(count(&h, "leases_offered"), 1);
+    // C1 renews the address it holds; a new client gets neither C1's
+    // address nor the one offered to C2.
+    let ack = exchange(
+        &mut h,
+        &unicast(C1, ip(100), &msg(3, C1, ip(100), false, &[])),
+    );
+    assert_eq!((ack.kind(), ack.yiaddr), (5, ip(100)));
+    assert_eq!(discover(&mut h, C3, &[]).yiaddr, ip(102));
+    // Another client asking to renew C1's address is refused.
+    let nak = exchange(
+        &mut h,
+        &unicast(C2, ip(100), &msg(3, C2, ip(100), false, &[])),
+    );
+    assert_eq!(nak.kind(), 6);
+    drop(h);
+
+    // Without the state, C1's address would go to the first client asking.
+    let mut fresh = server();
+    assert_eq!(discover(&mut fresh, C3, &[]).yiaddr, ip(100));
+}

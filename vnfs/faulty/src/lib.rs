@@ -8,7 +8,9 @@
 //! every Nth frame (policy), a known loss for `nfvhost bench` to find
 //! (100: 1 %). With `flood_log: true` it
 //! logs a 64 KiB line, with a newline and an escape sequence in it, for
-//! every frame it forwards.
+//! every frame it forwards. It carries its forwarded count across
+//! `nfvhost replace`; with `refuse_state: true` the new instance refuses
+//! that state, so the replace rolls back.
 //!
 //! ```yaml
 //! config:
@@ -18,6 +20,7 @@
 //!   recurse_on_udp_port: 6669 # optional
 //!   drop_one_in: 100         # optional, at least 2
 //!   flood_log: false         # optional
+//!   refuse_state: false      # optional
 //! ```
 
 use serde::Deserialize;
@@ -39,6 +42,8 @@ pub struct Config {
     pub drop_one_in: Option<u32>,
     #[serde(default)]
     pub flood_log: bool,
+    #[serde(default)]
+    pub refuse_state: bool,
 }
 
 /// Allocates 1 MiB blocks and keeps them until allocation fails (which
@@ -153,6 +158,21 @@ impl Vnf for Faulty {
         self.forwarded.inc();
         Verdict::Forward(1 - frame.in_port())
     }
+
+    fn save_state(&self) -> Option<Vec<u8>> {
+        Some(vnf_sdk::state::encode(&self.forwarded.get()))
+    }
+
+    fn load_state(&mut self, version: u32, bytes: &[u8]) -> Result<(), StateError> {
+        if self.config.refuse_state {
+            return Err(StateError::new(
+                "faulty refuses the saved state (refuse_state: true)",
+            ));
+        }
+        let forwarded: u64 = vnf_sdk::state::decode(Self::STATE_VERSION, version, bytes)?;
+        self.forwarded.add(forwarded);
+        Ok(())
+    }
 }
 
 vnf_sdk::export_vnf!(Faulty);
@@ -160,7 +180,26 @@ vnf_sdk::export_vnf!(Faulty);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vnf_sdk::testing::Harness;
+    use vnf_sdk::testing::{Harness, ReplaceError};
+
+    #[test]
+    fn carries_its_count_or_refuses_as_configured() {
+        let mut h = Harness::<Faulty>::new(&["a", "b"], serde_json::json!({})).unwrap();
+        h.process(0, &[0u8; 60]);
+        h.process(1, &[0u8; 60]);
+        let h = h
+            .replace::<Faulty>(&["a", "b"], serde_json::json!({}))
+            .unwrap();
+        assert_eq!(h.counter("faulty_forwarded"), Some(2));
+        let e = h
+            .replace::<Faulty>(&["a", "b"], serde_json::json!({ "refuse_state": true }))
+            .err()
+            .unwrap();
+        assert!(
+            matches!(&e, ReplaceError::Refused(r) if r.message.contains("refuse_state")),
+            "{e:?}"
+        );
+    }
 
     #[test]
     fn forwards_to_the_other_port() {

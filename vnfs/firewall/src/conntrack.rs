@@ -14,7 +14,7 @@ pub const UDP: u8 = 17;
 
 /// A connection as seen in one direction. For ICMP echo both ports hold the
 /// identifier; for protocols without ports both are 0.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Key {
     /// IPv4 protocol number.
     pub proto: u8,
@@ -52,7 +52,7 @@ pub enum Dir {
 }
 
 /// Where a TCP connection stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum TcpState {
     /// SYN seen from the originator.
     SynSent,
@@ -67,7 +67,7 @@ pub enum TcpState {
 }
 
 /// What kind of connection an entry is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Kind {
     /// TCP with its state.
     Tcp(TcpState),
@@ -78,7 +78,7 @@ pub enum Kind {
 }
 
 /// One tracked connection, stored under the originator's key.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Entry {
     /// The port the first packet came in on.
     pub orig_port: u16,
@@ -201,6 +201,25 @@ impl Table {
     /// Adds a connection (the caller checks [`Table::is_full`] first).
     pub fn insert(&mut self, key: Key, entry: Entry) {
         self.map.insert(key, entry);
+    }
+
+    /// Every connection, for a replacement instance (in no given order).
+    pub fn save(&self) -> Vec<(Key, Entry)> {
+        self.map.iter().map(|(k, e)| (*k, *e)).collect()
+    }
+
+    /// Takes over a predecessor's connections, as many as fit; returns how
+    /// many were taken.
+    pub fn restore(&mut self, saved: &[(Key, Entry)]) -> usize {
+        let mut taken = 0;
+        for (key, entry) in saved {
+            if self.is_full() {
+                break;
+            }
+            self.map.insert(*key, *entry);
+            taken += 1;
+        }
+        taken
     }
 
     /// Removes every connection expired at `now`; returns how many.

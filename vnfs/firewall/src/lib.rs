@@ -79,6 +79,13 @@ impl Counters {
 }
 
 /// The firewall.
+/// The firewall's state across `nfvhost replace`: its tracked
+/// connections, with their TCP state and timers.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedState {
+    connections: Vec<(conntrack::Key, conntrack::Entry)>,
+}
+
 pub struct Firewall {
     rules: Vec<Rule>,
     default_policy: Action,
@@ -290,6 +297,25 @@ impl Vnf for Firewall {
             }
             _ => self.datagram(ctx, key(0, 0), in_port, Kind::Datagram, data, l3, out, now),
         }
+    }
+
+    const STATE_VERSION: u32 = 1;
+
+    fn save_state(&self) -> Option<Vec<u8>> {
+        Some(vnf_sdk::state::encode(&SavedState {
+            connections: self.table.save(),
+        }))
+    }
+
+    fn load_state(&mut self, version: u32, bytes: &[u8]) -> Result<(), StateError> {
+        let saved: SavedState = vnf_sdk::state::decode(Self::STATE_VERSION, version, bytes)?;
+        let taken = self.table.restore(&saved.connections);
+        self.counters.connections.set(self.table.len() as u64);
+        log_info!(
+            "took over {taken} of {} tracked connections",
+            saved.connections.len()
+        );
+        Ok(())
     }
 
     fn tick(&mut self, ctx: &mut Context) {

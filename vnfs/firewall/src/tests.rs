@@ -769,3 +769,68 @@ fn super_frames_and_partial_checksums_pass_untouched() {
     assert!(t.rst() && t.verify_checksum(ip.src_addr(), ip.dst_addr()));
     assert_eq!(t.ack_number(), 8);
 }
+
+// ---- replace (state handover) ----------------------------------------------
+
+#[test]
+fn a_replacement_keeps_the_tracked_connections() {
+    let mut h = fw();
+    let out = |h: &mut Harness<Firewall>, f: &[u8]| h.process(IN, f).verdict;
+    let back = |h: &mut Harness<Firewall>, f: &[u8]| h.process(OUT, f).verdict;
+    let syn = tcp(true, LAN_HOST, REMOTE, 40000, 443, SYN, 1, 0, b"");
+    assert_eq!(out(&mut h, &syn), Verdict::Forward(OUT));
+    let sa = tcp(false, REMOTE, LAN_HOST, 443, 40000, syn_ack(), 9, 2, b"");
+    assert_eq!(back(&mut h, &sa), Verdict::Forward(IN));
+    let ack = tcp(
+        true,
+        LAN_HOST,
+        REMOTE,
+        40000,
+        443,
+        TcpFlags::ACK,
+        2,
+        10,
+        b"",
+    );
+    assert_eq!(out(&mut h, &ack), Verdict::Forward(OUT));
+    let dns = udp(true, LAN_HOST, REMOTE, 5000, 5353);
+    assert_eq!(out(&mut h, &dns), Verdict::Forward(OUT));
+    h.advance_ns(30 * SEC);
+
+    let mut h = h
+        .replace::<Firewall>(&["inside", "outside"], config())
+        .unwrap();
+    assert_eq!(h.counter("connections"), Some(2));
+    let data = tcp(
+        false,
+        REMOTE,
+        LAN_HOST,
+        443,
+        40000,
+        TcpFlags::ACK,
+        10,
+        2,
+        b"data",
+    );
+    assert_eq!(back(&mut h, &data), Verdict::Forward(IN));
+    let dns_reply = udp(false, REMOTE, LAN_HOST, 5353, 5000);
+    assert_eq!(back(&mut h, &dns_reply), Verdict::Forward(IN));
+    // The timers came along: the UDP flow (60 s) expires 30 s later.
+    h.advance_ns(61 * SEC);
+    assert!(matches!(back(&mut h, &dns_reply), Verdict::Drop(_)));
+    assert_eq!(back(&mut h, &data), Verdict::Forward(IN));
+    drop(h);
+
+    // Without the state the reply is refused by the default policy.
+    let mut fresh = fw();
+    assert!(matches!(back(&mut fresh, &data), Verdict::Drop(_)));
+}
+
+#[test]
+fn a_replacement_refuses_another_state_format() {
+    let mut h = fw();
+    h.process(IN, &udp(true, LAN_HOST, REMOTE, 5000, 5353));
+    let saved = h.vnf().save_state().unwrap();
+    let e = h.vnf().load_state(7, &saved).unwrap_err();
+    assert!(e.message.contains("format version 7"), "{e}");
+}

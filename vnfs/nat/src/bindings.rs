@@ -51,6 +51,28 @@ pub struct Binding {
     closing: bool,
 }
 
+/// A binding as carried to a replacement instance.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SavedBinding {
+    /// 0 TCP, 1 UDP, 2 ICMP.
+    pub proto: u8,
+    pub inside: ([u8; 4], u16),
+    pub outside_port: u16,
+    pub remote: ([u8; 4], u16),
+    pub forwarded: bool,
+    pub expires_ns: u64,
+    /// TCP: FIN seen outbound, inbound; closing.
+    pub fin: (bool, bool, bool),
+}
+
+/// The table as carried to a replacement instance.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SavedTable {
+    pub bindings: Vec<SavedBinding>,
+    /// Where the masquerade port search resumes, per protocol.
+    pub cursor: [u16; 3],
+}
+
 /// Why no binding could be created.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refused {
@@ -266,6 +288,71 @@ impl Table {
         }
     }
 
+    /// Every binding and the port allocation state, for a replacement.
+    pub fn save(&self) -> SavedTable {
+        SavedTable {
+            bindings: self
+                .slots
+                .iter()
+                .flatten()
+                .map(|b| SavedBinding {
+                    proto: b.proto as u8,
+                    inside: (b.inside.0.octets(), b.inside.1),
+                    outside_port: b.outside_port,
+                    remote: (b.remote.0.octets(), b.remote.1),
+                    forwarded: b.forwarded,
+                    expires_ns: b.expires_ns,
+                    fin: (b.fin_out, b.fin_in, b.closing),
+                })
+                .collect(),
+            cursor: self.cursor,
+        }
+    }
+
+    /// Takes over a predecessor's bindings (as many as this table holds;
+    /// a flow or outside port already taken is skipped) and its port
+    /// allocation state. Returns the bindings taken over.
+    pub fn restore(&mut self, saved: &SavedTable) -> Result<usize, String> {
+        let mut taken = 0;
+        for s in &saved.bindings {
+            let proto = match s.proto {
+                0 => Proto::Tcp,
+                1 => Proto::Udp,
+                2 => Proto::Icmp,
+                other => return Err(format!("saved binding with unknown protocol {other}")),
+            };
+            let b = Binding {
+                proto,
+                inside: (Ipv4Addr::from(s.inside.0), s.inside.1),
+                outside_port: s.outside_port,
+                remote: (Ipv4Addr::from(s.remote.0), s.remote.1),
+                forwarded: s.forwarded,
+                expires_ns: s.expires_ns,
+                fin_out: s.fin.0,
+                fin_in: s.fin.1,
+                closing: s.fin.2,
+            };
+            let out_key = (b.proto, b.inside.0, b.inside.1, b.remote.0, b.remote.1);
+            let in_key = (b.proto, b.outside_port, b.remote.0, b.remote.1);
+            if self.len >= self.max
+                || self.by_out.contains_key(&out_key)
+                || self.by_in.contains_key(&in_key)
+                || (!b.forwarded && self.used(proto, b.outside_port))
+            {
+                continue;
+            }
+            self.insert(b);
+            taken += 1;
+        }
+        let (lo, hi) = self.range;
+        for (cell, saved) in self.cursor.iter_mut().zip(saved.cursor) {
+            if (lo..=hi).contains(&saved) {
+                *cell = saved;
+            }
+        }
+        Ok(taken)
+    }
+
     /// Removes bindings that expired; returns how many.
     pub fn expire(&mut self, now_ns: u64) -> usize {
         let mut removed = 0;
@@ -326,6 +413,28 @@ mod tests {
         assert!(t.find_in(&(Proto::Udp, 100, R, 53)).is_none());
         let e = t.create_snat(Proto::Udp, (h2, 6000), (R, 53), 0).unwrap();
         assert!((100..=102).contains(&t.get(e).outside_port));
+    }
+
+    #[test]
+    fn save_and_restore_keep_flows_ports_and_the_cursor() {
+        let mut t = table(10, (100, 110));
+        let a = t.create_snat(Proto::Tcp, (H, 5000), (R, 80), 0).unwrap();
+        t.touch(a, 5, true, true, false);
+        t.create_dnat(Proto::Udp, (H, 53), 5353, (R, 9), 0).unwrap();
+        let saved = t.save();
+        let mut fresh = table(10, (100, 110));
+        assert_eq!(fresh.restore(&saved), Ok(2));
+        assert_eq!(fresh.save(), saved);
+        let b = fresh.find_in(&(Proto::Tcp, 100, R, 80)).unwrap();
+        assert_eq!(fresh.get(b), t.get(a));
+        // The restored port is in use: the next flow gets the next one.
+        let c = fresh
+            .create_snat(Proto::Tcp, (H, 5001), (R, 80), 0)
+            .unwrap();
+        assert_eq!(fresh.get(c).outside_port, 101);
+        // A smaller table takes what fits.
+        let mut small = table(1, (100, 110));
+        assert_eq!(small.restore(&saved), Ok(1));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 mod bindings;
 mod config;
 mod icmp_errors;
+mod state;
 mod translate;
 
 use std::net::Ipv4Addr;
@@ -154,6 +155,16 @@ impl Vnf for Nat {
             EtherType::Ipv4 => self.handle_ipv4(ctx, side, frame),
             _ => Verdict::Drop(DropReason::Unsupported),
         }
+    }
+
+    const STATE_VERSION: u32 = state::VERSION;
+
+    fn save_state(&self) -> Option<Vec<u8>> {
+        Some(state::save(self))
+    }
+
+    fn load_state(&mut self, version: u32, bytes: &[u8]) -> Result<(), StateError> {
+        state::load(self, version, bytes)
     }
 
     fn tick(&mut self, ctx: &mut Context) {

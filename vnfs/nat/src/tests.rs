@@ -726,3 +726,89 @@ mod offloads {
         assert_eq!((s, d, dport), (PUB, SRV, 5201));
     }
 }
+
+// ---- replace (state handover) ----
+
+const SYN: u8 = 0x02;
+const SYN_ACK: u8 = 0x12;
+
+#[test]
+fn a_replacement_keeps_bindings_ports_and_the_arp_cache() {
+    let mut h = nat();
+    let out = h.process(
+        IN,
+        &from_lan(H1, SRV, IpProtocol::Udp, &udp(H1, SRV, 5000, 53)),
+    );
+    assert_eq!(out.verdict, Verdict::Forward(OUT));
+    let (_, _, udp_port, _) = check(&out.frame, WAN_GW);
+    let tcp_out = h.process(
+        IN,
+        &from_lan(H2, SRV, IpProtocol::Tcp, &tcp(H2, SRV, 40000, 80, SYN)),
+    );
+    let (_, _, tcp_port, _) = check(&tcp_out.frame, WAN_GW);
+    h.advance_ns(10 * SEC);
+
+    let mut h = h.replace::<Nat>(&["inside", "outside"], config()).unwrap();
+    assert_eq!(h.counter("bindings_active"), Some(2));
+    assert_eq!(h.counter("arp_cache_entries"), Some(2));
+    let reply = from_wan(SRV, IpProtocol::Udp, &udp(SRV, PUB, 53, udp_port));
+    let back = h.process(OUT, &reply);
+    assert_eq!(back.verdict, Verdict::Forward(IN));
+    assert_eq!(check(&back.frame, LAN_GW), (SRV, H1, 53, 5000));
+    let tcp_back = h.process(
+        OUT,
+        &from_wan(SRV, IpProtocol::Tcp, &tcp(SRV, PUB, 80, tcp_port, SYN_ACK)),
+    );
+    assert_eq!(check(&tcp_back.frame, LAN_GW), (SRV, H2, 80, 40000));
+    // The ARP cache came along: the next outbound frame leaves at once (no
+    // ARP request), through the same binding; a new flow gets another port.
+    let again = h.process(
+        IN,
+        &from_lan(H1, SRV, IpProtocol::Udp, &udp(H1, SRV, 5000, 53)),
+    );
+    assert_eq!(again.verdict, Verdict::Forward(OUT));
+    assert!(again.emitted.is_empty());
+    assert_eq!(check(&again.frame, WAN_GW).2, udp_port);
+    let other = h.process(
+        IN,
+        &from_lan(H2, SRV, IpProtocol::Udp, &udp(H2, SRV, 5000, 53)),
+    );
+    assert_ne!(check(&other.frame, WAN_GW).2, udp_port);
+    // The bindings still expire on the old clock: UDP 60 s after its last
+    // frame.
+    h.advance_ns(61 * SEC);
+    h.tick();
+    assert_eq!(
+        h.counter("bindings_active"),
+        Some(1),
+        "only the TCP binding is left"
+    );
+    drop(h);
+
+    // Without the state the same reply has no binding.
+    let mut fresh = nat();
+    assert!(matches!(
+        fresh.process(OUT, &reply).verdict,
+        Verdict::Drop(_)
+    ));
+}
+
+#[test]
+fn a_replacement_refuses_state_it_does_not_understand() {
+    let mut h = nat();
+    h.process(
+        IN,
+        &from_lan(H1, SRV, IpProtocol::Udp, &udp(H1, SRV, 5000, 53)),
+    );
+    let saved = h.vnf().save_state().unwrap();
+    let e = h
+        .vnf()
+        .load_state(Nat::STATE_VERSION + 1, &saved)
+        .unwrap_err();
+    assert!(e.message.contains("format version 2"), "{e}");
+    let e = h
+        .vnf()
+        .load_state(Nat::STATE_VERSION, b"[1,2]")
+        .unwrap_err();
+    assert!(e.message.starts_with("unreadable saved state"), "{e}");
+}

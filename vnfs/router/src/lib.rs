@@ -6,7 +6,7 @@ mod routes;
 
 use std::net::Ipv4Addr;
 
-use vnf_sdk::neighbor::{ArpMetrics, Resolver};
+use vnf_sdk::neighbor::{ArpMetrics, Resolver, SavedNeighbors};
 use vnf_sdk::prelude::*;
 use vnf_sdk::wire::{
     EtherType, EthernetFrame, Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Packet, WireError,
@@ -74,6 +74,14 @@ impl Limiter {
     }
 }
 
+/// The router's state across `nfvhost replace`: its ARP cache, the frames
+/// waiting for a next hop's address, and the ICMP identifier counter.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedState {
+    arp: SavedNeighbors,
+    ident: u16,
+}
+
 /// The router.
 pub struct Router {
     ifaces: Vec<Iface>,
@@ -135,6 +143,43 @@ impl Vnf for Router {
             EtherType::Ipv4 => self.handle_ipv4(ctx, frame),
             _ => Verdict::Drop(DropReason::Unsupported),
         }
+    }
+
+    const STATE_VERSION: u32 = 1;
+
+    fn save_state(&self) -> Option<Vec<u8>> {
+        Some(vnf_sdk::state::encode(&SavedState {
+            arp: self.arp.save(),
+            ident: self.ident,
+        }))
+    }
+
+    fn load_state(&mut self, version: u32, bytes: &[u8]) -> Result<(), StateError> {
+        let saved: SavedState = vnf_sdk::state::decode(Self::STATE_VERSION, version, bytes)?;
+        // Entries for ports this configuration does not have are dropped.
+        let ports = self.ifaces.len() as u16;
+        let arp = SavedNeighbors {
+            cache: saved
+                .arp
+                .cache
+                .into_iter()
+                .filter(|e| e.0 < ports)
+                .collect(),
+            pending: saved
+                .arp
+                .pending
+                .into_iter()
+                .filter(|e| e.0 < ports && e.3 < ports)
+                .collect(),
+        };
+        self.arp.restore(&arp);
+        self.ident = saved.ident;
+        log_info!(
+            "took over {} ARP entries and {} frames waiting for ARP",
+            arp.cache.len(),
+            arp.pending.len()
+        );
+        Ok(())
     }
 
     fn tick(&mut self, ctx: &mut Context) {

@@ -947,3 +947,58 @@ mod offloads {
         assert_eq!(tcp.flags(), TcpFlags::ACK);
     }
 }
+
+// ---- replace (state handover) ----
+
+#[test]
+fn a_replacement_keeps_the_arp_cache_and_the_frames_waiting_for_it() {
+    let mut h = router();
+    resolve_gateways(&mut h);
+    // A frame for a LAN host nobody has resolved yet waits for ARP.
+    let to_lan = frames::ethernet(
+        R_WAN,
+        GW,
+        EtherType::Ipv4,
+        &ipv4(
+            Ipv4Addr::new(8, 8, 8, 8),
+            Ipv4Addr::new(10, 0, 1, 77),
+            64,
+            IpProtocol::Udp,
+            false,
+            b"waiting for arp",
+        ),
+    );
+    let queued = h.process(WAN, &to_lan);
+    assert_eq!(queued.verdict, Verdict::Consume, "held for ARP");
+    assert_eq!(queued.emitted.len(), 1, "an ARP request");
+    h.advance_ns(SEC);
+
+    let mut h = h.replace::<Router>(&["lan", "wan"], config()).unwrap();
+    assert_eq!(h.counter("arp_cache_entries"), Some(2));
+    assert_eq!(h.counter("arp_pending_frames"), Some(1));
+    // The cache came along: forwarded at once, no ARP request.
+    let out = h.process(LAN, &from_host(Ipv4Addr::new(8, 8, 8, 8), 10));
+    assert_eq!(out.verdict, Verdict::Forward(WAN));
+    assert!(out.emitted.is_empty());
+    // The held frame is released by the reply to the old instance's request.
+    let host77 = EthernetAddress([0x52, 0x54, 0, 0, 1, 0x77]);
+    let reply = frames::ethernet(
+        R_LAN,
+        host77,
+        EtherType::Arp,
+        &frames::arp(
+            ArpOperation::Reply,
+            host77,
+            Ipv4Addr::new(10, 0, 1, 77),
+            R_LAN,
+            R_LAN_IP,
+        ),
+    );
+    let released = h.process(LAN, &reply);
+    assert_eq!(released.emitted.len(), 1, "{:?}", released.emitted);
+    let (port, frame) = &released.emitted[0];
+    assert_eq!(*port, LAN);
+    let e = EthernetFrame::new_checked(&frame[..]).unwrap();
+    assert_eq!(e.dst_addr(), host77);
+    assert!(frame.ends_with(b"waiting for arp"));
+}

@@ -3,11 +3,11 @@
 
 use std::collections::HashMap;
 
-use super::super::spec::{GroupSpec, LinkKind, LinkSpec, Resources, Span, VnfSpec};
+use super::super::spec::{Datapath, GroupSpec, LinkKind, LinkSpec, Resources, Span, VnfSpec};
 use super::super::yaml::Node;
 use super::fields::Ctx;
 use super::keys;
-use super::nodes::{datapath, resources};
+use super::blocks::{datapath_in, resources_in};
 use super::values::check_name;
 use crate::chain::names::NameKind;
 
@@ -33,12 +33,15 @@ pub(super) fn groups(cx: &mut Ctx, node: &Node) -> Vec<GroupSpec> {
         if let Some(entries) = cx.map(v, &what, true) {
             let f = cx.fields(entries, &what, k.span, &keys::GROUP);
             if let Some(r) = f.get("resources") {
-                group.resources = resources(cx, r, &what, &keys::GROUP_RESOURCES);
+                let what = format!("`resources` of {what}");
+                resources_in(cx, r, &what, &keys::GROUP_RESOURCES, &mut group.resources);
             }
             if let Some(d) = f.get("datapath") {
-                let d = datapath(cx, d, &what, &keys::GROUP_DATAPATH);
-                group.busy_poll = d.busy_poll;
-                group.cpus = d.cpus;
+                let mut out = Datapath::default();
+                let what = format!("`datapath` of {what}");
+                datapath_in(cx, d, &what, &keys::GROUP_DATAPATH, &mut out);
+                group.busy_poll = out.busy_poll;
+                group.cpus = out.cpus;
             }
         }
         out.push(group);

@@ -75,6 +75,7 @@ pub enum Ty {
 
 const MTU: Ty = Ty::Int(68, 65535);
 const NODE: Ty = Ty::NodeName(MAX_NODE_NAME);
+const LOG_LEVEL: Ty = Ty::Enum(&["error", "warn", "info", "debug", "trace"]);
 
 pub static TOP: Section = Section {
     name: "chain",
@@ -91,6 +92,12 @@ pub static TOP: Section = Section {
             required: false,
             ty: Ty::SocketAddr,
             doc: "address:port to serve /metrics on, e.g. 127.0.0.1:9464.",
+        },
+        Key {
+            name: "defaults",
+            required: false,
+            ty: Ty::Section(&DEFAULTS, true),
+            doc: "`resources`, `datapath` and `log_level` for every VNF that does not set them.",
         },
         Key {
             name: "hosts",
@@ -223,7 +230,34 @@ pub static VNF: Section = Section {
         Key { name: "resources", required: false, ty: Ty::Section(&RESOURCES, true), doc: "Limits of the VNF's cgroup and linear memory." },
         Key { name: "datapath", required: false, ty: Ty::Section(&DATAPATH, true), doc: "How the worker moves frames." },
         Key { name: "group", required: false, ty: NODE, doc: "A group of `groups:` whose worker runs this VNF." },
+        Key { name: "log_level", required: false, ty: LOG_LEVEL, doc: "The most verbose module log lines kept: error, warn, info (default), debug or trace." },
         Key { name: "config", required: false, ty: Ty::AnyMap, doc: "Passed to the module as JSON." },
+    ],
+    one_of: &[],
+};
+
+pub static DEFAULTS: Section = Section {
+    name: "defaults",
+    doc: "Settings every VNF gets unless it sets them itself, key by key.",
+    keys: &[
+        Key {
+            name: "resources",
+            required: false,
+            ty: Ty::Section(&RESOURCES, true),
+            doc: "Default limits of each VNF's cgroup and linear memory.",
+        },
+        Key {
+            name: "datapath",
+            required: false,
+            ty: Ty::Section(&DATAPATH, true),
+            doc: "Default data path settings of each VNF.",
+        },
+        Key {
+            name: "log_level",
+            required: false,
+            ty: LOG_LEVEL,
+            doc: "Default module log level of each VNF.",
+        },
     ],
     one_of: &[],
 };
@@ -305,20 +339,58 @@ pub static LINK: Section = Section {
         Key {
             name: "b",
             required: true,
-            ty: Ty::Endpoint,
-            doc: "The other end, `node:port`.",
+            ty: Ty::Either(&Ty::Endpoint, &Ty::Section(&VXLAN, false)),
+            doc: "The other end, `node:port`; for `kind: vxlan` the far end on another machine.",
         },
         Key {
             name: "kind",
             required: false,
-            ty: Ty::Enum(&["veth", "tap"]),
-            doc: "`veth` (default) or `tap` (joins a VNF port to a host interface).",
+            ty: Ty::Enum(&["veth", "tap", "vxlan"]),
+            doc: "`veth` (default), `tap` (joins a VNF port to a host interface) or `vxlan` (to another machine).",
         },
         Key {
             name: "mtu",
             required: false,
             ty: MTU,
             doc: "MTU, 68 to 65535.",
+        },
+        Key {
+            name: "impair",
+            required: false,
+            ty: Ty::AnyMap,
+            doc: "Puts the `impair` VNF (delay, jitter, loss, rate, ...) on this veth link, named `impair-N` for the N-th link; its settings are checked by the module.",
+        },
+    ],
+    one_of: &[],
+};
+
+pub static VXLAN: Section = Section {
+    name: "vxlan",
+    doc: "The far end of a `kind: vxlan` link: a port on another machine with the same VNI.",
+    keys: &[
+        Key {
+            name: "remote",
+            required: true,
+            ty: Ty::Ipv4,
+            doc: "The other machine's underlay address; it must be routable from the namespace nfvhost runs in.",
+        },
+        Key {
+            name: "vni",
+            required: true,
+            ty: Ty::Int(1, 16_777_215),
+            doc: "VXLAN network identifier, 1 to 16777215; both ends name the same.",
+        },
+        Key {
+            name: "port",
+            required: false,
+            ty: Ty::Int(1, 65535),
+            doc: "UDP destination port; 4789 by default.",
+        },
+        Key {
+            name: "local",
+            required: false,
+            ty: Ty::Ipv4,
+            doc: "This machine's underlay source address; the route to `remote` picks one by default.",
         },
     ],
     one_of: &[],
@@ -391,18 +463,20 @@ pub static GROUP_DATAPATH: Section = Section {
 };
 
 /// Every section, in the order the schema lists them.
-const SECTIONS: [&Section; 11] = [
+const SECTIONS: [&Section; 13] = [
     &TOP,
     &HOST,
     &IFACE,
     &ROUTE,
     &VNF,
+    &DEFAULTS,
     &RESOURCES,
     &DATAPATH,
     &GROUP,
     &GROUP_RESOURCES,
     &GROUP_DATAPATH,
     &LINK,
+    &VXLAN,
 ];
 
 impl Section {
@@ -614,7 +688,14 @@ mod tests {
     #[test]
     fn every_shipped_chain_validates_against_the_schema() {
         let mut checked = 0;
-        for dir in ["chains", "tests/chains"] {
+        for dir in [
+            "chains",
+            "tests/chains",
+            "tests/modtest/router",
+            "tests/modtest/firewall",
+            "tests/modtest/nat",
+            "tests/modtest/dhcp",
+        ] {
             for entry in std::fs::read_dir(repo().join(dir)).unwrap() {
                 let path = entry.unwrap().path();
                 if path.extension().is_some_and(|e| e == "yaml") {
@@ -630,22 +711,71 @@ mod tests {
     }
 
     #[test]
+    fn every_shipped_chain_names_the_schema_for_editors() {
+        let schema = std::fs::canonicalize(repo().join("docs/chain.schema.json")).unwrap();
+        for dir in ["chains", "tests/chains"] {
+            for entry in std::fs::read_dir(repo().join(dir)).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_none_or(|e| e != "yaml") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                let first = text.lines().next().unwrap_or_default();
+                let rel = first
+                    .strip_prefix("# yaml-language-server: $schema=")
+                    .unwrap_or_else(|| panic!("{}: first line is {first:?}", path.display()));
+                let resolved = path.parent().unwrap().join(rel);
+                assert_eq!(
+                    std::fs::canonicalize(&resolved).ok().as_ref(),
+                    Some(&schema),
+                    "{}: {rel} does not resolve to docs/chain.schema.json",
+                    path.display()
+                );
+            }
+        }
+    }
+
+    #[test]
     fn schema_refuses_what_the_decoder_refuses() {
         let base = "name: t\nhosts:\n  h1: { interfaces: { eth0: { address: 10.0.1.10/24 } } }\n";
         assert!(check(&format!("{base}chain: [h1, h1]\n")).is_ok());
+        assert!(check(&format!(
+            "{base}links: [{{ a: h1:eth0, b: {{ remote: 10.0.0.2, vni: 5 }}, kind: vxlan }}]\n"
+        ))
+        .is_ok());
         for bad in [
             format!("{base}chain: [h1, h1]\nextra: 1\n"),
             format!("{base}links: []\nchain: [h1, h1]\n"),
-            format!("{base}links: [{{ a: h1:eth0, b: h1:eth0, kind: vxlan }}]\n"),
+            format!("{base}links: [{{ a: h1:eth0, b: h1:eth0, kind: wire }}]\n"),
+            format!("{base}links: [{{ a: h1:eth0, b: {{ remote: 10.0.0.2, vni: 0 }}, kind: vxlan }}]\n"),
+            format!("{base}links: [{{ a: h1:eth0, b: {{ remote: 10.0.0.2, vni: 16777216 }}, kind: vxlan }}]\n"),
+            format!("{base}links: [{{ a: h1:eth0, b: {{ remote: 10.0.0.2, vni: 5, port: 70000 }}, kind: vxlan }}]\n"),
+            format!("{base}links: [{{ a: h1:eth0, b: {{ remote: nope, vni: 5 }}, kind: vxlan }}]\n"),
+            format!("{base}links: [{{ a: h1:eth0, b: {{ vni: 5 }}, kind: vxlan }}]\n"),
             format!("{base}links: [[h1:eth0]]\n"),
             "name: Bad_Name\nlinks: []\n".to_owned(),
             "name: t\nvnfs: { r1: { module: router, ports: [a], resources: { cpu: 0 } } }\nlinks: []\n".to_owned(),
             "name: t\nvnfs: { r1: { module: router, ports: [a], datapath: { batch: 300 } } }\nlinks: []\n".to_owned(),
             "name: t\nvnfs: { r1: { module: router } }\nlinks: []\n".to_owned(),
+            "name: t\ndefaults: { resources: { cpu: 0 } }\nlinks: []\n".to_owned(),
+            "name: t\ndefaults: { log_level: loud }\nlinks: []\n".to_owned(),
+            "name: t\ndefaults: { config: {} }\nlinks: []\n".to_owned(),
             "name: t\nhosts: { h1: { interfaces: { eth0: { mac: nope } } } }\nlinks: []\n".to_owned(),
         ] {
             assert!(check(&bad).is_err(), "accepted:\n{bad}");
         }
+    }
+
+    #[test]
+    fn log_levels_are_the_abis() {
+        let Ty::Enum(labels) = LOG_LEVEL else {
+            panic!("LOG_LEVEL is an enum")
+        };
+        let abi: Vec<&str> = nfvhost_abi::LogLevel::ALL
+            .iter()
+            .map(|l| l.label())
+            .collect();
+        assert_eq!(labels.to_vec(), abi);
     }
 
     #[test]

@@ -5,16 +5,20 @@
 //! - [`fields`]: typed access to the tree and the unknown/missing-key check;
 //! - [`values`]: parsers for names, sizes, MTUs, addresses, MACs, `config:`;
 //! - [`nodes`]: hosts and VNFs;
+//! - [`blocks`]: `resources:`, `datapath:` and `log_level:`, which a VNF
+//!   and the chain's `defaults:` share;
 //! - [`wiring`]: links, the `chain:` shorthand and unconnected ports.
 //!
 //! [`keys`] is the table of every section's keys that both the decoder and
 //! the JSON Schema ([`schema`]) are made from.
 
+mod blocks;
 mod fields;
 mod groups;
 mod keys;
 mod nodes;
 mod values;
+mod vxlan;
 mod wiring;
 
 use std::collections::HashMap;
@@ -28,8 +32,9 @@ use super::yaml::{LoadError, Node};
 use fields::Ctx;
 use nodes::{host, vnf};
 use values::check_name;
-use wiring::{chain_links, link, NodeInfo, Wiring};
+use wiring::{chain_links, impaired_link, link, NodeInfo, Wiring};
 
+pub use blocks::DEFAULT_LOG_LEVEL;
 pub use keys::schema;
 pub use values::{
     parse_size, MAX_CHAIN_NAME, MAX_CPU, MAX_IFNAME, MAX_NODE_NAME, MAX_WASM_MEMORY, MIN_MEMORY,
@@ -138,6 +143,10 @@ fn chain(cx: &mut Ctx, file: &str, root: &Node) -> Option<ChainSpec> {
         }
     }
 
+    let defaults = f
+        .get("defaults")
+        .map(|n| blocks::defaults(cx, n))
+        .unwrap_or_default();
     let base = Path::new(file).parent().unwrap_or(Path::new(""));
     let mut vnfs = Vec::new();
     let mut group_spans = HashMap::new();
@@ -149,7 +158,7 @@ fn chain(cx: &mut Ctx, file: &str, root: &Node) -> Option<ChainSpec> {
                 };
                 check_name(cx, k.span, NameKind::Node, &vname, "VNF name");
                 let fresh = register(cx, &vname, k.span, "VNF");
-                let (vnf, port_spans, group_span) = vnf(cx, base, k.span, vname, v);
+                let (vnf, port_spans, group_span) = vnf(cx, base, &defaults, k.span, vname, v);
                 if let Some(span) = group_span {
                     group_spans.insert(vnf.name.clone(), span);
                 }
@@ -188,9 +197,19 @@ fn chain(cx: &mut Ctx, file: &str, root: &Node) -> Option<ChainSpec> {
         (Some(_), None) => {
             if let Some(list) = cx.seq(f.get("links").unwrap_or(root), "`links`") {
                 wired = true;
-                for entry in list {
+                for (index, entry) in list.iter().enumerate() {
                     if let Some(l) = link(cx, &nodes, &mut wiring, entry) {
-                        links.push(l);
+                        match super::impair::node(entry) {
+                            Some(imp) => {
+                                if let Some((vnf, halves)) =
+                                    impaired_link(cx, &node_spans, index, l, imp)
+                                {
+                                    vnfs.push(vnf);
+                                    links.extend(halves);
+                                }
+                            }
+                            None => links.push(l),
+                        }
                     }
                 }
             }
@@ -205,6 +224,11 @@ fn chain(cx: &mut Ctx, file: &str, root: &Node) -> Option<ChainSpec> {
 
     if wired {
         wiring::report_unconnected(cx, &nodes, &wiring);
+        vxlan::check_unique(cx, &links);
+    }
+
+    if let Some(l) = super::loops::find(&vnfs, &links) {
+        cx.hint(l.span, l.message, l.hint);
     }
 
     let groups = f

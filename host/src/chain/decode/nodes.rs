@@ -5,15 +5,12 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::path::Path;
 
-use super::super::spec::{
-    Datapath, HostInterface, HostSpec, Ipv4Cidr, ModuleRef, Resources, RouteSpec, Span, VnfSpec,
-};
+use super::super::spec::{HostInterface, HostSpec, Ipv4Cidr, ModuleRef, RouteSpec, Span, VnfSpec};
 use super::super::yaml::{Node, NodeValue};
+use super::blocks::{self, Defaults, DEFAULT_LOG_LEVEL};
 use super::fields::Ctx;
 use super::keys;
-use super::values::{
-    check_name, parse_mac, size, to_json, MAX_CPU, MAX_WASM_MEMORY, MIN_MEMORY, MIN_WASM_MEMORY,
-};
+use super::values::{check_name, parse_mac, to_json};
 use crate::chain::names::NameKind;
 
 pub(super) fn host(cx: &mut Ctx, span: Span, name: String, node: &Node) -> HostSpec {
@@ -248,6 +245,7 @@ pub(super) fn interface(
 pub(super) fn vnf(
     cx: &mut Ctx,
     base: &Path,
+    defaults: &Defaults,
     span: Span,
     name: String,
     node: &Node,
@@ -259,8 +257,9 @@ pub(super) fn vnf(
         ports: Vec::new(),
         config: serde_json::Value::Object(serde_json::Map::new()),
         config_tree: node.clone(),
-        resources: Resources::default(),
-        datapath: Datapath::default(),
+        resources: defaults.resources,
+        datapath: defaults.datapath.clone(),
+        log_level: defaults.log_level.unwrap_or(DEFAULT_LOG_LEVEL),
         group: None,
         span,
     };
@@ -334,10 +333,15 @@ pub(super) fn vnf(
     }
 
     if let Some(r) = f.get("resources") {
-        vnf.resources = resources(cx, r, &what, &keys::RESOURCES);
+        blocks::resources(cx, r, &format!("`resources` of {what}"), &mut vnf.resources);
     }
     if let Some(d) = f.get("datapath") {
-        vnf.datapath = datapath(cx, d, &what, &keys::DATAPATH);
+        blocks::datapath(cx, d, &format!("`datapath` of {what}"), &mut vnf.datapath);
+    }
+    if let Some(n) = f.get("log_level") {
+        if let Some(l) = blocks::log_level(cx, n) {
+            vnf.log_level = l;
+        }
     }
     if let Some(g) = f.get("group") {
         if let Some(group) = cx.name(g, "`group`") {
@@ -377,100 +381,4 @@ pub(super) fn vnf(
         }
     }
     (vnf, port_spans, group_span)
-}
-
-/// `resources:` of a VNF or a group, with the keys `section` allows.
-pub(super) fn resources(cx: &mut Ctx, r: &Node, what: &str, section: &keys::Section) -> Resources {
-    let mut out = Resources::default();
-    if let Some(entries) = cx.map(r, &format!("`resources` of {what}"), true) {
-        let rf = cx.fields(entries, "`resources`", r.span, section);
-        if let Some(n) = rf.get("cpu") {
-            let v = match n.value {
-                NodeValue::Int(i) => Some(i as f64),
-                NodeValue::Float(x) => Some(x),
-                _ => {
-                    cx.type_err(n, "a number of cores", "`cpu`");
-                    None
-                }
-            };
-            if let Some(v) = v {
-                if v > 0.0 && v <= MAX_CPU {
-                    out.cpu = Some(v);
-                } else {
-                    cx.hint(
-                        n.span,
-                        format!("cpu {v} is out of range"),
-                        "give a number of cores above 0 and at most 1024, e.g. 0.5",
-                    );
-                }
-            }
-        }
-        if let Some(n) = rf.get("memory") {
-            out.memory = size(cx, n, "memory", MIN_MEMORY, None);
-        }
-        if let Some(n) = rf.get("wasm_memory") {
-            out.wasm_memory = size(cx, n, "wasm_memory", MIN_WASM_MEMORY, Some(MAX_WASM_MEMORY));
-        }
-        if let Some(n) = rf.get("pids") {
-            if let Some(v) = cx.int(n, "`pids`") {
-                if v >= 1 {
-                    out.pids = Some(v as u64);
-                } else {
-                    cx.hint(
-                        n.span,
-                        format!("pids {v} is out of range"),
-                        "give at least 1",
-                    );
-                }
-            }
-        }
-    }
-    out
-}
-
-/// `datapath:` of a VNF or a group, with the keys `section` allows.
-pub(super) fn datapath(cx: &mut Ctx, d: &Node, what: &str, section: &keys::Section) -> Datapath {
-    let mut out = Datapath::default();
-    if let Some(entries) = cx.map(d, &format!("`datapath` of {what}"), true) {
-        let df = cx.fields(entries, "`datapath`", d.span, section);
-        if let Some(n) = df.get("batch") {
-            if let Some(v) = cx.int(n, "`batch`") {
-                if (1..=256).contains(&v) {
-                    out.batch = Some(v as usize);
-                } else {
-                    cx.hint(
-                        n.span,
-                        format!("batch {v} is out of range"),
-                        "give 1 to 256 frames per call",
-                    );
-                }
-            }
-        }
-        if let Some(n) = df.get("busy_poll") {
-            out.busy_poll = cx.bool(n, "`busy_poll`").unwrap_or(false);
-        }
-        if let Some(n) = df.get("offload") {
-            if let Some(b) = cx.bool(n, "`offload`") {
-                out.offload = b;
-            }
-        }
-        if let Some(n) = df.get("cpus") {
-            if let Some(items) = cx.seq(n, "`cpus`") {
-                let mut cpus = Vec::new();
-                for item in items {
-                    match cx.int(item, "a CPU number") {
-                        Some(c) if (0..1024).contains(&c) => cpus.push(c as usize),
-                        Some(c) => cx.hint(
-                            item.span,
-                            format!("CPU {c} is out of range"),
-                            "CPUs are numbered from 0",
-                        ),
-                        None => {}
-                    }
-                }
-                out.cpus = cpus;
-            }
-        }
-    }
-    out
 }

@@ -4,10 +4,12 @@
 use std::collections::{HashMap, HashSet};
 
 use super::super::error::suggest;
-use super::super::spec::{Endpoint, LinkKind, LinkSpec, Span};
+use super::super::impair;
+use super::super::spec::{Endpoint, LinkKind, LinkSpec, Span, VnfSpec};
 use super::super::yaml::{Node, NodeValue};
 use super::fields::Ctx;
-use super::keys;
+use super::values::to_json;
+use super::{keys, vxlan};
 
 /// What a link endpoint can name.
 pub(super) struct NodeInfo {
@@ -139,14 +141,32 @@ pub(super) fn link(
             let a = f
                 .get("a")
                 .and_then(|n| endpoint(cx, nodes, wiring, n, span));
+            // A mapping as `b` is the far end of a VXLAN link.
+            let far = f.get("b").filter(|n| matches!(n.value, NodeValue::Map(_)));
             let b = f
                 .get("b")
+                .filter(|_| far.is_none())
                 .and_then(|n| endpoint(cx, nodes, wiring, n, span));
             let mut kind = LinkKind::Veth;
             let mut ok = true;
             if let Some(k) = f.get("kind") {
                 match cx.str(k, "`kind`") {
                     Some("veth") => {}
+                    Some("vxlan") => match (far, f.get("b")) {
+                        (Some(far), _) => match vxlan::remote(cx, far) {
+                            Some(v) => kind = LinkKind::Vxlan(v),
+                            None => ok = false,
+                        },
+                        (None, Some(b)) => {
+                            cx.hint(
+                                b.span,
+                                "the `b` of a VXLAN link is its far end on another machine",
+                                "write `b: { remote: 192.0.2.2, vni: 100 }`",
+                            );
+                            ok = false;
+                        }
+                        (None, None) => ok = false,
+                    },
                     Some("tap") => {
                         kind = LinkKind::Tap;
                         if let (Some((_, ah)), Some((_, bh))) = (&a, &b) {
@@ -161,9 +181,9 @@ pub(super) fn link(
                         }
                     }
                     Some(other) => {
-                        let hint = match suggest(other, ["veth", "tap"]) {
-                            Some(s) => format!("did you mean `{s}`? use `veth` or `tap`"),
-                            None => "use `veth` or `tap`".to_owned(),
+                        let hint = match suggest(other, ["veth", "tap", "vxlan"]) {
+                            Some(s) => format!("did you mean `{s}`? use `veth`, `tap` or `vxlan`"),
+                            None => "use `veth`, `tap` or `vxlan`".to_owned(),
                         };
                         cx.hint(k.span, format!("unknown link kind `{other}`"), hint);
                         ok = false;
@@ -171,9 +191,29 @@ pub(super) fn link(
                     None => ok = false,
                 }
             }
+            if let (Some(far), false) = (far, matches!(kind, LinkKind::Vxlan(_))) {
+                if ok {
+                    cx.hint(
+                        far.span,
+                        "`b` is a mapping, which only a `kind: vxlan` link takes",
+                        "add `kind: vxlan` for a link to another machine, or write `b: node:port`",
+                    );
+                }
+                ok = false;
+            }
             let mtu = f.get("mtu").and_then(|m| cx.mtu(m, "`mtu`"));
             if !ok {
                 return None;
+            }
+            if let LinkKind::Vxlan(_) = kind {
+                let a = a?.0;
+                return Some(LinkSpec {
+                    b: a.clone(),
+                    a,
+                    kind,
+                    mtu,
+                    span,
+                });
             }
             Some(LinkSpec {
                 a: a?.0,
@@ -192,6 +232,39 @@ pub(super) fn link(
             None
         }
     }
+}
+
+/// Puts an impair VNF on a link with `impair:` (see `chain::impair`).
+pub(super) fn impaired_link(
+    cx: &mut Ctx,
+    node_spans: &HashMap<String, Span>,
+    index: usize,
+    link: LinkSpec,
+    imp: &Node,
+) -> Option<(VnfSpec, [LinkSpec; 2])> {
+    cx.map(imp, "`impair`", false)?;
+    if link.kind == LinkKind::Tap {
+        cx.hint(
+            imp.span,
+            "`impair` cannot sit on a tap link",
+            "use a veth link (drop `kind: tap`) to impair it",
+        );
+        return None;
+    }
+    let name = impair::vnf_name(index);
+    if let Some(taken) = node_spans.get(&name) {
+        cx.hint(
+            imp.span,
+            format!(
+                "this link's impair function would be named `{name}`, which line {}, column {} already uses",
+                taken.line, taken.col
+            ),
+            "rename that node",
+        );
+        return None;
+    }
+    let config = to_json(cx, imp);
+    Some(impair::expand(link, name, config, imp))
 }
 
 /// Expands `chain: [h1, r1, ..., h2]` into links.

@@ -74,15 +74,29 @@ impl PollSet {
         }
     }
 
-    /// Waits until one descriptor is readable or `timeout` (at least 1 ms)
-    /// passes. A signal ends the wait early without an error. With no
-    /// descriptors it only sleeps.
+    /// Waits until one descriptor is readable or `timeout` passes. A
+    /// signal ends the wait early without an error. With no descriptors it
+    /// only sleeps.
     pub fn wait(&mut self, timeout: Duration) -> io::Result<()> {
-        let ms = libc::c_int::try_from(timeout.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
+        // To the nanosecond (module timers promise microseconds), so ppoll
+        // rather than poll's milliseconds, which would hold a due frame
+        // for up to a millisecond.
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
+            tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+        };
         // SAFETY: `fds` is a live, exclusively borrowed array of pollfd of
         // the stated length; a descriptor closed meanwhile only reports
-        // POLLNVAL, it cannot make poll write outside the array.
-        let ret = unsafe { libc::poll(self.fds.as_mut_ptr(), self.fds.len() as libc::nfds_t, ms) };
+        // POLLNVAL, it cannot make poll write outside the array. `ts` is a
+        // valid timespec and no signal mask is passed.
+        let ret = unsafe {
+            libc::ppoll(
+                self.fds.as_mut_ptr(),
+                self.fds.len() as libc::nfds_t,
+                &ts,
+                std::ptr::null(),
+            )
+        };
         if ret < 0 {
             for entry in &mut self.fds {
                 entry.revents = 0;

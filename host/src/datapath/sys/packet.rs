@@ -1,5 +1,12 @@
 //! `AF_PACKET` raw sockets bound to one interface, with
 //! `recvmmsg`/`sendmmsg` so a whole batch costs one system call each way.
+//!
+//! The kernel takes the outer 802.1Q/802.1ad tag out of every frame it
+//! receives (software or hardware VLAN untagging) and hands it to packet
+//! sockets only as `PACKET_AUXDATA`. The socket asks for that aux data and
+//! puts the tag back between the source MAC and the EtherType
+//! ([`crate::datapath::vlan`]), so a module sees the frame as it was on the
+//! wire. Frames are sent as they are: a tag in the frame leaves in it.
 
 use std::ffi::CStr;
 use std::io;
@@ -9,11 +16,75 @@ use nfvhost_abi::MAX_BATCH;
 
 use super::check;
 use crate::datapath::port::RecvStats;
+use crate::datapath::vlan::{self, StrippedTag};
 use crate::engine::{VnetHeader, VNET_HDR_LEN};
 
+const PACKET_AUXDATA: libc::c_int = 8;
 const PACKET_STATISTICS: libc::c_int = 6;
 const PACKET_VNET_HDR: libc::c_int = 15;
 const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
+
+/// `struct tpacket_auxdata` from `<linux/if_packet.h>`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct TpacketAuxdata {
+    tp_status: u32,
+    tp_len: u32,
+    tp_snaplen: u32,
+    tp_mac: u16,
+    tp_net: u16,
+    tp_vlan_tci: u16,
+    tp_vlan_tpid: u16,
+}
+
+/// `tp_status` bit: `tp_vlan_tci` holds a tag the kernel removed.
+const TP_STATUS_VLAN_VALID: u32 = 1 << 4;
+/// `tp_status` bit: `tp_vlan_tpid` says which TPID that tag had.
+const TP_STATUS_VLAN_TPID_VALID: u32 = 1 << 6;
+
+/// Room for one `PACKET_AUXDATA` control message (CMSG_SPACE of 20 bytes is
+/// 40 on 64-bit Linux), aligned for `cmsghdr`.
+#[derive(Clone, Copy, Default)]
+struct AuxControl([u64; 8]);
+
+/// The tag the kernel removed from the received message, from its
+/// `PACKET_AUXDATA` control message.
+fn stripped_tag(msg: &libc::msghdr) -> Option<StrippedTag> {
+    // SAFETY: `msg` was filled by recvmmsg; its control pointer and length
+    // describe a live AuxControl buffer, and CMSG_FIRSTHDR/CMSG_NXTHDR stay
+    // within msg_controllen.
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(msg) };
+    while !cmsg.is_null() {
+        // SAFETY: cmsg is non-null and points inside the control buffer.
+        let hdr = unsafe { &*cmsg };
+        // SAFETY: CMSG_LEN is a pure size computation.
+        let aux_len = unsafe { libc::CMSG_LEN(size_of::<TpacketAuxdata>() as u32) } as usize;
+        if hdr.cmsg_level == libc::SOL_PACKET
+            && hdr.cmsg_type == PACKET_AUXDATA
+            && hdr.cmsg_len >= aux_len
+        {
+            // SAFETY: the message is at least as long as TpacketAuxdata, and
+            // read_unaligned has no alignment requirement.
+            let aux: TpacketAuxdata =
+                unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast()) };
+            if aux.tp_status & TP_STATUS_VLAN_VALID == 0 {
+                return None;
+            }
+            let tpid = if aux.tp_status & TP_STATUS_VLAN_TPID_VALID != 0 {
+                aux.tp_vlan_tpid
+            } else {
+                vlan::TPID_8021Q
+            };
+            return Some(StrippedTag {
+                tpid,
+                tci: aux.tp_vlan_tci,
+            });
+        }
+        // SAFETY: as for CMSG_FIRSTHDR above.
+        cmsg = unsafe { libc::CMSG_NXTHDR(msg, cmsg) };
+    }
+    None
+}
 
 /// The step of opening a socket that failed, for error messages.
 pub type Step = &'static str;
@@ -70,6 +141,7 @@ pub fn open(ifindex: u32, vnet: bool) -> Result<OwnedFd, (Step, io::Error)> {
     // Not PACKET_QDISC_BYPASS: it would hide the frames the worker sends
     // from tcpdump inside the VNF's namespace, and every hop must stay
     // observable.
+    set_int(&fd, libc::SOL_PACKET, PACKET_AUXDATA, 1).map_err(|e| ("set PACKET_AUXDATA", e))?;
     if vnet {
         set_int(&fd, libc::SOL_PACKET, PACKET_VNET_HDR, 1)
             .map_err(|e| ("set PACKET_VNET_HDR", e))?;
@@ -163,16 +235,18 @@ pub fn recv_batch(
         return Ok(RecvStats::default());
     }
     // Fixed-size arrays on the stack: no allocation per batch. With vnet
-    // headers, each message scatters into [header | frame slot].
+    // headers, each message scatters into [header | frame slot]. The slot
+    // keeps TAG_LEN bytes free for a VLAN tag to be put back.
     // SAFETY: iovec and mmsghdr are plain old data; zero is valid.
     let mut iovs: [[libc::iovec; 2]; MAX_BATCH] = unsafe { std::mem::zeroed() };
     // SAFETY: as above.
     let mut msgs: [libc::mmsghdr; MAX_BATCH] = unsafe { std::mem::zeroed() };
+    let mut controls = [AuxControl::default(); MAX_BATCH];
     let parts = if vnet { 2 } else { 1 };
     for i in 0..n {
         let frame = libc::iovec {
             iov_base: bufs[i].as_mut_ptr().cast(),
-            iov_len: bufs[i].len(),
+            iov_len: bufs[i].len().saturating_sub(vlan::TAG_LEN),
         };
         iovs[i] = if vnet {
             [
@@ -187,9 +261,12 @@ pub fn recv_batch(
         };
         msgs[i].msg_hdr.msg_iov = iovs[i].as_mut_ptr();
         msgs[i].msg_hdr.msg_iovlen = parts;
+        msgs[i].msg_hdr.msg_control = controls[i].0.as_mut_ptr().cast();
+        msgs[i].msg_hdr.msg_controllen = size_of::<AuxControl>();
     }
     // SAFETY: msgs[..n] point at iovecs that describe live, exclusively
-    // borrowed buffers (`bufs`, `vnets`), which outlive the call.
+    // borrowed buffers (`bufs`, `vnets`) and at control buffers
+    // (`controls`) of the stated length, all of which outlive the call.
     let got = unsafe {
         libc::recvmmsg(
             fd.as_raw_fd(),
@@ -211,13 +288,21 @@ pub fn recv_batch(
     let header = if vnet { VNET_HDR_LEN } else { 0 };
     let mut truncated = 0;
     for i in 0..got {
-        lens[i] = (msgs[i].msg_len as usize)
+        let mut len = (msgs[i].msg_len as usize)
             .saturating_sub(header)
-            .min(bufs[i].len());
+            .min(bufs[i].len().saturating_sub(vlan::TAG_LEN));
         if !vnet {
             vnets[i] = VnetHeader::NONE;
         }
-        if msgs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+        let mut cut = msgs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+        if let Some(tag) = stripped_tag(&msgs[i].msg_hdr) {
+            match vlan::reinsert(bufs[i], len, tag, &mut vnets[i]) {
+                Some(tagged) => len = tagged,
+                None => cut = true,
+            }
+        }
+        lens[i] = len;
+        if cut {
             truncated += 1;
         }
     }

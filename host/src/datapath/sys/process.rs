@@ -19,6 +19,57 @@ pub fn die_with_parent() -> io::Result<()> {
     check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) }).map(drop)
 }
 
+/// Module timers promise microseconds: drop this thread's timer slack
+/// (50 µs by default, which stretches every wait by up to that much) to
+/// 1 ns, the least the kernel takes (0 would mean "the default"). Done
+/// before the sandbox (prctl is not on the seccomp list). Best effort.
+pub fn fine_timer_slack() {
+    // SAFETY: prctl with PR_SET_TIMERSLACK takes a nanosecond count.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1) };
+}
+
+/// The nice value of a worker whose module runs timers.
+pub const TIMER_NICE: i32 = -10;
+
+/// Gives this process a higher CPU weight ([`TIMER_NICE`]): a module timer
+/// promises microseconds, and under load an ordinary-weight worker waits
+/// milliseconds for the CPU after its timer expires. Still ordinary
+/// (SCHED_OTHER) scheduling: a worker in a loop cannot starve the machine.
+/// Done before the sandbox (needs CAP_SYS_NICE; setpriority is not on the
+/// seccomp list).
+pub fn favour_timers() -> io::Result<()> {
+    // SAFETY: setpriority takes plain integers; 0 = this process.
+    check(unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, TIMER_NICE) }).map(drop)
+}
+
+/// Set by SIGUSR1: `nfvhost link set` left a new configuration.
+static RECONFIGURE: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_reconfigure_signal(_: libc::c_int) {
+    RECONFIGURE.store(true, Relaxed);
+}
+
+/// Makes SIGUSR1 set the flag [`reconfigure_requested`] takes.
+pub fn catch_reconfigure_signal() -> io::Result<()> {
+    // SAFETY: the handler only stores to an atomic, which is
+    // async-signal-safe.
+    let old = unsafe {
+        libc::signal(
+            libc::SIGUSR1,
+            on_reconfigure_signal as *const () as libc::sighandler_t,
+        )
+    };
+    if old == libc::SIG_ERR {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Whether SIGUSR1 arrived since the last call (clears the flag).
+pub fn reconfigure_requested() -> bool {
+    RECONFIGURE.swap(false, Relaxed)
+}
+
 /// Makes SIGTERM and SIGINT set the flag [`stop_requested`] reads instead
 /// of killing the process.
 pub fn catch_stop_signals() -> io::Result<()> {

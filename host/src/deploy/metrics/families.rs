@@ -207,6 +207,13 @@ pub const FAMILIES: &[Family] = &[
         read: Read::Vnf(|v| Some(Num::Int(v.source.restarts.load(Relaxed)))),
     },
     Family {
+        name: "nfvhost_vnf_replaces_total",
+        kind: "counter",
+        help: "Times `nfvhost replace` changed the VNF's module.",
+        labels: VNF,
+        read: Read::Vnf(|v| Some(Num::Int(v.generation))),
+    },
+    Family {
         name: "nfvhost_vnf_call_duration_seconds",
         kind: "histogram",
         help: "Time spent in the module per call.",

@@ -89,6 +89,8 @@ pub struct VnfRow<'a> {
     pub usage: Option<CgroupUsage>,
     /// The module's digest; `nfvhost replace` changes it in the state file.
     pub digest: &'a str,
+    /// How many times `nfvhost replace` ran on the VNF (from the state file).
+    pub generation: u64,
 }
 
 impl VnfRow<'_> {
@@ -128,14 +130,17 @@ pub fn render(source: &MetricsSource) -> String {
     let rows: Vec<VnfRow> = source
         .vnfs
         .iter()
-        .map(|v| VnfRow {
-            source: v,
-            segment: StatsSegment::open(&v.stats_path).ok(),
-            usage: v.cgroup.as_ref().and_then(|c| c.usage().ok()),
-            digest: state
+        .map(|v| {
+            let saved = state
                 .as_ref()
-                .and_then(|s| s.vnfs.iter().find(|x| x.name == v.name))
-                .map_or(v.digest.as_str(), |x| x.digest.as_str()),
+                .and_then(|s| s.vnfs.iter().find(|x| x.name == v.name));
+            VnfRow {
+                source: v,
+                segment: StatsSegment::open(&v.stats_path).ok(),
+                usage: v.cgroup.as_ref().and_then(|c| c.usage().ok()),
+                digest: saved.map_or(v.digest.as_str(), |x| x.digest.as_str()),
+                generation: saved.map_or(0, |x| x.generation),
+            }
         })
         .collect();
     for family in FAMILIES {
@@ -226,16 +231,19 @@ fn is_metric_name(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
-/// Metrics the modules declared: `nfvhost_module_<name>[_total]`, grouped
-/// into one family per name across VNFs.
+/// Metrics the modules declared, one labelled family per kind so that a
+/// query needs no `__name__` regex: `nfvhost_module_events_total` and
+/// `nfvhost_module_value`, with the module's name in the `name` label, and
+/// `nfvhost_module_metric_info` carrying each one's kind and help text.
 fn module_metrics(out: &mut String, chain: &str, rows: &[VnfRow]) {
-    struct ModuleFamily {
+    struct Sample {
+        vnf: String,
         name: String,
-        kind: &'static str,
+        counter: bool,
         help: String,
-        samples: Vec<(String, u64)>,
+        value: u64,
     }
-    let mut families: Vec<ModuleFamily> = Vec::new();
+    let mut samples = Vec::new();
     for row in rows {
         let Some(seg) = &row.segment else { continue };
         let defs: Vec<ModuleMetric> = std::fs::read(&row.source.metrics_path)
@@ -246,34 +254,45 @@ fn module_metrics(out: &mut String, chain: &str, rows: &[VnfRow]) {
             if !is_metric_name(&def.name) {
                 continue;
             }
-            let (name, kind) = if def.kind == "counter" {
-                (format!("nfvhost_module_{}_total", def.name), "counter")
-            } else {
-                (format!("nfvhost_module_{}", def.name), "gauge")
-            };
-            let value = value.load(Relaxed);
-            let vnf = row.source.name.clone();
-            match families.iter_mut().find(|f| f.name == name) {
-                Some(f) => f.samples.push((vnf, value)),
-                None => families.push(ModuleFamily {
-                    name,
-                    kind,
-                    help: def.help.clone(),
-                    samples: vec![(vnf, value)],
-                }),
-            }
+            samples.push(Sample {
+                vnf: row.source.name.clone(),
+                name: def.name.clone(),
+                counter: def.kind == "counter",
+                help: def.help.clone(),
+                value: value.load(Relaxed),
+            });
         }
     }
-    for fam in families {
-        let help = if fam.help.is_empty() {
-            "Declared by the module."
-        } else {
-            &fam.help
-        };
-        let mut f = FamilyWriter::new(out, &fam.name, fam.kind, help, &["chain", "vnf"]);
-        for (vnf, value) in fam.samples {
-            f.sample(&[chain, &vnf], Num::Int(value));
+    const LABELS: &[&str] = &["chain", "vnf", "name"];
+    for (family, kind, help, counters) in [
+        (
+            "nfvhost_module_events_total",
+            "counter",
+            "A counter the module declared; `name` is the module's name for it.",
+            true,
+        ),
+        (
+            "nfvhost_module_value",
+            "gauge",
+            "A gauge the module declared; `name` is the module's name for it.",
+            false,
+        ),
+    ] {
+        let mut f = FamilyWriter::new(out, family, kind, help, LABELS);
+        for s in samples.iter().filter(|s| s.counter == counters) {
+            f.sample(&[chain, &s.vnf, &s.name], Num::Int(s.value));
         }
+    }
+    let mut f = FamilyWriter::new(
+        out,
+        "nfvhost_module_metric_info",
+        "gauge",
+        "A metric the module declared: its kind and the module's help text.",
+        &["chain", "vnf", "name", "kind", "help"],
+    );
+    for s in &samples {
+        let kind = if s.counter { "counter" } else { "gauge" };
+        f.sample(&[chain, &s.vnf, &s.name, kind, &s.help], Num::Int(1));
     }
 }
 
@@ -330,16 +349,17 @@ mod tests {
         "nfvhost_vnf_packets_total{chain=\"zz-no-such-chain\",vnf=\"r1\",verdict=\"forward\"} 4",
         "nfvhost_vnf_drops_total{chain=\"zz-no-such-chain\",vnf=\"r1\",reason=\"policy\"} 2",
         "nfvhost_vnf_restarts_total{chain=\"zz-no-such-chain\",vnf=\"r2\"} 2",
+        "nfvhost_vnf_replaces_total{chain=\"zz-no-such-chain\",vnf=\"r1\"} 0",
         "nfvhost_vnf_call_duration_seconds_bucket{chain=\"zz-no-such-chain\",vnf=\"r1\",le=\"0.000002\"} 3",
         "nfvhost_vnf_call_duration_seconds_sum{chain=\"zz-no-such-chain\",vnf=\"r1\"} 0.0015",
         "nfvhost_vnf_batch_size_packets_bucket{chain=\"zz-no-such-chain\",vnf=\"r1\",le=\"+Inf\"} 1",
         "nfvhost_vnf_batch_size_packets_sum{chain=\"zz-no-such-chain\",vnf=\"r1\"} 300",
         "nfvhost_vnf_up{chain=\"zz-no-such-chain\",vnf=\"r2\"} 0",
         "nfvhost_vnf_info{chain=\"zz-no-such-chain\",vnf=\"r1\",digest=\"abc\",abi=\"3\"} 1",
-        "# HELP nfvhost_module_leases Leases in C:\\\\dir\\nsecond line",
-        "nfvhost_module_leases{chain=\"zz-no-such-chain\",vnf=\"r1\"} 7",
-        "# HELP nfvhost_module_hits_total Declared by the module.",
-        "nfvhost_module_hits_total{chain=\"zz-no-such-chain\",vnf=\"r1\"} 9",
+        "nfvhost_module_value{chain=\"zz-no-such-chain\",vnf=\"r1\",name=\"leases\"} 7",
+        "nfvhost_module_events_total{chain=\"zz-no-such-chain\",vnf=\"r1\",name=\"hits\"} 9",
+        "nfvhost_module_metric_info{chain=\"zz-no-such-chain\",vnf=\"r1\",name=\"leases\",kind=\"gauge\",help=\"Leases in C:\\\\dir\\nsecond line\"} 1",
+        "nfvhost_module_metric_info{chain=\"zz-no-such-chain\",vnf=\"r1\",name=\"hits\",kind=\"counter\",help=\"\"} 1",
     ];
 
     #[test]
@@ -360,6 +380,11 @@ mod tests {
         assert!(!out.contains("vnf=\"r2\",port="), "{out}");
         // A module metric name that cannot be a metric name is left out.
         assert!(!out.contains("bad name"), "{out}");
+        // promtool's lint: no family name carries its type.
+        for l in lines.iter().filter_map(|l| l.strip_prefix("# TYPE ")) {
+            let (name, kind) = l.split_once(' ').unwrap();
+            assert!(!name.contains(kind), "{l}");
+        }
         // Every line is a comment or `name{labels} value`.
         for l in &lines {
             assert!(

@@ -29,12 +29,14 @@ mod netlink;
 #[cfg(test)]
 mod tests;
 mod tun;
+mod vxlan;
 
 pub use netlink::{
-    add_address, add_route, create_veth, delete_link, link_index, link_stats, mac_address, set_mac,
-    set_mtu, set_up,
+    add_address, add_route, create_veth, delete_link, link_index, link_stats, mac_address,
+    set_down, set_mac, set_mtu, set_up,
 };
 pub use tun::{create_tap, open_tap};
+pub use vxlan::{create_vxlan, link_mtu, vxlan_mtu, VxlanConfig, VXLAN_OVERHEAD};
 
 /// Packet and byte counters of one interface (`IFLA_STATS64`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,8 +95,8 @@ pub enum LinkError {
         name_b: String,
         source: Box<rtnetlink::Error>,
     },
-    /// Setting IFF_UP failed.
-    #[error("couldn't bring {ifname} up in namespace {ns}: {source}")]
+    /// Setting or clearing IFF_UP failed.
+    #[error("couldn't change the state (up/down) of {ifname} in namespace {ns}: {source}")]
     SetUp {
         ns: String,
         ifname: String,
@@ -137,6 +139,29 @@ pub enum LinkError {
         ns: String,
         dst: String,
         via: Ipv4Addr,
+        source: Box<rtnetlink::Error>,
+    },
+    /// The route lookup towards a VXLAN remote failed in the underlay.
+    #[error("VXLAN remote {remote} is not reachable from the underlay namespace {ns}: {reason}; give the underlay an address and a route towards it (or fix `remote:`)")]
+    Unreachable {
+        ns: String,
+        remote: Ipv4Addr,
+        reason: String,
+    },
+    /// The link's MTU does not fit the underlay with the encapsulation.
+    #[error("MTU {mtu} of VXLAN link {ifname} is over {max}: the underlay interface's MTU {underlay_mtu} minus 50 bytes of encapsulation")]
+    VxlanMtu {
+        ifname: String,
+        mtu: u32,
+        max: u32,
+        underlay_mtu: u32,
+    },
+    /// RTM_NEWLINK for a VXLAN device failed.
+    #[error("couldn't create VXLAN {ifname} (VNI {vni}) in namespace {ns}: {source}")]
+    CreateVxlan {
+        ns: String,
+        ifname: String,
+        vni: u32,
         source: Box<rtnetlink::Error>,
     },
     /// Couldn't open /dev/net/tun.
@@ -208,6 +233,12 @@ pub trait LinkOps: Send + Sync {
     fn mac_address(&self, ns: &str, name: &str) -> Result<[u8; 6]>;
     /// Turns checksum and segmentation offloads off (see [`ethtool`]).
     fn disable_offloads(&self, ns: &str, name: &str) -> Result<()>;
+    /// A VXLAN device `name` in `ns` (down, learning off) whose socket
+    /// lives in the namespace this process runs in (the underlay), after
+    /// checking the remote is routable there. Returns its MTU.
+    fn create_vxlan(&self, ns: &str, name: &str, config: &VxlanConfig) -> Result<u32>;
+    /// The interface's MTU.
+    fn link_mtu(&self, ns: &str, name: &str) -> Result<u32>;
 }
 
 /// [`LinkOps`] on the real kernel: opens /run/netns/<ns> for every call.
@@ -263,6 +294,12 @@ impl LinkOps for LinuxLinkOps {
     }
     fn disable_offloads(&self, ns: &str, name: &str) -> Result<()> {
         Ok(ethtool::disable_offloads(&NetNs::open(ns)?, name)?)
+    }
+    fn create_vxlan(&self, ns: &str, name: &str, config: &VxlanConfig) -> Result<u32> {
+        create_vxlan(&NetNs::own()?, &NetNs::open(ns)?, name, config)
+    }
+    fn link_mtu(&self, ns: &str, name: &str) -> Result<u32> {
+        link_mtu(&NetNs::open(ns)?, name)
     }
 }
 

@@ -98,12 +98,23 @@ pub fn delete_link(ns: &NetNs, name: &str) -> Result<()> {
 
 /// Brings `name` up in `ns`.
 pub fn set_up(ns: &NetNs, name: &str) -> Result<()> {
+    set_admin_state(ns, name, true)
+}
+
+/// Takes `name` down in `ns` (its veth peer loses carrier).
+pub fn set_down(ns: &NetNs, name: &str) -> Result<()> {
+    set_admin_state(ns, name, false)
+}
+
+fn set_admin_state(ns: &NetNs, name: &str, up: bool) -> Result<()> {
     check_ifname(name)?;
     with_netlink(ns, |handle| async move {
         let index = index_of(&handle, ns, name).await?;
+        let link = LinkUnspec::new_with_index(index);
+        let link = if up { link.up() } else { link.down() };
         handle
             .link()
-            .set(LinkUnspec::new_with_index(index).up().build())
+            .set(link.build())
             .execute()
             .await
             .map_err(|source| LinkError::SetUp {
@@ -263,7 +274,7 @@ fn get_link(ns: &NetNs, name: &str) -> Result<LinkMessage> {
 }
 
 /// Runs `f` with an rtnetlink handle whose socket lives in `ns`.
-fn with_netlink<T, F, Fut>(ns: &NetNs, f: F) -> Result<T>
+pub(super) fn with_netlink<T, F, Fut>(ns: &NetNs, f: F) -> Result<T>
 where
     T: Send,
     F: FnOnce(Handle) -> Fut + Send,
@@ -291,7 +302,7 @@ where
     })?
 }
 
-async fn link_message(handle: &Handle, ns: &NetNs, name: &str) -> Result<LinkMessage> {
+pub(super) async fn link_message(handle: &Handle, ns: &NetNs, name: &str) -> Result<LinkMessage> {
     let not_found = || LinkError::NotFound {
         ns: ns.name().to_owned(),
         ifname: name.to_owned(),
@@ -314,7 +325,7 @@ async fn index_of(handle: &Handle, ns: &NetNs, name: &str) -> Result<u32> {
 }
 
 /// The errno of a netlink error reply, as a positive number.
-fn errno_of(err: &rtnetlink::Error) -> Option<i32> {
+pub(super) fn errno_of(err: &rtnetlink::Error) -> Option<i32> {
     match err {
         rtnetlink::Error::NetlinkError(msg) => msg.code.map(|c| c.get().abs()),
         _ => None,

@@ -1,0 +1,281 @@
+//! The blocks a VNF and the chain's `defaults:` share: `resources:`,
+//! `datapath:` and `log_level:`. Each parser fills in only the keys the
+//! block gives, on top of what it is handed, so a VNF starts from the
+//! chain's defaults and overrides key by key.
+
+use nfvhost_abi::LogLevel;
+
+use super::super::spec::{Datapath, Resources};
+use super::super::yaml::{Node, NodeValue};
+use super::fields::Ctx;
+use super::keys;
+use super::values::{size, MAX_CPU, MAX_WASM_MEMORY, MIN_MEMORY, MIN_WASM_MEMORY};
+
+/// What a VNF gets unless it says otherwise (`defaults:`).
+#[derive(Debug, Clone, Default)]
+pub(super) struct Defaults {
+    pub(super) resources: Resources,
+    pub(super) datapath: Datapath,
+    pub(super) log_level: Option<LogLevel>,
+}
+
+/// The log level of a VNF that sets none, in its block or in `defaults:`.
+pub const DEFAULT_LOG_LEVEL: LogLevel = LogLevel::Info;
+
+/// The top-level `defaults:` section.
+pub(super) fn defaults(cx: &mut Ctx, node: &Node) -> Defaults {
+    let mut d = Defaults::default();
+    let what = "`defaults`";
+    let Some(entries) = cx.map(node, what, true) else {
+        return d;
+    };
+    let f = cx.fields(entries, what, node.span, &keys::DEFAULTS);
+    if let Some(r) = f.get("resources") {
+        resources(cx, r, "`resources` of `defaults`", &mut d.resources);
+    }
+    if let Some(n) = f.get("datapath") {
+        datapath(cx, n, "`datapath` of `defaults`", &mut d.datapath);
+    }
+    if let Some(n) = f.get("log_level") {
+        d.log_level = log_level(cx, n);
+    }
+    d
+}
+
+/// A `log_level:` value.
+pub(super) fn log_level(cx: &mut Ctx, node: &Node) -> Option<LogLevel> {
+    let text = cx.str(node, "`log_level`")?;
+    let found = LogLevel::ALL.iter().copied().find(|l| l.label() == text);
+    if found.is_none() {
+        let all: Vec<&str> = LogLevel::ALL.iter().map(|l| l.label()).collect();
+        cx.hint(
+            node.span,
+            format!("log level `{text}` is not one of {}", all.join(", ")),
+            "`info` keeps errors, warnings and information; `debug` and `trace` add detail",
+        );
+    }
+    found
+}
+
+/// A `resources:` block, over `out`.
+pub(super) fn resources(cx: &mut Ctx, r: &Node, what: &str, out: &mut Resources) {
+    resources_in(cx, r, what, &keys::RESOURCES, out);
+}
+
+/// A `resources:` block with the keys `section` allows (a VNF's, or a
+/// fused group's, which has no `wasm_memory`), over `out`.
+pub(super) fn resources_in(
+    cx: &mut Ctx,
+    r: &Node,
+    what: &str,
+    section: &keys::Section,
+    out: &mut Resources,
+) {
+    let Some(entries) = cx.map(r, what, true) else {
+        return;
+    };
+    let rf = cx.fields(entries, "`resources`", r.span, section);
+    if let Some(n) = rf.get("cpu") {
+        let v = match n.value {
+            NodeValue::Int(i) => Some(i as f64),
+            NodeValue::Float(x) => Some(x),
+            _ => {
+                cx.type_err(n, "a number of cores", "`cpu`");
+                None
+            }
+        };
+        if let Some(v) = v {
+            if v > 0.0 && v <= MAX_CPU {
+                out.cpu = Some(v);
+            } else {
+                cx.hint(
+                    n.span,
+                    format!("cpu {v} is out of range"),
+                    "give a number of cores above 0 and at most 1024, e.g. 0.5",
+                );
+            }
+        }
+    }
+    if let Some(n) = rf.get("memory") {
+        if let Some(v) = size(cx, n, "memory", MIN_MEMORY, None) {
+            out.memory = Some(v);
+        }
+    }
+    if let Some(n) = rf.get("wasm_memory") {
+        if let Some(v) = size(cx, n, "wasm_memory", MIN_WASM_MEMORY, Some(MAX_WASM_MEMORY)) {
+            out.wasm_memory = Some(v);
+        }
+    }
+    if let Some(n) = rf.get("pids") {
+        if let Some(v) = cx.int(n, "`pids`") {
+            if v >= 1 {
+                out.pids = Some(v as u64);
+            } else {
+                cx.hint(
+                    n.span,
+                    format!("pids {v} is out of range"),
+                    "give at least 1",
+                );
+            }
+        }
+    }
+}
+
+/// A `datapath:` block, over `out`.
+pub(super) fn datapath(cx: &mut Ctx, d: &Node, what: &str, out: &mut Datapath) {
+    datapath_in(cx, d, what, &keys::DATAPATH, out);
+}
+
+/// A `datapath:` block with the keys `section` allows (a VNF's, or a fused
+/// group's: `busy_poll` and `cpus` only), over `out`.
+pub(super) fn datapath_in(
+    cx: &mut Ctx,
+    d: &Node,
+    what: &str,
+    section: &keys::Section,
+    out: &mut Datapath,
+) {
+    let Some(entries) = cx.map(d, what, true) else {
+        return;
+    };
+    let df = cx.fields(entries, "`datapath`", d.span, section);
+    if let Some(n) = df.get("batch") {
+        if let Some(v) = cx.int(n, "`batch`") {
+            if (1..=256).contains(&v) {
+                out.batch = Some(v as usize);
+            } else {
+                cx.hint(
+                    n.span,
+                    format!("batch {v} is out of range"),
+                    "give 1 to 256 frames per call",
+                );
+            }
+        }
+    }
+    if let Some(n) = df.get("busy_poll") {
+        if let Some(b) = cx.bool(n, "`busy_poll`") {
+            out.busy_poll = b;
+        }
+    }
+    if let Some(n) = df.get("offload") {
+        if let Some(b) = cx.bool(n, "`offload`") {
+            out.offload = b;
+        }
+    }
+    if let Some(n) = df.get("cpus") {
+        if let Some(items) = cx.seq(n, "`cpus`") {
+            let mut cpus = Vec::new();
+            for item in items {
+                match cx.int(item, "a CPU number") {
+                    Some(c) if (0..1024).contains(&c) => cpus.push(c as usize),
+                    Some(c) => cx.hint(
+                        item.span,
+                        format!("CPU {c} is out of range"),
+                        "CPUs are numbered from 0",
+                    ),
+                    None => {}
+                }
+            }
+            out.cpus = cpus;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use nfvhost_abi::LogLevel;
+
+    use crate::chain::{parse, ChainError};
+
+    const WIRING: &str = "\
+hosts:
+  h1: { interfaces: { eth0: { address: 10.0.1.10/24 } } }
+  h2: { interfaces: { eth0: { address: 10.0.2.10/24 } } }
+chain: [h1, r1, r2, h2]
+";
+
+    fn chain(defaults: &str, r2: &str) -> String {
+        format!(
+            "name: t\n{defaults}vnfs:\n  r1: {{ module: router, ports: [a, b] }}\n  r2:\n    module: router\n    ports: [a, b]\n{r2}{WIRING}"
+        )
+    }
+
+    fn errors(text: &str) -> Vec<ChainError> {
+        parse("t.yaml", text).expect_err("refused").0
+    }
+
+    /// Line and column (1-based) of the first `needle` in `text`.
+    fn at(text: &str, needle: &str) -> (usize, usize) {
+        let i = text.find(needle).expect(needle);
+        let line = text[..i].matches('\n').count() + 1;
+        let col = i - text[..i].rfind('\n').map_or(0, |n| n + 1) + 1;
+        (line, col)
+    }
+
+    #[track_caller]
+    fn one_error_at(text: &str, needle: &str, phrase: &str) {
+        let e = errors(text);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!((e[0].line, e[0].col), at(text, needle), "{e:?}");
+        let all = format!("{} {}", e[0].message, e[0].hint.as_deref().unwrap_or(""));
+        assert!(all.contains(phrase), "{all}");
+    }
+
+    #[test]
+    fn defaults_apply_key_by_key_unless_the_vnf_sets_them() {
+        let text = chain(
+            "defaults:\n  resources: { cpu: 1, memory: 64MiB, pids: 16 }\n  datapath: { batch: 32, busy_poll: true, offload: false }\n  log_level: warn\n",
+            "    resources: { memory: 128MiB }\n    datapath: { busy_poll: false }\n    log_level: debug\n",
+        );
+        let spec = parse("t.yaml", &text).unwrap_or_else(|e| panic!("{e}"));
+        let (r1, r2) = (spec.vnf("r1").unwrap(), spec.vnf("r2").unwrap());
+        assert_eq!(r1.resources.cpu, Some(1.0));
+        assert_eq!(r1.resources.memory, Some(64 << 20));
+        assert_eq!(r1.resources.pids, Some(16));
+        assert_eq!(r1.datapath.batch, Some(32));
+        assert!(r1.datapath.busy_poll && !r1.datapath.offload);
+        assert_eq!(r1.log_level, LogLevel::Warn);
+        // r2 overrides some keys and inherits the rest.
+        assert_eq!(r2.resources.cpu, Some(1.0));
+        assert_eq!(r2.resources.memory, Some(128 << 20));
+        assert_eq!(r2.resources.pids, Some(16));
+        assert_eq!(r2.datapath.batch, Some(32));
+        assert!(!r2.datapath.busy_poll && !r2.datapath.offload);
+        assert_eq!(r2.log_level, LogLevel::Debug);
+    }
+
+    #[test]
+    fn without_defaults_nothing_is_limited_and_modules_log_at_info() {
+        let spec = parse("t.yaml", &chain("", "")).unwrap_or_else(|e| panic!("{e}"));
+        let r1 = spec.vnf("r1").unwrap();
+        assert_eq!(r1.resources, Default::default());
+        assert_eq!(r1.datapath, Default::default());
+        assert_eq!(r1.log_level, LogLevel::Info);
+        // An empty `defaults:` is allowed.
+        assert!(parse("t.yaml", &chain("defaults:\n", "")).is_ok());
+    }
+
+    #[test]
+    fn defaults_are_checked_like_a_vnfs_blocks() {
+        let text = chain("defaults:\n  resources: { cpu: 0 }\n", "");
+        one_error_at(&text, "0 }", "cpu 0 is out of range");
+        let text = chain("defaults:\n  datapath: { batch: 300 }\n", "");
+        one_error_at(&text, "300", "batch 300 is out of range");
+        let text = chain("defaults:\n  resources: { memory: 1KiB }\n", "");
+        one_error_at(&text, "1KiB", "memory");
+        let text = chain("defaults:\n  resource: { cpu: 1 }\n", "");
+        one_error_at(&text, "resource:", "did you mean `resources`?");
+        let text = chain("defaults:\n  config: {}\n", "");
+        one_error_at(&text, "config", "unknown key `config` in `defaults`");
+        let text = chain("defaults: 5\n", "");
+        one_error_at(&text, "5", "expected a mapping for `defaults`");
+        let text = chain("defaults:\n  log_level: loud\n", "");
+        one_error_at(
+            &text,
+            "loud",
+            "log level `loud` is not one of error, warn, info, debug, trace",
+        );
+        let text = chain("", "    log_level: 3\n");
+        one_error_at(&text, "3\n", "expected a string for `log_level`");
+    }
+}
