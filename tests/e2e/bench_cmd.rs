@@ -124,3 +124,67 @@ fn a_chain_that_drops_one_percent_is_reported_with_loss() {
     assert!(!tp["ndr_verified"].as_bool().unwrap() || f(&tp["ndr_pps"]) == 0.0);
     assert!(f(&tp["pdr_pps"]) > f(&tp["ndr_pps"]), "{tp}");
 }
+
+/// `--compare-kernel` on the basic router: the same tests on the kernel's
+/// forwarding in namespaces of its own, ratios per size, and nothing of
+/// the kernel's topology left afterwards.
+#[test]
+fn compare_kernel_reports_the_kernel_and_the_ratios() {
+    if !have_root("compare_kernel_reports_the_kernel_and_the_ratios") {
+        return;
+    }
+    let chain = Chain::deploy("chains/basic.yaml", "basic", "127.0.0.1:9464");
+    let r = bench_json(
+        &chain.name,
+        &[
+            "--sizes",
+            "64",
+            "--tests",
+            "throughput,latency",
+            "--compare-kernel",
+        ],
+    );
+    let k = &r["kernel"];
+    assert_eq!(k["target"], "kernel", "{r}");
+    assert_eq!(r["target"], "nfvhost");
+    let ktp = &k["sizes"][0]["throughput"];
+    assert!(f(&ktp["pdr_pps"]) >= f(&ktp["ndr_pps"]), "{ktp}");
+    assert!(
+        f(&ktp["pdr_pps"]) > 0.0,
+        "the kernel forwarded nothing: {ktp}"
+    );
+    for t in k["trials"].as_array().unwrap() {
+        assert!(u(&t["received"]) <= u(&t["sent"]), "{t}");
+    }
+    let ratios = r["ratios"].as_array().unwrap();
+    assert_eq!(ratios.len(), 1, "{r}");
+    assert_eq!(ratios[0]["size"], 64);
+    let pdr = f(&ratios[0]["pdr"]);
+    let ours = f(&r["sizes"][0]["throughput"]["pdr_pps"]);
+    assert!(
+        (pdr - ours / f(&ktp["pdr_pps"])).abs() < 1e-9,
+        "the ratio is nfvhost over kernel: {r}"
+    );
+    assert!(
+        crate::support::namespaces_with_prefix(nfvhost::bench::kernel::NETNS_PREFIX).is_empty(),
+        "the kernel's namespaces outlived the bench"
+    );
+}
+
+/// A chain with a module the kernel has no equivalent for is benched
+/// alone, and the report says why there is no kernel figure.
+#[test]
+fn compare_kernel_says_when_a_chain_has_no_kernel_equivalent() {
+    if !have_root("compare_kernel_says_when_a_chain_has_no_kernel_equivalent") {
+        return;
+    }
+    let chain = Chain::deploy("tests/chains/lossy.yaml", "lossy", "127.0.0.1:9493");
+    let r = bench_json(
+        &chain.name,
+        &["--sizes", "64", "--tests", "throughput", "--compare-kernel"],
+    );
+    assert!(r["kernel"].is_null(), "{r}");
+    let note = r["kernel_note"].as_str().unwrap_or_default();
+    assert!(note.contains("no kernel equivalent"), "{note}");
+    assert!(r["ratios"].as_array().unwrap().is_empty());
+}
