@@ -920,3 +920,26 @@ fn group_mistakes_are_refused_where_they_are() {
         .replace("[a:wan, b:lan]", "[a:wan, b:wan]");
     has(&errs(&clash), 28, 5, "already has an interface `eth`");
 }
+
+#[test]
+fn defaults_apply_to_group_members_and_cannot_name_a_group() {
+    let with_defaults = GROUPED.replace(
+        "groups:\n",
+        "defaults:\n  resources: { memory: 64MiB, wasm_memory: 16MiB }\n  log_level: debug\ngroups:\n",
+    );
+    let chain = ok(&with_defaults);
+    for v in &chain.vnfs {
+        assert_eq!(v.resources.memory, Some(64 << 20), "{}", v.name);
+        assert_eq!(v.resources.wasm_memory, Some(16 << 20), "{}", v.name);
+        assert_eq!(v.log_level, nfvhost_abi::LogLevel::Debug, "{}", v.name);
+    }
+    assert_eq!(chain.vnf("a").unwrap().group.as_deref(), Some("g"));
+    assert_eq!(chain.vnf("c").unwrap().group, None);
+    // One group for every VNF is not a default: `group:` is a VNF's own.
+    only(
+        &errs(&GROUPED.replace("groups:\n", "defaults:\n  group: g\ngroups:\n")),
+        10,
+        3,
+        "group",
+    );
+}

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 
 use super::super::spec::{Datapath, GroupSpec, LinkKind, LinkSpec, Resources, Span, VnfSpec};
 use super::super::yaml::Node;
+use super::blocks::{datapath_in, resources_in};
 use super::fields::Ctx;
 use super::keys;
-use super::blocks::{datapath_in, resources_in};
 use super::values::check_name;
 use crate::chain::names::NameKind;
 
