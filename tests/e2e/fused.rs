@@ -1,13 +1,15 @@
 //! A fused group contains a broken module like separate workers do: a
 //! trap in one member restarts that member only, and the others keep their
-//! state (the NAT's bindings, the firewall's connections).
+//! state (the NAT's bindings, the firewall's connections). Every member
+//! keeps what a VNF of its own has: its one-shot timers, `nfvhost link
+//! set` and `nfvhost replace` with its state carried.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::support::{have_root, root, wait_for, Chain};
+use crate::support::{have_root, nfvhost, root, run_ok, vnfs_built, wait_for, Chain};
 
 /// `chains/edge-fused.yaml` with a `faulty` wire fused in between the
 /// firewall and the router; it traps on UDP port 6666.
@@ -55,10 +57,14 @@ fn a_trap_in_one_fused_module_leaves_the_others_state_intact() {
         .unwrap();
     let mut lines = BufReader::new(client.stdout.take().unwrap()).lines();
     assert_eq!(lines.next().unwrap().unwrap(), "before");
-    let nat = [("chain", "edgef"), ("vnf", "nat")];
+    let nat = [
+        ("chain", "edgef"),
+        ("vnf", "nat"),
+        ("name", "bindings_active"),
+    ];
     assert!(wait_for(Duration::from_secs(3), || chain
         .metrics()
-        .get("nfvhost_module_bindings_active", &nat)
+        .get("nfvhost_module_value", &nat)
         >= 1.0));
 
     // The faulty member traps on a datagram it forwards LAN to WAN.
@@ -94,10 +100,139 @@ fn a_trap_in_one_fused_module_leaves_the_others_state_intact() {
             "{vnf} conserves"
         );
     }
-    assert!(m.get("nfvhost_module_bindings_active", &nat) >= 1.0);
+    assert!(m.get("nfvhost_module_value", &nat) >= 1.0);
     assert_eq!(
         m.get("nfvhost_vnf_restarts_total", &[("vnf", "bad")]),
         0.0,
         "the worker process never died"
     );
+}
+
+/// A wire and an impair function fused into one group: h1 - w - imp - h2,
+/// w and imp linked in memory; imp delays h1 → h2 by 10 ms with its
+/// one-shot timers.
+const TIMED: &str = "\
+name: fusedimp
+metrics: 127.0.0.1:9488
+hosts:
+  h1:
+    interfaces:
+      eth0: { address: 10.0.44.1/24 }
+  h2:
+    interfaces:
+      eth0: { address: 10.0.44.2/24 }
+groups:
+  g: {}
+vnfs:
+  w:
+    module: faulty
+    group: g
+    ports: [left, right]
+  imp:
+    module: impair
+    group: g
+    ports: [a, b]
+    datapath: { offload: false }
+    config:
+      a_to_b: { delay: 10ms }
+chain: [h1, w, imp, h2]
+";
+
+/// The average RTT in ms of five pings from h1 to h2.
+fn avg_rtt(chain: &Chain) -> f64 {
+    let out = chain.exec_ok(
+        "h1",
+        &["ping", "-c", "5", "-i", "0.2", "-W", "2", "10.0.44.2"],
+    );
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("rtt"))
+        .expect("rtt line");
+    line.split('=')
+        .nth(1)
+        .unwrap()
+        .trim()
+        .split('/')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_fused_member_keeps_its_timers_link_set_and_replace() {
+    if !have_root("a_fused_member_keeps_its_timers_link_set_and_replace") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fusedimp.yaml");
+    std::fs::write(&path, TIMED).unwrap();
+    let chain = Chain::deploy(path.to_str().unwrap(), "fusedimp", "127.0.0.1:9488");
+    let state = nfvhost::deploy::state::ChainState::load("fusedimp")
+        .unwrap()
+        .unwrap();
+    assert!(
+        state.vnfs.iter().all(|v| v.group.as_deref() == Some("g")),
+        "one worker runs both"
+    );
+
+    // imp's timer fires in the group's worker, behind an in-memory link.
+    let before = avg_rtt(&chain);
+    assert!((10.0..15.0).contains(&before), "{before}");
+
+    // `link set` reaches the member through its own request files.
+    run_ok(nfvhost().args(["link", "set", "fusedimp:imp:b", "--delay", "50ms"]));
+    let after = avg_rtt(&chain);
+    assert!((50.0..55.0).contains(&after), "{after}");
+    let bad = nfvhost()
+        .args(["link", "set", "fusedimp:imp:b", "--loss", "300%"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("a_to_b.loss"));
+
+    // An in-memory link has no interface to take down.
+    let down = nfvhost()
+        .args(["link", "down", "fusedimp:w:right"])
+        .output()
+        .unwrap();
+    assert_eq!(down.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&down.stderr).contains("linked in memory"),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+
+    // Replacing w hands it a new module with its state, in the running
+    // worker; imp keeps its instance, its queue and its new delay.
+    let faulty = vnfs_built().join("vnf_faulty.wasm");
+    let out = nfvhost()
+        .args([
+            "replace",
+            "--chain",
+            "fusedimp",
+            "w",
+            faulty.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let narration = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{narration}");
+    assert!(narration.contains("bytes of state carried"), "{narration}");
+    let replaced = avg_rtt(&chain);
+    assert!((50.0..55.0).contains(&replaced), "{replaced}");
+
+    let m = chain.metrics();
+    for vnf in ["w", "imp"] {
+        let l = [("chain", "fusedimp"), ("vnf", vnf)];
+        assert_eq!(m.get("nfvhost_vnf_restarts_total", &l), 0.0, "{vnf}");
+        assert_eq!(m.sum("nfvhost_vnf_traps_total", &l), 0.0, "{vnf}");
+    }
+    let replaces = |vnf| {
+        m.get(
+            "nfvhost_vnf_replaces_total",
+            &[("chain", "fusedimp"), ("vnf", vnf)],
+        )
+    };
+    assert_eq!((replaces("w"), replaces("imp")), (1.0, 0.0));
 }
