@@ -89,7 +89,7 @@ fn tutorial_runs_as_written() {
     // A leftover from an earlier, killed run must not fail this one; the
     // guard destroys the tutorial's chain even if the script fails halfway.
     let _ = Command::new(env!("CARGO_BIN_EXE_nfvhost"))
-        .args(["destroy", "--chain", "my-bump"])
+        .args(["destroy", "--cleanup", "--chain", "my-bump"])
         .output();
     let _chain = Chain::adopt("my-bump", "127.0.0.1:9465", lock);
     let out = Command::new("bash")

@@ -219,7 +219,7 @@ fn destroy_removes_everything_and_is_idempotent() {
     // Serialized with the other deploying tests: a destroy while another
     // test deploys `basic` now fails fast on the chain's lock, by design.
     let _serial = crate::support::deploy_lock();
-    run_ok(crate::support::nfvhost().args(["destroy", "--chain", "basic"]));
+    run_ok(crate::support::nfvhost().args(["destroy", "--cleanup", "--chain", "basic"]));
 }
 
 #[test]
@@ -243,7 +243,7 @@ fn destroy_cleans_up_after_the_supervisor_was_killed() {
         || std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .unwrap_or_default()
             .contains(") Z")));
-    run_ok(crate::support::nfvhost().args(["destroy", "--chain", "basic"]));
+    run_ok(crate::support::nfvhost().args(["destroy", "--cleanup", "--chain", "basic"]));
     assert!(namespaces_with_prefix("nfv-basic-").is_empty());
     assert!(cgroup_dirs("basic").is_empty());
     assert!(wait_for(Duration::from_secs(5), || processes_matching(

@@ -1050,7 +1050,9 @@ struct Destroy(&'static str);
 
 impl Drop for Destroy {
     fn drop(&mut self) {
-        let _ = nfvhost().args(["destroy", "--chain", self.0]).output();
+        let _ = nfvhost()
+            .args(["destroy", "--cleanup", "--chain", self.0])
+            .output();
     }
 }
 
@@ -1077,7 +1079,9 @@ fn chains_without_metrics_get_free_ports_and_prometheus_discovers_both() {
     let (file_a, file_b) = (file("sd-a"), file("sd-b"));
     let mut a = Chain::deploy(&file_a, "sd-a", "");
     // The second chain, under the lock the first one holds.
-    let _ = nfvhost().args(["destroy", "--chain", "sd-b"]).output();
+    let _ = nfvhost()
+        .args(["destroy", "--cleanup", "--chain", "sd-b"])
+        .output();
     let _b = Destroy("sd-b");
     run_ok(nfvhost().args(["deploy", &file_b]));
 

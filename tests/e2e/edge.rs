@@ -470,7 +470,7 @@ fn destroy_removes_every_namespace_cgroup_and_dhcp_client(e: Edge) {
         !crate::support::processes_matching(&run_dir).is_empty(),
         "workers and dhclient run"
     );
-    crate::support::run_ok(crate::support::nfvhost().args(["destroy", e.file]));
+    crate::support::run_ok(crate::support::nfvhost().args(["destroy", "--cleanup", e.file]));
     assert!(crate::support::namespaces_with_prefix(&prefix).is_empty());
     // The VNF (or group) cgroups under one chain directory: all of it goes.
     assert!(

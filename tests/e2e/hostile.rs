@@ -123,7 +123,9 @@ fn a_second_deploy_of_a_chain_in_progress_fails_fast_and_touches_nothing() {
     }
     vnfs_built();
     let serial = crate::support::deploy_lock();
-    let _ = nfvhost().args(["destroy", "--chain", "pa-b"]).output();
+    let _ = nfvhost()
+        .args(["destroy", "--cleanup", "--chain", "pa-b"])
+        .output();
     let lock = hold_chain_lock("pa-b");
     let started = Instant::now();
     let out = nfvhost()
@@ -143,7 +145,7 @@ fn a_second_deploy_of_a_chain_in_progress_fails_fast_and_touches_nothing() {
     // A destroy meanwhile refuses too, rather than pull the chain from
     // under the deploy.
     let out = nfvhost()
-        .args(["destroy", "--chain", "pa-b"])
+        .args(["destroy", "--cleanup", "--chain", "pa-b"])
         .output()
         .unwrap();
     assert!(
@@ -186,7 +188,9 @@ fn destroying_chain_pa_leaves_chain_pa_b_alone() {
     if !have_root("destroying_chain_pa_leaves_chain_pa_b_alone") {
         return;
     }
-    let _ = nfvhost().args(["destroy", "--chain", "pa"]).output();
+    let _ = nfvhost()
+        .args(["destroy", "--cleanup", "--chain", "pa"])
+        .output();
     let chain = Chain::deploy("tests/chains/prefix-ab.yaml", "pa-b", "127.0.0.1:9481");
     let before = namespaces_with_prefix("nfv-pa-b-");
     assert_eq!(before.len(), 3);
@@ -203,7 +207,7 @@ fn destroying_chain_pa_leaves_chain_pa_b_alone() {
     assert_eq!(namespaces_with_prefix("nfv-pa-b-"), before);
 
     // Destroying `pa` (the old prefix sweep `nfv-pa-` took pa-b's too).
-    crate::support::run_ok(nfvhost().args(["destroy", "--chain", "pa"]));
+    crate::support::run_ok(nfvhost().args(["destroy", "--cleanup", "--chain", "pa"]));
     assert_eq!(namespaces_with_prefix("nfv-pa-b-"), before);
     let out = chain.exec_ok(
         "h1",

@@ -41,7 +41,9 @@ fn foreground_deploy_tears_down_on_ctrl_c() {
     }
     vnfs_built();
     let _lock = crate::support::deploy_lock();
-    let _ = nfvhost().args(["destroy", "--chain", "faulty"]).output();
+    let _ = nfvhost()
+        .args(["destroy", "--cleanup", "--chain", "faulty"])
+        .output();
     let mut child = nfvhost()
         .args(["deploy", "--foreground", "tests/chains/faulty.yaml"])
         .stdout(Stdio::null())
@@ -83,7 +85,9 @@ fn a_failed_deploy_leaves_nothing_behind() {
     }
     vnfs_built();
     let _lock = crate::support::deploy_lock();
-    let _ = nfvhost().args(["destroy", "--chain", "faulty"]).output();
+    let _ = nfvhost()
+        .args(["destroy", "--cleanup", "--chain", "faulty"])
+        .output();
     // Occupy the chain's metrics address: the supervisor cannot start.
     let blocker = std::net::TcpListener::bind("127.0.0.1:9471").unwrap();
     let out = nfvhost()
@@ -100,8 +104,24 @@ fn a_failed_deploy_leaves_nothing_behind() {
     assert!(namespaces_with_prefix("nfv-faulty-").is_empty());
     assert!(cgroup_dirs("faulty").is_empty());
     assert!(processes_matching("/run/nfvhost/faulty/").is_empty());
-    assert!(!std::path::Path::new("/run/nfvhost/faulty").exists());
     assert!(!std::path::Path::new("/run/nfvhost/faulty.lock").exists());
+    // Only the logs of the attempt are kept, for `nfvhost logs`, until
+    // `destroy --cleanup`.
+    let dir = std::path::Path::new("/run/nfvhost/faulty");
+    if dir.exists() {
+        let mut left: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let logs = [".nfvhost-chain", "logs", "supervisor.log"];
+        assert!(
+            left.iter().all(|f| logs.contains(&f.as_str())),
+            "a failed deploy left more than its logs: {left:?}"
+        );
+    }
+    crate::support::run_ok(nfvhost().args(["destroy", "--chain", "faulty", "--cleanup"]));
+    assert!(!dir.exists());
 }
 
 #[test]

@@ -92,7 +92,7 @@ impl Site {
         };
         let _ = site
             .nfvhost()
-            .args(["destroy", "--chain", &site.chain])
+            .args(["destroy", "--cleanup", "--chain", &site.chain])
             .output();
         let out = site.nfvhost().arg("deploy").arg(file).output().unwrap();
         if out.status.success() {
@@ -156,8 +156,12 @@ impl Site {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Destroys the chain and, with `--cleanup`, the logs it kept.
     fn destroy(&self) {
-        run_ok(self.nfvhost().args(["destroy", "--chain", &self.chain]));
+        run_ok(
+            self.nfvhost()
+                .args(["destroy", "--cleanup", "--chain", &self.chain]),
+        );
     }
 }
 
@@ -165,7 +169,7 @@ impl Drop for Site {
     fn drop(&mut self) {
         let _ = self
             .nfvhost()
-            .args(["destroy", "--chain", &self.chain])
+            .args(["destroy", "--cleanup", "--chain", &self.chain])
             .output();
         // The instance's run directory outlives its chains, as /run/nfvhost
         // does; the test's instances leave no empty one behind (rmdir

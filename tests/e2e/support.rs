@@ -89,7 +89,9 @@ impl Chain {
         vnfs_built();
         let lock = deploy_lock();
         // A leftover from an earlier, killed run must not fail this one.
-        let _ = nfvhost().args(["destroy", "--chain", name]).output();
+        let _ = nfvhost()
+            .args(["destroy", "--cleanup", "--chain", name])
+            .output();
         let chain = Chain {
             name: name.into(),
             metrics: metrics.into(),
