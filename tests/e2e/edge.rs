@@ -1,6 +1,9 @@
 //! `chains/edge.yaml` with real programs: dhclient and udhcpc leases from
 //! the DHCP VNF, LAN→WAN through firewall, router and NAT, the port
 //! forward, the firewall's refusals, traceroute, and counters that add up.
+//! Every test runs twice: on `chains/edge.yaml` (a worker per VNF, module
+//! `plain`) and on `chains/edge-fused.yaml` (the four VNFs fused into one
+//! group, module `fused`), which must behave the same.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -11,19 +14,63 @@ use crate::support::{have_root, quiet_snapshot, root, wait_for, Chain, Metrics};
 const METRICS: &str = "127.0.0.1:9464";
 const VNFS: [&str; 4] = ["dhcp", "fw", "r1", "nat"];
 
-fn deploy() -> Chain {
-    Chain::deploy("chains/edge.yaml", "edge", METRICS)
+/// A variant of the edge chain: its file and its name.
+#[derive(Clone, Copy)]
+struct Edge {
+    file: &'static str,
+    chain: &'static str,
+    /// The VNFs run in one fused group (their links are in memory).
+    fused: bool,
+}
+
+const PLAIN: Edge = Edge {
+    file: "chains/edge.yaml",
+    chain: "edge",
+    fused: false,
+};
+
+const FUSED: Edge = Edge {
+    file: "chains/edge-fused.yaml",
+    chain: "edgef",
+    fused: true,
+};
+
+/// Each test once per variant: `plain::name` and `fused::name`.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod plain {
+            $( #[test] fn $name() { super::$name(super::PLAIN) } )*
+        }
+        mod fused {
+            $( #[test] fn $name() { super::$name(super::FUSED) } )*
+        }
+    };
+}
+
+on_both!(
+    dhclient_gets_a_lease_with_the_options_and_renews,
+    udhcpc_gets_a_lease_with_the_options_and_renews,
+    lan_reaches_wan_and_the_wan_sees_the_nat_address,
+    unsolicited_wan_traffic_fails_but_the_port_forward_works,
+    the_blocked_outbound_port_fails_and_others_work,
+    tracepath_shows_the_router_and_nat_hops,
+    counters_conserve_and_agree_with_the_kernel,
+    destroy_removes_every_namespace_cgroup_and_dhcp_client,
+);
+
+fn deploy(e: Edge) -> Chain {
+    Chain::deploy(e.file, e.chain, METRICS)
 }
 
 /// The edge chain with a 16 s lease, so renewals happen within a test.
-fn deploy_short_lease(dir: &tempfile::TempDir) -> Chain {
-    let text = std::fs::read_to_string(root().join("chains/edge.yaml"))
+fn deploy_short_lease(e: Edge, dir: &tempfile::TempDir) -> Chain {
+    let text = std::fs::read_to_string(root().join(e.file))
         .unwrap()
         .replace("lease_time: 600", "lease_time: 16");
     assert!(text.contains("lease_time: 16"));
-    let path: PathBuf = dir.path().join("edge.yaml");
+    let path: PathBuf = dir.path().join(format!("{}.yaml", e.chain));
     std::fs::write(&path, text).unwrap();
-    Chain::deploy(path.to_str().unwrap(), "edge", METRICS)
+    Chain::deploy(path.to_str().unwrap(), e.chain, METRICS)
 }
 
 /// A one-shot TCP server in a node: prints the peer's address, answers "hi".
@@ -53,10 +100,10 @@ fn tcp_connect(chain: &Chain, node: &str, addr: &str, port: u16) -> Option<Strin
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-fn module_counter(m: &Metrics, vnf: &str, name: &str) -> f64 {
+fn module_counter(m: &Metrics, chain: &str, vnf: &str, name: &str) -> f64 {
     m.get(
         "nfvhost_module_events_total",
-        &[("chain", "edge"), ("vnf", vnf), ("name", name)],
+        &[("chain", chain), ("vnf", vnf), ("name", name)],
     )
 }
 
@@ -64,26 +111,26 @@ fn module_counter(m: &Metrics, vnf: &str, name: &str) -> f64 {
 /// published on the worker's 100 ms tick.
 fn module_counter_reaches(chain: &Chain, vnf: &str, name: &str, at_least: f64) -> bool {
     wait_for(Duration::from_secs(3), || {
-        module_counter(&chain.metrics(), vnf, name) >= at_least
+        module_counter(&chain.metrics(), &chain.name, vnf, name) >= at_least
     })
 }
 
-#[test]
-fn dhclient_gets_a_lease_with_the_options_and_renews() {
+fn dhclient_gets_a_lease_with_the_options_and_renews(e: Edge) {
     if !have_root("dhclient_gets_a_lease_with_the_options_and_renews") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let chain = deploy_short_lease(&dir);
+    let chain = deploy_short_lease(e, &dir);
     // deploy ran dhclient with a private script; the reservation applies.
     let addr = chain.exec_ok("lan", &["ip", "-4", "-o", "addr", "show", "eth0"]);
     assert!(addr.contains("192.168.1.50/24"), "{addr}");
     let route = chain.exec_ok("lan", &["ip", "-4", "route", "show", "default"]);
     assert!(route.contains("via 192.168.1.1"), "{route}");
-    let resolv = std::fs::read_to_string("/run/nfvhost/edge/lan-resolv.conf").unwrap();
+    let resolv =
+        std::fs::read_to_string(format!("/run/nfvhost/{}/lan-resolv.conf", e.chain)).unwrap();
     assert_eq!(resolv.trim(), "nameserver 192.168.1.1");
     // T1 is half of 16 s: dhclient renews by unicast to the server.
-    let bound = PathBuf::from("/run/nfvhost/edge/lan-eth0.bound");
+    let bound = PathBuf::from(format!("/run/nfvhost/{}/lan-eth0.bound", e.chain));
     assert!(
         wait_for(Duration::from_secs(20), || std::fs::read_to_string(&bound)
             .unwrap_or_default()
@@ -103,16 +150,15 @@ fn dhclient_gets_a_lease_with_the_options_and_renews() {
         1.0
     );
     // The machine's own resolver configuration is untouched by design:
-    // the script writes only under /run/nfvhost/edge.
+    // the script writes only under /run/nfvhost/<chain>.
 }
 
-#[test]
-fn udhcpc_gets_a_lease_with_the_options_and_renews() {
+fn udhcpc_gets_a_lease_with_the_options_and_renews(e: Edge) {
     if !have_root("udhcpc_gets_a_lease_with_the_options_and_renews") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let chain = deploy_short_lease(&dir);
+    let chain = deploy_short_lease(e, &dir);
     // udhcpc's script only records what it was told; it configures nothing.
     let log = dir.path().join("udhcpc.log");
     let script = dir.path().join("udhcpc.script");
@@ -173,12 +219,11 @@ fn udhcpc_gets_a_lease_with_the_options_and_renews() {
     assert!(renewed, "udhcpc did not renew: {text}");
 }
 
-#[test]
-fn lan_reaches_wan_and_the_wan_sees_the_nat_address() {
+fn lan_reaches_wan_and_the_wan_sees_the_nat_address(e: Edge) {
     if !have_root("lan_reaches_wan_and_the_wan_sees_the_nat_address") {
         return;
     }
-    let chain = deploy();
+    let chain = deploy(e);
     let out = chain.exec_ok(
         "lan",
         &["ping", "-c", "3", "-i", "0.2", "-W", "2", "203.0.113.10"],
@@ -238,12 +283,11 @@ fn lan_reaches_wan_and_the_wan_sees_the_nat_address() {
     );
 }
 
-#[test]
-fn unsolicited_wan_traffic_fails_but_the_port_forward_works() {
+fn unsolicited_wan_traffic_fails_but_the_port_forward_works(e: Edge) {
     if !have_root("unsolicited_wan_traffic_fails_but_the_port_forward_works") {
         return;
     }
-    let chain = deploy();
+    let chain = deploy(e);
     // A server on the LAN host, and a WAN host that even knows the route.
     let server = tcp_server(&chain, "lan", "0.0.0.0", 80);
     chain.exec_ok(
@@ -274,12 +318,11 @@ fn unsolicited_wan_traffic_fails_but_the_port_forward_works() {
     assert!(module_counter_reaches(&chain, "nat", "dnat_hits", 1.0));
 }
 
-#[test]
-fn the_blocked_outbound_port_fails_and_others_work() {
+fn the_blocked_outbound_port_fails_and_others_work(e: Edge) {
     if !have_root("the_blocked_outbound_port_fails_and_others_work") {
         return;
     }
-    let chain = deploy();
+    let chain = deploy(e);
     let smtp = tcp_server(&chain, "wan", "203.0.113.10", 25);
     assert_eq!(
         tcp_connect(&chain, "lan", "203.0.113.10", 25),
@@ -302,12 +345,11 @@ fn the_blocked_outbound_port_fails_and_others_work() {
     let _ = other.wait_with_output();
 }
 
-#[test]
-fn tracepath_shows_the_router_and_nat_hops() {
+fn tracepath_shows_the_router_and_nat_hops(e: Edge) {
     if !have_root("tracepath_shows_the_router_and_nat_hops") {
         return;
     }
-    let chain = deploy();
+    let chain = deploy(e);
     let out = chain.exec_ok("lan", &["tracepath", "-n", "-m", "5", "203.0.113.10"]);
     let hop = |n: &str, addr: &str| {
         out.lines()
@@ -318,17 +360,18 @@ fn tracepath_shows_the_router_and_nat_hops() {
     assert!(out.contains("reached"), "{out}");
 }
 
-#[test]
-fn counters_conserve_and_agree_with_the_kernel() {
+fn counters_conserve_and_agree_with_the_kernel(e: Edge) {
     if !have_root("counters_conserve_and_agree_with_the_kernel") {
         return;
     }
-    let chain = deploy();
+    let chain = deploy(e);
     chain.exec_ok("lan", &["ping", "-c", "2", "-i", "0.2", "203.0.113.10"]);
     std::thread::sleep(Duration::from_millis(300));
-    // Every port of every VNF against the kernel's counters of the same
-    // interface, as deltas around a known load.
-    let ports: Vec<(&str, &str)> = vec![
+    // Every port with an interface against the kernel's counters of the
+    // same interface, as deltas around a known load. In the fused chain
+    // only the ports to the test hosts have one; an in-memory link must
+    // then deliver at one end exactly what the other end sent.
+    let all: [(&str, &str); 8] = [
         ("dhcp", "lan"),
         ("dhcp", "up"),
         ("fw", "inside"),
@@ -338,18 +381,24 @@ fn counters_conserve_and_agree_with_the_kernel() {
         ("nat", "inside"),
         ("nat", "outside"),
     ];
+    let ports: Vec<(&str, &str)> = if e.fused {
+        vec![all[0], all[7]]
+    } else {
+        all.to_vec()
+    };
     let (before, before_k) = quiet_snapshot(&chain, &ports);
     chain.exec_ok(
         "lan",
         &["ping", "-c", "100", "-i", "0.005", "-q", "203.0.113.10"],
     );
     let (after, after_k) = quiet_snapshot(&chain, &ports);
+    let delta = |name: &str, vnf: &str, port: &str| {
+        let l = [("chain", e.chain), ("vnf", vnf), ("port", port)];
+        after.get(name, &l) - before.get(name, &l)
+    };
     for (i, (vnf, port)) in ports.iter().enumerate() {
-        let l = [("chain", "edge"), ("vnf", vnf), ("port", port)];
-        let rx = after.get("nfvhost_port_rx_packets_total", &l)
-            - before.get("nfvhost_port_rx_packets_total", &l);
-        let tx = after.get("nfvhost_port_tx_packets_total", &l)
-            - before.get("nfvhost_port_tx_packets_total", &l);
+        let rx = delta("nfvhost_port_rx_packets_total", vnf, port);
+        let tx = delta("nfvhost_port_tx_packets_total", vnf, port);
         assert_eq!(
             rx,
             after_k[i].0 - before_k[i].0,
@@ -360,10 +409,27 @@ fn counters_conserve_and_agree_with_the_kernel() {
             after_k[i].1 - before_k[i].1,
             "{vnf}:{port} sent, nfvhost vs kernel"
         );
+    }
+    for (vnf, port) in all {
+        let rx = delta("nfvhost_port_rx_packets_total", vnf, port);
         assert!(rx >= 100.0, "{vnf}:{port} saw the pings: {rx}");
     }
+    // The links between the VNFs, end to end (the chain's order).
+    for pair in all[1..7].chunks(2) {
+        let ((a, ap), (b, bp)) = (pair[0], pair[1]);
+        assert_eq!(
+            delta("nfvhost_port_tx_packets_total", a, ap),
+            delta("nfvhost_port_rx_packets_total", b, bp),
+            "{a}:{ap} -> {b}:{bp}"
+        );
+        assert_eq!(
+            delta("nfvhost_port_tx_packets_total", b, bp),
+            delta("nfvhost_port_rx_packets_total", a, ap),
+            "{b}:{bp} -> {a}:{ap}"
+        );
+    }
     for vnf in VNFS {
-        let l = [("chain", "edge"), ("vnf", vnf)];
+        let l = [("chain", e.chain), ("vnf", vnf)];
         let received = after.get("nfvhost_vnf_received_packets_total", &l);
         assert_eq!(
             received,
@@ -387,31 +453,33 @@ fn counters_conserve_and_agree_with_the_kernel() {
     }
 }
 
-#[test]
-fn destroy_removes_every_namespace_cgroup_and_dhcp_client() {
+fn destroy_removes_every_namespace_cgroup_and_dhcp_client(e: Edge) {
     if !have_root("destroy_removes_every_namespace_cgroup_and_dhcp_client") {
         return;
     }
-    let chain = deploy();
-    assert_eq!(crate::support::namespaces_with_prefix("nfv-edge-").len(), 6);
+    let chain = deploy(e);
+    let prefix = format!("nfv-{}-", e.chain);
+    let run_dir = format!("/run/nfvhost/{}/", e.chain);
+    // Two test hosts, and a namespace per VNF or one for the group.
+    let expected = if e.fused { 3 } else { 6 };
+    assert_eq!(
+        crate::support::namespaces_with_prefix(&prefix).len(),
+        expected
+    );
     assert!(
-        !crate::support::processes_matching("/run/nfvhost/edge/").is_empty(),
+        !crate::support::processes_matching(&run_dir).is_empty(),
         "workers and dhclient run"
     );
-    crate::support::run_ok(crate::support::nfvhost().args([
-        "destroy",
-        "--cleanup",
-        "chains/edge.yaml",
-    ]));
-    assert!(crate::support::namespaces_with_prefix("nfv-edge-").is_empty());
-    // Four VNF cgroups under one chain directory: all of it goes.
+    crate::support::run_ok(crate::support::nfvhost().args(["destroy", "--cleanup", e.file]));
+    assert!(crate::support::namespaces_with_prefix(&prefix).is_empty());
+    // The VNF (or group) cgroups under one chain directory: all of it goes.
     assert!(
-        crate::support::cgroup_dirs("edge").is_empty(),
+        crate::support::cgroup_dirs(e.chain).is_empty(),
         "{:?}",
-        crate::support::cgroup_dirs("edge")
+        crate::support::cgroup_dirs(e.chain)
     );
     assert!(
-        crate::support::processes_matching("/run/nfvhost/edge/").is_empty(),
+        crate::support::processes_matching(&run_dir).is_empty(),
         "dhclient too"
     );
     drop(chain);

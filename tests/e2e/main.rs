@@ -17,6 +17,7 @@ mod dashboards;
 mod edge;
 mod engine;
 mod faulty;
+mod fused;
 mod hostile;
 mod lab_qinq;
 mod lab_vlan;

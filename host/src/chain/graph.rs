@@ -71,11 +71,18 @@ impl Topology {
         });
         let vnfs = spec.vnfs.iter().map(|v| GraphNode {
             name: v.name.clone(),
-            kind: match &v.module {
-                ModuleRef::Builtin(m) => m.clone(),
-                ModuleRef::Path(p) => p
-                    .file_name()
-                    .map_or_else(|| p.display().to_string(), |f| f.to_string_lossy().into()),
+            kind: {
+                let module = match &v.module {
+                    ModuleRef::Builtin(m) => m.clone(),
+                    ModuleRef::Path(p) => p
+                        .file_name()
+                        .map_or_else(|| p.display().to_string(), |f| f.to_string_lossy().into()),
+                };
+                // A member of a fused group says whose worker runs it.
+                match &v.group {
+                    Some(g) => format!("{module}, group {g}"),
+                    None => module,
+                }
             },
             is_host: false,
             ports: v
@@ -161,6 +168,8 @@ impl Topology {
                 LinkKind::Veth => "solid",
                 LinkKind::Tap => "dashed",
                 LinkKind::Vxlan(_) => "dotted",
+                // In a fused group's worker: no interface.
+                LinkKind::Memory => "bold",
             };
             let _ = writeln!(
                 out,

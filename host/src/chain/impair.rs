@@ -50,6 +50,9 @@ pub fn expand(
             ..Datapath::default()
         },
         log_level: super::decode::DEFAULT_LOG_LEVEL,
+        // A worker of its own, even on a link between two members of a
+        // group: the link then leaves the group twice (two veth pairs).
+        group: None,
         span: tree.span,
     };
     let half = |a: Endpoint, b: Endpoint| LinkSpec {

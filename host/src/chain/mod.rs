@@ -103,8 +103,8 @@ pub use decode::{
 pub use error::{ChainError, ChainErrors};
 pub use names::NameKind;
 pub use spec::{
-    ChainSpec, Datapath, Endpoint, HostInterface, HostSpec, Ipv4Cidr, LinkKind, LinkSpec,
-    ModuleRef, ParseCidrError, Resources, RouteSpec, Span, VnfSpec, Vxlan,
+    ChainSpec, Datapath, Endpoint, GroupSpec, HostInterface, HostSpec, Ipv4Cidr, LinkKind,
+    LinkSpec, ModuleRef, ParseCidrError, Resources, RouteSpec, Span, VnfSpec, Vxlan, WorkerUnit,
 };
 pub use yaml::{Node, NodeValue};
 

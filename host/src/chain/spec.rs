@@ -41,6 +41,8 @@ pub struct ChainSpec {
     pub vnfs: Vec<VnfSpec>,
     /// Links, in file order (the `chain:` shorthand expanded left to right).
     pub links: Vec<LinkSpec>,
+    /// Fused groups (`groups:`), in file order.
+    pub groups: Vec<GroupSpec>,
 }
 
 impl ChainSpec {
@@ -53,6 +55,70 @@ impl ChainSpec {
     pub fn vnf(&self, name: &str) -> Option<&VnfSpec> {
         self.vnfs.iter().find(|v| v.name == name)
     }
+
+    /// The group called `name`.
+    pub fn group(&self, name: &str) -> Option<&GroupSpec> {
+        self.groups.iter().find(|g| g.name == name)
+    }
+
+    /// The VNFs of group `name`, in file order.
+    pub fn members<'a>(&'a self, group: &'a str) -> impl Iterator<Item = &'a VnfSpec> + 'a {
+        self.vnfs
+            .iter()
+            .filter(move |v| v.group.as_deref() == Some(group))
+    }
+
+    /// The units that get a worker, a namespace and a cgroup each: every
+    /// group with members, and every VNF outside a group, in file order
+    /// (a group where its first member is).
+    pub fn workers(&self) -> Vec<WorkerUnit<'_>> {
+        let mut units = Vec::new();
+        for v in &self.vnfs {
+            match &v.group {
+                None => units.push(WorkerUnit::Vnf(v)),
+                Some(g) => {
+                    let first = self.members(g).next().is_some_and(|m| m.name == v.name);
+                    if let (true, Some(group)) = (first, self.group(g)) {
+                        units.push(WorkerUnit::Group(group));
+                    }
+                }
+            }
+        }
+        units
+    }
+}
+
+/// What one worker runs: a VNF of its own, or a fused group.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum WorkerUnit<'a> {
+    Vnf(&'a VnfSpec),
+    Group(&'a GroupSpec),
+}
+
+impl WorkerUnit<'_> {
+    /// The name its namespace and cgroup are called by.
+    pub fn name(&self) -> &str {
+        match self {
+            WorkerUnit::Vnf(v) => &v.name,
+            WorkerUnit::Group(g) => &g.name,
+        }
+    }
+}
+
+/// A fused group: VNFs one worker runs, in one namespace and one cgroup,
+/// with in-memory links between them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupSpec {
+    pub name: String,
+    /// The group's cgroup limits; a limit not given is the sum of its
+    /// members' (`wasm_memory` stays per VNF).
+    pub resources: Resources,
+    /// Spin instead of sleeping (one core for the whole group).
+    pub busy_poll: bool,
+    /// Pin the group's worker to these CPUs.
+    pub cpus: Vec<usize>,
+    /// The group's key in `groups:`.
+    pub span: Span,
 }
 
 /// A test host: a namespace with a kernel stack.
@@ -191,6 +257,9 @@ pub struct VnfSpec {
     pub config_tree: Node,
     pub resources: Resources,
     pub datapath: Datapath,
+    /// The fused group whose worker runs it (`group:`); `None`: a worker of
+    /// its own.
+    pub group: Option<String>,
     /// The most verbose of the module's `log` calls that is written.
     pub log_level: nfvhost_abi::LogLevel,
     /// The VNF's key in `vnfs:`.
@@ -293,6 +362,9 @@ pub enum LinkKind {
     Veth,
     /// A TAP device in the host's namespace whose fd the VNF worker holds.
     Tap,
+    /// Between two VNFs of one fused group: no kernel link, frames move in
+    /// the group's worker.
+    Memory,
     /// A kernel VXLAN interface in `a`'s namespace whose UDP socket lives
     /// in the underlay (the namespace nfvhost runs in): the far end is a
     /// port on another machine that names the same VNI.
@@ -304,6 +376,7 @@ impl fmt::Display for LinkKind {
         f.write_str(match self {
             LinkKind::Veth => "veth",
             LinkKind::Tap => "tap",
+            LinkKind::Memory => "memory",
             LinkKind::Vxlan(_) => "vxlan",
         })
     }

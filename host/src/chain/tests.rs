@@ -803,3 +803,143 @@ fn link_shapes() {
     ));
     only(&e, 17, 30, "did you mean `kind`?");
 }
+
+const GROUPED: &str = "\
+name: t
+hosts:
+  h1:
+    interfaces:
+      eth0: { address: 10.0.1.10/24 }
+  h2:
+    interfaces:
+      eth0: { address: 10.0.2.10/24 }
+groups:
+  g:
+    resources: { cpu: 1 }
+    datapath: { busy_poll: true, cpus: [1] }
+vnfs:
+  a:
+    module: router
+    ports: [lan, wan]
+    group: g
+  b:
+    module: router
+    ports: [lan, wan]
+    group: g
+  c:
+    module: router
+    ports: [lan, up]
+links:
+  - [h1:eth0, a:lan]
+  - [a:wan, b:lan]
+  - [b:wan, c:lan]
+  - [c:up, h2:eth0]
+";
+
+#[test]
+fn members_of_a_group_are_linked_in_memory_and_share_one_worker() {
+    let spec = ok(GROUPED);
+    let kinds: Vec<LinkKind> = spec.links.iter().map(|l| l.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            LinkKind::Veth,
+            LinkKind::Memory,
+            LinkKind::Veth,
+            LinkKind::Veth
+        ]
+    );
+    let g = spec.group("g").unwrap();
+    assert_eq!(
+        (g.resources.cpu, g.busy_poll, &g.cpus[..]),
+        (Some(1.0), true, &[1][..])
+    );
+    let units: Vec<String> = spec.workers().iter().map(|u| u.name().to_owned()).collect();
+    assert_eq!(units, ["g", "c"]);
+    assert_eq!(
+        spec.members("g")
+            .map(|v| v.name.as_str())
+            .collect::<Vec<_>>(),
+        ["a", "b"]
+    );
+    // A group of one is fine: its ports simply all leave it.
+    let one = ok(&GROUPED.replace("    group: g\n  b:", "  b:"));
+    assert_eq!(one.members("g").count(), 1);
+    assert!(one.links.iter().all(|l| l.kind == LinkKind::Veth));
+}
+
+#[test]
+fn group_mistakes_are_refused_where_they_are() {
+    // An unknown group, at the `group:` value.
+    only(
+        &errs(&GROUPED.replace("    group: g\n  c:", "    group: gg\n  c:")),
+        21,
+        12,
+        "unknown group `gg`",
+    );
+    // A member's own busy_poll belongs to the group.
+    only(
+        &errs(&GROUPED.replace(
+            "    ports: [lan, wan]\n    group: g\n  c:",
+            "    ports: [lan, wan]\n    datapath: { busy_poll: true }\n    group: g\n  c:",
+        )),
+        21,
+        17,
+        "groups: g: datapath:",
+    );
+    // Per-VNF keys are not group keys.
+    only(
+        &errs(&GROUPED.replace("{ cpu: 1 }", "{ cpu: 1, wasm_memory: 1MiB }")),
+        11,
+        26,
+        "wasm_memory",
+    );
+    // A group named like a node would share its namespace name.
+    has(
+        &errs(
+            &GROUPED
+                .replace("  g:\n", "  c:\n")
+                .replace("group: g", "group: c"),
+        ),
+        10,
+        3,
+        "already a node's name",
+    );
+    // Two ports leaving one group share its namespace: distinct names.
+    let clash = GROUPED
+        .replace(
+            "    ports: [lan, wan]\n    group: g\n  c:",
+            "    ports: [eth, wan]\n    group: g\n  c:",
+        )
+        .replace("[b:wan, c:lan]", "[b:eth, c:lan]")
+        .replace(
+            "ports: [lan, wan]\n    group: g\n  b:",
+            "ports: [eth, wan]\n    group: g\n  b:",
+        )
+        .replace("[h1:eth0, a:lan]", "[h1:eth0, a:eth]")
+        .replace("[a:wan, b:lan]", "[a:wan, b:wan]");
+    has(&errs(&clash), 28, 5, "already has an interface `eth`");
+}
+
+#[test]
+fn defaults_apply_to_group_members_and_cannot_name_a_group() {
+    let with_defaults = GROUPED.replace(
+        "groups:\n",
+        "defaults:\n  resources: { memory: 64MiB, wasm_memory: 16MiB }\n  log_level: debug\ngroups:\n",
+    );
+    let chain = ok(&with_defaults);
+    for v in &chain.vnfs {
+        assert_eq!(v.resources.memory, Some(64 << 20), "{}", v.name);
+        assert_eq!(v.resources.wasm_memory, Some(16 << 20), "{}", v.name);
+        assert_eq!(v.log_level, nfvhost_abi::LogLevel::Debug, "{}", v.name);
+    }
+    assert_eq!(chain.vnf("a").unwrap().group.as_deref(), Some("g"));
+    assert_eq!(chain.vnf("c").unwrap().group, None);
+    // One group for every VNF is not a default: `group:` is a VNF's own.
+    only(
+        &errs(&GROUPED.replace("groups:\n", "defaults:\n  group: g\ngroups:\n")),
+        10,
+        3,
+        "group",
+    );
+}

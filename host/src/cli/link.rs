@@ -36,6 +36,14 @@ fn locate(state: &ChainState, node: &str, port: &str) -> Result<(String, String)
         return Ok(match &p.binding {
             PortBinding::Interface { ifname } => (v.netns.clone(), ifname.clone()),
             PortBinding::Tap { netns, ifname } => (netns.clone(), ifname.clone()),
+            PortBinding::Memory { vnf, port: far } => {
+                return Err(CliError::usage(anyhow!(
+                    "{node}:{port} is linked in memory to {vnf}:{far} inside fused group {}: \
+                     there is no interface to take down or up; move one of them out of the \
+                     group to get a veth pair",
+                    v.group.as_deref().unwrap_or("?")
+                )))
+            }
         });
     }
     Err(CliError::usage(anyhow!(

@@ -36,7 +36,14 @@ pub fn logs(chain: Option<String>, vnf: &str, tail: Option<usize>, follow: bool)
     let path = if vnf == "supervisor" {
         ChainState::dir(&chain).join("supervisor.log")
     } else {
-        vnf_log_path(&chain, vnf)
+        // The members of a fused group share their worker's log (while the
+        // chain's state is there to say which group a VNF is in).
+        let state = ChainState::load(&chain).ok().flatten();
+        let unit = state
+            .as_ref()
+            .and_then(|s| s.vnfs.iter().find(|v| v.name == vnf))
+            .map_or(vnf, nfvhost::deploy::supervisor::unit_name);
+        vnf_log_path(&chain, unit)
     };
     let (history, file) = read_history(&path).map_err(|e| {
         CliError::usage(anyhow!(

@@ -254,9 +254,13 @@ enum Command {
         #[command(subcommand)]
         action: LinkAction,
     },
-    /// Internal: run one VNF worker.
+    /// Internal: run one VNF worker (several specs: the members of a fused
+    /// group, in one process).
     #[command(hide = true)]
-    Worker { spec: PathBuf },
+    Worker {
+        #[arg(required = true, num_args = 1..)]
+        specs: Vec<PathBuf>,
+    },
     /// Internal: run a deployed chain's supervisor.
     #[command(hide = true)]
     Supervise { chain: String },
@@ -373,7 +377,7 @@ pub fn main() -> i32 {
             LinkAction::Up { target } => link::set_carrier(&target, true),
             LinkAction::Set { target, netem } => link::set_netem(&target, &netem),
         },
-        Command::Worker { spec } => nodes::worker(&spec),
+        Command::Worker { specs } => nodes::worker(&specs),
         Command::Supervise { chain } => deploy::supervise(&chain),
     };
     match result {

@@ -1,7 +1,6 @@
 //! Commands about one node: exec and the internal worker entry.
 
 use std::os::unix::process::CommandExt;
-use std::path::Path;
 
 use anyhow::{anyhow, Context as _};
 use nfvhost::deploy::state::ChainState;
@@ -28,7 +27,12 @@ pub fn exec(chain: Option<String>, node: &str, command: &[String]) -> CliResult 
             known.join(", ")
         )));
     }
-    let ns = NetNs::open(&nfvhost::deploy::netns_name(&chain, node))?;
+    // A VNF of a fused group runs in the group's namespace.
+    let netns = state.vnfs.iter().find(|v| v.name == node).map_or_else(
+        || nfvhost::deploy::netns_name(&chain, node),
+        |v| v.netns.clone(),
+    );
+    let ns = NetNs::open(&netns)?;
     ns.enter_current_thread()?;
     let err = std::process::Command::new(&command[0])
         .args(&command[1..])
@@ -36,10 +40,15 @@ pub fn exec(chain: Option<String>, node: &str, command: &[String]) -> CliResult 
     Err(anyhow!("couldn't run {}: {err}", command[0]).into())
 }
 
-pub fn worker(spec: &Path) -> CliResult {
-    let bytes = std::fs::read(spec).with_context(|| format!("reading {}", spec.display()))?;
-    let spec =
-        serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", spec.display()))?;
-    nfvhost::datapath::worker::run(spec)?;
+pub fn worker(paths: &[std::path::PathBuf]) -> CliResult {
+    let mut specs = Vec::new();
+    for path in paths {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        specs.push(
+            serde_json::from_slice(&bytes)
+                .with_context(|| format!("parsing {}", path.display()))?,
+        );
+    }
+    nfvhost::datapath::setup::run_group(specs)?;
     Ok(())
 }

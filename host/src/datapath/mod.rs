@@ -3,7 +3,9 @@
 //!
 //! - [`spec`]: what the supervisor tells a worker (JSON).
 //! - [`setup`]: turning the process into a worker, then running the loop.
-//! - [`worker`]: the loop, against [`port::Port`]s only.
+//! - [`worker`]: one module over its ports, against [`port::Port`]s only.
+//! - [`group`]: the loop of a worker process, over one module or the
+//!   members of a fused group, run to completion over in-memory links.
 //! - [`port`]: the port abstraction and its kinds (packet socket, TAP,
 //!   in-memory).
 //! - [`stats`]: the shared-memory stats segment.
@@ -18,6 +20,7 @@
 #![deny(unsafe_code)]
 
 pub mod control;
+pub mod group;
 pub mod health;
 pub mod offload;
 pub mod port;

@@ -13,6 +13,9 @@ pub enum PortBinding {
     Interface { ifname: String },
     /// A persistent TAP device in another namespace, opened by name there.
     Tap { netns: String, ifname: String },
+    /// An in-memory link to port `port` of VNF `vnf`, run by the same
+    /// worker (a fused group).
+    Memory { vnf: String, port: String },
 }
 
 /// A port of the VNF.
@@ -35,6 +38,10 @@ fn default_mtu() -> u32 {
 pub struct WorkerSpec {
     pub chain: String,
     pub vnf: String,
+    /// The fused group whose worker runs this VNF with the others of the
+    /// group (one spec each, one process); `None`: a worker of its own.
+    #[serde(default)]
+    pub group: Option<String>,
     pub netns: String,
     pub cgroup: Option<crate::sys::cgroup::Cgroup>,
     pub module: PathBuf,

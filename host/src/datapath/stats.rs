@@ -144,6 +144,10 @@ pub struct StatsLayout {
     /// CLOCK_MONOTONIC milliseconds at the worker loop's last turn; the
     /// supervisor restarts a worker whose heartbeat stops.
     pub heartbeat_ms: AtomicU64,
+    /// Wakeups of a fused group's worker that stopped passing frames
+    /// between its members at the hop bound (a forwarding loop between
+    /// modules) with frames still waiting on this VNF's in-memory ports.
+    pub hop_limit_hits: AtomicU64,
 }
 
 /// CLOCK_MONOTONIC in milliseconds: the same clock in every process.

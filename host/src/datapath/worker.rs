@@ -29,6 +29,7 @@ mod handover;
 
 pub use super::setup::{run, SetupError};
 pub use super::spec::{PortBinding, WorkerPort, WorkerSpec, SUPER_FRAME_SLOT};
+pub(in crate::datapath) use handover::serve_control;
 pub use handover::{ReplaceReply, ReplaceRequest, Replaced};
 
 /// The MTU of a port whose link has none (an in-memory link): any frame.
@@ -214,53 +215,84 @@ impl<'s> Worker<'s> {
     }
 
     /// Serves `nfvhost replace` requests arriving on `control` (looked at
-    /// once per tick, between two batches).
+    /// once per tick, between two batches). In a fused group one member
+    /// holds the process's channel, and the loop serves every member's
+    /// requests on it (see [`super::group::run_all`]).
     pub fn set_control(&mut self, control: std::os::fd::OwnedFd) {
         self.control = Some(control);
     }
 
+    /// Takes the control channel back (the group loop serves it).
+    pub(super) fn take_control(&mut self) -> Option<std::os::fd::OwnedFd> {
+        self.control.take()
+    }
+
+    /// The VNF this worker runs.
+    pub fn vnf(&self) -> &str {
+        &self.instantiator.vnf
+    }
+
+    /// When the module's one-shot timer is due, if it set one.
+    pub fn timer_deadline(&self) -> Option<Instant> {
+        self.instance.timer_deadline()
+    }
+
     /// Runs until `stop()` says so: waits for frames (unless `busy_poll`),
-    /// moves batches, and ticks every `tick_every`.
+    /// moves batches, and ticks every `tick_every` (see
+    /// [`super::group::run_all`], which runs a fused group the same way).
     pub fn run(
         &mut self,
         tick_every: Duration,
         busy_poll: bool,
         stop: impl Fn() -> bool,
     ) -> Result<(), WorkerError> {
-        let mut next_tick = Instant::now() + tick_every;
-        // After a batch that brought frames, read again before sleeping: under
-        // load the sockets are rarely empty, and poll() would be a wasted call.
-        let mut busy = false;
-        while !stop() {
-            if !busy && !busy_poll && !self.ports.iter().any(|p| p.has_pending()) {
-                // Until a frame, the tick or the module's timer.
-                let timeout = sleep_for(Instant::now(), next_tick, self.instance.timer_deadline());
-                if !timeout.is_zero() {
-                    self.poll_set.wait(timeout).map_err(WorkerError::Poll)?;
-                    self.take_faulted_ports_down();
-                }
-            }
-            busy = self.poll_once()? > 0;
-            self.fire_timer()?;
-            if self.link_set.is_some() && super::sys::process::reconfigure_requested() {
-                self.reconfigure();
-            }
-            if Instant::now() >= next_tick {
-                next_tick = Instant::now() + tick_every;
-                self.tick()?;
-            }
-        }
-        for p in &self.stats.ports[..self.ports.len()] {
-            p.up.store(0, Relaxed);
-        }
-        Ok(())
+        super::group::run_all(std::slice::from_mut(self), tick_every, busy_poll, stop)
     }
 
     /// Receives one batch from the ports and, if it brought frames, runs
     /// the module over it and sends the results. Returns the frames
     /// received.
     pub fn poll_once(&mut self) -> Result<usize, WorkerError> {
-        let n = self.receive();
+        self.poll(true)
+    }
+
+    /// As [`Worker::poll_once`], from the ports no descriptor signals only
+    /// (in-memory links): no system call.
+    pub fn poll_pending(&mut self) -> Result<usize, WorkerError> {
+        self.poll(false)
+    }
+
+    /// Whether frames wait on a port no descriptor signals.
+    pub fn has_pending(&self) -> bool {
+        self.ports.iter().any(|p| p.has_pending())
+    }
+
+    /// Waits until a port of any of `members` is readable or `timeout`
+    /// passes (one poll(2) for a whole fused group), then takes down the
+    /// ports whose descriptor reports an error.
+    pub fn wait_all(members: &mut [Worker<'_>], timeout: Duration) -> Result<(), WorkerError> {
+        let mut sets: Vec<&mut PollSet> = members.iter_mut().map(|m| &mut m.poll_set).collect();
+        super::sys::fd::wait_all(&mut sets, timeout).map_err(WorkerError::Poll)?;
+        for m in members.iter_mut() {
+            m.take_faulted_ports_down();
+        }
+        Ok(())
+    }
+
+    /// The module's stats segment.
+    pub fn stats(&self) -> &'s StatsLayout {
+        self.stats
+    }
+
+    /// Marks the ports down (the loop stopped).
+    pub fn mark_down(&self) {
+        for p in &self.stats.ports[..self.ports.len()] {
+            p.up.store(0, Relaxed);
+        }
+    }
+
+    fn poll(&mut self, all_ports: bool) -> Result<usize, WorkerError> {
+        let n = self.receive(all_ports);
         if n == 0 {
             return Ok(0);
         }
@@ -300,7 +332,6 @@ impl<'s> Worker<'s> {
         }
         self.publish_gauges();
         self.recheck_down_ports(Instant::now());
-        self.serve_control();
         for (port, counters) in self.ports.iter_mut().zip(&self.stats.ports) {
             let drops = port.take_kernel_drops();
             if drops > 0 {
@@ -379,8 +410,9 @@ impl<'s> Worker<'s> {
     }
 
     /// Hands the module the configuration `nfvhost link set` left, without
-    /// restarting it (its queue stays), and answers the command.
-    fn reconfigure(&mut self) {
+    /// restarting it (its queue stays), and answers the command. Nothing
+    /// when no request waits (each member of a group has its own files).
+    pub(super) fn reconfigure(&mut self) {
         let Some(link_set) = self.link_set.as_mut() else {
             return;
         };
@@ -424,8 +456,9 @@ impl<'s> Worker<'s> {
         Ok(())
     }
 
-    /// Fills the batch from every port, straight into the module's slots.
-    fn receive(&mut self) -> usize {
+    /// Fills the batch from every port (or only those with frames pending
+    /// that no descriptor signals), straight into the module's slots.
+    fn receive(&mut self, all_ports: bool) -> usize {
         self.batch.clear();
         let capacity = self.instance.batch_size();
         // The slots as a stack array of slices: no allocation per batch.
@@ -439,7 +472,7 @@ impl<'s> Worker<'s> {
             if filled == capacity {
                 break;
             }
-            if self.health.is_down(port_index) {
+            if self.health.is_down(port_index) || (!all_ports && !port.has_pending()) {
                 continue;
             }
             let counters = &self.stats.ports[port_index];
@@ -582,7 +615,7 @@ pub const TIMER_SPIN: Duration = Duration::from_micros(100);
 /// How long the loop may sleep at `now`: until the tick, or until
 /// [`TIMER_SPIN`] before the module's timer; zero means poll without
 /// sleeping.
-fn sleep_for(now: Instant, next_tick: Instant, timer: Option<Instant>) -> Duration {
+pub(super) fn sleep_for(now: Instant, next_tick: Instant, timer: Option<Instant>) -> Duration {
     let tick = next_tick.saturating_duration_since(now);
     timer.map_or(tick, |t| {
         tick.min(t.saturating_duration_since(now).saturating_sub(TIMER_SPIN))
@@ -618,7 +651,7 @@ fn with_frames<'a>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::atomic::Ordering::Relaxed;
 
     use nfvhost_abi::DropReason;
@@ -630,7 +663,7 @@ mod tests {
 
     const SCRIPTED: &str = include_str!("testdata/scripted.wat");
 
-    fn instantiator(engine: &Engine) -> Instantiator {
+    pub(crate) fn instantiator(engine: &Engine) -> Instantiator {
         let module = engine
             .load_bytes(std::path::Path::new("scripted.wat"), SCRIPTED.as_bytes())
             .expect("the test module loads");
@@ -647,14 +680,14 @@ mod tests {
         }
     }
 
-    struct Rig {
+    pub(crate) struct Rig {
         _dir: tempfile::TempDir,
-        stats: StatsSegment,
-        engine: Engine,
+        pub(crate) stats: StatsSegment,
+        pub(crate) engine: Engine,
     }
 
     impl Rig {
-        fn new() -> Rig {
+        pub(crate) fn new() -> Rig {
             let dir = tempfile::tempdir().unwrap();
             let stats = StatsSegment::create(&dir.path().join("t.stats")).unwrap();
             Rig {
@@ -682,7 +715,7 @@ mod tests {
         }
 
         /// received = forwarded + consumed + dropped, and the figures.
-        fn assert_conserved(&self) -> (u64, u64, u64, u64) {
+        pub(crate) fn assert_conserved(&self) -> (u64, u64, u64, u64) {
             let s = &self.stats;
             let (r, f, c, d) = (
                 s.received.load(Relaxed),
@@ -699,7 +732,7 @@ mod tests {
         }
     }
 
-    fn frame(cmd: u8, tag: u8) -> Vec<u8> {
+    pub(crate) fn frame(cmd: u8, tag: u8) -> Vec<u8> {
         let mut f = vec![0u8; 60];
         f[0] = cmd;
         f[2] = tag;

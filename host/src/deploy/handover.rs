@@ -40,6 +40,7 @@ pub fn hand_over(engine: &Engine, control: BorrowedFd<'_>, vnf: &VnfState) -> Re
         Err(e) => return fail(e),
     };
     let request = ReplaceRequest {
+        vnf: vnf.name.clone(),
         generation,
         module: vnf.module.clone(),
         digest: module.digest.clone(),

@@ -21,8 +21,18 @@ pub fn netns_name(chain: &str, node: &str) -> String {
     crate::instance::Scope::current().netns_name(chain, node)
 }
 
-/// Relative cgroup path of a VNF: `nfvhost/<chain>/<vnf>`, scoped by this
-/// process's instance.
+/// The namespace of a node of `chain`: a test host's or a VNF's own, or
+/// for a VNF of a fused group, the group's.
+pub fn node_netns(chain: &crate::chain::ChainSpec, node: &str) -> String {
+    let unit = chain
+        .vnf(node)
+        .and_then(|v| v.group.as_deref())
+        .unwrap_or(node);
+    netns_name(&chain.name, unit)
+}
+
+/// Relative cgroup path of a VNF (or of a fused group):
+/// `nfvhost/<chain>/<vnf>`, scoped by this process's instance.
 pub fn cgroup_path(chain: &str, vnf: &str) -> String {
     crate::instance::Scope::current().cgroup_path(chain, vnf)
 }

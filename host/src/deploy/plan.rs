@@ -6,8 +6,8 @@
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use super::{cgroup_path, netns_name};
-use crate::chain::{ChainSpec, LinkKind};
+use super::{cgroup_path, netns_name, node_netns};
+use crate::chain::{ChainSpec, LinkKind, WorkerUnit};
 use crate::sys::cgroup::Limits;
 use crate::sys::link::VxlanConfig;
 
@@ -153,19 +153,22 @@ impl fmt::Display for Step {
 /// links, test host configuration, VNF cgroups.
 pub fn plan(chain: &ChainSpec) -> Vec<Step> {
     let name = &chain.name;
-    let ns = |node: &str| netns_name(name, node);
+    // A VNF of a fused group lives in the group's namespace.
+    let ns = |node: &str| node_netns(chain, node);
     let mut steps = Vec::new();
 
-    for node in chain
-        .hosts
-        .iter()
-        .map(|h| &h.name)
-        .chain(chain.vnfs.iter().map(|v| &v.name))
-    {
-        steps.push(Step::CreateNetns { name: ns(node) });
-        if chain.vnf(node).is_some() {
-            steps.push(Step::DisableIpv6 { ns: ns(node) });
-        }
+    for h in &chain.hosts {
+        steps.push(Step::CreateNetns {
+            name: netns_name(name, &h.name),
+        });
+    }
+    let units = chain.workers();
+    for unit in &units {
+        let unit_ns = netns_name(name, unit.name());
+        steps.push(Step::CreateNetns {
+            name: unit_ns.clone(),
+        });
+        steps.push(Step::DisableIpv6 { ns: unit_ns });
     }
 
     // Offloads stay on only when both ends can take checksum-partial frames
@@ -191,6 +194,8 @@ pub fn plan(chain: &ChainSpec) -> Vec<Step> {
                     }
                 }
             }
+            // Carried by the group's worker: nothing in the kernel.
+            LinkKind::Memory => {}
             LinkKind::Tap => {
                 // The TAP device sits in the host's namespace under the
                 // host's interface name; the VNF's worker holds its fd.
@@ -282,18 +287,55 @@ pub fn plan(chain: &ChainSpec) -> Vec<Step> {
         }
     }
 
-    for v in &chain.vnfs {
+    for unit in &units {
         steps.push(Step::CreateCgroup {
-            rel_path: cgroup_path(name, &v.name),
-            limits: Limits {
-                cpu_cores: v.resources.cpu,
-                memory_bytes: v.resources.memory,
-                // No worker without a memory bound where the machine can
-                // enforce one: wasm memory plus the worker's overhead.
-                default_memory_bytes: Some(super::modules::cgroup_memory(v)),
-                pids: v.resources.pids,
-            },
+            rel_path: cgroup_path(name, unit.name()),
+            limits: unit_limits(chain, unit),
         });
     }
     steps
+}
+
+/// The cgroup limits of a worker: its VNF's, or for a group the group's,
+/// each limit it does not give being the sum of its members'.
+fn unit_limits(chain: &ChainSpec, unit: &WorkerUnit<'_>) -> Limits {
+    match unit {
+        WorkerUnit::Vnf(v) => Limits {
+            cpu_cores: v.resources.cpu,
+            memory_bytes: v.resources.memory,
+            // No worker without a memory bound where the machine can
+            // enforce one: wasm memory plus the worker's overhead.
+            default_memory_bytes: Some(super::modules::cgroup_memory(v)),
+            pids: v.resources.pids,
+        },
+        WorkerUnit::Group(g) => {
+            let members: Vec<_> = chain.members(&g.name).collect();
+            // A sum over the members that give a limit; none if none does.
+            fn sum<T: std::iter::Sum<T>>(items: impl Iterator<Item = Option<T>>) -> Option<T> {
+                let given: Vec<T> = items.flatten().collect();
+                (!given.is_empty()).then(|| given.into_iter().sum())
+            }
+            let memory = g
+                .resources
+                .memory
+                .or_else(|| sum(members.iter().map(|v| v.resources.memory)));
+            Limits {
+                cpu_cores: g
+                    .resources
+                    .cpu
+                    .or_else(|| sum(members.iter().map(|v| v.resources.cpu))),
+                memory_bytes: memory,
+                default_memory_bytes: Some(
+                    members
+                        .iter()
+                        .map(|v| super::modules::cgroup_memory(v))
+                        .sum(),
+                ),
+                pids: g
+                    .resources
+                    .pids
+                    .or_else(|| sum(members.iter().map(|v| v.resources.pids))),
+            }
+        }
+    }
 }

@@ -7,7 +7,7 @@ use super::execute::{execute, DeployError};
 use super::modules::{init_document, link_mtu, port_links, wasm_memory, CheckedVnf};
 use super::plan::plan;
 use super::state::{ChainState, HostState, StateError, VnfState};
-use super::{cgroup_path, netns_name};
+use super::{cgroup_path, netns_name, node_netns};
 use crate::chain::{ChainSpec, LinkKind};
 use crate::datapath::worker::{PortBinding, WorkerPort, WorkerSpec};
 use crate::engine::Engine;
@@ -57,12 +57,15 @@ fn vnf_states(
     let engine_cache = Engine::default_cache_dir();
     let mut vnfs = Vec::new();
     for v in &chain.vnfs {
-        let rel_path = cgroup_path(name, &v.name);
+        // A VNF of a fused group shares the group's cgroup and namespace.
+        let unit = v.group.as_deref().unwrap_or(&v.name);
+        let rel_path = cgroup_path(name, unit);
         let cgroup = state
             .cgroups
             .iter()
             .find(|c| c.rel_path() == rel_path)
             .cloned();
+        let group = v.group.as_deref().and_then(|g| chain.group(g));
         let module = &checked
             .iter()
             .find(|c| c.name == v.name)
@@ -70,8 +73,9 @@ fn vnf_states(
             .module;
         let links = port_links(chain, v);
         // A veth or VXLAN port has an interface of its own whose MAC the
-        // module may want; a TAP link's VNF side has none.
-        let vnf_ns = netns_name(name, &v.name);
+        // module may want; a TAP link's VNF side has none. A VNF of a fused
+        // group has its outside ports in the group's namespace.
+        let vnf_ns = node_netns(chain, &v.name);
         let macs: Vec<Option<[u8; 6]>> = v
             .ports
             .iter()
@@ -100,21 +104,23 @@ fn vnf_states(
             .zip(&mtus)
             .map(|((p, link), mtu)| {
                 let link = link.expect("validation connects every port");
+                let other = if link.a.node == v.name && link.a.port == *p {
+                    &link.b
+                } else {
+                    &link.a
+                };
                 let binding = match link.kind {
                     LinkKind::Veth | LinkKind::Vxlan(_) => {
                         PortBinding::Interface { ifname: p.clone() }
                     }
-                    LinkKind::Tap => {
-                        let other = if link.a.node == v.name {
-                            &link.b
-                        } else {
-                            &link.a
-                        };
-                        PortBinding::Tap {
-                            netns: netns_name(name, &other.node),
-                            ifname: other.port.clone(),
-                        }
-                    }
+                    LinkKind::Memory => PortBinding::Memory {
+                        vnf: other.node.clone(),
+                        port: other.port.clone(),
+                    },
+                    LinkKind::Tap => PortBinding::Tap {
+                        netns: netns_name(name, &other.node),
+                        ifname: other.port.clone(),
+                    },
                 };
                 WorkerPort {
                     name: p.clone(),
@@ -126,7 +132,8 @@ fn vnf_states(
         let spec = WorkerSpec {
             chain: name.clone(),
             vnf: v.name.clone(),
-            netns: netns_name(name, &v.name),
+            group: v.group.clone(),
+            netns: vnf_ns.clone(),
             cgroup,
             module: module.path.clone(),
             cache_dir: engine_cache.clone(),
@@ -137,9 +144,9 @@ fn vnf_states(
             memory_bytes: wasm_memory(v),
             batch_size: v.datapath.batch.unwrap_or(DEFAULT_BATCH),
             tick_ms: TICK_MS,
-            busy_poll: v.datapath.busy_poll,
+            busy_poll: group.map_or(v.datapath.busy_poll, |g| g.busy_poll),
             offload: v.datapath.offload,
-            cpus: v.datapath.cpus.clone(),
+            cpus: group.map_or_else(|| v.datapath.cpus.clone(), |g| g.cpus.clone()),
             log_level: v.log_level as u8,
         };
         vnfs.push(VnfState {
@@ -148,6 +155,7 @@ fn vnf_states(
             ports: v.ports.clone(),
             module: module.path.clone(),
             digest: module.digest.clone(),
+            group: v.group.clone(),
             spec,
             generation: 0,
         });

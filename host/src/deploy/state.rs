@@ -90,6 +90,9 @@ pub struct VnfState {
     pub module: PathBuf,
     pub digest: String,
     pub spec: WorkerSpec,
+    /// The fused group whose worker runs it; `None`: a worker of its own.
+    #[serde(default)]
+    pub group: Option<String>,
     /// Bumped by every `nfvhost replace`: the supervisor restarts a worker
     /// whose generation changed, even onto the same module.
     #[serde(default)]

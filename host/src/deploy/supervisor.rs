@@ -1,6 +1,7 @@
-//! The supervisor: starts one worker per VNF, restarts a worker that dies,
-//! and serves `/metrics`. It runs detached after `deploy` returns, or in the
-//! foreground with `deploy --foreground`.
+//! The supervisor: starts one worker per VNF (one per fused group for the
+//! VNFs of a group), restarts a worker that dies, and serves `/metrics`.
+//! It runs detached after `deploy` returns, or in the foreground with
+//! `deploy --foreground`.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -54,11 +55,16 @@ pub use crate::sys::process::{install_stop_handlers, reload_requested, stop_requ
 pub const RELOAD_SIGNAL: nix::sys::signal::Signal = crate::sys::process::RELOAD_SIGNAL;
 
 struct Worker {
-    vnf: VnfState,
+    /// The worker's name: its VNF's, or its group's.
+    name: String,
+    /// The VNFs it runs: one, or the members of a fused group.
+    vnfs: Vec<VnfState>,
     child: Option<Child>,
-    /// The supervisor's end of the worker's control channel (replace).
+    /// The supervisor's end of the worker's control channel (replace),
+    /// one per worker (a group's members share it).
     control: Option<std::os::fd::OwnedFd>,
-    restarts: Arc<AtomicU64>,
+    /// Per VNF (a group's restart restarts every member).
+    restarts: Vec<Arc<AtomicU64>>,
     next_start: Instant,
     policy: RestartPolicy,
     /// When the current worker started (for the healthy period), and the
@@ -70,12 +76,13 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(vnf: VnfState, spawned: Spawned, restarts: Arc<AtomicU64>) -> Self {
+    fn new(vnfs: Vec<VnfState>, spawned: Spawned) -> Self {
         Worker {
-            vnf,
+            name: unit_name(&vnfs[0]).to_owned(),
+            restarts: vnfs.iter().map(|_| Arc::new(AtomicU64::new(0))).collect(),
+            vnfs,
             child: Some(spawned.child),
             control: Some(spawned.control),
-            restarts,
             next_start: Instant::now(),
             policy: RestartPolicy::default(),
             started: Instant::now(),
@@ -85,25 +92,49 @@ impl Worker {
     }
 }
 
+/// The name of the worker that runs `vnf`: its group's, or its own.
+pub fn unit_name(vnf: &VnfState) -> &str {
+    vnf.group.as_deref().unwrap_or(&vnf.name)
+}
+
+/// The VNFs of `state`, one list per worker: a VNF alone, or the members of
+/// a fused group, in state order.
+fn worker_units(state: &ChainState) -> Vec<Vec<VnfState>> {
+    let mut units: Vec<Vec<VnfState>> = Vec::new();
+    for v in &state.vnfs {
+        match units
+            .iter_mut()
+            .find(|u| v.group.is_some() && u[0].group == v.group)
+        {
+            Some(unit) => unit.push(v.clone()),
+            None => units.push(vec![v.clone()]),
+        }
+    }
+    units
+}
+
 /// A started worker and the supervisor's end of its control channel.
 struct Spawned {
     child: Child,
     control: std::os::fd::OwnedFd,
 }
 
-fn spawn_worker(state: &ChainState, vnf: &VnfState) -> anyhow::Result<Spawned> {
-    let spec_path = state.file(&format!("{}.spec.json", vnf.name));
-    private_file::write_atomic(&spec_path, &serde_json::to_vec_pretty(&vnf.spec)?, 0o600)?;
-    let log_path = vnf_log_path(&state.chain, &vnf.name);
+fn spawn_worker(state: &ChainState, name: &str, vnfs: &[VnfState]) -> anyhow::Result<Spawned> {
+    let mut command = Command::new(std::env::current_exe()?);
+    command.arg("worker");
+    for vnf in vnfs {
+        let spec_path = state.file(&format!("{}.spec.json", vnf.name));
+        private_file::write_atomic(&spec_path, &serde_json::to_vec_pretty(&vnf.spec)?, 0o600)?;
+        command.arg(&spec_path);
+    }
+    let log_path = vnf_log_path(&state.chain, name);
     let (control, worker_end) = crate::sys::handover::socket_pair()?;
-    let mut child = Command::new(std::env::current_exe()?)
-        .arg("worker")
-        .arg(&spec_path)
+    let mut child = command
         .stdin(Stdio::from(worker_end))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .with_context(|| format!("starting the worker of {}", vnf.name))?;
+        .with_context(|| format!("starting the worker of {name}"))?;
     // The worker's output reaches its log file through a pump that caps and
     // rotates it: a module flooding its log cannot fill the run dir.
     let stderr = child.stderr.take().expect("piped");
@@ -158,29 +189,31 @@ pub fn run(state: &ChainState, on_ready: impl FnOnce()) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
 
     let mut workers = Vec::new();
-    for vnf in &state.vnfs {
-        let mut spawned = spawn_worker(state, vnf)?;
+    for vnfs in worker_units(state) {
+        let name = unit_name(&vnfs[0]).to_owned();
+        let mut spawned = spawn_worker(state, &name, &vnfs)?;
         let child = &mut spawned.child;
-        if let Err(e) = wait_ready(&vnf.name, child) {
+        if let Err(e) = wait_ready(&name, child) {
             let _ = child.kill();
             let _ = child.wait();
             // The log pump may still be writing the worker's last lines.
             std::thread::sleep(Duration::from_millis(200));
-            let log = vnf_log_path(&state.chain, &vnf.name);
+            let log = vnf_log_path(&state.chain, &name);
             bail!("{e}; last lines of {}:\n{}", log.display(), tail(&log, 10));
         }
-        workers.push(Worker::new(
-            vnf.clone(),
-            spawned,
-            Arc::new(AtomicU64::new(0)),
-        ));
+        workers.push(Worker::new(vnfs, spawned));
     }
 
     let source = Arc::new(MetricsSource::new(
         state,
         workers
             .iter()
-            .map(|w| (w.vnf.name.clone(), w.restarts.clone()))
+            .flat_map(|w| {
+                w.vnfs
+                    .iter()
+                    .zip(&w.restarts)
+                    .map(|(v, r)| (v.name.clone(), r.clone()))
+            })
             .collect(),
     ));
     std::thread::Builder::new()
@@ -251,79 +284,94 @@ fn replace_changed(
         return;
     };
     for w in workers {
-        let Some(v) = fresh.vnfs.iter().find(|v| v.name == w.vnf.name) else {
-            continue;
-        };
-        if v.generation == w.vnf.generation {
-            continue;
+        // Each member of a group is replaced on its own, over the worker's
+        // one channel (the request names the VNF).
+        for i in 0..w.vnfs.len() {
+            let Some(v) = fresh.vnfs.iter().find(|v| v.name == w.vnfs[i].name) else {
+                continue;
+            };
+            if v.generation == w.vnfs[i].generation {
+                continue;
+            }
+            replace_one(state, w, i, v, engine, who);
         }
-        let running = w
-            .child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)));
-        let reply = match (&w.control, running) {
-            (Some(control), true) => {
-                if engine.is_none() {
-                    match crate::engine::Engine::new(crate::engine::Engine::default_cache_dir()) {
-                        Ok(e) => *engine = Some(e),
-                        Err(e) => host_log(who, LogLevel::Error, &e.to_string()),
-                    }
+    }
+}
+
+/// Hands member `i` of worker `w` the module of its fresh state `v`, and
+/// records the outcome.
+fn replace_one(
+    state: &ChainState,
+    w: &mut Worker,
+    i: usize,
+    v: &VnfState,
+    engine: &mut Option<crate::engine::Engine>,
+    who: &str,
+) {
+    let running = w
+        .child
+        .as_mut()
+        .is_some_and(|c| matches!(c.try_wait(), Ok(None)));
+    let reply = match (&w.control, running) {
+        (Some(control), true) => {
+            if engine.is_none() {
+                match crate::engine::Engine::new(crate::engine::Engine::default_cache_dir()) {
+                    Ok(e) => *engine = Some(e),
+                    Err(e) => host_log(who, LogLevel::Error, &e.to_string()),
                 }
-                match engine {
-                    Some(engine) => {
-                        use std::os::fd::AsFd as _;
-                        handover::hand_over(engine, control.as_fd(), v)
-                    }
-                    None => {
-                        handover::failed(v.generation, "the supervisor has no wasm engine".into())
-                    }
+            }
+            match engine {
+                Some(engine) => {
+                    use std::os::fd::AsFd as _;
+                    handover::hand_over(engine, control.as_fd(), v)
                 }
-            }
-            _ => {
-                // Not running: start on the new module, at once and with a
-                // fresh budget (a replace is not a crash).
-                w.policy = RestartPolicy::default();
-                w.given_up = false;
-                w.next_start = Instant::now();
-                handover::restarted(v.generation)
-            }
-        };
-        match &reply.result {
-            Ok(done) => {
-                host_log(
-                    who,
-                    LogLevel::Info,
-                    &format!(
-                        "{} replaced by {} in {} us{}",
-                        v.name,
-                        v.module.display(),
-                        done.total_us,
-                        done.state_note
-                            .as_ref()
-                            .map(|n| format!("; state not carried: {n}"))
-                            .unwrap_or_default()
-                    ),
-                );
-                w.vnf = v.clone();
-            }
-            Err(e) => {
-                host_log(
-                    who,
-                    LogLevel::Warn,
-                    &format!("replacing {} failed, it keeps its module: {e}", v.name),
-                );
-                // The running module stays; `nfvhost replace` restores its
-                // entry in the state file.
-                w.vnf.generation = v.generation;
+                None => handover::failed(v.generation, "the supervisor has no wasm engine".into()),
             }
         }
-        if let Err(e) = handover::record(state, &v.name, &reply) {
+        _ => {
+            // Not running: start on the new module, at once and with a
+            // fresh budget (a replace is not a crash).
+            w.policy = RestartPolicy::default();
+            w.given_up = false;
+            w.next_start = Instant::now();
+            handover::restarted(v.generation)
+        }
+    };
+    match &reply.result {
+        Ok(done) => {
             host_log(
                 who,
-                LogLevel::Error,
-                &format!("recording the replace of {}: {e}", v.name),
+                LogLevel::Info,
+                &format!(
+                    "{} replaced by {} in {} us{}",
+                    v.name,
+                    v.module.display(),
+                    done.total_us,
+                    done.state_note
+                        .as_ref()
+                        .map(|n| format!("; state not carried: {n}"))
+                        .unwrap_or_default()
+                ),
             );
+            w.vnfs[i] = v.clone();
         }
+        Err(e) => {
+            host_log(
+                who,
+                LogLevel::Warn,
+                &format!("replacing {} failed, it keeps its module: {e}", v.name),
+            );
+            // The running module stays; `nfvhost replace` restores its
+            // entry in the state file.
+            w.vnfs[i].generation = v.generation;
+        }
+    }
+    if let Err(e) = handover::record(state, &v.name, &reply) {
+        host_log(
+            who,
+            LogLevel::Error,
+            &format!("recording the replace of {}: {e}", v.name),
+        );
     }
 }
 
@@ -336,15 +384,15 @@ fn supervise_one(state: &ChainState, w: &mut Worker, who: &str) {
     if let Some(child) = &mut w.child {
         match child.try_wait() {
             Ok(None) => {
-                let beat = read_heartbeat(&w.vnf.spec.stats_path).unwrap_or(0);
-                let tick = Duration::from_millis(w.vnf.spec.tick_ms);
+                let beat = read_heartbeat(&w.vnfs[0].spec.stats_path).unwrap_or(0);
+                let tick = Duration::from_millis(w.vnfs[0].spec.tick_ms);
                 if restart::hung(w.started_ms, beat, monotonic_ms(), tick) {
                     host_log(
                         who,
                         LogLevel::Warn,
                         &format!(
                             "worker of {} is hung (no heartbeat for {} ms); killing it",
-                            w.vnf.name,
+                            w.name,
                             monotonic_ms().saturating_sub(beat)
                         ),
                     );
@@ -366,7 +414,7 @@ fn supervise_one(state: &ChainState, w: &mut Worker, who: &str) {
                             LogLevel::Warn,
                             &format!(
                                 "worker of {} {why}; restarting in {:?}",
-                                w.vnf.name,
+                                w.name,
                                 at.saturating_duration_since(Instant::now())
                             ),
                         );
@@ -380,9 +428,11 @@ fn supervise_one(state: &ChainState, w: &mut Worker, who: &str) {
                         host_log(
                             who,
                             LogLevel::Error,
-                            &format!("worker of {} {status}; giving up", w.vnf.name),
+                            &format!("worker of {} {status}; giving up", w.name),
                         );
-                        let _ = std::fs::write(failed_marker(state, &w.vnf.name), &status);
+                        for v in &w.vnfs {
+                            let _ = std::fs::write(failed_marker(state, &v.name), &status);
+                        }
                         w.given_up = true;
                         return;
                     }
@@ -392,7 +442,7 @@ fn supervise_one(state: &ChainState, w: &mut Worker, who: &str) {
                 host_log(
                     who,
                     LogLevel::Error,
-                    &format!("waiting for worker of {}: {e}", w.vnf.name),
+                    &format!("waiting for worker of {}: {e}", w.name),
                 );
                 return;
             }
@@ -401,17 +451,21 @@ fn supervise_one(state: &ChainState, w: &mut Worker, who: &str) {
     if w.child.is_none() && Instant::now() >= w.next_start {
         // The state file may name a new module (`nfvhost replace`).
         if let Ok(Some(fresh)) = ChainState::load(&state.chain) {
-            if let Some(v) = fresh.vnfs.into_iter().find(|v| v.name == w.vnf.name) {
-                w.vnf = v;
+            for mine in &mut w.vnfs {
+                if let Some(v) = fresh.vnfs.iter().find(|v| v.name == mine.name) {
+                    *mine = v.clone();
+                }
             }
         }
-        match spawn_worker(state, &w.vnf) {
+        match spawn_worker(state, &w.name, &w.vnfs) {
             Ok(Spawned { mut child, control }) => {
                 // Drain stdout so the worker never blocks on it.
                 if let Some(out) = child.stdout.take() {
                     std::thread::spawn(move || for _ in BufReader::new(out).lines() {});
                 }
-                w.restarts.fetch_add(1, Relaxed);
+                for r in &w.restarts {
+                    r.fetch_add(1, Relaxed);
+                }
                 w.child = Some(child);
                 w.control = Some(control);
                 w.started = Instant::now();

@@ -14,11 +14,12 @@ use crate::sys::cgroup::Limits;
 use crate::sys::fake::{FakeOs, OsCall};
 use crate::sys::os::{Os, OsError};
 
-const SHIPPED: [&str; 5] = [
+const SHIPPED: [&str; 6] = [
     "chains/site-a.yaml",
     "chains/site-b.yaml",
     "chains/basic.yaml",
     "chains/edge.yaml",
+    "chains/edge-fused.yaml",
     "tests/chains/tap.yaml",
 ];
 
@@ -259,6 +260,63 @@ fn edge_plan_sets_the_reserved_mac_and_one_cgroup_per_vnf() {
 }
 
 #[test]
+fn a_fused_group_gets_one_namespace_and_one_summed_cgroup_and_no_links_inside() {
+    let steps = plan(&load("chains/edge-fused.yaml"));
+    assert_eq!(
+        ns_names(&steps),
+        ["nfv-edgef-lan", "nfv-edgef-wan", "nfv-edgef-edge"]
+    );
+    // Only the links to the test hosts are veth pairs, in the group's
+    // namespace; the three links between members are in memory.
+    let veths: Vec<_> = steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::CreateVeth {
+                ns_a,
+                name_a,
+                ns_b,
+                name_b,
+                ..
+            } => Some((
+                ns_a.as_str(),
+                name_a.as_str(),
+                ns_b.as_str(),
+                name_b.as_str(),
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        veths,
+        [
+            ("nfv-edgef-lan", "eth0", "nfv-edgef-edge", "lan"),
+            ("nfv-edgef-edge", "outside", "nfv-edgef-wan", "eth0")
+        ]
+    );
+    let cgroups: Vec<_> = steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::CreateCgroup { rel_path, limits } => Some((rel_path.as_str(), *limits)),
+            _ => None,
+        })
+        .collect();
+    // Four members of 64 MiB and 32 pids each (from `defaults:`), no CPU
+    // quota.
+    assert_eq!(
+        cgroups,
+        [(
+            "nfvhost/edgef/edge",
+            Limits {
+                cpu_cores: None,
+                memory_bytes: Some(4 * (64 << 20)),
+                default_memory_bytes: cgroups[0].1.default_memory_bytes,
+                pids: Some(128),
+            }
+        )]
+    );
+}
+
+#[test]
 fn plans_touch_only_the_chains_own_namespaces_and_cgroups() {
     for file in SHIPPED {
         let chain = load(file);
@@ -275,9 +333,9 @@ fn plans_touch_only_the_chains_own_namespaces_and_cgroups() {
                 | Step::AddAddress { ns, .. }
                 | Step::AddRoute { ns, .. } => vec![ns],
                 Step::CreateCgroup { rel_path, .. } => {
-                    let vnf = rel_path.strip_prefix(&format!("nfvhost/{}/", chain.name));
+                    let unit = rel_path.strip_prefix(&format!("nfvhost/{}/", chain.name));
                     assert!(
-                        vnf.is_some_and(|v| chain.vnf(v).is_some()),
+                        unit.is_some_and(|u| chain.vnf(u).is_some() || chain.group(u).is_some()),
                         "{file}: {step}"
                     );
                     vec![]
@@ -320,10 +378,10 @@ fn executing_a_plan_makes_one_call_per_step_and_records_the_state() {
         assert_eq!(state.namespaces, namespaces, "{file}");
         namespaces.sort();
         assert_eq!(fake.namespaces(), namespaces, "{file}");
-        for v in &chain.vnfs {
-            assert!(fake.cgroup_exists(&cgroup_path(&chain.name, &v.name)));
+        for unit in chain.workers() {
+            assert!(fake.cgroup_exists(&cgroup_path(&chain.name, unit.name())));
         }
-        assert_eq!(state.cgroups.len(), chain.vnfs.len());
+        assert_eq!(state.cgroups.len(), chain.workers().len());
         // What is on disk is what is in memory.
         let saved: ChainState = serde_json::from_slice(
             &std::fs::read(run.path().join(&chain.name).join("state.json")).unwrap(),
@@ -365,8 +423,8 @@ fn a_failure_at_any_step_rolls_back_exactly_the_steps_before_it_in_reverse() {
 
             assert!(fake.namespaces().is_empty(), "{file} step {n}");
             assert!(fake.links().is_empty(), "{file} step {n}");
-            for v in &chain.vnfs {
-                assert!(!fake.cgroup_exists(&cgroup_path(&chain.name, &v.name)));
+            for unit in chain.workers() {
+                assert!(!fake.cgroup_exists(&cgroup_path(&chain.name, unit.name())));
             }
             assert!(!fake.cgroup_exists(&format!("nfvhost/{}", chain.name)));
             assert!(state.namespaces.is_empty() && state.cgroups.is_empty());
@@ -418,7 +476,7 @@ fn teardown_removes_what_execute_created_and_the_state_directory() {
 
         let removed = teardown_on(&fake, &state).unwrap();
         assert_eq!(removed.namespaces, state.namespaces.len(), "{file}");
-        assert_eq!(removed.cgroups, chain.vnfs.len(), "{file}");
+        assert_eq!(removed.cgroups, chain.workers().len(), "{file}");
         let mut left = vec![other_chain, "nfv-other-h1".into(), "somebody-else".into()];
         left.sort();
         assert_eq!(fake.namespaces(), left, "{file}");

@@ -59,10 +59,22 @@ pub(super) fn log_level(cx: &mut Ctx, node: &Node) -> Option<LogLevel> {
 
 /// A `resources:` block, over `out`.
 pub(super) fn resources(cx: &mut Ctx, r: &Node, what: &str, out: &mut Resources) {
+    resources_in(cx, r, what, &keys::RESOURCES, out);
+}
+
+/// A `resources:` block with the keys `section` allows (a VNF's, or a
+/// fused group's, which has no `wasm_memory`), over `out`.
+pub(super) fn resources_in(
+    cx: &mut Ctx,
+    r: &Node,
+    what: &str,
+    section: &keys::Section,
+    out: &mut Resources,
+) {
     let Some(entries) = cx.map(r, what, true) else {
         return;
     };
-    let rf = cx.fields(entries, "`resources`", r.span, &keys::RESOURCES);
+    let rf = cx.fields(entries, "`resources`", r.span, section);
     if let Some(n) = rf.get("cpu") {
         let v = match n.value {
             NodeValue::Int(i) => Some(i as f64),
@@ -111,10 +123,22 @@ pub(super) fn resources(cx: &mut Ctx, r: &Node, what: &str, out: &mut Resources)
 
 /// A `datapath:` block, over `out`.
 pub(super) fn datapath(cx: &mut Ctx, d: &Node, what: &str, out: &mut Datapath) {
+    datapath_in(cx, d, what, &keys::DATAPATH, out);
+}
+
+/// A `datapath:` block with the keys `section` allows (a VNF's, or a fused
+/// group's: `busy_poll` and `cpus` only), over `out`.
+pub(super) fn datapath_in(
+    cx: &mut Ctx,
+    d: &Node,
+    what: &str,
+    section: &keys::Section,
+    out: &mut Datapath,
+) {
     let Some(entries) = cx.map(d, what, true) else {
         return;
     };
-    let df = cx.fields(entries, "`datapath`", d.span, &keys::DATAPATH);
+    let df = cx.fields(entries, "`datapath`", d.span, section);
     if let Some(n) = df.get("batch") {
         if let Some(v) = cx.int(n, "`batch`") {
             if (1..=256).contains(&v) {

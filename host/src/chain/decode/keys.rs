@@ -112,6 +112,12 @@ pub static TOP: Section = Section {
             doc: "Network functions, by name.",
         },
         Key {
+            name: "groups",
+            required: false,
+            ty: Ty::MapOf(&NODE, &Ty::Section(&GROUP, true)),
+            doc: "Fused groups, by name: VNFs one worker runs, linked in memory.",
+        },
+        Key {
             name: "links",
             required: false,
             ty: Ty::List(
@@ -223,6 +229,7 @@ pub static VNF: Section = Section {
         Key { name: "ports", required: true, ty: Ty::List(&Ty::IfName, 1), doc: "Port names; the index is the port number the module sees." },
         Key { name: "resources", required: false, ty: Ty::Section(&RESOURCES, true), doc: "Limits of the VNF's cgroup and linear memory." },
         Key { name: "datapath", required: false, ty: Ty::Section(&DATAPATH, true), doc: "How the worker moves frames." },
+        Key { name: "group", required: false, ty: NODE, doc: "A group of `groups:` whose worker runs this VNF." },
         Key { name: "log_level", required: false, ty: LOG_LEVEL, doc: "The most verbose module log lines kept: error, warn, info (default), debug or trace." },
         Key { name: "config", required: false, ty: Ty::AnyMap, doc: "Passed to the module as JSON." },
     ],
@@ -389,9 +396,87 @@ pub static VXLAN: Section = Section {
     one_of: &[],
 };
 
+pub static GROUP: Section = Section {
+    name: "group",
+    doc: "A fused group: one worker, one namespace and one cgroup for its member VNFs.",
+    keys: &[
+        Key {
+            name: "resources",
+            required: false,
+            ty: Ty::Section(&GROUP_RESOURCES, true),
+            doc: "The group's cgroup limits; a limit not given is the sum of its members'.",
+        },
+        Key {
+            name: "datapath",
+            required: false,
+            ty: Ty::Section(&GROUP_DATAPATH, true),
+            doc: "How the group's worker waits for frames.",
+        },
+    ],
+    one_of: &[],
+};
+
+pub static GROUP_RESOURCES: Section = Section {
+    name: "group_resources",
+    doc: "Limits of a group's cgroup (`wasm_memory` stays per VNF).",
+    keys: &[
+        Key {
+            name: "cpu",
+            required: false,
+            ty: Ty::Cores(MAX_CPU),
+            doc: "Cores for the whole group; default: the sum of its members'.",
+        },
+        Key {
+            name: "memory",
+            required: false,
+            ty: Ty::Size,
+            doc: "Cgroup memory limit for the whole group; default: the sum of its members'.",
+        },
+        Key {
+            name: "pids",
+            required: false,
+            ty: Ty::Int(1, i64::MAX),
+            doc: "Cgroup pids limit for the whole group; default: the sum of its members'.",
+        },
+    ],
+    one_of: &[],
+};
+
+pub static GROUP_DATAPATH: Section = Section {
+    name: "group_datapath",
+    doc: "How a group's worker waits (`batch` and `offload` stay per VNF).",
+    keys: &[
+        Key {
+            name: "busy_poll",
+            required: false,
+            ty: Ty::Bool,
+            doc: "Spin instead of sleeping: one core at 100 % for the whole group.",
+        },
+        Key {
+            name: "cpus",
+            required: false,
+            ty: Ty::List(&Ty::Int(0, 1023), 0),
+            doc: "Pin the group's worker to these CPUs.",
+        },
+    ],
+    one_of: &[],
+};
+
 /// Every section, in the order the schema lists them.
-const SECTIONS: [&Section; 10] = [
-    &TOP, &HOST, &IFACE, &ROUTE, &VNF, &DEFAULTS, &RESOURCES, &DATAPATH, &LINK, &VXLAN,
+const SECTIONS: [&Section; 13] = [
+    &TOP,
+    &HOST,
+    &IFACE,
+    &ROUTE,
+    &VNF,
+    &DEFAULTS,
+    &RESOURCES,
+    &DATAPATH,
+    &GROUP,
+    &GROUP_RESOURCES,
+    &GROUP_DATAPATH,
+    &LINK,
+    &VXLAN,
 ];
 
 impl Section {

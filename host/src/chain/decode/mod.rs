@@ -14,6 +14,7 @@
 
 mod blocks;
 mod fields;
+mod groups;
 mod keys;
 mod nodes;
 mod values;
@@ -148,6 +149,7 @@ fn chain(cx: &mut Ctx, file: &str, root: &Node) -> Option<ChainSpec> {
         .unwrap_or_default();
     let base = Path::new(file).parent().unwrap_or(Path::new(""));
     let mut vnfs = Vec::new();
+    let mut group_spans = HashMap::new();
     if let Some(vnode) = f.get("vnfs") {
         if let Some(entries) = cx.map(vnode, "`vnfs`", true) {
             for (k, v) in entries {
@@ -156,7 +158,10 @@ fn chain(cx: &mut Ctx, file: &str, root: &Node) -> Option<ChainSpec> {
                 };
                 check_name(cx, k.span, NameKind::Node, &vname, "VNF name");
                 let fresh = register(cx, &vname, k.span, "VNF");
-                let (vnf, port_spans) = vnf(cx, base, &defaults, k.span, vname, v);
+                let (vnf, port_spans, group_span) = vnf(cx, base, &defaults, k.span, vname, v);
+                if let Some(span) = group_span {
+                    group_spans.insert(vnf.name.clone(), span);
+                }
                 if fresh {
                     nodes.insert(
                         vnf.name.clone(),
@@ -226,6 +231,11 @@ fn chain(cx: &mut Ctx, file: &str, root: &Node) -> Option<ChainSpec> {
         cx.hint(l.span, l.message, l.hint);
     }
 
+    let groups = f
+        .get("groups")
+        .map_or_else(Vec::new, |g| groups::groups(cx, g));
+    groups::check(cx, &groups, &vnfs, &group_spans, &node_spans, &mut links);
+
     Some(ChainSpec {
         name,
         file: PathBuf::from(file),
@@ -233,5 +243,6 @@ fn chain(cx: &mut Ctx, file: &str, root: &Node) -> Option<ChainSpec> {
         hosts,
         vnfs,
         links,
+        groups,
     })
 }

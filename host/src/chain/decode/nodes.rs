@@ -249,7 +249,7 @@ pub(super) fn vnf(
     span: Span,
     name: String,
     node: &Node,
-) -> (VnfSpec, Vec<Span>) {
+) -> (VnfSpec, Vec<Span>, Option<Span>) {
     let what = format!("VNF `{name}`");
     let mut vnf = VnfSpec {
         name,
@@ -260,11 +260,13 @@ pub(super) fn vnf(
         resources: defaults.resources,
         datapath: defaults.datapath.clone(),
         log_level: defaults.log_level.unwrap_or(DEFAULT_LOG_LEVEL),
+        group: None,
         span,
     };
     let mut port_spans = Vec::new();
+    let mut group_span = None;
     let Some(entries) = cx.map(node, &what, false) else {
-        return (vnf, port_spans);
+        return (vnf, port_spans, group_span);
     };
     let f = cx.fields(entries, &what, span, &keys::VNF);
 
@@ -341,6 +343,28 @@ pub(super) fn vnf(
             vnf.log_level = l;
         }
     }
+    if let Some(g) = f.get("group") {
+        if let Some(group) = cx.name(g, "`group`") {
+            check_name(cx, g.span, NameKind::Node, &group, "group name");
+            // The worker's own settings belong to the group it shares.
+            if let Some(NodeValue::Map(entries)) = f.get("datapath").map(|d| &d.value) {
+                for (k, _) in entries {
+                    let NodeValue::Str(key) = &k.value else {
+                        continue;
+                    };
+                    if key == "busy_poll" || key == "cpus" {
+                        cx.hint(
+                            k.span,
+                            format!("{what} is in group `{group}`, whose worker it shares"),
+                            format!("set `{key}` under `groups: {group}: datapath:` instead"),
+                        );
+                    }
+                }
+            }
+            vnf.group = Some(group);
+            group_span = Some(g.span);
+        }
+    }
 
     if let Some(c) = f.get("config") {
         vnf.config_tree = c.clone();
@@ -356,5 +380,5 @@ pub(super) fn vnf(
             }
         }
     }
-    (vnf, port_spans)
+    (vnf, port_spans, group_span)
 }

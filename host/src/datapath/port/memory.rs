@@ -32,6 +32,19 @@ pub struct MemoryPort {
     name: String,
     rx: Shared,
     tx: Shared,
+    /// The other end takes frames with their offload state (its slots hold
+    /// a super-frame): see [`MemoryPort::set_carries_offload`].
+    offload: bool,
+}
+
+impl MemoryPort {
+    /// Lets frames leave with their offload state (checksum-partial, GSO
+    /// super-frames): only when the module at the other end has slots big
+    /// enough for a super-frame. Off by default: frames are completed or
+    /// segmented in software first, as for a port without offloads.
+    pub fn set_carries_offload(&mut self, on: bool) {
+        self.offload = on;
+    }
 }
 
 /// Creates a link whose ends are named `a` and `b` (each the port's name in
@@ -50,11 +63,13 @@ pub fn link(a: &str, b: &str, capacity: usize) -> (MemoryPort, MemoryPort) {
             name: a.into(),
             rx: b_to_a.clone(),
             tx: a_to_b.clone(),
+            offload: false,
         },
         MemoryPort {
             name: b.into(),
             rx: a_to_b,
             tx: b_to_a,
+            offload: false,
         },
     )
 }
@@ -95,6 +110,10 @@ impl Port for MemoryPort {
             q.spare.push(frame);
         }
         Ok(stats)
+    }
+
+    fn carries_offload(&self) -> bool {
+        self.offload
     }
 
     fn send_batch(&mut self, frames: &[&[u8]], vnets: &[VnetHeader]) -> io::Result<usize> {

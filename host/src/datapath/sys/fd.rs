@@ -121,6 +121,27 @@ impl PollSet {
     }
 }
 
+/// Waits on several sets as one (the members of a fused group: one
+/// poll(2) for all their ports); afterwards each set reports what its own
+/// [`PollSet::wait`] would have ([`PollSet::faulted`]).
+pub fn wait_all(sets: &mut [&mut PollSet], timeout: Duration) -> io::Result<()> {
+    if let [one] = sets {
+        return one.wait(timeout);
+    }
+    let mut joined = PollSet {
+        fds: sets.iter().flat_map(|s| s.fds.iter().copied()).collect(),
+        raw: Vec::new(),
+    };
+    joined.wait(timeout)?;
+    let mut from = joined.fds.iter();
+    for set in sets.iter_mut() {
+        for (entry, got) in set.fds.iter_mut().zip(&mut from) {
+            entry.revents = got.revents;
+        }
+    }
+    Ok(())
+}
+
 /// One `readv(2)` into `parts` in order; returns the bytes read.
 pub fn read_parts(fd: BorrowedFd<'_>, parts: &mut [&mut [u8]; 2]) -> io::Result<usize> {
     let iov = parts.each_mut().map(|p| libc::iovec {

@@ -7,7 +7,7 @@
 //! Frames that arrive meanwhile wait in the ports' socket buffers: the loop
 //! does not receive while it replaces.
 
-use std::os::fd::AsFd as _;
+use std::os::fd::{AsFd as _, OwnedFd};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
@@ -23,6 +23,10 @@ use crate::sys::handover;
 /// What the supervisor sends (with the compiled module as a sealed memfd).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ReplaceRequest {
+    /// The VNF whose module is replaced: one of the worker's (a fused
+    /// group's worker runs several).
+    #[serde(default)]
+    pub vnf: String,
     /// The VNF's generation in the state file once replaced.
     pub generation: u64,
     /// The module's path, for messages.
@@ -54,47 +58,64 @@ pub struct Replaced {
     pub paused_us: u64,
 }
 
-impl Worker<'_> {
-    /// Answers a pending request on the control channel, if any.
-    pub(super) fn serve_control(&mut self) {
-        let Some(control) = &self.control else {
+/// Answers a pending request on `control`, if any, for the member of
+/// `members` it names (a worker runs one VNF, or a fused group's members).
+/// Forgets the channel once the supervisor closed it or it failed.
+pub(in crate::datapath) fn serve_control(
+    control: &mut Option<OwnedFd>,
+    members: &mut [Worker<'_>],
+) {
+    let Some(fd) = control.as_ref() else {
+        return;
+    };
+    let who = members
+        .first()
+        .map_or_else(String::new, |m| m.instantiator.vnf.clone());
+    let mut buf = vec![0u8; handover::MAX_MESSAGE];
+    let (len, artifact) = match handover::recv(fd.as_fd(), &mut buf, true) {
+        Ok(None) => return,
+        Ok(Some((0, _))) => {
+            // The supervisor closed its end: no more requests.
+            *control = None;
             return;
-        };
-        let mut buf = vec![0u8; handover::MAX_MESSAGE];
-        let (len, artifact) = match handover::recv(control.as_fd(), &mut buf, true) {
-            Ok(None) => return,
-            Ok(Some((0, _))) => {
-                // The supervisor closed its end: no more requests.
-                self.control = None;
-                return;
-            }
-            Ok(Some(got)) => got,
-            Err(e) => {
-                host_log(&self.instantiator.vnf, LogLevel::Error, &e.to_string());
-                self.control = None;
-                return;
-            }
-        };
-        let reply = match serde_json::from_slice::<ReplaceRequest>(&buf[..len]) {
-            Err(e) => ReplaceReply {
-                generation: 0,
-                result: Err(format!("unreadable replace request: {e}")),
-            },
-            Ok(request) => ReplaceReply {
-                generation: request.generation,
-                result: match artifact {
-                    None => Err("the replace request came without the module".into()),
-                    Some(file) => self.replace_module(&request, file),
-                },
-            },
-        };
-        let text = serde_json::to_vec(&reply).expect("the reply serializes");
-        if let Err(e) = handover::send(self.control.as_ref().expect("checked").as_fd(), &text, None)
-        {
-            host_log(&self.instantiator.vnf, LogLevel::Error, &e.to_string());
         }
+        Ok(Some(got)) => got,
+        Err(e) => {
+            host_log(&who, LogLevel::Error, &e.to_string());
+            *control = None;
+            return;
+        }
+    };
+    let reply = match serde_json::from_slice::<ReplaceRequest>(&buf[..len]) {
+        Err(e) => ReplaceReply {
+            generation: 0,
+            result: Err(format!("unreadable replace request: {e}")),
+        },
+        Ok(request) => {
+            let single = members.len() == 1 && request.vnf.is_empty();
+            let member = members
+                .iter_mut()
+                .find(|m| single || m.instantiator.vnf == request.vnf);
+            ReplaceReply {
+                generation: request.generation,
+                result: match (artifact, member) {
+                    (None, _) => Err("the replace request came without the module".into()),
+                    (Some(_), None) => Err(format!(
+                        "this worker does not run a VNF called `{}`",
+                        request.vnf
+                    )),
+                    (Some(file), Some(m)) => m.replace_module(&request, file),
+                },
+            }
+        }
+    };
+    let text = serde_json::to_vec(&reply).expect("the reply serializes");
+    if let Err(e) = handover::send(fd.as_fd(), &text, None) {
+        host_log(&who, LogLevel::Error, &e.to_string());
     }
+}
 
+impl Worker<'_> {
     /// Loads the module, starts it next to the running instance, moves the
     /// state over and switches; on failure keeps the running instance.
     fn replace_module(

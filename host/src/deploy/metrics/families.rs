@@ -180,6 +180,13 @@ pub const FAMILIES: &[Family] = &[
         read: Read::Segment(|s| &s.emitted),
     },
     Family {
+        name: "nfvhost_vnf_hop_limit_total",
+        kind: "counter",
+        help: "Wakeups of a fused group's worker that stopped at the hop bound with frames still waiting for this VNF.",
+        labels: VNF,
+        read: Read::Segment(|s| &s.hop_limit_hits),
+    },
+    Family {
         name: "nfvhost_vnf_traps_total",
         kind: "counter",
         help: "Module traps and interrupted calls, by kind.",
