@@ -233,11 +233,16 @@ fn firewall(v: &VnfSpec, out: &mut Vec<Step>) -> Result<(), NoKernelEquivalent> 
     let dropping = rules
         .replace("reject with tcp reset\n", "drop\n")
         .replace("reject\n", "drop\n");
+    // Without conntrack, a default-drop policy would drop every reply;
+    // the stateless fallback accepts by default and says so in the report.
     let table = |stateful: bool, rules: &str| {
-        let ct = if stateful {
-            "    ct state established,related accept\n    ct state invalid drop\n"
+        let (ct, policy) = if stateful {
+            (
+                "    ct state established,related accept\n    ct state invalid drop\n",
+                policy,
+            )
         } else {
-            ""
+            ("", "accept")
         };
         format!(
             "table bridge nfvk_fw {{\n  chain forward {{\n    \
@@ -256,7 +261,8 @@ fn firewall(v: &VnfSpec, out: &mut Vec<Step>) -> Result<(), NoKernelEquivalent> 
             (table(true, &dropping), "reject as drop (no bridge reject)"),
             (
                 table(false, &dropping),
-                "stateless, reject as drop (no bridge conntrack)",
+                "stateless, default accept, reject as drop: this kernel's bridge family \
+                 has no conntrack, so the kernel does less than the firewall",
             ),
         ],
     });

@@ -254,7 +254,17 @@ fn compare_kernel(
             ..e.clone()
         })
     };
-    let path = topology::chain_path(&at(src)?, &at(dst)?)?;
+    let path = match topology::chain_path(&at(src)?, &at(dst)?) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("kernel: {e}; skipped");
+            report.kernel_note = Some(format!(
+                "the kernel's topology did not carry traffic: {e} ({})",
+                k.features.join("; ")
+            ));
+            return Ok(());
+        }
+    };
     let kr = bench::run(
         "kernel",
         &path,
