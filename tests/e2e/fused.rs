@@ -144,19 +144,7 @@ fn avg_rtt(chain: &Chain) -> f64 {
         "h1",
         &["ping", "-c", "5", "-i", "0.2", "-W", "2", "10.0.44.2"],
     );
-    let line = out
-        .lines()
-        .find(|l| l.starts_with("rtt"))
-        .expect("rtt line");
-    line.split('=')
-        .nth(1)
-        .unwrap()
-        .trim()
-        .split('/')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap()
+    crate::support::ping_rtt_ms(&out)[1]
 }
 
 #[test]

@@ -10,22 +10,6 @@ use std::time::Duration;
 use crate::capture::Capture;
 use crate::support::{have_root, Chain};
 
-/// `rtt min/avg/max/mdev = a/b/c/d ms` from ping's summary.
-fn rtt_ms(ping: &str) -> [f64; 4] {
-    let line = ping
-        .lines()
-        .find(|l| l.starts_with("rtt"))
-        .unwrap_or_else(|| panic!("no rtt line in {ping}"));
-    let nums = line
-        .split('=')
-        .nth(1)
-        .unwrap()
-        .trim()
-        .trim_end_matches(" ms");
-    let v: Vec<f64> = nums.split('/').map(|n| n.parse().unwrap()).collect();
-    [v[0], v[1], v[2], v[3]]
-}
-
 /// Runs an iperf3 server (one test) in `server` and a client in `client`
 /// with `args`; returns the bit rate the server received, in bit/s.
 fn iperf3_received(chain: &Chain, server: &str, client: &str, to: &str, args: &[&str]) -> f64 {
@@ -58,7 +42,7 @@ fn lab_wan_rtt_and_throughput_match_the_configuration() {
         "s1",
         &["ping", "-c", "30", "-i", "0.1", "-W", "2", "10.2.0.10"],
     );
-    let [min, avg, max, mdev] = rtt_ms(&out);
+    let [min, avg, max, mdev] = crate::support::ping_rtt_ms(&out);
     eprintln!(
         "lab-wan: ping RTT min/avg/max/mdev = {min}/{avg}/{max}/{mdev} ms (configured 40 ms)"
     );

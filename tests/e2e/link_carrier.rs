@@ -55,23 +55,6 @@ fn link_down_cuts_the_carrier_and_up_restores_it() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("its ports are left, right"));
 }
 
-/// The average RTT in ms from ping's summary.
-fn avg_rtt(out: &str) -> f64 {
-    let line = out
-        .lines()
-        .find(|l| l.starts_with("rtt"))
-        .expect("rtt line");
-    line.split('=')
-        .nth(1)
-        .unwrap()
-        .trim()
-        .split('/')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
 #[test]
 fn link_set_changes_a_running_impair_without_restarting_it() {
     if !have_root("link_set_changes_a_running_impair_without_restarting_it") {
@@ -88,12 +71,12 @@ fn link_set_changes_a_running_impair_without_restarting_it() {
             &["ping", "-c", "5", "-i", "0.2", "-W", "2", "10.0.29.2"],
         )
     };
-    let before = avg_rtt(&ping());
+    let before = crate::support::ping_rtt_ms(&ping())[1];
     assert!((10.0..15.0).contains(&before), "{before}");
 
     // h1 → h2 leaves imp by port b: that is the direction set here.
     run_ok(nfvhost().args(["link", "set", "imp-measure:imp:b", "--delay", "50ms"]));
-    let after = avg_rtt(&ping());
+    let after = crate::support::ping_rtt_ms(&ping())[1];
     assert!((50.0..55.0).contains(&after), "{after}");
 
     let bad = nfvhost()

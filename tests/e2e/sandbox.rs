@@ -534,23 +534,6 @@ fn a_stack_overflow_under_traffic_is_counted_and_contained() {
     assert!(ping_ok(&chain, "3"), "the chain forwards afterwards");
 }
 
-/// The average RTT in ms from ping's summary line.
-fn avg_rtt_ms(ping: &str) -> f64 {
-    let line = ping
-        .lines()
-        .find(|l| l.starts_with("rtt"))
-        .unwrap_or_else(|| panic!("no rtt line in {ping}"));
-    line.split('=')
-        .nth(1)
-        .unwrap()
-        .trim()
-        .split('/')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
 #[test]
 fn a_sandboxed_impair_worker_runs_its_timers_and_takes_link_set() {
     if !have_root("a_sandboxed_impair_worker_runs_its_timers_and_takes_link_set") {
@@ -573,10 +556,10 @@ fn a_sandboxed_impair_worker_runs_its_timers_and_takes_link_set() {
             &["ping", "-c", "5", "-i", "0.2", "-W", "2", "10.0.29.2"],
         )
     };
-    let before = avg_rtt_ms(&ping());
+    let before = crate::support::ping_rtt_ms(&ping())[1];
     assert!((10.0..15.0).contains(&before), "10 ms one way: {before}");
     run_ok(nfvhost().args(["link", "set", "imp-measure:imp:b", "--delay", "30ms"]));
-    let after = avg_rtt_ms(&ping());
+    let after = crate::support::ping_rtt_ms(&ping())[1];
     assert!((30.0..35.0).contains(&after), "30 ms one way: {after}");
     // Still the same worker: no SIGSYS, no restart.
     assert_eq!(

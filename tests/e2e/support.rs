@@ -329,3 +329,20 @@ pub fn quiet_snapshot(chain: &Chain, ifaces: &[(&str, &str)]) -> (Metrics, Vec<(
     }
     panic!("the links never went quiet");
 }
+
+/// `[min, avg, max, mdev]` in ms from ping's `rtt min/avg/max/mdev = ...`
+/// summary line.
+pub fn ping_rtt_ms(ping: &str) -> [f64; 4] {
+    let line = ping
+        .lines()
+        .find(|l| l.starts_with("rtt"))
+        .unwrap_or_else(|| panic!("no rtt line in {ping}"));
+    let nums = line
+        .split('=')
+        .nth(1)
+        .unwrap()
+        .trim()
+        .trim_end_matches(" ms");
+    let v: Vec<f64> = nums.split('/').map(|n| n.parse().unwrap()).collect();
+    [v[0], v[1], v[2], v[3]]
+}
