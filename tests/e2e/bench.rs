@@ -25,7 +25,8 @@ fn datapath_benchmark_short_mode_runs() {
     assert!(status.success(), "benches/datapath.py --short failed");
     let json = std::fs::read_to_string(out.path().join("latest.json")).unwrap();
     let results: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(results["cases"].as_array().map(Vec::len), Some(2));
+    // router, edge and edge-fused.
+    assert_eq!(results["cases"].as_array().map(Vec::len), Some(3));
     assert!(out.path().join("latest.svg").exists());
     assert!(
         namespaces_with_prefix("nfvb-").is_empty(),
