@@ -96,30 +96,22 @@ pub fn check_module(module: &wasmtime::Module) -> Result<(), AbiError> {
             Some(_) => {}
         }
     }
-    for (name, sig) in REQUIRED_EXPORTS {
-        let Some(export) = module.get_export(name) else {
-            return Err(AbiError::MissingExport { name, sig });
-        };
-        let found = describe(&export);
-        if found != *sig {
-            return Err(AbiError::ExportType {
-                name,
-                expected: sig,
-                found,
-            });
-        }
-    }
-    for (name, sig) in OPTIONAL_EXPORTS {
-        let Some(export) = module.get_export(name) else {
-            continue;
-        };
-        let found = describe(&export);
-        if found != *sig {
-            return Err(AbiError::ExportType {
-                name,
-                expected: sig,
-                found,
-            });
+    let required = REQUIRED_EXPORTS.iter().map(|e| (e, true));
+    let optional = OPTIONAL_EXPORTS.iter().map(|e| (e, false));
+    for ((name, sig), required) in required.chain(optional) {
+        match module.get_export(name) {
+            None if required => return Err(AbiError::MissingExport { name, sig }),
+            None => {}
+            Some(export) => {
+                let found = describe(&export);
+                if found != *sig {
+                    return Err(AbiError::ExportType {
+                        name,
+                        expected: sig,
+                        found,
+                    });
+                }
+            }
         }
     }
     Ok(())
