@@ -87,6 +87,9 @@ fn command_line_names_cannot_reach_outside_the_run_dir() {
         vec!["replace", "--chain", "faulty", "../w1", "router"],
         vec!["replace", "--chain", "a;b", "w1", "router"],
         vec!["replace", "--chain", "faulty", "w1", "../../../tmp/evil"],
+        vec!["capture", "..:w1:a", "-w", "x.pcap"],
+        vec!["capture", "faulty:../w1:a", "-w", "x.pcap"],
+        vec!["capture", "faulty:w1:../../etc", "-w", "x.pcap"],
     ];
     for args in cases {
         let out = nfvhost().args(&args).output().unwrap();

@@ -12,6 +12,7 @@ mod authoring;
 mod basic;
 mod bench;
 mod bench_cmd;
+mod capture_cmd;
 mod cli;
 mod dashboards;
 mod edge;

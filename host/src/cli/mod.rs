@@ -3,6 +3,7 @@
 //! error.
 
 mod bench;
+mod capture;
 mod deploy;
 mod generate;
 mod graph;
@@ -166,6 +167,26 @@ enum Command {
         vnf: String,
         /// The new module: a shipped VNF name or a path to a .wasm file.
         module: String,
+    },
+    /// Write the frames crossing one port of a running VNF (received on it
+    /// and sent out of it) to a pcap file; works on the in-memory links
+    /// inside fused groups, which tcpdump cannot see.
+    ///
+    /// Stops after COUNT frames, after SECS seconds, or at Ctrl-C. The
+    /// sandboxed worker opens nothing: it writes to a pipe this command
+    /// hands it through the supervisor (docs/SANDBOX.md).
+    Capture {
+        /// CHAIN:VNF:PORT, with the port named as in the chain file.
+        target: String,
+        /// The pcap file to write (read it with `tcpdump -r FILE`).
+        #[arg(short = 'w', long = "write", value_name = "FILE")]
+        write: PathBuf,
+        /// Stop after COUNT frames.
+        #[arg(short = 'c', long, value_name = "COUNT")]
+        count: Option<u64>,
+        /// Stop after SECS seconds.
+        #[arg(long, value_name = "SECS")]
+        duration: Option<f64>,
     },
     /// Live per-VNF rates: packets, drops, time in module, CPU, memory.
     Stats {
@@ -336,6 +357,12 @@ pub fn main() -> i32 {
             follow,
         } => logs::logs(chain, &vnf, tail, follow),
         Command::Replace { chain, vnf, module } => deploy::replace(chain, &vnf, &module),
+        Command::Capture {
+            target,
+            write,
+            count,
+            duration,
+        } => capture::capture(&target, &write, count, duration),
         Command::Stats {
             chain,
             no_stream,

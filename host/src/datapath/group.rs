@@ -280,6 +280,75 @@ mod tests {
     }
 
     #[test]
+    fn capture_mirrors_both_directions_of_an_in_memory_link_then_closes() {
+        use std::io::Read as _;
+        use std::os::fd::AsFd as _;
+
+        use pcap_file::pcap::PcapReader;
+
+        use crate::datapath::worker::{capture_message, CaptureRequest};
+        use crate::sys::handover;
+
+        let rigs = scripted(2);
+        let (mut members, wire_in, wire_out) = line(&rigs);
+        let (supervisor, worker_end) = handover::socket_pair().unwrap();
+        let mut control = Some(worker_end);
+        let ask = |vnf: &str, port: &str, count| {
+            let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK).unwrap();
+            let request = CaptureRequest {
+                vnf: vnf.into(),
+                port: port.into(),
+                count,
+                duration_ms: None,
+            };
+            let text = capture_message(&request);
+            handover::send(supervisor.as_fd(), &text, Some(w.as_fd())).unwrap();
+            std::fs::File::from(r)
+        };
+        let read_all = |pipe: &mut std::fs::File| {
+            let mut bytes = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                match pipe.read(&mut buf) {
+                    Ok(0) => return (bytes, true),
+                    Ok(n) => bytes.extend_from_slice(&buf[..n]),
+                    Err(_) => return (bytes, false),
+                }
+            }
+        };
+        // No such port, no such VNF: refused, the pipe closes at once.
+        let mut refused = ask("m0", "nope", None);
+        serve_control(&mut control, &mut members);
+        assert_eq!(read_all(&mut refused), (Vec::new(), true));
+        let mut refused = ask("m9", "right", None);
+        serve_control(&mut control, &mut members);
+        assert_eq!(read_all(&mut refused), (Vec::new(), true));
+        // m0's port to m1 (in memory), two frames: one each way.
+        let mut pipe = ask("m0", "right", Some(2));
+        serve_control(&mut control, &mut members);
+        for (wire, f) in [(&wire_in, 1), (&wire_out, 3), (&wire_in, 5)] {
+            wire.inject(&frame(0, f));
+            run_to_completion(&mut members).unwrap();
+        }
+        assert_eq!(wire_out.sent(), [frame(0, 1), frame(0, 5)]);
+        assert_eq!(wire_in.sent(), [frame(0, 3)]);
+        // Count reached: the next tick closes the pipe.
+        for m in members.iter_mut() {
+            m.tick().unwrap();
+        }
+        let (bytes, closed) = read_all(&mut pipe);
+        assert!(closed, "the worker closed its end");
+        let mut pcap = PcapReader::new(&bytes[..]).unwrap();
+        let mut frames = Vec::new();
+        while let Some(p) = pcap.next_packet() {
+            frames.push(p.unwrap().data.into_owned());
+        }
+        // Sent to m1 (frame 1), received from it (frame 3); the count
+        // stopped it before frame 5.
+        assert_eq!(frames, [frame(0, 1), frame(0, 3)]);
+    }
+
+    #[test]
     fn a_frame_crosses_every_member_both_ways_in_one_wakeup() {
         let members_rigs = scripted(4);
         let (mut members, wire_in, wire_out) = line(&members_rigs);

@@ -221,6 +221,7 @@ pub fn run_group(specs: Vec<WorkerSpec>) -> Result<(), SetupError> {
         let mut worker = Worker::new(ports, stats, instantiator)?;
         let mtus: Vec<u32> = spec.ports.iter().map(|p| p.mtu).collect();
         worker.set_link_mtus(&mtus);
+        worker.set_port_names(spec.ports.iter().map(|p| p.name.clone()).collect());
         worker.link_set = Some(link_set);
         workers.push(worker);
     }

@@ -25,7 +25,10 @@ use crate::engine::{
 };
 use crate::logging::host_log;
 
+mod capture;
 mod handover;
+
+pub use capture::{capture_message, CaptureRequest, PortCapture};
 
 pub use super::setup::{run, SetupError};
 pub use super::spec::{PortBinding, WorkerPort, WorkerSpec, SUPER_FRAME_SLOT};
@@ -154,6 +157,11 @@ pub struct Worker<'s> {
     poll_set: PollSet,
     /// The supervisor's channel for `nfvhost replace`, if any.
     control: Option<std::os::fd::OwnedFd>,
+    /// `nfvhost capture` of one port, while one runs: the data path looks
+    /// at this once per batch and does nothing more when it is `None`.
+    capture: Option<Box<PortCapture<std::fs::File>>>,
+    /// The ports' names in the chain file (port order), for `capture`.
+    port_names: Vec<String>,
     /// Where `nfvhost link set` leaves new configurations (opened before
     /// the sandbox); `None`: none are looked for.
     pub link_set: Option<ControlFiles>,
@@ -196,6 +204,8 @@ impl<'s> Worker<'s> {
             health: PortHealth::new(port_count),
             poll_set,
             control: None,
+            capture: None,
+            port_names: Vec::new(),
             link_set: None,
         })
     }
@@ -206,6 +216,66 @@ impl<'s> Worker<'s> {
     pub fn set_link_mtus(&mut self, mtus: &[u32]) {
         for (cell, mtu) in self.mtus.iter_mut().zip(mtus) {
             *cell = *mtu;
+        }
+    }
+
+    /// Names the ports (port order) as the chain file does, for `nfvhost
+    /// capture`; without names a port is known by its link's name.
+    pub fn set_port_names(&mut self, names: Vec<String>) {
+        self.port_names = names;
+    }
+
+    /// The index of the port called `name`.
+    pub(super) fn port_index(&self, name: &str) -> Option<usize> {
+        if self.port_names.is_empty() {
+            self.ports.iter().position(|p| p.name() == name)
+        } else {
+            self.port_names.iter().position(|n| n == name)
+        }
+    }
+
+    /// Starts mirroring port `port` into `capture` (a running capture of
+    /// this VNF is replaced: its reader sees the end of its stream).
+    pub(super) fn start_capture(&mut self, capture: PortCapture<std::fs::File>) {
+        if let Some(old) = self.capture.take() {
+            host_log(
+                self.vnf(),
+                LogLevel::Info,
+                &format!("capture replaced by a new one: {}", old.outcome()),
+            );
+        }
+        self.capture = Some(Box::new(capture));
+    }
+
+    /// Ends the capture once it is over (count, time, or reader gone);
+    /// looked at every tick.
+    fn check_capture(&mut self) {
+        let Some(c) = self.capture.as_deref_mut() else {
+            return;
+        };
+        c.flush();
+        c.check_reader();
+        if c.finished(Instant::now()) {
+            let port = self.port_names.get(c.port).cloned().unwrap_or_default();
+            host_log(
+                &self.instantiator.vnf,
+                LogLevel::Info,
+                &format!("capture of port {port} ended: {}", c.outcome()),
+            );
+            self.capture = None;
+        }
+    }
+
+    /// Records the frames of the batch just received on the captured port
+    /// (before the module sees, and may rewrite, them).
+    fn capture_received(&mut self) {
+        let Some(c) = self.capture.as_deref_mut() else {
+            return;
+        };
+        for (i, f) in self.batch.frames().iter().enumerate() {
+            if usize::from(f.in_port) == c.port {
+                c.record(self.instance.frame(i, f.len));
+            }
         }
     }
 
@@ -296,6 +366,9 @@ impl<'s> Worker<'s> {
         if n == 0 {
             return Ok(0);
         }
+        if self.capture.is_some() {
+            self.capture_received();
+        }
         let started = Instant::now();
         let result = self.instance.process(&mut self.batch);
         self.stats
@@ -304,6 +377,9 @@ impl<'s> Worker<'s> {
             Ok(()) => {
                 self.transmit();
                 self.send_emitted();
+                if let Some(c) = self.capture.as_deref_mut() {
+                    c.flush();
+                }
             }
             Err(failure) => {
                 let reason = if failure == CallFailure::Timeout {
@@ -323,6 +399,9 @@ impl<'s> Worker<'s> {
     /// Runs the module's timer, sends what it emitted, and publishes the
     /// module's gauges and the ports' kernel drops.
     pub fn tick(&mut self) -> Result<(), WorkerError> {
+        if self.capture.is_some() {
+            self.check_capture();
+        }
         match self.instance.tick() {
             Ok(()) => self.send_emitted(),
             Err(failure) => {
@@ -531,6 +610,12 @@ impl<'s> Worker<'s> {
             }
             let verdicts = batch.verdicts();
             let frames = batch.frames();
+            if let Some(c) = self.capture.as_deref_mut().filter(|c| c.port == out_index) {
+                for &i in slots {
+                    let i = usize::from(i);
+                    c.record(instance.frame(i, verdicts[i].1));
+                }
+            }
             let mtu = self.mtus[out_index];
             let mut tx_errors = 0;
             with_frames(
@@ -570,6 +655,13 @@ impl<'s> Worker<'s> {
         let (instance, stats) = (&self.instance, self.stats);
         if instance.emitted().next().is_none() {
             return;
+        }
+        if let Some(c) = self.capture.as_deref_mut() {
+            let port = c.port;
+            for (_, f) in instance.emitted().filter(|(p, _)| usize::from(*p) == port) {
+                c.record(f);
+            }
+            c.flush();
         }
         let tx = &mut self.tx;
         for (port_index, port) in self.ports.iter_mut().enumerate() {

@@ -2,6 +2,7 @@
 //! and cgroups and execute the plan against an [`crate::sys::Os`], start
 //! the supervisor; and tear it all down again.
 
+pub mod capture;
 pub mod dhcp_clients;
 pub mod execute;
 pub mod handover;

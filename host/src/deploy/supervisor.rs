@@ -241,6 +241,7 @@ pub fn run(state: &ChainState, on_ready: impl FnOnce()) -> anyhow::Result<()> {
         std::thread::sleep(SUPERVISE_EVERY);
         if reload_requested() {
             replace_changed(state, &mut workers, &mut engine, &who);
+            serve_captures(state, &mut workers, &who);
         }
         for w in &mut workers {
             supervise_one(state, w, &who);
@@ -373,6 +374,46 @@ fn replace_one(
             &format!("recording the replace of {}: {e}", v.name),
         );
     }
+}
+
+/// Hands each waiting `nfvhost capture` ticket's pipe to the worker that
+/// runs its VNF (see [`super::capture`]). A ticket that cannot be served is
+/// removed all the same: its command sees its pipe close and says so.
+fn serve_captures(state: &ChainState, workers: &mut [Worker], who: &str) {
+    for path in super::capture::tickets(state) {
+        let served = serve_ticket(&path, workers);
+        // The command closes its own copy of the pipe once this is gone.
+        let _ = std::fs::remove_file(&path);
+        match served {
+            Ok(what) => host_log(who, LogLevel::Info, &format!("capture of {what} started")),
+            Err(e) => host_log(who, LogLevel::Warn, &format!("capture refused: {e}")),
+        }
+    }
+}
+
+/// Takes the ticket's pipe and sends it, with the request, to the worker
+/// that runs its VNF; returns `VNF:PORT`.
+fn serve_ticket(path: &std::path::Path, workers: &mut [Worker]) -> Result<String, String> {
+    use std::os::fd::AsFd as _;
+    let ticket = super::capture::read_ticket(path)?;
+    let pipe = super::capture::take_pipe(&ticket)?;
+    let request = &ticket.request;
+    let w = workers
+        .iter_mut()
+        .find(|w| w.vnfs.iter().any(|v| v.name == request.vnf))
+        .ok_or_else(|| format!("no worker runs {}", request.vnf))?;
+    let running = w
+        .child
+        .as_mut()
+        .is_some_and(|c| matches!(c.try_wait(), Ok(None)));
+    let control = match (&w.control, running) {
+        (Some(control), true) => control,
+        _ => return Err(format!("the worker of {} is not running", w.name)),
+    };
+    let message = crate::datapath::worker::capture_message(request);
+    crate::sys::handover::send(control.as_fd(), &message, Some(pipe.as_fd()))
+        .map_err(|e| e.to_string())?;
+    Ok(format!("{}:{}", request.vnf, request.port))
 }
 
 /// Restarts a worker that exited, or that stopped beating (hung), as the

@@ -86,6 +86,12 @@ pub(in crate::datapath) fn serve_control(
             return;
         }
     };
+    if let Some(request) = super::capture::CaptureMessage::parse(&buf[..len]) {
+        // No answer on the channel: `nfvhost capture` sees the pcap header
+        // arrive on its pipe, or the pipe close when the capture is refused.
+        start_capture(members, &request, artifact);
+        return;
+    }
     let reply = match serde_json::from_slice::<ReplaceRequest>(&buf[..len]) {
         Err(e) => ReplaceReply {
             generation: 0,
@@ -113,6 +119,74 @@ pub(in crate::datapath) fn serve_control(
     if let Err(e) = handover::send(fd.as_fd(), &text, None) {
         host_log(&who, LogLevel::Error, &e.to_string());
     }
+}
+
+/// Starts `request`'s capture in the member it names, writing to `pipe`;
+/// refuses (logs, and closes the pipe) when there is no such VNF or port.
+fn start_capture(
+    members: &mut [Worker<'_>],
+    request: &super::capture::CaptureRequest,
+    pipe: Option<std::fs::File>,
+) {
+    let single = members.len() == 1 && request.vnf.is_empty();
+    let Some(member) = members
+        .iter_mut()
+        .find(|m| single || m.instantiator.vnf == request.vnf)
+    else {
+        let who = members
+            .first()
+            .map_or_else(String::new, |m| m.instantiator.vnf.clone());
+        host_log(
+            &who,
+            LogLevel::Warn,
+            &format!(
+                "capture refused: this worker does not run a VNF called `{}`",
+                request.vnf
+            ),
+        );
+        return;
+    };
+    let Some(pipe) = pipe else {
+        host_log(
+            member.vnf(),
+            LogLevel::Warn,
+            "capture refused: the request came without its pipe",
+        );
+        return;
+    };
+    let Some(port) = member.port_index(&request.port) else {
+        host_log(
+            member.vnf(),
+            LogLevel::Warn,
+            &format!("capture refused: no port called `{}`", request.port),
+        );
+        return;
+    };
+    let mut capture = super::capture::PortCapture::new(
+        port,
+        pipe,
+        request.count,
+        request.duration_ms.map(std::time::Duration::from_millis),
+    );
+    // The header goes out now: it tells `nfvhost capture` it started.
+    capture.flush();
+    host_log(
+        member.vnf(),
+        LogLevel::Info,
+        &format!(
+            "capturing port {}{}{}",
+            request.port,
+            request
+                .count
+                .map(|c| format!(", {c} frames"))
+                .unwrap_or_default(),
+            request
+                .duration_ms
+                .map(|d| format!(", for {d} ms"))
+                .unwrap_or_default()
+        ),
+    );
+    member.start_capture(capture);
 }
 
 impl Worker<'_> {
