@@ -4,22 +4,46 @@
 //! neighbours) implements [`crate::Vnf::save_state`] and
 //! [`crate::Vnf::load_state`]; this module gives it a versioned encoding:
 //!
-//! ```ignore
-//! #[derive(serde::Serialize, serde::Deserialize)]
-//! struct Saved { leases: Vec<Lease> }
+//! ```
+//! use vnf_sdk::prelude::*;
+//! use vnf_sdk::state::{decode, encode, StateError};
 //!
-//! impl Vnf for Dhcp {
+//! /// What survives a replace: the MAC addresses seen so far.
+//! #[derive(serde::Serialize, serde::Deserialize)]
+//! struct Saved { seen: Vec<[u8; 6]> }
+//!
+//! struct Learner { seen: Vec<[u8; 6]> }
+//!
+//! impl Vnf for Learner {
+//!     type Config = serde_json::Value;
 //!     const STATE_VERSION: u32 = 1;
+//!     fn new(_ctx: &mut InitContext, _config: Self::Config) -> Result<Self, ConfigError> {
+//!         Ok(Learner { seen: Vec::new() })
+//!     }
+//!     fn process(&mut self, _ctx: &mut Context, frame: &mut Frame) -> Verdict {
+//!         let src: [u8; 6] = frame.data()[6..12].try_into().unwrap();
+//!         if !self.seen.contains(&src) {
+//!             self.seen.push(src);
+//!         }
+//!         Verdict::Forward(1)
+//!     }
 //!     fn save_state(&self) -> Option<Vec<u8>> {
-//!         Some(vnf_sdk::state::encode(&Saved { leases: self.leases() }))
+//!         Some(encode(&Saved { seen: self.seen.clone() }))
 //!     }
 //!     fn load_state(&mut self, version: u32, bytes: &[u8]) -> Result<(), StateError> {
-//!         let saved: Saved = vnf_sdk::state::decode(Self::STATE_VERSION, version, bytes)?;
-//!         self.restore(saved.leases);
+//!         let saved: Saved = decode(Self::STATE_VERSION, version, bytes)?;
+//!         self.seen = saved.seen;
 //!         Ok(())
 //!     }
-//!     // ...
 //! }
+//!
+//! // What `nfvhost replace` does, natively: the new instance has the state.
+//! let mut frame = [0u8; 60];
+//! frame[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+//! let mut old = vnf_sdk::testing::Harness::<Learner>::new(&["a", "b"], serde_json::json!({})).unwrap();
+//! old.process(0, &frame);
+//! let mut new = old.replace::<Learner>(&["a", "b"], serde_json::json!({})).unwrap();
+//! assert_eq!(new.vnf().seen, vec![[2, 0, 0, 0, 0, 1]]);
 //! ```
 //!
 //! The blob is JSON (serde_json, which every module already links for its
