@@ -583,3 +583,49 @@ fn bad_input_is_a_usage_error() {
         text(&o)
     );
 }
+
+/// `nfvhost test` runs a module's one-shot timers at their time in the
+/// capture's clock: impair with `delay: 10ms` sends a frame 10 ms after it
+/// came in, as a worker does, instead of holding it forever.
+#[test]
+fn one_shot_timers_fire_at_their_time_in_capture_time() {
+    vnfs_built();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("impair.yaml");
+    std::fs::write(
+        &config,
+        "name: mt-impair\n\
+         hosts:\n  h1: { interfaces: { eth0: { address: 10.0.1.1/24 } } }\n  \
+         h2: { interfaces: { eth0: { address: 10.0.1.2/24 } } }\n\
+         vnfs:\n  imp:\n    module: impair\n    ports: [a, b]\n    \
+         datapath: { offload: false }\n    config:\n      a_to_b: { delay: 10ms }\n\
+         chain: [h1, imp, h2]\n",
+    )
+    .unwrap();
+    let frame = udp(ip(10, 0, 1, 1), ip(10, 0, 1, 2), 1000, 2000, b"held");
+    let input = dir.path().join("in-a.pcap");
+    std::fs::write(&input, pcap_bytes(&vec![(0, frame.clone())])).unwrap();
+    let out_dir = dir.path().join("out");
+    let out = nfvhost()
+        .arg("test")
+        .arg("impair")
+        .arg("--config")
+        .arg(&config)
+        .arg("--in")
+        .arg(format!("a={}", input.display()))
+        .arg("--out")
+        .arg(&out_dir)
+        // Keep the module's clock running past the last input frame.
+        .args(["--linger", "0.05"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let printed = text(&out);
+    assert!(printed.contains("timer t=0.010000"), "{printed}");
+    let bytes = std::fs::read(out_dir.join("b.pcap")).unwrap();
+    let mut reader = pcap_file::pcap::PcapReader::new(&bytes[..]).unwrap();
+    let sent = reader.next_packet().expect("the held frame left").unwrap();
+    assert_eq!(sent.timestamp, START + Duration::from_millis(10));
+    assert_eq!(sent.data.as_ref(), &frame[..]);
+    assert!(reader.next_packet().is_none(), "one frame in, one out");
+}

@@ -125,6 +125,8 @@ fn print_steps(ports: &[String], run: &Run) {
             }
             StepKind::Tick { failure: None } => format!("tick  t={at:.6}"),
             StepKind::Tick { failure: Some(f) } => format!("tick  t={at:.6} failed: {f}"),
+            StepKind::Timer { failure: None } => format!("timer t={at:.6}"),
+            StepKind::Timer { failure: Some(f) } => format!("timer t={at:.6} failed: {f}"),
         };
         for (port, len) in &step.emitted {
             line.push_str(&format!(

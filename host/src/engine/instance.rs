@@ -749,12 +749,16 @@ impl VnfInstance {
         }
     }
 
-    /// When the module's one-shot timer expires, if it set one (and
-    /// exports `nfv_timer`).
-    pub fn timer_deadline(&self) -> Option<Instant> {
+    /// When the module's one-shot timer expires, in the module's time
+    /// (`now_ns`), if it set one (and exports `nfv_timer`).
+    pub fn timer_ns(&self) -> Option<u64> {
         self.timer.as_ref()?;
-        let state = self.store.data();
-        Some(state.clock.origin() + Duration::from_nanos(state.timer_ns?))
+        self.store.data().timer_ns
+    }
+
+    /// [`VnfInstance::timer_ns`] as an instant of the real clock.
+    pub fn timer_deadline(&self) -> Option<Instant> {
+        Some(self.store.data().clock.origin() + Duration::from_nanos(self.timer_ns()?))
     }
 
     /// Runs the module's `nfv_timer` if its timer has expired; the timer is

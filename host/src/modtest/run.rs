@@ -45,7 +45,13 @@ pub enum RunError {
     },
     #[error("the input spans {span:?} of time; a test simulates at most {MAX_SPAN:?}")]
     TooLong { span: Duration },
+    #[error("the module's one-shot timer fired {MAX_TIMERS_AT_ONCE} times without time moving on (it keeps setting it in the past)")]
+    TimerLoop,
 }
+
+/// How many one-shot timer calls may come due at one instant before a test
+/// gives up on the module (a worker would spin on it).
+const MAX_TIMERS_AT_ONCE: usize = 10_000;
 
 /// What happened to one input frame.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,6 +80,8 @@ pub enum StepKind {
     },
     /// The timer; listed only when it emitted something or failed.
     Tick { failure: Option<CallFailure> },
+    /// The module's one-shot timer (`nfv_timer`); listed like a tick.
+    Timer { failure: Option<CallFailure> },
 }
 
 /// One call, when it happened (module time) and what the module emitted
@@ -134,8 +142,43 @@ impl Runner<'_> {
     }
 
     fn tick(&mut self, at: Duration) -> Result<(), RunError> {
+        self.fire_timers_until(at)?;
         self.instance.set_time(nanos(at));
         let failure = self.instance.tick().err();
+        self.record_timer_call(at, failure, |failure| StepKind::Tick { failure })
+    }
+
+    /// Runs every one-shot timer the module set for `until` or earlier, each
+    /// at its own time, as a worker would between frames.
+    fn fire_timers_until(&mut self, until: Duration) -> Result<(), RunError> {
+        let mut at_once = 0;
+        let mut last = None;
+        while let Some(ns) = self
+            .instance
+            .timer_ns()
+            .filter(|ns| *ns <= nanos(until) as u64)
+        {
+            at_once = if last == Some(ns) { at_once + 1 } else { 0 };
+            if at_once >= MAX_TIMERS_AT_ONCE {
+                return Err(RunError::TimerLoop);
+            }
+            last = Some(ns);
+            let at = Duration::from_nanos(ns);
+            self.instance.set_time(ns as i64);
+            let failure = self.instance.fire_timer().err();
+            self.record_timer_call(at, failure, |failure| StepKind::Timer { failure })?;
+        }
+        Ok(())
+    }
+
+    /// Collects what a tick or timer call at `at` emitted (or restarts the
+    /// instance after a failure) and lists the call when it did something.
+    fn record_timer_call(
+        &mut self,
+        at: Duration,
+        failure: Option<CallFailure>,
+        kind: impl FnOnce(Option<CallFailure>) -> StepKind,
+    ) -> Result<(), RunError> {
         let emitted = if failure.is_none() {
             self.collect_emitted(at)
         } else {
@@ -145,7 +188,7 @@ impl Runner<'_> {
         if failure.is_some() || !emitted.is_empty() {
             self.run.steps.push(Step {
                 at,
-                kind: StepKind::Tick { failure },
+                kind: kind(failure),
                 emitted,
             });
         }
@@ -161,6 +204,7 @@ impl Runner<'_> {
                 slot,
             });
         }
+        self.fire_timers_until(at)?;
         self.instance.set_time(nanos(at));
         let first = self
             .instance
@@ -255,5 +299,6 @@ pub fn run(
         runner.tick(next_tick)?;
         next_tick += tick_every;
     }
+    runner.fire_timers_until(span)?;
     Ok(runner.run)
 }
