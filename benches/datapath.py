@@ -56,6 +56,7 @@ CASE_GOALS = {"edge-fused": {"udp64_pps": (">=", 1.2), "tcp_bps": (">=", 0.9),
 
 CPU_LIMIT = 1.0
 AS_SHIPPED = False     # --as-shipped: the chain files' resources unchanged
+EXTRA_DATAPATH = ""    # --datapath: more `datapath:` keys for every VNF, e.g. "io: tpacket"
 
 OFFLOADS = ["tx", "sg", "tso", "gso", "gro"]
 
@@ -295,9 +296,13 @@ def gen_chain(src, name, port, tmp, busy_poll=False):
         text = text.replace(fused.group(0),
                             f"groups:\n  {fused.group(1)}: {{ {', '.join(parts)} }}"
                             if parts else fused.group(0))
-    elif busy_poll:
-        # Every VNF spins on its sockets instead of sleeping in poll().
-        text = re.sub(r"(?m)^(    ports: \[.*\]\n)", r"\1    datapath: { busy_poll: true }\n", text)
+    # Every VNF spins on its sockets instead of sleeping in poll() (in a
+    # group, its one poller does), and takes the --datapath keys.
+    keys = [k for k in ("busy_poll: true" if busy_poll and not fused else "", EXTRA_DATAPATH)
+            if k]
+    if keys:
+        text = re.sub(r"(?m)^(    ports: \[.*\]\n)",
+                      lambda m: m.group(1) + f"    datapath: {{ {', '.join(keys)} }}\n", text)
     text = re.sub(r"(?m)^name: .*$", f"name: {name}", text)
     text = re.sub(r"(?m)^metrics: .*$", f"metrics: 127.0.0.1:{port}", text)
     # At most one whole CPU per worker, as the kernel's softirq forwarding
@@ -751,14 +756,17 @@ def main():
     ap.add_argument("--as-shipped", action="store_true",
                     help="keep the chain files' resources (no CPU quota rewrite)")
     ap.add_argument("--runs", type=int, help="runs per measurement (median)")
+    ap.add_argument("--datapath", default="",
+                    help="more datapath keys for every nfvhost VNF, e.g. 'io: tpacket'")
     ap.add_argument("--pps", type=int, default=300000, help="offered load of 64 B frames")
     ap.add_argument("--no-deploy-figures", action="store_true",
                     help="skip deploy time / memory / idle CPU")
     ap.add_argument("--out", default=os.path.join(ROOT, "benches", "results"),
                     help="directory for latest.json and latest.svg")
     args = ap.parse_args()
-    global AS_SHIPPED
+    global AS_SHIPPED, EXTRA_DATAPATH
     AS_SHIPPED = args.as_shipped
+    EXTRA_DATAPATH = args.datapath
     args.runs = args.runs or (1 if args.short else 3)
     args.tcp_seconds = 2 if args.short else 5
     args.udp_seconds = 1 if args.short else 4
@@ -780,7 +788,7 @@ def main():
                "when": time.strftime("%Y-%m-%d %H:%M:%S"),
                "host": {"kernel": platform.release(), "cpus": os.cpu_count()},
                "git": sh(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], check=False).strip(),
-               "settings": {"runs": args.runs, "pps": args.pps, "tcp_seconds": args.tcp_seconds,
+               "settings": {"runs": args.runs, "pps": args.pps, "datapath": args.datapath, "tcp_seconds": args.tcp_seconds,
                             "udp_seconds": args.udp_seconds, "pings": args.pings},
                "cases": []}
     broken = []
