@@ -5,6 +5,8 @@
 //! - [`packet`]: `AF_PACKET` sockets and their batched I/O.
 //! - [`fd`]: non-blocking descriptors, `read`/`write`, `poll`.
 //! - [`mapping`]: the shared file mapping under the stats segment.
+//! - [`uring`]: batched `read`/`write` on a TAP descriptor through a
+//!   locked-down io_uring.
 //! - [`process`]: the worker process's own set-up (parent death signal,
 //!   stop signals, CPU affinity).
 #![allow(unsafe_code)]
@@ -13,6 +15,7 @@ pub mod fd;
 pub mod mapping;
 pub mod packet;
 pub mod process;
+pub mod uring;
 
 use std::io;
 
