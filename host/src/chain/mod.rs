@@ -43,6 +43,7 @@
 //!       batch: 64              #   frames per call into the module, 1..=256
 //!       busy_poll: false       #   spin instead of sleeping: lowest latency, a core at 100 %
 //!       offload: true          #   carry checksum/segmentation offload (64 KB TCP super-frames)
+//!       io: mmsg               #   how veth ports move frames: mmsg (recvmmsg/sendmmsg)
 //!       cpus: [1]              #   pin the worker to these CPUs
 //!     log_level: info          # optional: error, warn, info (default), debug or
 //!                              #   trace; the module's log lines kept
@@ -104,7 +105,8 @@ pub use error::{ChainError, ChainErrors};
 pub use names::NameKind;
 pub use spec::{
     ChainSpec, Datapath, Endpoint, GroupSpec, HostInterface, HostSpec, Ipv4Cidr, LinkKind,
-    LinkSpec, ModuleRef, ParseCidrError, Resources, RouteSpec, Span, VnfSpec, Vxlan, WorkerUnit,
+    LinkSpec, ModuleRef, ParseCidrError, PortIo, Resources, RouteSpec, Span, VnfSpec, Vxlan,
+    WorkerUnit,
 };
 pub use yaml::{Node, NodeValue};
 

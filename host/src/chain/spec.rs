@@ -5,6 +5,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use serde::{Deserialize, Serialize};
+
 use super::yaml::Node;
 
 /// A position in a chain file; both 1-based.
@@ -312,6 +314,8 @@ pub struct Datapath {
     pub offload: bool,
     /// Pin the worker to these CPUs.
     pub cpus: Vec<usize>,
+    /// How the worker's ports on kernel interfaces (veth ends) move frames.
+    pub io: PortIo,
 }
 
 impl Default for Datapath {
@@ -321,6 +325,30 @@ impl Default for Datapath {
             busy_poll: false,
             offload: true,
             cpus: Vec::new(),
+            io: PortIo::default(),
+        }
+    }
+}
+
+/// How a worker's port on a kernel interface (a veth end) reaches it
+/// (`datapath: { io: ... }`). TAP and in-memory ports have one way each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PortIo {
+    /// An `AF_PACKET` socket read and written with `recvmmsg`/`sendmmsg`:
+    /// one system call per batch each way.
+    #[default]
+    Mmsg,
+}
+
+impl PortIo {
+    /// Every kind, as a chain file names it.
+    pub const ALL: &'static [PortIo] = &[PortIo::Mmsg];
+
+    /// The name a chain file gives this kind.
+    pub fn label(self) -> &'static str {
+        match self {
+            PortIo::Mmsg => "mmsg",
         }
     }
 }

@@ -61,6 +61,9 @@ pub struct WorkerSpec {
     /// Carry virtio-net headers (checksum and segmentation offload).
     #[serde(default)]
     pub offload: bool,
+    /// How ports on kernel interfaces move frames.
+    #[serde(default)]
+    pub io: crate::chain::PortIo,
     /// CPUs to pin the worker to (empty: any).
     #[serde(default)]
     pub cpus: Vec<usize>,

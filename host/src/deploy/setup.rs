@@ -146,6 +146,7 @@ fn vnf_states(
             tick_ms: TICK_MS,
             busy_poll: group.map_or(v.datapath.busy_poll, |g| g.busy_poll),
             offload: v.datapath.offload,
+            io: v.datapath.io,
             cpus: group.map_or_else(|| v.datapath.cpus.clone(), |g| g.cpus.clone()),
             log_level: v.log_level as u8,
         };

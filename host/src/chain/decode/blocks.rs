@@ -5,7 +5,7 @@
 
 use nfvhost_abi::LogLevel;
 
-use super::super::spec::{Datapath, Resources};
+use super::super::spec::{Datapath, PortIo, Resources};
 use super::super::yaml::{Node, NodeValue};
 use super::fields::Ctx;
 use super::keys;
@@ -52,6 +52,21 @@ pub(super) fn log_level(cx: &mut Ctx, node: &Node) -> Option<LogLevel> {
             node.span,
             format!("log level `{text}` is not one of {}", all.join(", ")),
             "`info` keeps errors, warnings and information; `debug` and `trace` add detail",
+        );
+    }
+    found
+}
+
+/// A `datapath: { io: ... }` value.
+fn port_io(cx: &mut Ctx, node: &Node) -> Option<PortIo> {
+    let text = cx.str(node, "`io`")?;
+    let found = PortIo::ALL.iter().copied().find(|io| io.label() == text);
+    if found.is_none() {
+        let all: Vec<&str> = PortIo::ALL.iter().map(|io| io.label()).collect();
+        cx.hint(
+            node.span,
+            format!("io `{text}` is not one of {}", all.join(", ")),
+            "`mmsg` (the default) suits every workload; see the README's data path table",
         );
     }
     found
@@ -162,6 +177,11 @@ pub(super) fn datapath_in(
             out.offload = b;
         }
     }
+    if let Some(n) = df.get("io") {
+        if let Some(io) = port_io(cx, n) {
+            out.io = io;
+        }
+    }
     if let Some(n) = df.get("cpus") {
         if let Some(items) = cx.seq(n, "`cpus`") {
             let mut cpus = Vec::new();
@@ -185,7 +205,7 @@ pub(super) fn datapath_in(
 mod tests {
     use nfvhost_abi::LogLevel;
 
-    use crate::chain::{parse, ChainError};
+    use crate::chain::{parse, ChainError, PortIo};
 
     const WIRING: &str = "\
 hosts:
@@ -277,5 +297,28 @@ chain: [h1, r1, r2, h2]
         );
         let text = chain("", "    log_level: 3\n");
         one_error_at(&text, "3\n", "expected a string for `log_level`");
+    }
+
+    #[test]
+    fn io_names_a_port_kind_and_defaults_to_mmsg() {
+        let spec = parse("t.yaml", &chain("", "    datapath: { io: mmsg }\n"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(spec.vnf("r2").unwrap().datapath.io, PortIo::Mmsg);
+        assert_eq!(spec.vnf("r1").unwrap().datapath.io, PortIo::Mmsg);
+        let text = chain("", "    datapath: { io: dpdk }\n");
+        one_error_at(&text, "dpdk", "io `dpdk` is not one of mmsg");
+        let text = chain("", "    datapath: { io: 1 }\n");
+        one_error_at(&text, "1 }", "expected a string for `io`");
+    }
+
+    #[test]
+    fn the_schema_lists_every_port_kind() {
+        let labels: Vec<&str> = PortIo::ALL.iter().map(|io| io.label()).collect();
+        let key = super::keys::DATAPATH
+            .keys
+            .iter()
+            .find(|k| k.name == "io")
+            .unwrap();
+        assert!(matches!(key.ty, super::keys::Ty::Enum(names) if names == labels));
     }
 }

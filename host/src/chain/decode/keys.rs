@@ -75,6 +75,8 @@ pub enum Ty {
 
 const MTU: Ty = Ty::Int(68, 65535);
 const NODE: Ty = Ty::NodeName(MAX_NODE_NAME);
+/// The names of [`crate::chain::PortIo`]'s kinds.
+const PORT_IO: Ty = Ty::Enum(&["mmsg"]);
 const LOG_LEVEL: Ty = Ty::Enum(&["error", "warn", "info", "debug", "trace"]);
 
 pub static TOP: Section = Section {
@@ -283,6 +285,12 @@ pub static DATAPATH: Section = Section {
             required: false,
             ty: Ty::Bool,
             doc: "Carry checksum/segmentation offload (64 KB TCP super-frames).",
+        },
+        Key {
+            name: "io",
+            required: false,
+            ty: PORT_IO,
+            doc: "How ports on veth ends move frames: mmsg (recvmmsg/sendmmsg, the default).",
         },
         Key {
             name: "cpus",
