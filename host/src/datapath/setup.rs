@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use super::port::memory::{self, MemoryPort};
 use super::port::packet_socket::{PacketSocketError, PacketSocketPort};
-use super::port::tap::TapPort;
+use super::port::tap::{TapIo, TapPort};
 use super::port::Port;
 use super::spec::{instance_limits, PortBinding, WorkerSpec};
 use super::stats::StatsSegment;
@@ -281,11 +281,26 @@ fn open_interface(
     }
 }
 
+/// How TAP ports move frames: [`TapIo::Uring`] unless the environment
+/// variable [`TAP_IO_ENV`] says `read-write` (to compare the two in one
+/// benchmark run).
+fn tap_io() -> TapIo {
+    match std::env::var(TAP_IO_ENV).as_deref() {
+        Ok("read-write") => TapIo::PerFrame,
+        _ => TapIo::Uring,
+    }
+}
+
+/// The environment variable that makes TAP ports move one frame per
+/// system call (`read-write`) instead of batches through io_uring.
+pub const TAP_IO_ENV: &str = "NFVHOST_TAP_IO";
+
 /// Opens every port of every spec, in order (one list per spec), and
 /// leaves the thread in the worker's namespace.
 fn open_ports(specs: &[WorkerSpec]) -> Result<Vec<Vec<Box<dyn Port>>>, SetupError> {
     // TAP devices live in another namespace: open them before entering ours.
     let mut taps = Vec::new();
+    let mut fallback_logged = false;
     for spec in specs {
         for p in &spec.ports {
             if let PortBinding::Tap { netns, ifname } = &p.binding {
@@ -298,13 +313,28 @@ fn open_ports(specs: &[WorkerSpec]) -> Result<Vec<Vec<Box<dyn Port>>>, SetupErro
                             source: Box::new(source),
                         }
                     })?;
-                let port = TapPort::new(&p.name, fd, spec.offload).map_err(|source| {
-                    SetupError::TapPort {
+                let io = tap_io();
+                let mut port = TapPort::new(&p.name, fd, spec.offload, io, spec.batch_size)
+                    .map_err(|source| SetupError::TapPort {
                         ifname: ifname.clone(),
                         port: p.name.clone(),
                         source,
+                    })?;
+                // Once per worker: every TAP port falls back for the same
+                // reason (io_uring off or too old in this kernel).
+                if let Some(why) = port.take_fallback() {
+                    if !fallback_logged {
+                        fallback_logged = true;
+                        host_log(
+                            &spec.vnf,
+                            LogLevel::Warn,
+                            &format!(
+                                "TAP port {}: one system call per frame: {why}",
+                                p.name
+                            ),
+                        );
                     }
-                })?;
+                }
                 taps.push(port);
             }
         }

@@ -55,6 +55,14 @@ pub fn worker_allow_list() -> Vec<(i64, &'static str)> {
         // A port whose link went away: rebinding its packet socket to the
         // link when it comes back under the same name (no new socket).
         (libc::SYS_bind, "bind"),
+        // TAP ports move a batch of frames per call through an io_uring
+        // set up before the sandbox (datapath::sys::uring). Its operations
+        // are not system calls seccomp sees, so the ring itself is locked
+        // down (IORING_REGISTER_RESTRICTIONS): read/readv/write/writev on
+        // the one TAP descriptor registered as a fixed file, nothing else.
+        // io_uring_setup and io_uring_register stay off this list: no new
+        // ring, no new registration.
+        (libc::SYS_io_uring_enter, "io_uring_enter"),
         (libc::SYS_ppoll, "ppoll"),
         (libc::SYS_close, "close"),
         // `nfvhost replace`: mapping the compiled module handed over as a
@@ -171,6 +179,8 @@ mod tests {
             libc::SYS_kill,
             libc::SYS_clone,
             libc::SYS_bpf,
+            libc::SYS_io_uring_setup,
+            libc::SYS_io_uring_register,
         ] {
             assert!(!allowed.contains(&forbidden), "{forbidden} allowed");
         }

@@ -44,6 +44,19 @@ pub struct TapPort {
     ring: Option<FileRing>,
     /// Why the batched path was asked for and not taken, or left.
     fallback: Option<String>,
+    /// Frames the last receive call got: the size of the next call's first
+    /// round of reads.
+    reads_hint: usize,
+}
+
+/// The fewest reads a receive call submits at once.
+const MIN_READS: usize = 4;
+
+fn frames(frames: usize) -> RecvStats {
+    RecvStats {
+        frames,
+        truncated: 0,
+    }
 }
 
 impl TapPort {
@@ -76,6 +89,7 @@ impl TapPort {
             vnet,
             ring,
             fallback,
+            reads_hint: 0,
         })
     }
 
@@ -102,6 +116,30 @@ impl TapPort {
             nfvhost_abi::LogLevel::Warn,
             &format!("TAP port {}: one system call per frame from now on: {why}", self.name),
         );
+    }
+
+    /// One submission of `bufs.len()` reads through the ring, gathered
+    /// into frames at the front; an error if the ring is unusable.
+    fn read_round(
+        &mut self,
+        bufs: &mut [&mut [u8]],
+        lens: &mut [usize],
+        vnets: &mut [VnetHeader],
+    ) -> io::Result<(RecvStats, Option<io::Error>)> {
+        let vnet = self.vnet;
+        let ring = self.ring.as_mut().expect("only with a ring");
+        let parts = bufs
+            .iter_mut()
+            .zip(vnets.iter_mut())
+            .map(|(buf, header)| {
+                if vnet {
+                    [&mut header.0[..], &mut buf[..]]
+                } else {
+                    [&mut [][..], &mut buf[..]]
+                }
+            });
+        let results = ring.read_each(parts)?;
+        Ok(gather_reads(results, vnet, bufs, lens, vnets))
     }
 
     fn recv_per_frame(
@@ -219,40 +257,59 @@ impl Port for TapPort {
         vnets: &mut [VnetHeader],
     ) -> io::Result<RecvStats> {
         let n = bufs.len().min(lens.len()).min(vnets.len());
-        let vnet = self.vnet;
-        let Some(ring) = self.ring.as_mut() else {
+        let (bufs, lens, vnets) = (&mut bufs[..n], &mut lens[..n], &mut vnets[..n]);
+        if self.ring.is_none() {
             return self.recv_per_frame(bufs, lens, vnets);
-        };
-        let n = n.min(ring.capacity());
-        let parts = bufs[..n]
-            .iter_mut()
-            .zip(vnets[..n].iter_mut())
-            .map(|(buf, header)| {
-                if vnet {
-                    [&mut header.0[..], &mut buf[..]]
-                } else {
-                    [&mut [][..], &mut buf[..]]
-                }
-            });
-        match ring.read_each(parts) {
-            Ok(results) => {
-                let (stats, error) = gather_reads(results, vnet, bufs, lens, vnets);
-                match error {
-                    // A kernel whose TAP cannot read without waiting under
-                    // io_uring (no RWF_NOWAIT): nothing was read.
-                    Some(e) if stats.frames == 0 && e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
-                        self.leave_ring(format!("its reads through io_uring: {e}"));
-                        self.recv_per_frame(bufs, lens, vnets)
-                    }
-                    Some(e) if stats.frames == 0 => Err(e),
-                    _ => Ok(stats),
-                }
-            }
-            Err(e) => {
-                self.leave_ring(format!("its io_uring failed: {e}"));
-                self.recv_per_frame(bufs, lens, vnets)
-            }
         }
+        // Rounds of reads, each twice the last while they all find a
+        // frame; the first as large as the last call's whole catch. So an
+        // idle port costs a few reads that find nothing, not a whole batch
+        // of them, and a busy one a single round.
+        let mut filled = 0;
+        let mut reads = self.reads_hint.clamp(MIN_READS, n.max(1));
+        while filled < n {
+            let round = reads.min(n - filled);
+            let (stats, error) = match self.read_round(
+                &mut bufs[filled..filled + round],
+                &mut lens[filled..filled + round],
+                &mut vnets[filled..filled + round],
+            ) {
+                Ok(got) => got,
+                Err(e) => {
+                    self.leave_ring(format!("its io_uring failed: {e}"));
+                    let more = self.recv_per_frame(
+                        &mut bufs[filled..],
+                        &mut lens[filled..],
+                        &mut vnets[filled..],
+                    );
+                    return match more {
+                        Ok(more) => Ok(RecvStats {
+                            frames: filled + more.frames,
+                            truncated: 0,
+                        }),
+                        Err(_) if filled > 0 => Ok(frames(filled)),
+                        Err(e) => Err(e),
+                    };
+                }
+            };
+            filled += stats.frames;
+            match error {
+                // A kernel whose TAP cannot read without waiting under
+                // io_uring (no RWF_NOWAIT): nothing was read.
+                Some(e) if filled == 0 && e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+                    self.leave_ring(format!("its reads through io_uring: {e}"));
+                    return self.recv_per_frame(bufs, lens, vnets);
+                }
+                Some(e) if filled == 0 => return Err(e),
+                _ => {}
+            }
+            if stats.frames < round {
+                break;
+            }
+            reads = reads.saturating_mul(2);
+        }
+        self.reads_hint = filled;
+        Ok(frames(filled))
     }
 
     fn carries_offload(&self) -> bool {
@@ -286,5 +343,77 @@ impl Port for TapPort {
                 self.send_per_frame(frames, vnets)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(b: u8) -> VnetHeader {
+        VnetHeader([b; VNET_HDR_LEN])
+    }
+
+    #[test]
+    fn reads_become_frames_in_order_and_a_late_frame_moves_down() {
+        let mut storage = [[0u8; 8]; 4];
+        storage[0][..3].copy_from_slice(b"abc");
+        storage[2][..2].copy_from_slice(b"xy");
+        let mut bufs: Vec<&mut [u8]> = storage.iter_mut().map(|b| &mut b[..]).collect();
+        let mut lens = [0; 4];
+        let mut vnets = [header(1), header(2), header(3), header(4)];
+        // Read 1 found nothing, read 2 a frame that came in between, read
+        // 3 nothing again.
+        let results = [3, -libc::EAGAIN, 2, -libc::EAGAIN];
+        let (stats, error) = gather_reads(&results, false, &mut bufs, &mut lens, &mut vnets);
+        assert_eq!(stats.frames, 2);
+        assert!(error.is_none());
+        assert_eq!(&bufs[0][..lens[0]], b"abc");
+        assert_eq!(&bufs[1][..lens[1]], b"xy");
+        assert_eq!(vnets[..2], [VnetHeader::NONE; 2], "no header without vnet");
+    }
+
+    #[test]
+    fn reads_with_headers_keep_each_frames_header_and_count_it_out() {
+        let mut storage = [[0u8; 8]; 3];
+        storage[1][..4].copy_from_slice(b"late");
+        let mut bufs: Vec<&mut [u8]> = storage.iter_mut().map(|b| &mut b[..]).collect();
+        let mut lens = [0; 3];
+        let mut vnets = [header(1), header(2), header(3)];
+        let n = (VNET_HDR_LEN + 4) as i32;
+        let (stats, error) = gather_reads(
+            &[-libc::EAGAIN, n, -libc::ENODEV],
+            true,
+            &mut bufs,
+            &mut lens,
+            &mut vnets,
+        );
+        assert_eq!(stats.frames, 1);
+        assert_eq!(&bufs[0][..lens[0]], b"late");
+        assert_eq!(vnets[0], header(2), "the header came along");
+        assert_eq!(error.unwrap().raw_os_error(), Some(libc::ENODEV));
+    }
+
+    #[test]
+    fn a_frame_longer_than_its_buffer_is_cut_to_it() {
+        let mut storage = [[0u8; 4]; 1];
+        let mut bufs: Vec<&mut [u8]> = storage.iter_mut().map(|b| &mut b[..]).collect();
+        let mut lens = [0; 1];
+        let mut vnets = [VnetHeader::NONE];
+        let (stats, _) = gather_reads(&[9], false, &mut bufs, &mut lens, &mut vnets);
+        assert_eq!((stats.frames, lens[0]), (1, 4));
+    }
+
+    #[test]
+    fn linked_writes_count_up_to_the_first_failure() {
+        assert_eq!(count_writes(&[60, 60, 60]).unwrap(), 3);
+        assert_eq!(
+            count_writes(&[60, -libc::EINVAL, -libc::ECANCELED]).unwrap(),
+            1
+        );
+        assert_eq!(count_writes(&[-libc::EAGAIN, -libc::ECANCELED]).unwrap(), 0);
+        let e = count_writes(&[-libc::EIO, -libc::ECANCELED]).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EIO));
+        assert_eq!(count_writes(&[]).unwrap(), 0);
     }
 }
