@@ -46,7 +46,23 @@ pub fn create_tap(ns: &NetNs, name: &str, mtu: Option<u32>, vnet_hdr: bool) -> R
 /// `virtio_net_hdr`.
 pub fn open_tap(ns: &NetNs, name: &str, vnet_hdr: bool) -> Result<OwnedFd> {
     check_ifname(name)?;
-    let file = ns.run(|| tun_attach(ns, name, vnet_hdr, false))??;
+    // A descriptor closed a moment ago can still hold the device: a TAP
+    // port's io_uring (`datapath::sys::uring`) releases its registered
+    // file asynchronously, some tens of milliseconds after the ring is
+    // closed or its process exited (a worker restarted at once after a
+    // crash). So a busy device is tried again for a while.
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    let file = loop {
+        match ns.run(|| tun_attach(ns, name, vnet_hdr, false))? {
+            Err(LinkError::TunSetIff { source, .. })
+                if source.raw_os_error() == Some(libc::EBUSY)
+                    && std::time::Instant::now() < give_up =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            other => break other?,
+        }
+    };
     // TUNSETIFF creates a device when there is none by that name. Such a
     // device is not persistent; closing our fd makes it vanish again.
     let mut req = ifreq::ifreq_named(name);
