@@ -119,18 +119,30 @@ fn main() {
             .success();
         assert!(ok, "ip {args:?}");
     };
-    ip(&["neigh", "replace", "10.9.0.2", "lladdr", "02:00:00:00:00:02", "dev", "tap0"]);
+    ip(&[
+        "neigh",
+        "replace",
+        "10.9.0.2",
+        "lladdr",
+        "02:00:00:00:00:02",
+        "dev",
+        "tap0",
+    ]);
     ip(&["link", "set", "tap0", "txqueuelen", &QUEUE.to_string()]);
-    let filler = ns
-        .run(|| UdpSocket::bind("10.9.0.1:0"))
-        .unwrap()
-        .unwrap();
+    let filler = ns.run(|| UdpSocket::bind("10.9.0.1:0")).unwrap().unwrap();
     let time = Duration::from_millis(if short { 200 } else { 1000 });
     let rounds = if short { 5 } else { 40 };
     println!("TAP port, frames per second (send: wall time; receive: CPU time)");
     println!(
         "{:5} {:>5} {:>11} {:>11} {:>5} {:>11} {:>11} {:>5} {:>13}",
-        "vnet", "batch", "send r/w", "send uring", "x", "recv r/w", "recv uring", "x",
+        "vnet",
+        "batch",
+        "send r/w",
+        "send uring",
+        "x",
+        "recv r/w",
+        "recv uring",
+        "x",
         "empty ns r/u"
     );
     for vnet in [false, true] {

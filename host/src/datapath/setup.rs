@@ -281,18 +281,24 @@ fn open_interface(
     }
 }
 
-/// How TAP ports move frames: [`TapIo::Uring`] unless the environment
-/// variable [`TAP_IO_ENV`] says `read-write` (to compare the two in one
-/// benchmark run).
+/// How TAP ports move frames: one `read`/`write` per frame
+/// ([`TapIo::PerFrame`]), unless the environment variable [`TAP_IO_ENV`]
+/// says `io_uring`. Measured on Linux 6.18 (`cargo bench -p nfvhost --bench
+/// tap_io`, `benches/tap_io.py`), a batch through io_uring costs more per
+/// frame than a system call per frame where system calls are cheap, so it
+/// is not the default; the variable is there to compare the two on a host
+/// whose system calls are dearer (kernel page-table isolation and the
+/// like), and for the benchmark.
 fn tap_io() -> TapIo {
     match std::env::var(TAP_IO_ENV).as_deref() {
-        Ok("read-write") => TapIo::PerFrame,
-        _ => TapIo::Uring,
+        Ok("io_uring") => TapIo::Uring,
+        _ => TapIo::PerFrame,
     }
 }
 
-/// The environment variable that makes TAP ports move one frame per
-/// system call (`read-write`) instead of batches through io_uring.
+/// The environment variable (inherited from `nfvhost deploy`) that makes
+/// TAP ports move their frames in batches through io_uring (`io_uring`)
+/// instead of one system call per frame (`read-write`, the default).
 pub const TAP_IO_ENV: &str = "NFVHOST_TAP_IO";
 
 /// Opens every port of every spec, in order (one list per spec), and
@@ -328,10 +334,7 @@ fn open_ports(specs: &[WorkerSpec]) -> Result<Vec<Vec<Box<dyn Port>>>, SetupErro
                         host_log(
                             &spec.vnf,
                             LogLevel::Warn,
-                            &format!(
-                                "TAP port {}: one system call per frame: {why}",
-                                p.name
-                            ),
+                            &format!("TAP port {}: one system call per frame: {why}", p.name),
                         );
                     }
                 }

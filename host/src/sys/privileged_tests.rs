@@ -589,8 +589,18 @@ fn tap_ports_move_batches_both_ways() {
     link::add_address(&ns, "tap0", Ipv4Addr::new(10, 9, 0, 1), 24).unwrap();
     // The far side's address answers no ARP: give it a fixed neighbour.
     stdout_of(&[
-        "ip", "-n", ns.name(), "neigh", "replace", "10.9.0.2", "lladdr", "02:00:00:00:00:02",
-        "dev", "tap0", "nud", "permanent",
+        "ip",
+        "-n",
+        ns.name(),
+        "neigh",
+        "replace",
+        "10.9.0.2",
+        "lladdr",
+        "02:00:00:00:00:02",
+        "dev",
+        "tap0",
+        "nud",
+        "permanent",
     ]);
     let mac = link::mac_address(&ns, "tap0").unwrap();
     let socket = ns

@@ -55,13 +55,15 @@ pub fn worker_allow_list() -> Vec<(i64, &'static str)> {
         // A port whose link went away: rebinding its packet socket to the
         // link when it comes back under the same name (no new socket).
         (libc::SYS_bind, "bind"),
-        // TAP ports move a batch of frames per call through an io_uring
-        // set up before the sandbox (datapath::sys::uring). Its operations
-        // are not system calls seccomp sees, so the ring itself is locked
-        // down (IORING_REGISTER_RESTRICTIONS): read/readv/write/writev on
-        // the one TAP descriptor registered as a fixed file, nothing else.
+        // TAP ports asked to (NFVHOST_TAP_IO=io_uring; not the default)
+        // move a batch of frames per call through an io_uring set up
+        // before the sandbox (datapath::sys::uring). Its operations are not
+        // system calls seccomp sees, so the ring itself is locked down
+        // (IORING_REGISTER_RESTRICTIONS): read/readv/write/writev on the
+        // one TAP descriptor registered as a fixed file, nothing else.
         // io_uring_setup and io_uring_register stay off this list: no new
-        // ring, no new registration.
+        // ring, no new registration; a worker without a ring can do
+        // nothing with this call.
         (libc::SYS_io_uring_enter, "io_uring_enter"),
         (libc::SYS_ppoll, "ppoll"),
         (libc::SYS_close, "close"),

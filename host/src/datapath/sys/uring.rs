@@ -106,7 +106,10 @@ impl FileRing {
                         .rw_flags(RWF_NOWAIT)
                         .build()
                 } else {
-                    *iov = [iovec(head.as_mut_ptr(), head.len()), iovec(body.as_mut_ptr(), body.len())];
+                    *iov = [
+                        iovec(head.as_mut_ptr(), head.len()),
+                        iovec(body.as_mut_ptr(), body.len()),
+                    ];
                     opcode::Readv::new(types::Fixed(0), iov.as_ptr(), 2)
                         .offset(u64::MAX)
                         .rw_flags(RWF_NOWAIT)
