@@ -89,9 +89,10 @@ impl FileRing {
 
     /// Reads one frame into each `[head, body]` (head may be empty: one
     /// plain read into body) without waiting for frames, all in one system
-    /// call, at most [`FileRing::capacity`] of them. Result `i`, in
-    /// [`FileRing::results`], is the bytes read or `-errno` (`-EAGAIN` once
-    /// nothing is left to read). An error: see [`FileRing::complete`].
+    /// call, at most [`FileRing::capacity`] of them. Returns one result per
+    /// read submitted, in order: the bytes read or `-errno` (`-EAGAIN` once
+    /// nothing is left to read). An error means no frame moved and the
+    /// ring is unusable from now on (use plain `read`/`write`).
     pub fn read_each<'a>(
         &mut self,
         parts: impl Iterator<Item = [&'a mut [u8]; 2]>,
