@@ -2,6 +2,8 @@
 //! the VNFs need no change for a new kind.
 //!
 //! - [`packet_socket`]: a kernel interface (a veth end) through `AF_PACKET`.
+//! - [`tpacket`]: a kernel interface through `AF_PACKET` with a mapped
+//!   `TPACKET` receive ring (and optionally a transmit ring).
 //! - [`tap`]: a TAP device whose descriptor the worker holds.
 //! - [`memory`]: an in-memory link between two ports of one process (the
 //!   link between two VNFs of a fused group).
@@ -15,6 +17,7 @@
 pub mod memory;
 pub mod packet_socket;
 pub mod tap;
+pub mod tpacket;
 
 #[cfg(test)]
 pub mod fake;

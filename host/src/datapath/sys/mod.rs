@@ -5,6 +5,7 @@
 //! - [`packet`]: `AF_PACKET` sockets and their batched I/O.
 //! - [`fd`]: non-blocking descriptors, `read`/`write`, `poll`.
 //! - [`mapping`]: the shared file mapping under the stats segment.
+//! - [`tpacket`]: `AF_PACKET` sockets with mapped `TPACKET` rings.
 //! - [`process`]: the worker process's own set-up (parent death signal,
 //!   stop signals, CPU affinity).
 #![allow(unsafe_code)]
@@ -13,6 +14,7 @@ pub mod fd;
 pub mod mapping;
 pub mod packet;
 pub mod process;
+pub mod tpacket;
 
 use std::io;
 
