@@ -250,7 +250,7 @@ pub fn run_group(specs: Vec<WorkerSpec>) -> Result<(), SetupError> {
     super::group::run_all(
         &mut workers,
         Duration::from_millis(first.tick_ms.max(1)),
-        first.busy_poll,
+        first.poll,
         // Called once per turn of the loop: the heartbeat the supervisor
         // watches, and the test-only probe.
         || {
