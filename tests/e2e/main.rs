@@ -31,6 +31,7 @@ mod ops;
 mod port_faults;
 mod replace;
 mod sandbox;
+mod tpacket;
 mod vlan;
 mod vnf_dhcp;
 mod vnf_firewall;

@@ -44,7 +44,8 @@
 //!       poll: sleep            #   sleep (default) | adaptive: spin 200 µs after traffic, then
 //!                              #   sleep | busy: never sleep, a core at 100 % (old: busy_poll: true)
 //!       offload: true          #   carry checksum/segmentation offload (64 KB TCP super-frames)
-//!       io: mmsg               #   how veth ports move frames: mmsg (recvmmsg/sendmmsg)
+//!       io: mmsg               #   how veth ports move frames: mmsg (recvmmsg/sendmmsg),
+//!                              #   tpacket (TPACKET_V3 receive ring) or tpacket_v2
 //!       cpus: [1]              #   pin the worker to these CPUs
 //!     log_level: info          # optional: error, warn, info (default), debug or
 //!                              #   trace; the module's log lines kept

@@ -372,16 +372,25 @@ pub enum PortIo {
     /// one system call per batch each way.
     #[default]
     Mmsg,
+    /// The same socket with a mapped `TPACKET_V3` receive ring: frames
+    /// arrive in blocks the kernel hands over when full or after 1 ms, so
+    /// receiving costs no system call; frames leave through `sendmmsg`.
+    Tpacket,
+    /// A mapped `TPACKET_V2` receive ring: each frame is handed over as it
+    /// arrives (no block timer); frames leave through `sendmmsg`.
+    TpacketV2,
 }
 
 impl PortIo {
     /// Every kind, as a chain file names it.
-    pub const ALL: &'static [PortIo] = &[PortIo::Mmsg];
+    pub const ALL: &'static [PortIo] = &[PortIo::Mmsg, PortIo::Tpacket, PortIo::TpacketV2];
 
     /// The name a chain file gives this kind.
     pub fn label(self) -> &'static str {
         match self {
             PortIo::Mmsg => "mmsg",
+            PortIo::Tpacket => "tpacket",
+            PortIo::TpacketV2 => "tpacket_v2",
         }
     }
 }

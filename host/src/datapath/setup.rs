@@ -14,6 +14,8 @@ use std::collections::HashMap;
 use super::port::memory::{self, MemoryPort};
 use super::port::packet_socket::{PacketSocketError, PacketSocketPort};
 use super::port::tap::TapPort;
+use super::port::tpacket::{TpacketOptions, TpacketPort, Version};
+use super::spec::SUPER_FRAME_SLOT;
 use super::port::Port;
 use super::spec::{instance_limits, PortBinding, WorkerSpec};
 use super::stats::StatsSegment;
@@ -278,6 +280,37 @@ fn open_interface(
             ifname,
             spec.offload,
         )?)),
+        PortIo::Tpacket | PortIo::TpacketV2 => {
+            let version = if spec.io == PortIo::Tpacket {
+                Version::V3
+            } else {
+                Version::V2
+            };
+            // The longest frame the ring must hold whole: a super-frame
+            // with offload, else the link's MTU with a VLAN-tagged
+            // Ethernet header (the kernel removes the tag; room anyway).
+            let mtu = spec
+                .ports
+                .iter()
+                .find(|p| p.name == name)
+                .map_or(1500, |p| p.mtu as usize);
+            let max_frame = if spec.offload {
+                SUPER_FRAME_SLOT
+            } else {
+                mtu + 18
+            };
+            let options = TpacketOptions {
+                version,
+                tx_ring: false,
+                max_frame,
+            };
+            Ok(Box::new(TpacketPort::open(
+                name,
+                ifname,
+                spec.offload,
+                options,
+            )?))
+        }
     }
 }
 

@@ -750,3 +750,66 @@ fn tpacket_ports_carry_frames_and_super_frames_over_a_veth() {
         }
     }
 }
+
+/// Not a check but the figures behind the tpacket port's send path: 64 B
+/// frames in batches of 64 through `sendmmsg` and through a
+/// `PACKET_TX_RING` (one kick per batch), into a veth whose far end drops
+/// them (no address there). Run with
+/// `cargo test --release -p nfvhost --lib tpacket_tx_ring_against_sendmmsg -- --ignored --nocapture`.
+#[test]
+#[ignore = "a benchmark; prints figures"]
+fn tpacket_tx_ring_against_sendmmsg() {
+    use crate::datapath::port::tpacket::{TpacketOptions, TpacketPort, Version};
+    use crate::datapath::port::Port;
+    use crate::datapath::spec::SUPER_FRAME_SLOT;
+    use crate::engine::VnetHeader;
+    use std::net::SocketAddrV4;
+
+    if !have_root("tpacket_tx_ring_against_sendmmsg") {
+        return;
+    }
+    let a = guard();
+    let b = guard();
+    link::create_veth(&a, "eth0", &b, "eth0", None).unwrap();
+    let macs = (
+        link::mac_address(&a, "eth0").unwrap(),
+        link::mac_address(&b, "eth0").unwrap(),
+    );
+    let (f, h) = udp_frame(
+        macs,
+        SocketAddrV4::new(Ipv4Addr::new(10, 9, 2, 1), 4000),
+        SocketAddrV4::new(Ipv4Addr::new(10, 9, 2, 2), 5000),
+        &[0u8; 22],
+        None,
+    );
+    let frames = vec![f.as_slice(); 64];
+    let heads = vec![h; 64];
+    for vnet in [false, true] {
+        for tx_ring in [false, true] {
+            let options = TpacketOptions {
+                version: Version::V3,
+                tx_ring,
+                max_frame: if vnet { SUPER_FRAME_SLOT } else { 1518 },
+            };
+            let mut port = a
+                .run(|| TpacketPort::open("p", "eth0", vnet, options))
+                .unwrap()
+                .unwrap();
+            let mut best = 0.0f64;
+            for _ in 0..3 {
+                let start = std::time::Instant::now();
+                let mut sent = 0usize;
+                while start.elapsed() < Duration::from_millis(700) {
+                    sent += port.send_batch(&frames, &heads).unwrap_or(0);
+                }
+                best = best.max(sent as f64 / start.elapsed().as_secs_f64());
+            }
+            let _: &[VnetHeader] = &heads;
+            eprintln!(
+                "64 B frames, batches of 64, vnet {vnet}: {} {:.0} kpps",
+                if tx_ring { "PACKET_TX_RING" } else { "sendmmsg" },
+                best / 1e3
+            );
+        }
+    }
+}

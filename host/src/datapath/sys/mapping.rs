@@ -132,11 +132,6 @@ impl SocketMapping {
     pub fn as_ptr(&self) -> *mut u8 {
         self.ptr
     }
-
-    /// Bytes mapped.
-    pub fn len(&self) -> usize {
-        self.len
-    }
 }
 
 impl Drop for SocketMapping {
