@@ -100,7 +100,7 @@ impl Port for TpacketPort {
         lens: &mut [usize],
         vnets: &mut [VnetHeader],
     ) -> io::Result<RecvStats> {
-        Ok(self.rings.recv_batch(bufs, lens, vnets))
+        Ok(self.rings.recv_batch(self.fd.as_fd(), bufs, lens, vnets))
     }
 
     fn send_batch(&mut self, frames: &[&[u8]], vnets: &[VnetHeader]) -> io::Result<usize> {

@@ -33,6 +33,7 @@ use crate::engine::{VnetHeader, VNET_HDR_LEN};
 const PACKET_RX_RING: libc::c_int = 5;
 const PACKET_VERSION: libc::c_int = 10;
 const PACKET_TX_RING: libc::c_int = 13;
+const PACKET_COPY_THRESH: libc::c_int = 7;
 const TPACKET_V2: libc::c_int = 1;
 const TPACKET_V3: libc::c_int = 2;
 
@@ -40,6 +41,9 @@ const TPACKET_V3: libc::c_int = 2;
 const TP_STATUS_KERNEL: u32 = 0;
 /// Receive status: handed to us.
 const TP_STATUS_USER: u32 = 1;
+/// Receive status (V2): the frame did not fit its slot; the kernel queued
+/// it whole on the socket, to be read with `recvmsg`.
+const TP_STATUS_COPY: u32 = 1 << 1;
 /// `tp_vlan_tci` holds a tag the kernel removed.
 const TP_STATUS_VLAN_VALID: u32 = 1 << 4;
 /// `tp_vlan_tpid` says which TPID that tag had.
@@ -110,6 +114,9 @@ pub struct Geometry {
     /// or none (frames leave through `sendmmsg`).
     pub tx_frames: usize,
     pub tx_frame_size: usize,
+    /// V2: frames longer than a slot are queued on the socket whole
+    /// (`PACKET_COPY_THRESH`) rather than cut.
+    pub copy_long: bool,
 }
 
 /// Rounds `n` up to a multiple of `to` (a power of two).
@@ -150,25 +157,25 @@ impl Geometry {
                     retire_ms: 1,
                     tx_frames,
                     tx_frame_size,
+                    copy_long: false,
                 }
             }
             Version::V2 => {
-                // A slot per frame; a block per slot when slots are big.
-                let frame_size = if v2_slot <= PAGE {
-                    v2_slot.next_power_of_two()
-                } else {
-                    align(v2_slot, PAGE)
-                };
-                let block_size = frame_size.max(PAGE);
-                let frames = if frame_size > 16 * 1024 { 128 } else { 2048 };
+                // 2 KB slots, 2048 of them (4 MB): a frame of an ordinary
+                // link fits; a longer one (a super-frame, a jumbo frame)
+                // is queued whole on the socket instead (PACKET_COPY_THRESH)
+                // and its slot says so. Slots of 64 KB would leave a ring of
+                // 8 MB only 128 frames deep.
+                let frame_size = 2048;
                 Geometry {
                     version,
-                    block_size,
-                    blocks: frames * frame_size / block_size,
+                    block_size: PAGE,
+                    blocks: 2048 * frame_size / PAGE,
                     frame_size,
                     retire_ms: 0,
                     tx_frames,
                     tx_frame_size,
+                    copy_long: v2_slot > frame_size,
                 }
             }
         }
@@ -238,6 +245,10 @@ pub fn open(
             ..Default::default()
         };
         set_ring(fd, PACKET_RX_RING, &rx).map_err(|e| ("set PACKET_RX_RING", e))?;
+        if geometry.copy_long {
+            packet::set_int(fd, libc::SOL_PACKET, PACKET_COPY_THRESH, 1)
+                .map_err(|e| ("set PACKET_COPY_THRESH", e))?;
+        }
         if geometry.tx_frames > 0 {
             // Fixed-size frames with the header of the socket's version
             // (V3 frames with tp_next_offset 0); blocks of at least a page.
@@ -432,9 +443,11 @@ impl Rings {
 
     /// Receives up to `bufs.len()` frames from the receive ring, frame `i`
     /// into `bufs[i]`, its length into `lens[i]` and its offload state into
-    /// `vnets[i]`.
+    /// `vnets[i]`. `fd` is the ring's socket, read for frames the kernel
+    /// queued there because they did not fit a V2 slot.
     pub fn recv_batch(
         &mut self,
+        fd: BorrowedFd<'_>,
         bufs: &mut [&mut [u8]],
         lens: &mut [usize],
         vnets: &mut [VnetHeader],
@@ -442,7 +455,7 @@ impl Rings {
         let n = bufs.len().min(lens.len()).min(vnets.len());
         match self.geometry.version {
             Version::V3 => self.recv_v3(n, bufs, lens, vnets),
-            Version::V2 => self.recv_v2(n, bufs, lens, vnets),
+            Version::V2 => self.recv_v2(fd, n, bufs, lens, vnets),
         }
     }
 
@@ -516,6 +529,7 @@ impl Rings {
 
     fn recv_v2(
         &mut self,
+        fd: BorrowedFd<'_>,
         n: usize,
         bufs: &mut [&mut [u8]],
         lens: &mut [usize],
@@ -534,6 +548,24 @@ impl Rings {
                 break;
             }
             let slot = self.handed_over(at, size);
+            if u32_at(slot, 0).unwrap_or(0) & TP_STATUS_COPY != 0 {
+                // The whole frame waits on the socket, in order: the slot
+                // only holds its head.
+                self.status(at).store(TP_STATUS_KERNEL, Ordering::Release);
+                self.rx.index = (self.rx.index + 1) % frames;
+                let i = stats.frames;
+                let one = packet::recv_batch(
+                    fd,
+                    vnet,
+                    &mut bufs[i..=i],
+                    &mut lens[i..=i],
+                    &mut vnets[i..=i],
+                )
+                .unwrap_or_default();
+                stats.frames += one.frames;
+                stats.truncated += one.truncated;
+                continue;
+            }
             if let Some(d) = v2_frame(slot) {
                 let i = stats.frames;
                 let (len, cut) = deliver(slot, &d, vnet, bufs[i], &mut vnets[i]);
@@ -627,6 +659,8 @@ impl Rings {
 
 #[cfg(test)]
 mod tests {
+    use std::os::fd::AsFd;
+
     use super::*;
 
     /// A V3 block in memory as the kernel writes it: frames with `payloads`
@@ -675,6 +709,7 @@ mod tests {
             retire_ms: 1,
             tx_frames: 0,
             tx_frame_size: 0,
+            copy_long: false,
         };
         Rings {
             memory: Memory::Heap(vec![0; blocks * PAGE / 8]),
@@ -709,7 +744,9 @@ mod tests {
         let mut bufs: Vec<&mut [u8]> = storage.iter_mut().map(|b| b.as_mut_slice()).collect();
         let mut lens = vec![0; n];
         let mut vnets = vec![VnetHeader([9; VNET_HDR_LEN]); n];
-        let stats = r.recv_batch(&mut bufs, &mut lens, &mut vnets);
+        // V3 rings never read their socket.
+        let unused = std::fs::File::open("/dev/null").unwrap();
+        let stats = r.recv_batch(unused.as_fd(), &mut bufs, &mut lens, &mut vnets);
         let got = storage
             .iter()
             .zip(&lens)
@@ -828,12 +865,13 @@ mod tests {
         for version in [Version::V2, Version::V3] {
             let g = Geometry::for_port(version, crate::datapath::spec::SUPER_FRAME_SLOT, true);
             assert!(g.block_size % PAGE == 0 && g.block_size % g.frame_size == 0, "{g:?}");
-            let per_frame = if version == Version::V3 {
-                g.block_size - V3_BLOCK_HDR
+            if version == Version::V3 {
+                assert!(g.block_size - V3_BLOCK_HDR >= 65_536 + 14 + 4 + VNET_HDR_LEN + 96);
             } else {
-                g.frame_size
-            };
-            assert!(per_frame >= 65_536 + 14 + 4 + VNET_HDR_LEN + 96, "{g:?}");
+                assert!(g.copy_long, "V2 queues super-frames on the socket: {g:?}");
+                let small = Geometry::for_port(version, 1518, false);
+                assert!(!small.copy_long, "an ordinary frame fits a slot: {small:?}");
+            }
             assert!(
                 g.tx_frame_size >= tx_data(version) + VNET_HDR_LEN + 65_536 + 18,
                 "{g:?}"
