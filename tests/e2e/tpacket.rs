@@ -65,7 +65,17 @@ fn tpacket_router_forwards_ping_udp_and_tcp() {
     let udp = chain.exec_ok(
         "h1",
         &[
-            "iperf3", "-c", "10.0.2.10", "-p", "5201", "-u", "-b", "20M", "-t", "2", "-J",
+            "iperf3",
+            "-c",
+            "10.0.2.10",
+            "-p",
+            "5201",
+            "-u",
+            "-b",
+            "20M",
+            "-t",
+            "2",
+            "-J",
         ],
     );
     let udp: serde_json::Value = serde_json::from_str(&udp).unwrap();

@@ -669,7 +669,8 @@ fn tpacket_ports_carry_frames_and_super_frames_over_a_veth() {
                 assert_eq!(port.carries_offload(), vnet);
 
                 // Port to kernel: five plain frames in one batch.
-                let payloads: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 100 + usize::from(i)]).collect();
+                let payloads: Vec<Vec<u8>> =
+                    (0..5u8).map(|i| vec![i; 100 + usize::from(i)]).collect();
                 let frames: Vec<(Vec<u8>, VnetHeader)> = payloads
                     .iter()
                     .map(|p| udp_frame(macs, from_a, sink_addr, p, None))
@@ -807,7 +808,11 @@ fn tpacket_tx_ring_against_sendmmsg() {
             let _: &[VnetHeader] = &heads;
             eprintln!(
                 "64 B frames, batches of 64, vnet {vnet}: {} {:.0} kpps",
-                if tx_ring { "PACKET_TX_RING" } else { "sendmmsg" },
+                if tx_ring {
+                    "PACKET_TX_RING"
+                } else {
+                    "sendmmsg"
+                },
                 best / 1e3
             );
         }

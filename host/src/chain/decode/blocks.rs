@@ -334,7 +334,11 @@ chain: [h1, r1, r2, h2]
         assert_eq!(spec.vnf("r2").unwrap().datapath.io, PortIo::Mmsg);
         assert_eq!(spec.vnf("r1").unwrap().datapath.io, PortIo::Mmsg);
         let text = chain("", "    datapath: { io: dpdk }\n");
-        one_error_at(&text, "dpdk", "io `dpdk` is not one of mmsg, tpacket, tpacket_v2");
+        one_error_at(
+            &text,
+            "dpdk",
+            "io `dpdk` is not one of mmsg, tpacket, tpacket_v2",
+        );
         let text = chain("", "    datapath: { io: 1 }\n");
         one_error_at(&text, "1 }", "expected a string for `io`");
     }

@@ -152,7 +152,8 @@ pub fn open_with(
     // Not PACKET_QDISC_BYPASS: it would hide the frames the worker sends
     // from tcpdump inside the VNF's namespace, and every hop must stay
     // observable.
-    set_int(fd.as_fd(), libc::SOL_PACKET, PACKET_AUXDATA, 1).map_err(|e| ("set PACKET_AUXDATA", e))?;
+    set_int(fd.as_fd(), libc::SOL_PACKET, PACKET_AUXDATA, 1)
+        .map_err(|e| ("set PACKET_AUXDATA", e))?;
     if vnet {
         set_int(fd.as_fd(), libc::SOL_PACKET, PACKET_VNET_HDR, 1)
             .map_err(|e| ("set PACKET_VNET_HDR", e))?;

@@ -363,11 +363,7 @@ pub fn v3_frame(hdr: &[u8]) -> Option<FrameDesc> {
         snaplen: u32_at(hdr, 12)? as usize,
         len: u32_at(hdr, 16)? as usize,
         mac: usize::from(u16_at(hdr, 24)?),
-        tag: tag(
-            status,
-            u32_at(hdr, 32)? as u16,
-            u16_at(hdr, 36)?,
-        ),
+        tag: tag(status, u32_at(hdr, 32)? as u16, u16_at(hdr, 36)?),
     };
     (d.mac >= V3_HDR && d.mac + d.snaplen <= hdr.len()).then_some(d)
 }
@@ -471,8 +467,7 @@ impl Rings {
         while stats.frames < n {
             let start = self.rx.index * size;
             if self.rx.left == 0 {
-                if self.status(start + block::STATUS).load(Ordering::Acquire) & TP_STATUS_USER
-                    == 0
+                if self.status(start + block::STATUS).load(Ordering::Acquire) & TP_STATUS_USER == 0
                 {
                     break;
                 }
@@ -646,8 +641,7 @@ impl Rings {
                 let e = io::Error::last_os_error();
                 // Frames still requested go out with the next kick; a hard
                 // error (link gone) surfaces through the socket as well.
-                if e.kind() != io::ErrorKind::WouldBlock
-                    && e.raw_os_error() != Some(libc::ENOBUFS)
+                if e.kind() != io::ErrorKind::WouldBlock && e.raw_os_error() != Some(libc::ENOBUFS)
                 {
                     return Err(e);
                 }
@@ -864,7 +858,10 @@ mod tests {
     fn geometry_fits_a_super_frame() {
         for version in [Version::V2, Version::V3] {
             let g = Geometry::for_port(version, crate::datapath::spec::SUPER_FRAME_SLOT, true);
-            assert!(g.block_size % PAGE == 0 && g.block_size % g.frame_size == 0, "{g:?}");
+            assert!(
+                g.block_size % PAGE == 0 && g.block_size % g.frame_size == 0,
+                "{g:?}"
+            );
             if version == Version::V3 {
                 assert!(g.block_size - V3_BLOCK_HDR >= 65_536 + 14 + 4 + VNET_HDR_LEN + 96);
             } else {
