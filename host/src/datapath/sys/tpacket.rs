@@ -344,7 +344,7 @@ fn u32_at(b: &[u8], at: usize) -> Option<u32> {
 }
 
 fn tag(status: u32, tci: u16, tpid: u16) -> Option<StrippedTag> {
-    (status & TP_STATUS_VLAN_VALID != 0).then(|| StrippedTag {
+    (status & TP_STATUS_VLAN_VALID != 0).then_some(StrippedTag {
         tpid: if status & TP_STATUS_VLAN_TPID_VALID != 0 {
             tpid
         } else {
@@ -413,7 +413,9 @@ pub fn deliver(
 impl Rings {
     /// The status word at byte `at` of the mapping.
     fn status(&mut self, at: usize) -> &AtomicU32 {
-        debug_assert!(at % 4 == 0 && at + 4 <= self.geometry.rx_len() + self.geometry.tx_len());
+        debug_assert!(
+            at.is_multiple_of(4) && at + 4 <= self.geometry.rx_len() + self.geometry.tx_len()
+        );
         // SAFETY: `at` is a 4-aligned offset inside the mapping (block and
         // frame starts are 16-aligned), which lives as long as self; the
         // kernel accesses the word concurrently, which an atomic permits.
@@ -859,7 +861,7 @@ mod tests {
         for version in [Version::V2, Version::V3] {
             let g = Geometry::for_port(version, crate::datapath::spec::SUPER_FRAME_SLOT, true);
             assert!(
-                g.block_size % PAGE == 0 && g.block_size % g.frame_size == 0,
+                g.block_size.is_multiple_of(PAGE) && g.block_size.is_multiple_of(g.frame_size),
                 "{g:?}"
             );
             if version == Version::V3 {
