@@ -818,3 +818,69 @@ fn tpacket_tx_ring_against_sendmmsg() {
         }
     }
 }
+
+/// A TPACKET port whose link is deleted is down, and up again (bound to
+/// the new index, its ring still mapped) once a link of the same name
+/// comes back, and then receives on it: what the worker's
+/// `recheck_down_ports` relies on.
+#[test]
+fn tpacket_port_reattaches_to_a_link_that_comes_back() {
+    use crate::datapath::port::tpacket::{TpacketOptions, TpacketPort, Version};
+    use crate::datapath::port::Port;
+    use crate::engine::VnetHeader;
+    use std::net::{SocketAddrV4, UdpSocket};
+
+    if !have_root("tpacket_port_reattaches_to_a_link_that_comes_back") {
+        return;
+    }
+    let a = guard();
+    let b = guard();
+    let (ip_a, ip_b) = (Ipv4Addr::new(10, 9, 3, 1), Ipv4Addr::new(10, 9, 3, 2));
+    let wire = || {
+        link::create_veth(&a, "eth0", &b, "eth0", None).unwrap();
+        link::add_address(&a, "eth0", ip_a, 24).unwrap();
+        link::add_address(&b, "eth0", ip_b, 24).unwrap();
+    };
+    for version in [Version::V3, Version::V2] {
+        wire();
+        let options = TpacketOptions {
+            version,
+            tx_ring: false,
+            max_frame: 1518,
+        };
+        let mut port = a
+            .run(|| TpacketPort::open("p", "eth0", false, options))
+            .unwrap()
+            .unwrap();
+        assert!(port.recheck(), "{version:?}: up");
+        link::delete_link(&a, "eth0").unwrap();
+        assert!(!port.recheck(), "{version:?}: down with its link gone");
+        wire();
+        assert!(port.recheck(), "{version:?}: up on the new link");
+
+        let sender = b
+            .run(|| UdpSocket::bind(SocketAddrV4::new(ip_b, 0)))
+            .unwrap()
+            .unwrap();
+        let mut storage = vec![vec![0u8; 2048]; 8];
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        let mut seen = false;
+        while !seen && std::time::Instant::now() < deadline {
+            sender
+                .send_to(b"after", SocketAddrV4::new(ip_a, 7000))
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+            let mut bufs: Vec<&mut [u8]> = storage.iter_mut().map(|b| b.as_mut_slice()).collect();
+            let mut lens = [0usize; 8];
+            let mut heads = [VnetHeader::NONE; 8];
+            let got = port.recv_batch(&mut bufs, &mut lens, &mut heads).unwrap();
+            seen = (0..got.frames).any(|i| storage[i][..lens[i]].ends_with(b"after"));
+        }
+        assert!(
+            seen,
+            "{version:?}: frames arrive on the link that came back"
+        );
+        drop(port);
+        link::delete_link(&a, "eth0").unwrap();
+    }
+}
