@@ -3,6 +3,8 @@
 //!
 //! - [`packet_socket`]: a kernel interface (a veth end) through `AF_PACKET`.
 //! - [`tap`]: a TAP device whose descriptor the worker holds.
+//! - [`xdp`]: a veth end through an `AF_XDP` socket and a native XDP
+//!   program (`datapath: { io: xdp }`).
 //! - [`memory`]: an in-memory link between two ports of one process (the
 //!   link between two VNFs of a fused group).
 //! - `fake` (tests only): frames injected and sent frames recorded by the
@@ -15,6 +17,7 @@
 pub mod memory;
 pub mod packet_socket;
 pub mod tap;
+pub mod xdp;
 
 #[cfg(test)]
 pub mod fake;

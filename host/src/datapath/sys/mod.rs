@@ -7,12 +7,15 @@
 //! - [`mapping`]: the shared file mapping under the stats segment.
 //! - [`process`]: the worker process's own set-up (parent death signal,
 //!   stop signals, CPU affinity).
+//! - [`xdp`]: `AF_XDP` sockets on veth ends, their rings, and the XDP
+//!   program that steers frames to them.
 #![allow(unsafe_code)]
 
 pub mod fd;
 pub mod mapping;
 pub mod packet;
 pub mod process;
+pub mod xdp;
 
 use std::io;
 
