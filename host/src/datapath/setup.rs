@@ -19,6 +19,7 @@ use super::spec::{instance_limits, PortBinding, WorkerSpec};
 use super::stats::StatsSegment;
 use super::sys::process;
 use super::worker::{Instantiator, Worker, WorkerError};
+use crate::chain::PortIo;
 use crate::engine::{Engine, EngineError, LoadError};
 use crate::logging::host_log;
 use crate::sys::cgroup::CgroupError;
@@ -249,7 +250,7 @@ pub fn run_group(specs: Vec<WorkerSpec>) -> Result<(), SetupError> {
     super::group::run_all(
         &mut workers,
         Duration::from_millis(first.tick_ms.max(1)),
-        first.busy_poll,
+        first.poll,
         // Called once per turn of the loop: the heartbeat the supervisor
         // watches, and the test-only probe.
         || {
@@ -262,6 +263,22 @@ pub fn run_group(specs: Vec<WorkerSpec>) -> Result<(), SetupError> {
     )?;
     host_log(&unit, LogLevel::Info, "stopping");
     Ok(())
+}
+
+/// Opens the port `name` on the kernel interface `ifname` (a veth end in
+/// the worker's namespace) the way the spec's `io` says.
+fn open_interface(
+    spec: &WorkerSpec,
+    name: &str,
+    ifname: &str,
+) -> Result<Box<dyn Port>, SetupError> {
+    match spec.io {
+        PortIo::Mmsg => Ok(Box::new(PacketSocketPort::open(
+            name,
+            ifname,
+            spec.offload,
+        )?)),
+    }
 }
 
 /// Opens every port of every spec, in order (one list per spec), and
@@ -303,11 +320,9 @@ fn open_ports(specs: &[WorkerSpec]) -> Result<Vec<Vec<Box<dyn Port>>>, SetupErro
         let mut ports: Vec<Box<dyn Port>> = Vec::new();
         for p in &spec.ports {
             match &p.binding {
-                PortBinding::Interface { ifname } => ports.push(Box::new(PacketSocketPort::open(
-                    &p.name,
-                    ifname,
-                    spec.offload,
-                )?)),
+                PortBinding::Interface { ifname } => {
+                    ports.push(open_interface(spec, &p.name, ifname)?)
+                }
                 PortBinding::Tap { .. } => {
                     let tap = taps.next().expect("opened above, in spec order");
                     ports.push(Box::new(tap));

@@ -5,7 +5,7 @@
 
 use nfvhost_abi::LogLevel;
 
-use super::super::spec::{Datapath, Resources};
+use super::super::spec::{Datapath, PollMode, PortIo, Resources};
 use super::super::yaml::{Node, NodeValue};
 use super::fields::Ctx;
 use super::keys;
@@ -52,6 +52,36 @@ pub(super) fn log_level(cx: &mut Ctx, node: &Node) -> Option<LogLevel> {
             node.span,
             format!("log level `{text}` is not one of {}", all.join(", ")),
             "`info` keeps errors, warnings and information; `debug` and `trace` add detail",
+        );
+    }
+    found
+}
+
+/// A `datapath: { poll: ... }` value.
+fn poll_mode(cx: &mut Ctx, node: &Node) -> Option<PollMode> {
+    let text = cx.str(node, "`poll`")?;
+    let found = PollMode::ALL.iter().copied().find(|m| m.label() == text);
+    if found.is_none() {
+        let all: Vec<&str> = PollMode::ALL.iter().map(|m| m.label()).collect();
+        cx.hint(
+            node.span,
+            format!("poll mode `{text}` is not one of {}", all.join(", ")),
+            "`sleep` costs no CPU while idle; `adaptive` spins briefly after traffic; `busy` takes a core",
+        );
+    }
+    found
+}
+
+/// A `datapath: { io: ... }` value.
+fn port_io(cx: &mut Ctx, node: &Node) -> Option<PortIo> {
+    let text = cx.str(node, "`io`")?;
+    let found = PortIo::ALL.iter().copied().find(|io| io.label() == text);
+    if found.is_none() {
+        let all: Vec<&str> = PortIo::ALL.iter().map(|io| io.label()).collect();
+        cx.hint(
+            node.span,
+            format!("io `{text}` is not one of {}", all.join(", ")),
+            "`mmsg` (the default) suits every workload; see the README's data path table",
         );
     }
     found
@@ -127,7 +157,7 @@ pub(super) fn datapath(cx: &mut Ctx, d: &Node, what: &str, out: &mut Datapath) {
 }
 
 /// A `datapath:` block with the keys `section` allows (a VNF's, or a fused
-/// group's: `busy_poll` and `cpus` only), over `out`.
+/// group's: `poll`, `busy_poll` and `cpus` only), over `out`.
 pub(super) fn datapath_in(
     cx: &mut Ctx,
     d: &Node,
@@ -152,14 +182,32 @@ pub(super) fn datapath_in(
             }
         }
     }
-    if let Some(n) = df.get("busy_poll") {
-        if let Some(b) = cx.bool(n, "`busy_poll`") {
-            out.busy_poll = b;
+    match (df.get("poll"), df.get("busy_poll")) {
+        (Some(_), Some(b)) => cx.hint(
+            b.span,
+            "both `poll` and `busy_poll` are given",
+            "keep `poll` (`busy_poll: true` is the older spelling of `poll: busy`)",
+        ),
+        (Some(n), None) => {
+            if let Some(mode) = poll_mode(cx, n) {
+                out.poll = mode;
+            }
         }
+        (None, Some(n)) => {
+            if let Some(b) = cx.bool(n, "`busy_poll`") {
+                out.poll = if b { PollMode::Busy } else { PollMode::Sleep };
+            }
+        }
+        (None, None) => {}
     }
     if let Some(n) = df.get("offload") {
         if let Some(b) = cx.bool(n, "`offload`") {
             out.offload = b;
+        }
+    }
+    if let Some(n) = df.get("io") {
+        if let Some(io) = port_io(cx, n) {
+            out.io = io;
         }
     }
     if let Some(n) = df.get("cpus") {
@@ -185,7 +233,7 @@ pub(super) fn datapath_in(
 mod tests {
     use nfvhost_abi::LogLevel;
 
-    use crate::chain::{parse, ChainError};
+    use crate::chain::{parse, ChainError, PollMode, PortIo};
 
     const WIRING: &str = "\
 hosts:
@@ -233,14 +281,14 @@ chain: [h1, r1, r2, h2]
         assert_eq!(r1.resources.memory, Some(64 << 20));
         assert_eq!(r1.resources.pids, Some(16));
         assert_eq!(r1.datapath.batch, Some(32));
-        assert!(r1.datapath.busy_poll && !r1.datapath.offload);
+        assert!(r1.datapath.poll == PollMode::Busy && !r1.datapath.offload);
         assert_eq!(r1.log_level, LogLevel::Warn);
         // r2 overrides some keys and inherits the rest.
         assert_eq!(r2.resources.cpu, Some(1.0));
         assert_eq!(r2.resources.memory, Some(128 << 20));
         assert_eq!(r2.resources.pids, Some(16));
         assert_eq!(r2.datapath.batch, Some(32));
-        assert!(!r2.datapath.busy_poll && !r2.datapath.offload);
+        assert!(r2.datapath.poll == PollMode::Sleep && !r2.datapath.offload);
         assert_eq!(r2.log_level, LogLevel::Debug);
     }
 
@@ -277,5 +325,61 @@ chain: [h1, r1, r2, h2]
         );
         let text = chain("", "    log_level: 3\n");
         one_error_at(&text, "3\n", "expected a string for `log_level`");
+    }
+
+    #[test]
+    fn io_names_a_port_kind_and_defaults_to_mmsg() {
+        let spec = parse("t.yaml", &chain("", "    datapath: { io: mmsg }\n"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(spec.vnf("r2").unwrap().datapath.io, PortIo::Mmsg);
+        assert_eq!(spec.vnf("r1").unwrap().datapath.io, PortIo::Mmsg);
+        let text = chain("", "    datapath: { io: dpdk }\n");
+        one_error_at(&text, "dpdk", "io `dpdk` is not one of mmsg");
+        let text = chain("", "    datapath: { io: 1 }\n");
+        one_error_at(&text, "1 }", "expected a string for `io`");
+    }
+
+    #[test]
+    fn poll_names_a_mode_and_busy_poll_is_its_older_spelling() {
+        let spec = parse(
+            "t.yaml",
+            &chain(
+                "defaults:\n  datapath: { busy_poll: true }\n",
+                "    datapath: { poll: adaptive }\n",
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(spec.vnf("r1").unwrap().datapath.poll, PollMode::Busy);
+        assert_eq!(spec.vnf("r2").unwrap().datapath.poll, PollMode::Adaptive);
+        let spec = parse("t.yaml", &chain("", "")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(spec.vnf("r1").unwrap().datapath.poll, PollMode::Sleep);
+        let text = chain("", "    datapath: { poll: spin }\n");
+        one_error_at(
+            &text,
+            "spin",
+            "poll mode `spin` is not one of sleep, adaptive, busy",
+        );
+        let text = chain("", "    datapath: { poll: busy, busy_poll: true }\n");
+        one_error_at(&text, "true }", "both `poll` and `busy_poll` are given");
+    }
+
+    #[test]
+    fn the_schema_lists_every_poll_mode() {
+        let labels: Vec<&str> = PollMode::ALL.iter().map(|m| m.label()).collect();
+        for section in [&super::keys::DATAPATH, &super::keys::GROUP_DATAPATH] {
+            let key = section.keys.iter().find(|k| k.name == "poll").unwrap();
+            assert!(matches!(key.ty, super::keys::Ty::Enum(names) if names == labels));
+        }
+    }
+
+    #[test]
+    fn the_schema_lists_every_port_kind() {
+        let labels: Vec<&str> = PortIo::ALL.iter().map(|io| io.label()).collect();
+        let key = super::keys::DATAPATH
+            .keys
+            .iter()
+            .find(|k| k.name == "io")
+            .unwrap();
+        assert!(matches!(key.ty, super::keys::Ty::Enum(names) if names == labels));
     }
 }
