@@ -372,16 +372,21 @@ pub enum PortIo {
     /// one system call per batch each way.
     #[default]
     Mmsg,
+    /// An `AF_XDP` socket in copy mode fed by a native XDP program on the
+    /// veth (`datapath::port::xdp`): no offload (it implies `offload:
+    /// false`), MTU at most 3506, veth links only.
+    Xdp,
 }
 
 impl PortIo {
     /// Every kind, as a chain file names it.
-    pub const ALL: &'static [PortIo] = &[PortIo::Mmsg];
+    pub const ALL: &'static [PortIo] = &[PortIo::Mmsg, PortIo::Xdp];
 
     /// The name a chain file gives this kind.
     pub fn label(self) -> &'static str {
         match self {
             PortIo::Mmsg => "mmsg",
+            PortIo::Xdp => "xdp",
         }
     }
 }

@@ -78,7 +78,7 @@ const NODE: Ty = Ty::NodeName(MAX_NODE_NAME);
 /// The names of [`crate::chain::PollMode`]'s modes.
 const POLL_MODE: Ty = Ty::Enum(&["sleep", "adaptive", "busy"]);
 /// The names of [`crate::chain::PortIo`]'s kinds.
-const PORT_IO: Ty = Ty::Enum(&["mmsg"]);
+const PORT_IO: Ty = Ty::Enum(&["mmsg", "xdp"]);
 const LOG_LEVEL: Ty = Ty::Enum(&["error", "warn", "info", "debug", "trace"]);
 
 pub static TOP: Section = Section {
@@ -298,7 +298,7 @@ pub static DATAPATH: Section = Section {
             name: "io",
             required: false,
             ty: PORT_IO,
-            doc: "How ports on veth ends move frames: mmsg (recvmmsg/sendmmsg, the default).",
+            doc: "How ports on veth ends move frames: mmsg (recvmmsg/sendmmsg, the default) or xdp (AF_XDP; implies offload: false, MTU at most 3506).",
         },
         Key {
             name: "cpus",

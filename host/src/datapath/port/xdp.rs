@@ -29,6 +29,13 @@ use crate::engine::VnetHeader;
 
 pub use crate::datapath::sys::xdp::VETH_XDP_MAX_MTU;
 
+/// Whether the kernel still knows the BPF program `id` (as `ip -d link
+/// show` prints it: `prog/xdp id N`), attached or not. Root only; for tests
+/// that check a worker leaves no program behind.
+pub fn program_exists(id: u32) -> io::Result<bool> {
+    xdp::program_exists(id)
+}
+
 /// Errors opening an `AF_XDP` port.
 #[derive(Debug, thiserror::Error)]
 pub enum XdpPortError {
@@ -234,6 +241,18 @@ mod tests {
         ip(&["-n", ns, "-d", "link", "show", ifname]).contains("prog/xdp")
     }
 
+    /// The id of the XDP program on `ifname`.
+    fn xdp_program(ns: &str, ifname: &str) -> u32 {
+        let out = ip(&["-n", ns, "-d", "link", "show", ifname]);
+        let at = out.find("prog/xdp id ").expect("a program") + "prog/xdp id ".len();
+        out[at..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
     #[test]
     fn frames_cross_an_xdp_port_both_ways_and_the_program_goes_with_it() {
         if !have_root("frames_cross_an_xdp_port_both_ways_and_the_program_goes_with_it") {
@@ -304,8 +323,11 @@ mod tests {
         assert!(xdp.recheck(), "bound");
 
         // Dropping the port (what a worker's exit does) detaches the
-        // program: the link held it.
+        // program, and the kernel frees it: the link held it.
+        let id = xdp_program(a.name(), "xa");
+        assert!(program_exists(id).unwrap());
         drop(xdp);
+        assert!(!program_exists(id).unwrap(), "program {id} freed");
         assert!(
             !xdp_attached(a.name(), "xa"),
             "program detached with the port"
@@ -314,13 +336,17 @@ mod tests {
         // Attached again, then the veth deleted under it (what destroy
         // does): the program goes with the link, and the port says so.
         let mut xdp = a.run(|| XdpPort::open("lan", "xa")).unwrap().unwrap();
-        assert!(xdp_attached(a.name(), "xa"));
-        ip(&["-n", a.name(), "link", "del", "xa"]);
+        let id = xdp_program(a.name(), "xa");
+        ip(&["-n", a.name(), "link", "del", "dev", "xa"]);
         assert!(!xdp.recheck(), "a deleted link unbinds the socket for good");
         let err = xdp
             .send_batch(&[&frame(1, 60)], &[VnetHeader::NONE])
             .unwrap_err();
         assert!(crate::datapath::health::link_gone(&err), "{err}");
+        // The port still holds link and program (detached); the worker's
+        // exit frees them.
+        drop(xdp);
+        assert!(!program_exists(id).unwrap(), "program {id} freed");
     }
 
     #[test]
@@ -337,7 +363,7 @@ mod tests {
         let port = a.run(|| XdpPort::open("lan", "ma")).unwrap();
         assert!(port.is_ok(), "{:?}", port.err());
         drop(port);
-        ip(&["-n", a.name(), "link", "del", "ma"]);
+        ip(&["-n", a.name(), "link", "del", "dev", "ma"]);
         crate::sys::link::create_veth(&a, "ma", &b, "mb", Some(VETH_XDP_MAX_MTU + 1)).unwrap();
         let err = a.run(|| XdpPort::open("lan", "ma")).unwrap().err();
         let message = err.as_ref().map(ToString::to_string).unwrap_or_default();

@@ -51,6 +51,7 @@ const XDP_COPY: u16 = 1 << 1;
 const BPF_MAP_CREATE: libc::c_long = 0;
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
 const BPF_LINK_CREATE: libc::c_long = 28;
 const BPF_MAP_TYPE_XSKMAP: u32 = 17;
 const BPF_PROG_TYPE_XDP: u32 = 6;
@@ -308,6 +309,28 @@ fn attach(prog: BorrowedFd<'_>, ifindex: u32) -> io::Result<OwnedFd> {
         flags: XDP_FLAGS_DRV_MODE,
     };
     bpf_fd(BPF_LINK_CREATE, &mut attr)
+}
+
+/// Whether the kernel still has a BPF program with this id (any program,
+/// attached or not; needs CAP_SYS_ADMIN).
+pub fn program_exists(id: u32) -> io::Result<bool> {
+    /// `union bpf_attr` for BPF_PROG_GET_FD_BY_ID.
+    #[repr(C)]
+    struct GetById {
+        id: u32,
+        next_id: u32,
+        open_flags: u32,
+    }
+    let mut attr = GetById {
+        id,
+        next_id: 0,
+        open_flags: 0,
+    };
+    match bpf_fd(BPF_PROG_GET_FD_BY_ID, &mut attr) {
+        Ok(_fd) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// `struct ethtool_channels`.
@@ -695,15 +718,30 @@ impl Xsk {
             queue_id: 0,
             shared_umem_fd: 0,
         };
-        // SAFETY: addr is a live sockaddr_xdp and the length matches it.
-        check(unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&addr as *const SockaddrXdp).cast(),
-                size_of::<SockaddrXdp>() as libc::socklen_t,
-            )
-        })
-        .map_err(|e| ("bind the AF_XDP socket to queue 0", e))?;
+        // A socket closed a moment ago (a worker that just exited, before
+        // the supervisor restarted it) releases the queue in deferred
+        // work: EBUSY until then.
+        let mut tries = 0;
+        loop {
+            // SAFETY: addr is a live sockaddr_xdp and the length matches it.
+            let bound = check(unsafe {
+                libc::bind(
+                    fd.as_raw_fd(),
+                    (&addr as *const SockaddrXdp).cast(),
+                    size_of::<SockaddrXdp>() as libc::socklen_t,
+                )
+            });
+            match bound {
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                other => {
+                    other.map_err(|e| ("bind the AF_XDP socket to queue 0", e))?;
+                    break;
+                }
+            }
+        }
 
         // The socket is in the map before the program can see a frame.
         let map = create_xskmap(1).map_err(|e| ("create the XSKMAP", e))?;
