@@ -6,7 +6,10 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::support::{have_root, wait_for, Chain};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::support::{have_root, processes_matching, wait_for, Chain};
 
 /// The ids of the XDP programs attached to the interfaces of `node`, from
 /// `ip -d link show` (`prog/xdp id N ...`), by interface.
@@ -142,6 +145,34 @@ fn io_xdp_router_forwards_ping_udp_and_tcp_and_destroy_removes_its_programs() {
         "io: xdp router: TCP {:.0} Mb/s, UDP 20 Mb/s with {lost:.2}% loss",
         tcp_bps / 1e6
     );
+
+    // A worker killed outright (SIGKILL: no clean-up of its own) takes its
+    // programs with it; the supervisor's new worker attaches fresh ones
+    // (binding the queue the old socket just released) and forwards.
+    let worker = processes_matching("/run/nfvhost/xdp/r1.spec.json");
+    assert_eq!(worker.len(), 1, "{worker:?}");
+    kill(Pid::from_raw(worker[0]), Signal::SIGKILL).unwrap();
+    for (ifname, id) in &programs {
+        assert!(
+            wait_for(Duration::from_secs(5), || {
+                !nfvhost::datapath::port::xdp::program_exists(*id).unwrap()
+            }),
+            "the program of r1:{ifname} (id {id}) is gone with the killed worker"
+        );
+    }
+    let mut programs = Vec::new();
+    assert!(
+        wait_for(Duration::from_secs(15), || {
+            programs = xdp_programs(&chain, "r1");
+            programs.len() == 2
+        }),
+        "the new worker attached its programs: {programs:?}"
+    );
+    let out = chain.exec_ok(
+        "h1",
+        &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.0.2.10"],
+    );
+    assert!(out.contains("3 received"), "after the restart: {out}");
 
     drop(chain);
     // The worker's exit closes the links (freed in the kernel's deferred
