@@ -36,3 +36,4 @@ mod vlan;
 mod vnf_dhcp;
 mod vnf_firewall;
 mod vnf_nat;
+mod xdp;

@@ -45,7 +45,9 @@
 //!                              #   sleep | busy: never sleep, a core at 100 % (old: busy_poll: true)
 //!       offload: true          #   carry checksum/segmentation offload (64 KB TCP super-frames)
 //!       io: mmsg               #   how veth ports move frames: mmsg (recvmmsg/sendmmsg),
-//!                              #   tpacket (TPACKET_V3 receive ring) or tpacket_v2
+//!                              #   tpacket (TPACKET_V3 receive ring), tpacket_v2, or
+//!                              #   xdp (AF_XDP, copy mode; implies offload: false,
+//!                              #   refuses offload: true, veth MTU at most 3506)
 //!       cpus: [1]              #   pin the worker to these CPUs
 //!     log_level: info          # optional: error, warn, info (default), debug or
 //!                              #   trace; the module's log lines kept

@@ -379,11 +379,20 @@ pub enum PortIo {
     /// A mapped `TPACKET_V2` receive ring: each frame is handed over as it
     /// arrives (no block timer); frames leave through `sendmmsg`.
     TpacketV2,
+    /// An `AF_XDP` socket in copy mode fed by a native XDP program on the
+    /// veth (`datapath::port::xdp`): no offload (it implies `offload:
+    /// false`), MTU at most 3506, veth links only.
+    Xdp,
 }
 
 impl PortIo {
     /// Every kind, as a chain file names it.
-    pub const ALL: &'static [PortIo] = &[PortIo::Mmsg, PortIo::Tpacket, PortIo::TpacketV2];
+    pub const ALL: &'static [PortIo] = &[
+        PortIo::Mmsg,
+        PortIo::Tpacket,
+        PortIo::TpacketV2,
+        PortIo::Xdp,
+    ];
 
     /// The name a chain file gives this kind.
     pub fn label(self) -> &'static str {
@@ -391,6 +400,7 @@ impl PortIo {
             PortIo::Mmsg => "mmsg",
             PortIo::Tpacket => "tpacket",
             PortIo::TpacketV2 => "tpacket_v2",
+            PortIo::Xdp => "xdp",
         }
     }
 }

@@ -15,6 +15,7 @@ use super::port::memory::{self, MemoryPort};
 use super::port::packet_socket::{PacketSocketError, PacketSocketPort};
 use super::port::tap::TapPort;
 use super::port::tpacket::{TpacketOptions, TpacketPort, Version};
+use super::port::xdp::{XdpPort, XdpPortError};
 use super::port::Port;
 use super::spec::SUPER_FRAME_SLOT;
 use super::spec::{instance_limits, PortBinding, WorkerSpec};
@@ -59,6 +60,8 @@ pub enum SetupError {
     },
     #[error(transparent)]
     PacketSocket(#[from] PacketSocketError),
+    #[error(transparent)]
+    Xdp(#[from] XdpPortError),
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error(transparent)]
@@ -311,6 +314,9 @@ fn open_interface(
                 options,
             )?))
         }
+        // The decoder gives xdp ports `offload: false`; one that comes with
+        // offload anyway works, the worker segments in software.
+        PortIo::Xdp => Ok(Box::new(XdpPort::open(name, ifname)?)),
     }
 }
 

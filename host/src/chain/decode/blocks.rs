@@ -81,7 +81,7 @@ fn port_io(cx: &mut Ctx, node: &Node) -> Option<PortIo> {
         cx.hint(
             node.span,
             format!("io `{text}` is not one of {}", all.join(", ")),
-            "`mmsg` (the default) suits every workload; see the README's data path table",
+            "`mmsg` (the default) suits every workload; `xdp` is AF_XDP (no offload); see the README",
         );
     }
     found
@@ -200,14 +200,29 @@ pub(super) fn datapath_in(
         }
         (None, None) => {}
     }
-    if let Some(n) = df.get("offload") {
-        if let Some(b) = cx.bool(n, "`offload`") {
-            out.offload = b;
-        }
+    let offload = df
+        .get("offload")
+        .and_then(|n| Some((n, cx.bool(n, "`offload`")?)));
+    if let Some((_, b)) = offload {
+        out.offload = b;
     }
-    if let Some(n) = df.get("io") {
-        if let Some(io) = port_io(cx, n) {
-            out.io = io;
+    let io = df.get("io").and_then(|n| port_io(cx, n));
+    if let Some(io) = io {
+        out.io = io;
+    }
+    // AF_XDP without multi-buffer takes one page per frame, never a 64 KB
+    // super-frame: `io: xdp` turns the default offload off (what someone
+    // who asks for xdp expects), and an `offload: true` written next to it,
+    // or under an `io: xdp` inherited from `defaults:`, is a contradiction.
+    if out.io == PortIo::Xdp {
+        match offload {
+            Some((n, true)) => cx.hint(
+                n.span,
+                "`offload: true` with `io: xdp`: AF_XDP ports cannot carry 64 KB super-frames",
+                "drop `offload:` (io: xdp implies offload: false) or use `io: mmsg`",
+            ),
+            _ if io.is_some() => out.offload = false,
+            _ => {}
         }
     }
     if let Some(n) = df.get("cpus") {
@@ -337,7 +352,7 @@ chain: [h1, r1, r2, h2]
         one_error_at(
             &text,
             "dpdk",
-            "io `dpdk` is not one of mmsg, tpacket, tpacket_v2",
+            "io `dpdk` is not one of mmsg, tpacket, tpacket_v2, xdp",
         );
         let text = chain("", "    datapath: { io: 1 }\n");
         one_error_at(&text, "1 }", "expected a string for `io`");
@@ -385,5 +400,56 @@ chain: [h1, r1, r2, h2]
             .find(|k| k.name == "io")
             .unwrap();
         assert!(matches!(key.ty, super::keys::Ty::Enum(names) if names == labels));
+    }
+
+    #[test]
+    fn io_xdp_turns_offload_off_and_refuses_it_on() {
+        let spec = parse("t.yaml", &chain("", "    datapath: { io: xdp }\n"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let r2 = &spec.vnf("r2").unwrap().datapath;
+        assert_eq!((r2.io, r2.offload), (PortIo::Xdp, false));
+        assert!(
+            spec.vnf("r1").unwrap().datapath.offload,
+            "others keep the default"
+        );
+        let spec = parse(
+            "t.yaml",
+            &chain("", "    datapath: { io: xdp, offload: false }\n"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!spec.vnf("r2").unwrap().datapath.offload);
+        let text = chain("", "    datapath: { io: xdp, offload: true }\n");
+        one_error_at(&text, "true }", "cannot carry 64 KB super-frames");
+        // Inherited: xdp from defaults, offload: true on the VNF.
+        let text = chain(
+            "defaults:\n  datapath: { io: xdp }\n",
+            "    datapath: { offload: true }\n",
+        );
+        one_error_at(&text, "true }", "`offload: true` with `io: xdp`");
+        // Offload from defaults, xdp on the VNF: the VNF's io wins.
+        let spec = parse(
+            "t.yaml",
+            &chain(
+                "defaults:\n  datapath: { offload: true }\n",
+                "    datapath: { io: xdp }\n",
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!spec.vnf("r2").unwrap().datapath.offload);
+    }
+
+    #[test]
+    fn io_xdp_refuses_an_mtu_native_xdp_on_veth_cannot_take() {
+        let links = |mtu: u32| {
+            format!(
+                "name: t\nhosts:\n  h1: {{ interfaces: {{ eth0: {{ address: 10.0.1.10/24 }} }} }}\n  \
+                 h2: {{ interfaces: {{ eth0: {{ address: 10.0.2.10/24 }} }} }}\nvnfs:\n  \
+                 r1: {{ module: router, ports: [a, b], datapath: {{ io: xdp }} }}\nlinks:\n  \
+                 - [h1:eth0, r1:a]\n  - {{ a: r1:b, b: h2:eth0, mtu: {mtu} }}\n"
+            )
+        };
+        parse("t.yaml", &links(3506)).unwrap_or_else(|e| panic!("{e}"));
+        let text = links(3507);
+        one_error_at(&text, "{ a: r1:b", "link MTU 3507 is above 3506");
     }
 }

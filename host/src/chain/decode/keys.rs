@@ -78,7 +78,7 @@ const NODE: Ty = Ty::NodeName(MAX_NODE_NAME);
 /// The names of [`crate::chain::PollMode`]'s modes.
 const POLL_MODE: Ty = Ty::Enum(&["sleep", "adaptive", "busy"]);
 /// The names of [`crate::chain::PortIo`]'s kinds.
-const PORT_IO: Ty = Ty::Enum(&["mmsg", "tpacket", "tpacket_v2"]);
+const PORT_IO: Ty = Ty::Enum(&["mmsg", "tpacket", "tpacket_v2", "xdp"]);
 const LOG_LEVEL: Ty = Ty::Enum(&["error", "warn", "info", "debug", "trace"]);
 
 pub static TOP: Section = Section {
@@ -298,7 +298,7 @@ pub static DATAPATH: Section = Section {
             name: "io",
             required: false,
             ty: PORT_IO,
-            doc: "How ports on veth ends move frames: mmsg (recvmmsg/sendmmsg, the default), tpacket (a mapped TPACKET_V3 receive ring, 1 ms block timer) or tpacket_v2 (a mapped TPACKET_V2 receive ring).",
+            doc: "How ports on veth ends move frames: mmsg (recvmmsg/sendmmsg, the default), tpacket (a mapped TPACKET_V3 receive ring, 1 ms block timer), tpacket_v2 (a mapped TPACKET_V2 receive ring) or xdp (AF_XDP; implies offload: false, MTU at most 3506).",
         },
         Key {
             name: "cpus",

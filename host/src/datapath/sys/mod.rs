@@ -8,6 +8,8 @@
 //! - [`tpacket`]: `AF_PACKET` sockets with mapped `TPACKET` rings.
 //! - [`process`]: the worker process's own set-up (parent death signal,
 //!   stop signals, CPU affinity).
+//! - [`xdp`]: `AF_XDP` sockets on veth ends, their rings, and the XDP
+//!   program that steers frames to them.
 #![allow(unsafe_code)]
 
 pub mod fd;
@@ -15,6 +17,7 @@ pub mod mapping;
 pub mod packet;
 pub mod process;
 pub mod tpacket;
+pub mod xdp;
 
 use std::io;
 
