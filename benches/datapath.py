@@ -47,12 +47,18 @@ METRICS = {CHAIN_ROUTER: 19464, CHAIN_EDGE: 19465, CHAIN_LONG: 19466}
 GOALS = {"udp64_pps": (">=", 1.0), "tcp_bps": (">=", 0.8),
          "rtt_median_us": ("<=", 1.5), "rtt_p99_us": ("<=", 1.5),
          "udp64_pps_busy": (">=", 1.0), "rtt_median_us_busy": ("<=", 1.5),
-         "rtt_p99_us_busy": ("<=", 1.5)}
+         "rtt_p99_us_busy": ("<=", 1.5),
+         "udp64_pps_adaptive": (">=", 1.0), "rtt_median_us_adaptive": ("<=", 1.5)}
 
 # Goals of issue 12 for the fused edge chain (one worker, one core), where
 # they differ from the above.
 CASE_GOALS = {"edge-fused": {"udp64_pps": (">=", 1.2), "tcp_bps": (">=", 0.9),
-                             "rtt_median_us": ("<=", 2.0), "rtt_median_us_busy": ("<=", 1.5)}}
+                             "rtt_median_us": ("<=", 2.0), "rtt_median_us_busy": ("<=", 1.5)},
+              "router": {"udp64_pps": (">=", 1.0), "tcp_bps": (">=", 0.8),
+                         "rtt_median_us": ("<=", 2.0), "rtt_median_us_busy": ("<=", 1.3)}}
+
+# The worker poll modes measured (`datapath: { poll: ... }`), by run name.
+POLL_RUNS = {"nfvhost": "sleep", "nfvhost_adaptive": "adaptive", "nfvhost_busy": "busy"}
 
 CPU_LIMIT = 1.0
 AS_SHIPPED = False     # --as-shipped: the chain files' resources unchanged
@@ -282,7 +288,7 @@ def kernel_edge():
 # --------------------------------------------------------------------------
 # nfvhost chains
 
-def gen_chain(src, name, port, tmp, busy_poll=False):
+def gen_chain(src, name, port, tmp, poll="sleep"):
     with open(os.path.join(ROOT, "chains", src)) as f:
         text = f.read()
     fused = re.search(r"(?m)^groups:\n  (\S+): \{\}$", text)
@@ -291,15 +297,15 @@ def gen_chain(src, name, port, tmp, busy_poll=False):
         # its one poller spins if asked.
         # (--as-shipped: the group's cgroup as the file says, no quota.)
         parts = [] if AS_SHIPPED else [f"resources: {{ cpu: {CPU_LIMIT} }}"]
-        if busy_poll:
-            parts.append("datapath: { busy_poll: true }")
+        if poll != "sleep":
+            parts.append(f"datapath: {{ poll: {poll} }}")
         text = text.replace(fused.group(0),
                             f"groups:\n  {fused.group(1)}: {{ {', '.join(parts)} }}"
                             if parts else fused.group(0))
-    # Every VNF spins on its sockets instead of sleeping in poll() (in a
-    # group, its one poller does), and takes the --datapath keys.
-    keys = [k for k in ("busy_poll: true" if busy_poll and not fused else "", EXTRA_DATAPATH)
-            if k]
+    # Every VNF polls as asked (in a group, its one worker does), and takes
+    # the --datapath keys.
+    keys = [k for k in (f"poll: {poll}" if poll != "sleep" and not fused else "",
+                        EXTRA_DATAPATH) if k]
     if keys:
         text = re.sub(r"(?m)^(    ports: \[.*\]\n)",
                       lambda m: m.group(1) + f"    datapath: {{ {', '.join(keys)} }}\n", text)
@@ -499,7 +505,16 @@ def med(runs, key):
     return statistics.median(vals) if vals else None
 
 
-def measure(topo, label, args, tmp, tcp=True, other=True):
+def cpu_ns(pid):
+    """Time the process has run on a CPU, in ns (schedstat: finer than ticks)."""
+    try:
+        with open(f"/proc/{pid}/schedstat") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def measure(topo, label, args, tmp, tcp=True, other=True, pids=()):
     res = {"label": label, "features": topo["features"]}
     if tcp:
         runs = [iperf_tcp(topo, args.tcp_seconds) for _ in range(args.runs)]
@@ -511,13 +526,21 @@ def measure(topo, label, args, tmp, tcp=True, other=True):
         res["udp_runs"] = runs
         for k in ("udp64_pps", "udp64_offered_pps", "udp64_loss"):
             res[k] = med(runs, k)
+        # What the workers cost while pinged 100 times a second: the price
+        # of each poll mode at a low rate (one worker per group counted once).
+        c0, t0 = {p: cpu_ns(p) for p in set(pids)}, time.monotonic()
         runs = [ping(topo, args.pings, 0.01) for _ in range(args.runs)]
+        if c0:
+            spent = sum((cpu_ns(p) or 0) - (c or 0) for p, c in c0.items())
+            res["ping_worker_cpu_pct"] = 100.0 * spent / 1e9 / (time.monotonic() - t0)
         res["ping_runs"] = runs
         for k in ("rtt_median_us", "rtt_p99_us"):
             res[k] = med(runs, k)
         log(f"  {label:22} udp64 {fmt_num(res['udp64_pps'])} pps of "
             f"{fmt_num(res['udp64_offered_pps'])} offered; rtt median "
-            f"{fmt_num(res['rtt_median_us'])} us p99 {fmt_num(res['rtt_p99_us'])} us")
+            f"{fmt_num(res['rtt_median_us'])} us p99 {fmt_num(res['rtt_p99_us'])} us"
+            + (f"; workers {res['ping_worker_cpu_pct']:.1f} % CPU while pinged"
+               if "ping_worker_cpu_pct" in res else ""))
     return res
 
 
@@ -553,29 +576,28 @@ def run_case(case, args, tmp):
         created_ns.remove(ns)
 
     name = CHAIN_ROUTER if case == "router" else CHAIN_EDGE
-    path = gen_chain(src, name, METRICS[name], tmp)
-    deploy(path, name)
-    try:
-        topo = nfv_topology(case, name)
-        m0 = metrics(METRICS[name])
-        out["nfvhost"] = measure(topo, "nfvhost", args, tmp)
-        m1 = metrics(METRICS[name])
-        out["nfvhost"]["metrics_delta"] = {k: v - m0.get(k, 0) for k, v in m1.items()
-                                           if isinstance(v, float)}
-        pids = inspect_pids(name)
-        out["nfvhost"]["worker_rss_kib"] = {n: rss_kib(p) for n, p in pids.items()}
-    finally:
-        destroy(name)
-    # The same chain with `datapath: { busy_poll: true }` on every VNF.
-    path = gen_chain(src, name, METRICS[name], tmp, busy_poll=True)
-    deploy(path, name)
-    try:
-        out["nfvhost_busy"] = measure(nfv_topology(case, name), "nfvhost busy_poll", args, tmp,
-                                      tcp=False)
-    finally:
-        destroy(name)
-    k_off, k_def, nv, busy = (out["kernel_off"], out["kernel_default"], out["nfvhost"],
-                              out["nfvhost_busy"])
+    # The chain as shipped (sleeping workers), then with `datapath: { poll:
+    # adaptive }` and `{ poll: busy }` on every VNF (on the group, if fused).
+    for run, poll in POLL_RUNS.items():
+        path = gen_chain(src, name, METRICS[name], tmp, poll=poll)
+        deploy(path, name)
+        try:
+            topo = nfv_topology(case, name)
+            pids = inspect_pids(name)
+            m0 = metrics(METRICS[name])
+            label = "nfvhost" + ("" if poll == "sleep" else f" poll: {poll}")
+            out[run] = measure(topo, label, args, tmp, tcp=poll == "sleep",
+                               pids=pids.values())
+            if poll == "sleep":
+                m1 = metrics(METRICS[name])
+                out[run]["metrics_delta"] = {k: v - m0.get(k, 0) for k, v in m1.items()
+                                             if isinstance(v, float)}
+                out[run]["worker_rss_kib"] = {n: rss_kib(p) for n, p in pids.items()}
+        finally:
+            destroy(name)
+    k_off, k_def, nv, busy, adaptive = (out["kernel_off"], out["kernel_default"],
+                                        out["nfvhost"], out["nfvhost_busy"],
+                                        out["nfvhost_adaptive"])
     out["ratios"] = {
         "udp64_pps": ratio(nv.get("udp64_pps"), k_def.get("udp64_pps")),
         "tcp_bps": ratio(nv.get("tcp_bps"), k_def.get("tcp_bps")),
@@ -585,6 +607,9 @@ def run_case(case, args, tmp):
         "udp64_pps_busy": ratio(busy.get("udp64_pps"), k_def.get("udp64_pps")),
         "rtt_median_us_busy": ratio(busy.get("rtt_median_us"), k_def.get("rtt_median_us")),
         "rtt_p99_us_busy": ratio(busy.get("rtt_p99_us"), k_def.get("rtt_p99_us")),
+        "udp64_pps_adaptive": ratio(adaptive.get("udp64_pps"), k_def.get("udp64_pps")),
+        "rtt_median_us_adaptive": ratio(adaptive.get("rtt_median_us"),
+                                        k_def.get("rtt_median_us")),
     }
     return out
 
@@ -652,7 +677,11 @@ ROWS = [("udp64_pps", "64 B UDP delivered (pps)", fmt_num, "nfvhost", "udp64_pps
         ("rtt_p99_us", "RTT p99 (us)", fmt_num, "nfvhost", "rtt_p99_us"),
         ("udp64_pps_busy", "64 B UDP, busy_poll (pps)", fmt_num, "nfvhost_busy", "udp64_pps"),
         ("rtt_median_us_busy", "RTT median, busy_poll", fmt_num, "nfvhost_busy", "rtt_median_us"),
-        ("rtt_p99_us_busy", "RTT p99, busy_poll (us)", fmt_num, "nfvhost_busy", "rtt_p99_us")]
+        ("rtt_p99_us_busy", "RTT p99, busy_poll (us)", fmt_num, "nfvhost_busy", "rtt_p99_us"),
+        ("udp64_pps_adaptive", "64 B UDP, adaptive (pps)", fmt_num, "nfvhost_adaptive",
+         "udp64_pps"),
+        ("rtt_median_us_adaptive", "RTT median, adaptive", fmt_num, "nfvhost_adaptive",
+         "rtt_median_us")]
 
 
 def table(results):
@@ -669,6 +698,10 @@ def table(results):
             met = "-" if r is None else ("yes" if (r >= goal if op == ">=" else r <= goal) else "no")
             lines.append(f"{c['case']:10} {title:26} {f(koff):>12} {f(kon):>12} {f(nv):>12} "
                          f"{'-' if r is None else f'{r:.2f}':>7} {op + str(goal):>6} {met:>4}")
+        cpu = [f"{POLL_RUNS[run]} {c[run]['ping_worker_cpu_pct']:.1f} %" for run in POLL_RUNS
+               if "ping_worker_cpu_pct" in c.get(run, {})]
+        if cpu:
+            lines.append(f"{c['case']:10} {'worker CPU while pinged 100/s: ' + ', '.join(cpu)}")
         r2 = c["ratios"].get("tcp_bps_vs_offloads_off")
         lines.append(f"{c['case']:10} {'TCP vs kernel offloads off':26} {'':>12} {'':>12} "
                      f"{'':>12} {'-' if r2 is None else f'{r2:.2f}':>7}")
@@ -727,7 +760,8 @@ def svg(results, path):
         out.append(f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end">{v:.1f}</text>')
     colors = {"udp64_pps": "#4c72b0", "tcp_bps": "#55a868", "rtt_median_us": "#c44e52",
               "rtt_p99_us": "#dd8452", "udp64_pps_busy": "#8172b3",
-              "rtt_median_us_busy": "#937860", "rtt_p99_us_busy": "#da8bc3"}
+              "rtt_median_us_busy": "#937860", "rtt_p99_us_busy": "#da8bc3",
+              "udp64_pps_adaptive": "#8c8c8c", "rtt_median_us_adaptive": "#ccb974"}
     for i, (case, title, key, r) in enumerate(bars):
         x = left + i * bw + bw * 0.15
         if r is not None:
@@ -735,7 +769,7 @@ def svg(results, path):
                        f'height="{y(0) - y(min(r, vmax)):.1f}" fill="{colors[key]}"/>')
             out.append(f'<text x="{x + bw * 0.35:.1f}" y="{y(min(r, vmax)) - 4:.1f}" '
                        f'text-anchor="middle">{r:.2f}</text>')
-        goal = GOALS[key][1]
+        goal = CASE_GOALS.get(case, {}).get(key, GOALS[key])[1]
         out.append(f'<line x1="{x - 3:.1f}" x2="{x + bw * 0.7 + 3:.1f}" y1="{y(goal):.1f}" '
                    f'y2="{y(goal):.1f}" stroke="#000" stroke-dasharray="4 2"/>')
         lx, ly = x + bw * 0.35, y(0) + 10
@@ -798,7 +832,7 @@ def main():
         for case in args.cases.split(","):
             c = run_case(case, args, tmp)
             results["cases"].append(c)
-            for who in ("kernel_default", "nfvhost", "nfvhost_busy"):
+            for who in ("kernel_default", *POLL_RUNS):
                 if not c[who].get("rtt_median_us"):
                     broken.append(f"{case}: no ping replies through {who}")
         if not args.no_deploy_figures:

@@ -1,7 +1,7 @@
 //! `nfvhost capture CHAIN:VNF:PORT -w FILE`: the frames crossing a port of
 //! a running, sandboxed worker land in a pcap file that `tcpdump -r` reads:
 //! on the in-memory link inside a fused group (which tcpdump cannot see),
-//! and on an ordinary veth port. Unknown VNFs and ports are usage errors.
+//! and on an ordinary veth port and a TAP port. Unknown VNFs and ports are usage errors.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -81,6 +81,47 @@ fn ping(chain: &Chain, from: &str, to: &str, n: &str) {
     assert!(out.contains(&format!("{n} received")), "{out}");
 }
 
+/// How a capture ends.
+enum Until {
+    /// By itself, after the frames or seconds its arguments give.
+    Done,
+    /// By Ctrl-C (SIGINT) once the pings are over.
+    Interrupted,
+}
+
+/// Captures `target` into `file` (with `args` after `-w FILE`) while `from`
+/// pings `to` `n` times, waits for the capture to end as `until` says, and
+/// checks it succeeded. Returns its stderr and the ICMP frames of the file.
+fn capture_pings(
+    chain: &Chain,
+    target: &str,
+    file: &Path,
+    args: &[&str],
+    (from, to, n): (&str, &str, &str),
+    until: Until,
+) -> (String, Vec<String>) {
+    let mut all = vec![target, "-w", file.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let (child, stderr) = start_capture(&all);
+    ping(chain, from, to, n);
+    if let Until::Interrupted = until {
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    }
+    let (ok, stderr) = finish(child, stderr);
+    assert!(ok, "{stderr}");
+    (stderr, tcpdump_read(file, &["icmp"]))
+}
+
+/// `lines` hold `n` echo requests from `src` to `dst` and `n` replies back.
+#[track_caller]
+fn assert_echoes(lines: &[String], src: &str, dst: &str, n: usize) {
+    let request = format!("{src} > {dst}: ICMP echo request");
+    let reply = format!("{dst} > {src}: ICMP echo reply");
+    assert_eq!(count(lines, &request), n, "{lines:#?}");
+    assert_eq!(count(lines, &reply), n, "{lines:#?}");
+}
+
 #[test]
 fn capture_cmd_records_icmp_on_an_in_memory_link_of_a_fused_group() {
     if !have_root("capture_cmd_records_icmp_on_an_in_memory_link_of_a_fused_group") {
@@ -93,53 +134,32 @@ fn capture_cmd_records_icmp_on_an_in_memory_link_of_a_fused_group() {
     ping(&chain, "h1", "10.0.2.10", "1");
 
     let file = dir.path().join("core.pcap");
-    let (child, stderr) = start_capture(&[
+    let (stderr, lines) = capture_pings(
+        &chain,
         "fpair:r1:core",
-        "-w",
-        file.to_str().unwrap(),
-        "-c",
-        "4",
-        "--duration",
-        "30",
-    ]);
-    ping(&chain, "h1", "10.0.2.10", "2");
-    let (ok, stderr) = finish(child, stderr);
-    assert!(ok, "{stderr}");
+        &file,
+        &["-c", "4", "--duration", "30"],
+        ("h1", "10.0.2.10", "2"),
+        Until::Done,
+    );
     assert!(stderr.contains("4 frames of fpair:r1:core"), "{stderr}");
-    let lines = tcpdump_read(&file, &[]);
-    assert_eq!(lines.len(), 4, "{lines:#?}");
+    // Only the four echoes: no other frame crosses the in-memory link.
+    assert_eq!(tcpdump_read(&file, &[]).len(), 4, "{lines:#?}");
     // r1:core sends the requests to r2 and receives the replies.
-    assert_eq!(
-        count(&lines, "10.0.1.10 > 10.0.2.10: ICMP echo request"),
-        2,
-        "{lines:#?}"
-    );
-    assert_eq!(
-        count(&lines, "10.0.2.10 > 10.0.1.10: ICMP echo reply"),
-        2,
-        "{lines:#?}"
-    );
+    assert_echoes(&lines, "10.0.1.10", "10.0.2.10", 2);
 
     // The member at the other end of the link, stopped by Ctrl-C.
     let file = dir.path().join("r2-core.pcap");
-    let (child, stderr) = start_capture(&["fpair:r2:core", "-w", file.to_str().unwrap()]);
-    ping(&chain, "h2", "10.0.1.10", "3");
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
-    let (ok, stderr) = finish(child, stderr);
-    assert!(ok, "{stderr}");
+    let (stderr, lines) = capture_pings(
+        &chain,
+        "fpair:r2:core",
+        &file,
+        &[],
+        ("h2", "10.0.1.10", "3"),
+        Until::Interrupted,
+    );
     assert!(stderr.contains("interrupted"), "{stderr}");
-    let lines = tcpdump_read(&file, &["icmp"]);
-    assert_eq!(
-        count(&lines, "10.0.2.10 > 10.0.1.10: ICMP echo request"),
-        3,
-        "{lines:#?}"
-    );
-    assert_eq!(
-        count(&lines, "10.0.1.10 > 10.0.2.10: ICMP echo reply"),
-        3,
-        "{lines:#?}"
-    );
+    assert_echoes(&lines, "10.0.2.10", "10.0.1.10", 3);
 
     // The sandboxed worker made no call its filter refuses: it is the one
     // that started, and it still forwards.
@@ -202,28 +222,36 @@ fn capture_cmd_records_a_veth_port_of_a_single_vnf_chain() {
     let file = dir.path().join("lan.pcap");
     // The hosts' kernels may send other frames (IPv6 neighbour discovery)
     // on a veth: capture for a while and count the echoes.
-    let (child, stderr) = start_capture(&[
+    let (_, lines) = capture_pings(
+        &chain,
         "basic:r1:lan",
-        "-w",
-        file.to_str().unwrap(),
-        "-c",
-        "100",
-        "--duration",
-        "3",
-    ]);
-    ping(&chain, "h1", "10.0.2.10", "2");
-    let (ok, stderr) = finish(child, stderr);
-    assert!(ok, "{stderr}");
-    let lines = tcpdump_read(&file, &["icmp"]);
+        &file,
+        &["-c", "100", "--duration", "3"],
+        ("h1", "10.0.2.10", "2"),
+        Until::Done,
+    );
     // r1:lan receives the requests from h1 and sends the replies to it.
-    assert_eq!(
-        count(&lines, "10.0.1.10 > 10.0.2.10: ICMP echo request"),
-        2,
-        "{lines:#?}"
+    assert_echoes(&lines, "10.0.1.10", "10.0.2.10", 2);
+}
+
+#[test]
+fn capture_cmd_records_a_tap_port() {
+    if !have_root("capture_cmd_records_a_tap_port") {
+        return;
+    }
+    let chain = Chain::deploy("tests/chains/tap.yaml", "tap", "127.0.0.1:9472");
+    let dir = tempfile::tempdir().unwrap();
+    ping(&chain, "h1", "10.0.2.10", "1");
+    let file = dir.path().join("wan.pcap");
+    // r1:wan is the TAP whose descriptor the worker holds: it sends the
+    // requests to h2 and receives the replies.
+    let (_, lines) = capture_pings(
+        &chain,
+        "tap:r1:wan",
+        &file,
+        &["-c", "100", "--duration", "3"],
+        ("h1", "10.0.2.10", "3"),
+        Until::Done,
     );
-    assert_eq!(
-        count(&lines, "10.0.2.10 > 10.0.1.10: ICMP echo reply"),
-        2,
-        "{lines:#?}"
-    );
+    assert_echoes(&lines, "10.0.1.10", "10.0.2.10", 3);
 }

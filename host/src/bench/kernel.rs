@@ -192,7 +192,8 @@ fn firewall(v: &VnfSpec, out: &mut Vec<Step>) -> Result<(), NoKernelEquivalent> 
         None => "drop",
         Some(p) => return Err(no(format!("{}: default_policy {p}", v.name))),
     };
-    let mut rules = String::new();
+    // (match, action) per rule, rendered once per stand-in below.
+    let mut rules: Vec<(String, &str)> = Vec::new();
     for r in v.config["rules"].as_array().into_iter().flatten() {
         let mut m = String::new();
         if !r["in"].is_null() {
@@ -227,15 +228,27 @@ fn firewall(v: &VnfSpec, out: &mut Vec<Step>) -> Result<(), NoKernelEquivalent> 
             (Some("reject"), _) => "reject",
             (a, _) => return Err(no(format!("{}: a rule's action {a:?}", v.name))),
         };
-        rules += &format!("    {m}{action}\n");
+        rules.push((m, action));
     }
-    // Kernels without nft_reject_bridge refuse `reject` in a bridge table.
-    let dropping = rules
-        .replace("reject with tcp reset\n", "drop\n")
-        .replace("reject\n", "drop\n");
+    // Kernels without nft_reject_bridge refuse `reject` in a bridge table:
+    // the fallbacks drop instead.
+    let render = |reject_as_drop: bool| -> String {
+        rules
+            .iter()
+            .map(|(m, action)| {
+                let action = if reject_as_drop && action.starts_with("reject") {
+                    "drop"
+                } else {
+                    action
+                };
+                format!("    {m}{action}\n")
+            })
+            .collect()
+    };
     // Without conntrack, a default-drop policy would drop every reply;
     // the stateless fallback accepts by default and says so in the report.
-    let table = |stateful: bool, rules: &str| {
+    let table = |stateful: bool, reject_as_drop: bool| {
+        let rules = render(reject_as_drop);
         let (ct, policy) = if stateful {
             (
                 "    ct state established,related accept\n    ct state invalid drop\n",
@@ -256,11 +269,11 @@ fn firewall(v: &VnfSpec, out: &mut Vec<Step>) -> Result<(), NoKernelEquivalent> 
     });
     out.push(Step::Nft {
         node: v.name.clone(),
-        rules: table(true, &rules),
+        rules: table(true, false),
         fallbacks: vec![
-            (table(true, &dropping), "reject as drop (no bridge reject)"),
+            (table(true, true), "reject as drop (no bridge reject)"),
             (
-                table(false, &dropping),
+                table(false, true),
                 "stateless, default accept, reject as drop: this kernel's bridge family \
                  has no conntrack, so the kernel does less than the firewall",
             ),
@@ -579,6 +592,27 @@ mod tests {
             "{fw}"
         );
         assert!(fw.contains("th dport 25 reject with tcp reset"), "{fw}");
+        // The fallbacks for kernels without bridge reject or conntrack:
+        // the same rules, rejecting by dropping, then also stateless.
+        let fallbacks = steps
+            .iter()
+            .find_map(|s| match s {
+                Step::Nft {
+                    node, fallbacks, ..
+                } if node == "fw" => Some(fallbacks.clone()),
+                _ => None,
+            })
+            .unwrap();
+        let [(dropping, _), (stateless, _)] = &fallbacks[..] else {
+            panic!("{fallbacks:?}");
+        };
+        for table in [dropping, stateless] {
+            assert!(table.contains("th dport 25 drop\n"), "{table}");
+            assert!(!table.contains("reject"), "{table}");
+            assert!(table.contains("th dport 80 accept\n"), "{table}");
+        }
+        assert!(dropping.contains("policy drop;") && dropping.contains("ct state"));
+        assert!(stateless.contains("policy accept;") && !stateless.contains("ct state"));
         let nat = nft("nat").unwrap();
         assert!(nat.contains("oifname \"outside\" masquerade"), "{nat}");
         assert!(

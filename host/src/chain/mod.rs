@@ -41,9 +41,13 @@
 //!       wasm_memory: 16MiB     #   cap on linear memory; 64KiB..=4GiB
 //!     datapath:                # optional, how the worker moves frames
 //!       batch: 64              #   frames per call into the module, 1..=256
-//!       busy_poll: false       #   spin instead of sleeping: lowest latency, a core at 100 %
+//!       poll: sleep            #   sleep (default) | adaptive: spin 200 µs after traffic, then
+//!                              #   sleep | busy: never sleep, a core at 100 % (old: busy_poll: true)
 //!       offload: true          #   carry checksum/segmentation offload (64 KB TCP super-frames)
-//!       io: mmsg               #   how veth ports move frames: mmsg (recvmmsg/sendmmsg)
+//!       io: mmsg               #   how veth ports move frames: mmsg (recvmmsg/sendmmsg),
+//!                              #   tpacket (TPACKET_V3 receive ring), tpacket_v2, or
+//!                              #   xdp (AF_XDP, copy mode; implies offload: false,
+//!                              #   refuses offload: true, veth MTU at most 3506)
 //!       cpus: [1]              #   pin the worker to these CPUs
 //!     log_level: info          # optional: error, warn, info (default), debug or
 //!                              #   trace; the module's log lines kept
@@ -105,8 +109,8 @@ pub use error::{ChainError, ChainErrors};
 pub use names::NameKind;
 pub use spec::{
     ChainSpec, Datapath, Endpoint, GroupSpec, HostInterface, HostSpec, Ipv4Cidr, LinkKind,
-    LinkSpec, ModuleRef, ParseCidrError, PortIo, Resources, RouteSpec, Span, VnfSpec, Vxlan,
-    WorkerUnit,
+    LinkSpec, ModuleRef, ParseCidrError, PollMode, PortIo, Resources, RouteSpec, Span, VnfSpec,
+    Vxlan, WorkerUnit,
 };
 pub use yaml::{Node, NodeValue};
 

@@ -115,8 +115,8 @@ pub struct GroupSpec {
     /// The group's cgroup limits; a limit not given is the sum of its
     /// members' (`wasm_memory` stays per VNF).
     pub resources: Resources,
-    /// Spin instead of sleeping (one core for the whole group).
-    pub busy_poll: bool,
+    /// How the group's one worker waits for frames.
+    pub poll: PollMode,
     /// Pin the group's worker to these CPUs.
     pub cpus: Vec<usize>,
     /// The group's key in `groups:`.
@@ -306,9 +306,8 @@ pub struct Resources {
 pub struct Datapath {
     /// Frames per call into the module (1..=256).
     pub batch: Option<usize>,
-    /// Spin on the sockets instead of sleeping in poll(): lowest latency,
-    /// one core at 100 %.
-    pub busy_poll: bool,
+    /// How the worker waits for frames.
+    pub poll: PollMode,
     /// Carry checksum and segmentation offload (virtio-net headers) through
     /// the worker, so 64 KB TCP super-frames cross the chain whole.
     pub offload: bool,
@@ -322,10 +321,44 @@ impl Default for Datapath {
     fn default() -> Self {
         Datapath {
             batch: None,
-            busy_poll: false,
+            poll: PollMode::default(),
             offload: true,
             cpus: Vec::new(),
             io: PortIo::default(),
+        }
+    }
+}
+
+/// How a worker waits for frames (`datapath: { poll: ... }`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PollMode {
+    /// Sleep in `ppoll` until a frame, a tick or a timer: no CPU while idle,
+    /// a wake-up's latency on every frame that finds the worker asleep.
+    #[default]
+    Sleep,
+    /// After a wakeup that brought frames, keep reading without sleeping
+    /// for [`PollMode::ADAPTIVE_SPIN`]; then sleep. Replies and bursts that
+    /// follow traffic find the worker awake; an idle worker costs nothing.
+    Adaptive,
+    /// Never sleep: the lowest latency, one core at 100 % all the time
+    /// (`busy_poll: true` is the older spelling).
+    Busy,
+}
+
+impl PollMode {
+    /// Every mode, as a chain file names it.
+    pub const ALL: &'static [PollMode] = &[PollMode::Sleep, PollMode::Adaptive, PollMode::Busy];
+
+    /// How long an adaptive worker keeps reading after the last frame.
+    pub const ADAPTIVE_SPIN: std::time::Duration = std::time::Duration::from_micros(200);
+
+    /// The name a chain file gives this mode.
+    pub fn label(self) -> &'static str {
+        match self {
+            PollMode::Sleep => "sleep",
+            PollMode::Adaptive => "adaptive",
+            PollMode::Busy => "busy",
         }
     }
 }
@@ -339,16 +372,35 @@ pub enum PortIo {
     /// one system call per batch each way.
     #[default]
     Mmsg,
+    /// The same socket with a mapped `TPACKET_V3` receive ring: frames
+    /// arrive in blocks the kernel hands over when full or after 1 ms, so
+    /// receiving costs no system call; frames leave through `sendmmsg`.
+    Tpacket,
+    /// A mapped `TPACKET_V2` receive ring: each frame is handed over as it
+    /// arrives (no block timer); frames leave through `sendmmsg`.
+    TpacketV2,
+    /// An `AF_XDP` socket in copy mode fed by a native XDP program on the
+    /// veth (`datapath::port::xdp`): no offload (it implies `offload:
+    /// false`), MTU at most 3506, veth links only.
+    Xdp,
 }
 
 impl PortIo {
     /// Every kind, as a chain file names it.
-    pub const ALL: &'static [PortIo] = &[PortIo::Mmsg];
+    pub const ALL: &'static [PortIo] = &[
+        PortIo::Mmsg,
+        PortIo::Tpacket,
+        PortIo::TpacketV2,
+        PortIo::Xdp,
+    ];
 
     /// The name a chain file gives this kind.
     pub fn label(self) -> &'static str {
         match self {
             PortIo::Mmsg => "mmsg",
+            PortIo::Tpacket => "tpacket",
+            PortIo::TpacketV2 => "tpacket_v2",
+            PortIo::Xdp => "xdp",
         }
     }
 }

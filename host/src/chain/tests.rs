@@ -851,7 +851,11 @@ fn members_of_a_group_are_linked_in_memory_and_share_one_worker() {
     );
     let g = spec.group("g").unwrap();
     assert_eq!(
-        (g.resources.cpu, g.busy_poll, &g.cpus[..]),
+        (
+            g.resources.cpu,
+            g.poll == crate::chain::PollMode::Busy,
+            &g.cpus[..]
+        ),
         (Some(1.0), true, &[1][..])
     );
     let units: Vec<String> = spec.workers().iter().map(|u| u.name().to_owned()).collect();

@@ -229,41 +229,7 @@ enum Command {
     /// (unnamed interface N is port N; a pcap file feeds port 0). The
     /// frames' timestamps are the module's clock. Exits 1 when a port's
     /// output differs from `--expect`.
-    Test {
-        /// The module: a shipped VNF name or a path to a .wasm file.
-        module: String,
-        /// A chain file with the VNF's ports and `config:` (the one that
-        /// deploys it); its `module:` is replaced by MODULE.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// The VNF of the chain file to test (when it has several).
-        #[arg(long)]
-        vnf: Option<String>,
-        /// Without --config: the module's port names.
-        #[arg(
-            long,
-            value_delimiter = ',',
-            default_value = "lan,wan",
-            conflicts_with = "config"
-        )]
-        ports: Vec<String>,
-        /// Input frames: PORT=FILE or FILE (pcap or pcapng); repeatable.
-        #[arg(long = "in", value_name = "[PORT=]FILE", required = true)]
-        inputs: Vec<String>,
-        /// Write what leaves each port to DIR/<port>.pcap.
-        #[arg(long, value_name = "DIR")]
-        out: Option<PathBuf>,
-        /// Expected output: PORT=FILE, a FILE (by interface, like --in), or
-        /// a DIR of <port>.pcap (a port without a file must send nothing).
-        #[arg(long, value_name = "[PORT=]FILE|DIR")]
-        expect: Vec<String>,
-        /// Seconds of module time to keep ticking after the last frame.
-        #[arg(long, default_value_t = 0.0)]
-        linger: f64,
-        /// Print only the summary and the comparison, not every frame.
-        #[arg(short, long)]
-        quiet: bool,
-    },
+    Test(test::TestArgs),
     /// Print a shell completion script (e.g. `nfvhost completions bash >
     /// /etc/bash_completion.d/nfvhost`).
     Completions { shell: generate::Shell },
@@ -376,27 +342,7 @@ pub fn main() -> i32 {
             path,
             sdk,
         } => new::new(&name, template, path, sdk),
-        Command::Test {
-            module,
-            config,
-            vnf,
-            ports,
-            inputs,
-            out,
-            expect,
-            linger,
-            quiet,
-        } => test::test(test::TestArgs {
-            module,
-            config,
-            vnf,
-            ports,
-            inputs,
-            out,
-            expect,
-            linger,
-            quiet,
-        }),
+        Command::Test(args) => test::test(args),
         Command::Completions { shell } => generate::completions(shell),
         Command::Man => generate::man(),
         Command::Link { action } => match action {

@@ -11,15 +11,40 @@ use nfvhost::modtest::{self, CaptureArg, Outcome, Run, StepKind};
 use super::{CliError, CliResult, EXIT_FAILURE};
 
 /// The arguments of `nfvhost test`.
+#[derive(clap::Args, Debug)]
 pub struct TestArgs {
+    /// The module: a shipped VNF name or a path to a .wasm file.
     pub module: String,
+    /// A chain file with the VNF's ports and `config:` (the one that
+    /// deploys it); its `module:` is replaced by MODULE.
+    #[arg(long)]
     pub config: Option<PathBuf>,
+    /// The VNF of the chain file to test (when it has several).
+    #[arg(long)]
     pub vnf: Option<String>,
+    /// Without --config: the module's port names.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "lan,wan",
+        conflicts_with = "config"
+    )]
     pub ports: Vec<String>,
+    /// Input frames: PORT=FILE or FILE (pcap or pcapng); repeatable.
+    #[arg(long = "in", value_name = "[PORT=]FILE", required = true)]
     pub inputs: Vec<String>,
+    /// Write what leaves each port to DIR/<port>.pcap.
+    #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Expected output: PORT=FILE, a FILE (by interface, like --in), or
+    /// a DIR of <port>.pcap (a port without a file must send nothing).
+    #[arg(long, value_name = "[PORT=]FILE|DIR")]
     pub expect: Vec<String>,
+    /// Seconds of module time to keep ticking after the last frame.
+    #[arg(long, default_value_t = 0.0)]
     pub linger: f64,
+    /// Print only the summary and the comparison, not every frame.
+    #[arg(short, long)]
     pub quiet: bool,
 }
 

@@ -15,6 +15,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use super::worker::{serve_control, sleep_for, Worker, WorkerError};
+use crate::chain::PollMode;
 
 /// Rounds over the in-memory links per wakeup: a frame crosses at most this
 /// many links of a group before the worker looks at its sockets and timers
@@ -22,7 +23,7 @@ use super::worker::{serve_control, sleep_for, Worker, WorkerError};
 pub const MAX_ROUNDS: usize = 64;
 
 /// Runs `members` until `stop()` says so: waits for frames on any of their
-/// kernel ports (unless `busy_poll`) or for the earliest member's one-shot
+/// kernel ports (as `poll` says) or for the earliest member's one-shot
 /// timer, moves batches to completion, runs each member's due timer, hands
 /// each member the configuration `nfvhost link set` left for it (on
 /// SIGUSR1), and every `tick_every` ticks every member and serves
@@ -30,7 +31,7 @@ pub const MAX_ROUNDS: usize = 64;
 pub fn run_all(
     members: &mut [Worker<'_>],
     tick_every: Duration,
-    busy_poll: bool,
+    poll: PollMode,
     stop: impl Fn() -> bool,
 ) -> Result<(), WorkerError> {
     // One channel per process, whichever member was handed it.
@@ -40,8 +41,12 @@ pub fn run_all(
     // After a wakeup that brought frames, read again before sleeping: under
     // load the sockets are rarely empty, and poll() would be a wasted call.
     let mut busy = false;
+    // An adaptive worker reads without sleeping until then (see PollMode).
+    let mut awake_until = Instant::now();
     while !stop() {
-        if !busy && !busy_poll && !members.iter().any(|m| m.has_pending()) {
+        if !stays_awake(poll, busy, Instant::now(), awake_until)
+            && !members.iter().any(|m| m.has_pending())
+        {
             // Until a frame, the tick or the earliest member's timer.
             let timer = members.iter().filter_map(|m| m.timer_deadline()).min();
             let timeout = sleep_for(Instant::now(), next_tick, timer);
@@ -50,6 +55,9 @@ pub fn run_all(
             }
         }
         busy = run_to_completion(members)? > 0;
+        if busy && poll == PollMode::Adaptive {
+            awake_until = Instant::now() + PollMode::ADAPTIVE_SPIN;
+        }
         // What a timer emits onto an in-memory link waits there: the next
         // turn does not sleep while a link holds a frame.
         for m in members.iter_mut() {
@@ -72,6 +80,18 @@ pub fn run_all(
         m.mark_down();
     }
     Ok(())
+}
+
+/// Whether the loop reads again without sleeping: after a turn that brought
+/// frames (`busy`) in every mode but busy polling, which never sleeps; and
+/// in adaptive mode also until `awake_until`, [`PollMode::ADAPTIVE_SPIN`]
+/// after the last frame.
+fn stays_awake(poll: PollMode, busy: bool, now: Instant, awake_until: Instant) -> bool {
+    match poll {
+        PollMode::Sleep => busy,
+        PollMode::Adaptive => busy || now < awake_until,
+        PollMode::Busy => true,
+    }
 }
 
 /// One wakeup: every member reads its ports once, then the members with
@@ -200,10 +220,26 @@ mod tests {
         (call $timer_at (i64.const 0))
         (i32.const 0)))"#;
 
+    #[test]
+    fn only_busy_and_adaptive_modes_stay_awake_after_the_traffic() {
+        let now = Instant::now();
+        let later = now + PollMode::ADAPTIVE_SPIN;
+        // A turn that brought frames reads again in every mode.
+        for mode in PollMode::ALL {
+            assert!(stays_awake(*mode, true, now, now), "{mode:?}");
+        }
+        // A quiet turn: a sleeping worker sleeps; an adaptive one only once
+        // its spin after the last frame is over; a busy one never.
+        assert!(!stays_awake(PollMode::Sleep, false, now, later));
+        assert!(stays_awake(PollMode::Adaptive, false, now, later));
+        assert!(!stays_awake(PollMode::Adaptive, false, later, later));
+        assert!(stays_awake(PollMode::Busy, false, later, now));
+    }
+
     /// Runs `run_all` for `turns` turns of its loop.
     fn run_turns(members: &mut [Worker<'_>], turns: usize) {
         let left = std::cell::Cell::new(turns);
-        run_all(members, Duration::from_millis(1), false, || {
+        run_all(members, Duration::from_millis(1), PollMode::Sleep, || {
             let n = left.get();
             left.set(n.saturating_sub(1));
             n == 0

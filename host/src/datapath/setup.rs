@@ -14,7 +14,10 @@ use std::collections::HashMap;
 use super::port::memory::{self, MemoryPort};
 use super::port::packet_socket::{PacketSocketError, PacketSocketPort};
 use super::port::tap::{TapIo, TapPort};
+use super::port::tpacket::{TpacketOptions, TpacketPort, Version};
+use super::port::xdp::{XdpPort, XdpPortError};
 use super::port::Port;
+use super::spec::SUPER_FRAME_SLOT;
 use super::spec::{instance_limits, PortBinding, WorkerSpec};
 use super::stats::StatsSegment;
 use super::sys::process;
@@ -57,6 +60,8 @@ pub enum SetupError {
     },
     #[error(transparent)]
     PacketSocket(#[from] PacketSocketError),
+    #[error(transparent)]
+    Xdp(#[from] XdpPortError),
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error(transparent)]
@@ -250,7 +255,7 @@ pub fn run_group(specs: Vec<WorkerSpec>) -> Result<(), SetupError> {
     super::group::run_all(
         &mut workers,
         Duration::from_millis(first.tick_ms.max(1)),
-        first.busy_poll,
+        first.poll,
         // Called once per turn of the loop: the heartbeat the supervisor
         // watches, and the test-only probe.
         || {
@@ -278,6 +283,40 @@ fn open_interface(
             ifname,
             spec.offload,
         )?)),
+        PortIo::Tpacket | PortIo::TpacketV2 => {
+            let version = if spec.io == PortIo::Tpacket {
+                Version::V3
+            } else {
+                Version::V2
+            };
+            // The longest frame the ring must hold whole: a super-frame
+            // with offload, else the link's MTU with a VLAN-tagged
+            // Ethernet header (the kernel removes the tag; room anyway).
+            let mtu = spec
+                .ports
+                .iter()
+                .find(|p| p.name == name)
+                .map_or(1500, |p| p.mtu as usize);
+            let max_frame = if spec.offload {
+                SUPER_FRAME_SLOT
+            } else {
+                mtu + 18
+            };
+            let options = TpacketOptions {
+                version,
+                tx_ring: false,
+                max_frame,
+            };
+            Ok(Box::new(TpacketPort::open(
+                name,
+                ifname,
+                spec.offload,
+                options,
+            )?))
+        }
+        // The decoder gives xdp ports `offload: false`; one that comes with
+        // offload anyway works, the worker segments in software.
+        PortIo::Xdp => Ok(Box::new(XdpPort::open(name, ifname)?)),
     }
 }
 

@@ -55,9 +55,9 @@ pub struct WorkerSpec {
     pub memory_bytes: usize,
     pub batch_size: usize,
     pub tick_ms: u64,
-    /// Spin on the sockets instead of sleeping in poll().
+    /// How the worker waits for frames.
     #[serde(default)]
-    pub busy_poll: bool,
+    pub poll: crate::chain::PollMode,
     /// Carry virtio-net headers (checksum and segmentation offload).
     #[serde(default)]
     pub offload: bool,

@@ -19,6 +19,7 @@ use super::port::Port;
 use super::stats::StatsLayout;
 use super::sys::fd::PollSet;
 use super::transmit::{self, TxScratch};
+use crate::chain::PollMode;
 use crate::engine::{
     Batch, CallFailure, Engine, FrameIn, InstanceError, InstanceLimits, LoadedModule, VnetHeader,
     VnfInstance,
@@ -307,16 +308,16 @@ impl<'s> Worker<'s> {
         self.instance.timer_deadline()
     }
 
-    /// Runs until `stop()` says so: waits for frames (unless `busy_poll`),
+    /// Runs until `stop()` says so: waits for frames as `poll` says,
     /// moves batches, and ticks every `tick_every` (see
     /// [`super::group::run_all`], which runs a fused group the same way).
     pub fn run(
         &mut self,
         tick_every: Duration,
-        busy_poll: bool,
+        poll: PollMode,
         stop: impl Fn() -> bool,
     ) -> Result<(), WorkerError> {
-        super::group::run_all(std::slice::from_mut(self), tick_every, busy_poll, stop)
+        super::group::run_all(std::slice::from_mut(self), tick_every, poll, stop)
     }
 
     /// Receives one batch from the ports and, if it brought frames, runs
@@ -962,7 +963,7 @@ pub(crate) mod tests {
         h0.inject(&frame(0, 1));
         assert_eq!(rig.stats.ports[0].up.load(Relaxed), 1);
         let polls = std::cell::Cell::new(0);
-        w.run(Duration::from_millis(1), false, || {
+        w.run(Duration::from_millis(1), PollMode::Sleep, || {
             polls.set(polls.get() + 1);
             polls.get() > 3
         })

@@ -144,7 +144,7 @@ fn vnf_states(
             memory_bytes: wasm_memory(v),
             batch_size: v.datapath.batch.unwrap_or(DEFAULT_BATCH),
             tick_ms: TICK_MS,
-            busy_poll: group.map_or(v.datapath.busy_poll, |g| g.busy_poll),
+            poll: group.map_or(v.datapath.poll, |g| g.poll),
             offload: v.datapath.offload,
             io: v.datapath.io,
             cpus: group.map_or_else(|| v.datapath.cpus.clone(), |g| g.cpus.clone()),

@@ -542,7 +542,7 @@ fn tap_ports_deliver_offloaded_udp_super_frames_intact() {
 
 /// A plain UDP/IPv4 frame from 10.9.0.2:4000 to 10.9.0.1:5000 behind
 /// `dst_mac` carrying `payload` (UDP checksum 0: none).
-fn udp_frame(dst_mac: [u8; 6], payload: &[u8]) -> Vec<u8> {
+fn plain_udp_frame(dst_mac: [u8; 6], payload: &[u8]) -> Vec<u8> {
     let mut f = vec![0u8; 42];
     f[0..6].copy_from_slice(&dst_mac);
     f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 2]);
@@ -627,7 +627,7 @@ fn tap_ports_move_batches_both_ways() {
 
             // Out: one call takes the whole batch, in order.
             let frames: Vec<Vec<u8>> = (0..N)
-                .map(|i| udp_frame(mac, format!("out {i} {what}").as_bytes()))
+                .map(|i| plain_udp_frame(mac, format!("out {i} {what}").as_bytes()))
                 .collect();
             let refs: Vec<&[u8]> = frames.iter().map(|f| &f[..]).collect();
             let headers = vec![VnetHeader::NONE; N];
@@ -709,4 +709,353 @@ fn receive_udp(
         }
     }
     got
+}
+
+/// A UDP frame from `src` to `dst` (IPv4 and port) between two MACs: with
+/// `gso`, a super-frame of datagrams of that size with a partial checksum
+/// and its virtio-net header; else a plain frame (IP checksum, no UDP
+/// checksum) and no header.
+fn udp_frame(
+    macs: ([u8; 6], [u8; 6]),
+    src: std::net::SocketAddrV4,
+    dst: std::net::SocketAddrV4,
+    payload: &[u8],
+    gso: Option<u16>,
+) -> (Vec<u8>, crate::engine::VnetHeader) {
+    let udp_len = 8 + payload.len();
+    let mut f = vec![0u8; 42];
+    f[0..6].copy_from_slice(&macs.1);
+    f[6..12].copy_from_slice(&macs.0);
+    f[12..14].copy_from_slice(&[0x08, 0x00]);
+    f[14] = 0x45;
+    f[16..18].copy_from_slice(&u16::try_from(20 + udp_len).unwrap().to_be_bytes());
+    f[22] = 64;
+    f[23] = 17;
+    f[26..30].copy_from_slice(&src.ip().octets());
+    f[30..34].copy_from_slice(&dst.ip().octets());
+    let words = |b: &[u8]| -> u32 {
+        b.chunks(2)
+            .map(|w| u32::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)])))
+            .sum()
+    };
+    let fold = |mut s: u32| {
+        while s > 0xffff {
+            s = (s & 0xffff) + (s >> 16);
+        }
+        s as u16
+    };
+    let ip_sum = !fold(words(&f[14..34]));
+    f[24..26].copy_from_slice(&ip_sum.to_be_bytes());
+    f[34..36].copy_from_slice(&src.port().to_be_bytes());
+    f[36..38].copy_from_slice(&dst.port().to_be_bytes());
+    f[38..40].copy_from_slice(&(udp_len as u16).to_be_bytes());
+    let mut h = [0u8; 10];
+    if let Some(size) = gso {
+        // Partial: the pseudo-header sum, not complemented (the kernel
+        // puts each segment's length in).
+        let partial = fold(words(&f[26..34]) + 17);
+        f[40..42].copy_from_slice(&partial.to_be_bytes());
+        h[0] = 1; // NEEDS_CSUM
+        h[1] = 5; // UDP_L4
+        h[2..4].copy_from_slice(&42u16.to_ne_bytes());
+        h[4..6].copy_from_slice(&size.to_ne_bytes());
+        h[6..8].copy_from_slice(&34u16.to_ne_bytes());
+        h[8..10].copy_from_slice(&6u16.to_ne_bytes());
+    }
+    f.extend_from_slice(payload);
+    (f, crate::engine::VnetHeader(h))
+}
+
+/// Sets `UDP_SEGMENT` on a UDP socket: every send leaves as one GSO
+/// super-frame of datagrams of `size` bytes.
+fn set_udp_segment(socket: &std::net::UdpSocket, size: libc::c_int) {
+    use std::os::fd::AsRawFd;
+    const UDP_SEGMENT: libc::c_int = 103;
+    // SAFETY: the option value points at a live c_int of the stated size.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_UDP,
+            UDP_SEGMENT,
+            (&size as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "UDP_SEGMENT: {}", std::io::Error::last_os_error());
+}
+
+/// A TPACKET port on one end of a veth pair, the kernel on the other:
+/// frames go both ways with both receive ring layouts (V3 blocks, V2
+/// frames), both send paths (sendmmsg, the transmit ring), and with and
+/// without virtio-net headers; with them, a 63000-byte UDP super-frame
+/// crosses whole each way (the kernel segments the one we send into 63
+/// datagrams that all arrive; the one it sends reaches the ring as one
+/// frame with its GSO header).
+#[test]
+fn tpacket_ports_carry_frames_and_super_frames_over_a_veth() {
+    use crate::datapath::port::tpacket::{TpacketOptions, TpacketPort, Version};
+    use crate::datapath::port::Port;
+    use crate::datapath::spec::SUPER_FRAME_SLOT;
+    use crate::engine::VnetHeader;
+    use std::net::{SocketAddrV4, UdpSocket};
+
+    if !have_root("tpacket_ports_carry_frames_and_super_frames_over_a_veth") {
+        return;
+    }
+    let a = guard();
+    let b = guard();
+    link::create_veth(&a, "eth0", &b, "eth0", None).unwrap();
+    let (ip_a, ip_b) = (Ipv4Addr::new(10, 9, 1, 1), Ipv4Addr::new(10, 9, 1, 2));
+    link::add_address(&a, "eth0", ip_a, 24).unwrap();
+    link::add_address(&b, "eth0", ip_b, 24).unwrap();
+    let macs = (
+        link::mac_address(&a, "eth0").unwrap(),
+        link::mac_address(&b, "eth0").unwrap(),
+    );
+    let sink_addr = SocketAddrV4::new(ip_b, 5000);
+    let sink = b.run(|| UdpSocket::bind(sink_addr)).unwrap().unwrap();
+    sink.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let plain = b
+        .run(|| UdpSocket::bind(SocketAddrV4::new(ip_b, 0)))
+        .unwrap()
+        .unwrap();
+    let gso = b
+        .run(|| UdpSocket::bind(SocketAddrV4::new(ip_b, 0)))
+        .unwrap()
+        .unwrap();
+    set_udp_segment(&gso, 1000);
+    let big: Vec<u8> = (0..63_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    let to_a = SocketAddrV4::new(ip_a, 6000);
+    let from_a = SocketAddrV4::new(ip_a, 4000);
+
+    for version in [Version::V3, Version::V2] {
+        for vnet in [false, true] {
+            for tx_ring in [false, true] {
+                let what = format!("{version:?} vnet {vnet} tx ring {tx_ring}");
+                let options = TpacketOptions {
+                    version,
+                    tx_ring,
+                    max_frame: if vnet { SUPER_FRAME_SLOT } else { 1518 },
+                };
+                let mut port = a
+                    .run(|| TpacketPort::open("p", "eth0", vnet, options))
+                    .unwrap()
+                    .unwrap_or_else(|e| panic!("{what}: {e}"));
+                assert_eq!(port.carries_offload(), vnet);
+
+                // Port to kernel: five plain frames in one batch.
+                let payloads: Vec<Vec<u8>> =
+                    (0..5u8).map(|i| vec![i; 100 + usize::from(i)]).collect();
+                let frames: Vec<(Vec<u8>, VnetHeader)> = payloads
+                    .iter()
+                    .map(|p| udp_frame(macs, from_a, sink_addr, p, None))
+                    .collect();
+                let refs: Vec<&[u8]> = frames.iter().map(|(f, _)| f.as_slice()).collect();
+                let heads: Vec<VnetHeader> = frames.iter().map(|(_, h)| *h).collect();
+                assert_eq!(port.send_batch(&refs, &heads).unwrap(), 5, "{what}");
+                let mut buf = vec![0u8; 65_536];
+                for p in &payloads {
+                    let n = sink
+                        .recv(&mut buf)
+                        .unwrap_or_else(|e| panic!("{what}: a datagram never arrived: {e}"));
+                    assert_eq!(&buf[..n], p.as_slice(), "{what}: in order, intact");
+                }
+                if vnet {
+                    let (f, h) = udp_frame(macs, from_a, sink_addr, &big, Some(1000));
+                    assert_eq!(port.send_batch(&[&f], &[h]).unwrap(), 1, "{what}");
+                    let mut got = Vec::new();
+                    for i in 0..63 {
+                        let n = sink.recv(&mut buf).unwrap_or_else(|e| {
+                            panic!("{what}: segment {i} of the super-frame never arrived: {e}")
+                        });
+                        assert_eq!(n, 1000, "{what}");
+                        got.extend_from_slice(&buf[..n]);
+                    }
+                    assert!(got == big, "{what}: the super-frame's payload intact");
+                }
+
+                // Kernel to port: three datagrams, and with vnet a GSO
+                // super-frame.
+                for i in 0..3u8 {
+                    plain.send_to(&[i + 1; 200], to_a).unwrap();
+                }
+                if vnet {
+                    gso.send_to(&big, to_a).unwrap();
+                }
+                let slot = if vnet { SUPER_FRAME_SLOT } else { 2048 };
+                let mut storage = vec![vec![0u8; slot]; 8];
+                let mut plain_seen = Vec::new();
+                let mut super_seen = None;
+                let deadline = std::time::Instant::now() + Duration::from_secs(3);
+                while (plain_seen.len() < 3 || (vnet && super_seen.is_none()))
+                    && std::time::Instant::now() < deadline
+                {
+                    let mut bufs: Vec<&mut [u8]> =
+                        storage.iter_mut().map(|b| b.as_mut_slice()).collect();
+                    let mut lens = [0usize; 8];
+                    let mut heads = [VnetHeader::NONE; 8];
+                    let stats = port.recv_batch(&mut bufs, &mut lens, &mut heads).unwrap();
+                    assert_eq!(stats.truncated, 0, "{what}");
+                    if stats.frames == 0 {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    for i in 0..stats.frames {
+                        let f = &storage[i][..lens[i]];
+                        let udp_to_a = f.len() >= 42
+                            && f[12..14] == [0x08, 0x00]
+                            && f[23] == 17
+                            && f[36..38] == 6000u16.to_be_bytes();
+                        if !udp_to_a {
+                            continue;
+                        }
+                        if f.len() == 42 + 200 {
+                            plain_seen.push(f[42]);
+                        } else {
+                            assert_eq!(f.len(), 42 + big.len(), "{what}: one whole frame");
+                            assert!(f[42..] == big[..], "{what}: payload intact");
+                            assert_eq!(heads[i].0[1], 5, "{what}: UDP_L4 GSO: {:?}", heads[i]);
+                            assert_eq!(u16::from_ne_bytes([heads[i].0[4], heads[i].0[5]]), 1000);
+                            super_seen = Some(());
+                        }
+                    }
+                }
+                assert_eq!(plain_seen, vec![1, 2, 3], "{what}: datagrams in order");
+                assert!(!vnet || super_seen.is_some(), "{what}: super-frame arrived");
+                assert_eq!(port.take_kernel_drops(), 0, "{what}");
+            }
+        }
+    }
+}
+
+/// Not a check but the figures behind the tpacket port's send path: 64 B
+/// frames in batches of 64 through `sendmmsg` and through a
+/// `PACKET_TX_RING` (one kick per batch), into a veth whose far end drops
+/// them (no address there). Run with
+/// `cargo test --release -p nfvhost --lib tpacket_tx_ring_against_sendmmsg -- --ignored --nocapture`.
+#[test]
+#[ignore = "a benchmark; prints figures"]
+fn tpacket_tx_ring_against_sendmmsg() {
+    use crate::datapath::port::tpacket::{TpacketOptions, TpacketPort, Version};
+    use crate::datapath::port::Port;
+    use crate::datapath::spec::SUPER_FRAME_SLOT;
+    use crate::engine::VnetHeader;
+    use std::net::SocketAddrV4;
+
+    if !have_root("tpacket_tx_ring_against_sendmmsg") {
+        return;
+    }
+    let a = guard();
+    let b = guard();
+    link::create_veth(&a, "eth0", &b, "eth0", None).unwrap();
+    let macs = (
+        link::mac_address(&a, "eth0").unwrap(),
+        link::mac_address(&b, "eth0").unwrap(),
+    );
+    let (f, h) = udp_frame(
+        macs,
+        SocketAddrV4::new(Ipv4Addr::new(10, 9, 2, 1), 4000),
+        SocketAddrV4::new(Ipv4Addr::new(10, 9, 2, 2), 5000),
+        &[0u8; 22],
+        None,
+    );
+    let frames = vec![f.as_slice(); 64];
+    let heads = vec![h; 64];
+    for vnet in [false, true] {
+        for tx_ring in [false, true] {
+            let options = TpacketOptions {
+                version: Version::V3,
+                tx_ring,
+                max_frame: if vnet { SUPER_FRAME_SLOT } else { 1518 },
+            };
+            let mut port = a
+                .run(|| TpacketPort::open("p", "eth0", vnet, options))
+                .unwrap()
+                .unwrap();
+            let mut best = 0.0f64;
+            for _ in 0..3 {
+                let start = std::time::Instant::now();
+                let mut sent = 0usize;
+                while start.elapsed() < Duration::from_millis(700) {
+                    sent += port.send_batch(&frames, &heads).unwrap_or(0);
+                }
+                best = best.max(sent as f64 / start.elapsed().as_secs_f64());
+            }
+            let _: &[VnetHeader] = &heads;
+            eprintln!(
+                "64 B frames, batches of 64, vnet {vnet}: {} {:.0} kpps",
+                if tx_ring {
+                    "PACKET_TX_RING"
+                } else {
+                    "sendmmsg"
+                },
+                best / 1e3
+            );
+        }
+    }
+}
+
+/// A TPACKET port whose link is deleted is down, and up again (bound to
+/// the new index, its ring still mapped) once a link of the same name
+/// comes back, and then receives on it: what the worker's
+/// `recheck_down_ports` relies on.
+#[test]
+fn tpacket_port_reattaches_to_a_link_that_comes_back() {
+    use crate::datapath::port::tpacket::{TpacketOptions, TpacketPort, Version};
+    use crate::datapath::port::Port;
+    use crate::engine::VnetHeader;
+    use std::net::{SocketAddrV4, UdpSocket};
+
+    if !have_root("tpacket_port_reattaches_to_a_link_that_comes_back") {
+        return;
+    }
+    let a = guard();
+    let b = guard();
+    let (ip_a, ip_b) = (Ipv4Addr::new(10, 9, 3, 1), Ipv4Addr::new(10, 9, 3, 2));
+    let wire = || {
+        link::create_veth(&a, "eth0", &b, "eth0", None).unwrap();
+        link::add_address(&a, "eth0", ip_a, 24).unwrap();
+        link::add_address(&b, "eth0", ip_b, 24).unwrap();
+    };
+    for version in [Version::V3, Version::V2] {
+        wire();
+        let options = TpacketOptions {
+            version,
+            tx_ring: false,
+            max_frame: 1518,
+        };
+        let mut port = a
+            .run(|| TpacketPort::open("p", "eth0", false, options))
+            .unwrap()
+            .unwrap();
+        assert!(port.recheck(), "{version:?}: up");
+        link::delete_link(&a, "eth0").unwrap();
+        assert!(!port.recheck(), "{version:?}: down with its link gone");
+        wire();
+        assert!(port.recheck(), "{version:?}: up on the new link");
+
+        let sender = b
+            .run(|| UdpSocket::bind(SocketAddrV4::new(ip_b, 0)))
+            .unwrap()
+            .unwrap();
+        let mut storage = vec![vec![0u8; 2048]; 8];
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        let mut seen = false;
+        while !seen && std::time::Instant::now() < deadline {
+            sender
+                .send_to(b"after", SocketAddrV4::new(ip_a, 7000))
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+            let mut bufs: Vec<&mut [u8]> = storage.iter_mut().map(|b| b.as_mut_slice()).collect();
+            let mut lens = [0usize; 8];
+            let mut heads = [VnetHeader::NONE; 8];
+            let got = port.recv_batch(&mut bufs, &mut lens, &mut heads).unwrap();
+            seen = (0..got.frames).any(|i| storage[i][..lens[i]].ends_with(b"after"));
+        }
+        assert!(
+            seen,
+            "{version:?}: frames arrive on the link that came back"
+        );
+        drop(port);
+        link::delete_link(&a, "eth0").unwrap();
+    }
 }

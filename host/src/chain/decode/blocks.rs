@@ -5,7 +5,7 @@
 
 use nfvhost_abi::LogLevel;
 
-use super::super::spec::{Datapath, PortIo, Resources};
+use super::super::spec::{Datapath, PollMode, PortIo, Resources};
 use super::super::yaml::{Node, NodeValue};
 use super::fields::Ctx;
 use super::keys;
@@ -57,6 +57,21 @@ pub(super) fn log_level(cx: &mut Ctx, node: &Node) -> Option<LogLevel> {
     found
 }
 
+/// A `datapath: { poll: ... }` value.
+fn poll_mode(cx: &mut Ctx, node: &Node) -> Option<PollMode> {
+    let text = cx.str(node, "`poll`")?;
+    let found = PollMode::ALL.iter().copied().find(|m| m.label() == text);
+    if found.is_none() {
+        let all: Vec<&str> = PollMode::ALL.iter().map(|m| m.label()).collect();
+        cx.hint(
+            node.span,
+            format!("poll mode `{text}` is not one of {}", all.join(", ")),
+            "`sleep` costs no CPU while idle; `adaptive` spins briefly after traffic; `busy` takes a core",
+        );
+    }
+    found
+}
+
 /// A `datapath: { io: ... }` value.
 fn port_io(cx: &mut Ctx, node: &Node) -> Option<PortIo> {
     let text = cx.str(node, "`io`")?;
@@ -66,7 +81,7 @@ fn port_io(cx: &mut Ctx, node: &Node) -> Option<PortIo> {
         cx.hint(
             node.span,
             format!("io `{text}` is not one of {}", all.join(", ")),
-            "`mmsg` (the default) suits every workload; see the README's data path table",
+            "`mmsg` (the default) suits every workload; `xdp` is AF_XDP (no offload); see the README",
         );
     }
     found
@@ -142,7 +157,7 @@ pub(super) fn datapath(cx: &mut Ctx, d: &Node, what: &str, out: &mut Datapath) {
 }
 
 /// A `datapath:` block with the keys `section` allows (a VNF's, or a fused
-/// group's: `busy_poll` and `cpus` only), over `out`.
+/// group's: `poll`, `busy_poll` and `cpus` only), over `out`.
 pub(super) fn datapath_in(
     cx: &mut Ctx,
     d: &Node,
@@ -167,19 +182,47 @@ pub(super) fn datapath_in(
             }
         }
     }
-    if let Some(n) = df.get("busy_poll") {
-        if let Some(b) = cx.bool(n, "`busy_poll`") {
-            out.busy_poll = b;
+    match (df.get("poll"), df.get("busy_poll")) {
+        (Some(_), Some(b)) => cx.hint(
+            b.span,
+            "both `poll` and `busy_poll` are given",
+            "keep `poll` (`busy_poll: true` is the older spelling of `poll: busy`)",
+        ),
+        (Some(n), None) => {
+            if let Some(mode) = poll_mode(cx, n) {
+                out.poll = mode;
+            }
         }
-    }
-    if let Some(n) = df.get("offload") {
-        if let Some(b) = cx.bool(n, "`offload`") {
-            out.offload = b;
+        (None, Some(n)) => {
+            if let Some(b) = cx.bool(n, "`busy_poll`") {
+                out.poll = if b { PollMode::Busy } else { PollMode::Sleep };
+            }
         }
+        (None, None) => {}
     }
-    if let Some(n) = df.get("io") {
-        if let Some(io) = port_io(cx, n) {
-            out.io = io;
+    let offload = df
+        .get("offload")
+        .and_then(|n| Some((n, cx.bool(n, "`offload`")?)));
+    if let Some((_, b)) = offload {
+        out.offload = b;
+    }
+    let io = df.get("io").and_then(|n| port_io(cx, n));
+    if let Some(io) = io {
+        out.io = io;
+    }
+    // AF_XDP without multi-buffer takes one page per frame, never a 64 KB
+    // super-frame: `io: xdp` turns the default offload off (what someone
+    // who asks for xdp expects), and an `offload: true` written next to it,
+    // or under an `io: xdp` inherited from `defaults:`, is a contradiction.
+    if out.io == PortIo::Xdp {
+        match offload {
+            Some((n, true)) => cx.hint(
+                n.span,
+                "`offload: true` with `io: xdp`: AF_XDP ports cannot carry 64 KB super-frames",
+                "drop `offload:` (io: xdp implies offload: false) or use `io: mmsg`",
+            ),
+            _ if io.is_some() => out.offload = false,
+            _ => {}
         }
     }
     if let Some(n) = df.get("cpus") {
@@ -205,7 +248,7 @@ pub(super) fn datapath_in(
 mod tests {
     use nfvhost_abi::LogLevel;
 
-    use crate::chain::{parse, ChainError, PortIo};
+    use crate::chain::{parse, ChainError, PollMode, PortIo};
 
     const WIRING: &str = "\
 hosts:
@@ -253,14 +296,14 @@ chain: [h1, r1, r2, h2]
         assert_eq!(r1.resources.memory, Some(64 << 20));
         assert_eq!(r1.resources.pids, Some(16));
         assert_eq!(r1.datapath.batch, Some(32));
-        assert!(r1.datapath.busy_poll && !r1.datapath.offload);
+        assert!(r1.datapath.poll == PollMode::Busy && !r1.datapath.offload);
         assert_eq!(r1.log_level, LogLevel::Warn);
         // r2 overrides some keys and inherits the rest.
         assert_eq!(r2.resources.cpu, Some(1.0));
         assert_eq!(r2.resources.memory, Some(128 << 20));
         assert_eq!(r2.resources.pids, Some(16));
         assert_eq!(r2.datapath.batch, Some(32));
-        assert!(!r2.datapath.busy_poll && !r2.datapath.offload);
+        assert!(r2.datapath.poll == PollMode::Sleep && !r2.datapath.offload);
         assert_eq!(r2.log_level, LogLevel::Debug);
     }
 
@@ -306,9 +349,46 @@ chain: [h1, r1, r2, h2]
         assert_eq!(spec.vnf("r2").unwrap().datapath.io, PortIo::Mmsg);
         assert_eq!(spec.vnf("r1").unwrap().datapath.io, PortIo::Mmsg);
         let text = chain("", "    datapath: { io: dpdk }\n");
-        one_error_at(&text, "dpdk", "io `dpdk` is not one of mmsg");
+        one_error_at(
+            &text,
+            "dpdk",
+            "io `dpdk` is not one of mmsg, tpacket, tpacket_v2, xdp",
+        );
         let text = chain("", "    datapath: { io: 1 }\n");
         one_error_at(&text, "1 }", "expected a string for `io`");
+    }
+
+    #[test]
+    fn poll_names_a_mode_and_busy_poll_is_its_older_spelling() {
+        let spec = parse(
+            "t.yaml",
+            &chain(
+                "defaults:\n  datapath: { busy_poll: true }\n",
+                "    datapath: { poll: adaptive }\n",
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(spec.vnf("r1").unwrap().datapath.poll, PollMode::Busy);
+        assert_eq!(spec.vnf("r2").unwrap().datapath.poll, PollMode::Adaptive);
+        let spec = parse("t.yaml", &chain("", "")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(spec.vnf("r1").unwrap().datapath.poll, PollMode::Sleep);
+        let text = chain("", "    datapath: { poll: spin }\n");
+        one_error_at(
+            &text,
+            "spin",
+            "poll mode `spin` is not one of sleep, adaptive, busy",
+        );
+        let text = chain("", "    datapath: { poll: busy, busy_poll: true }\n");
+        one_error_at(&text, "true }", "both `poll` and `busy_poll` are given");
+    }
+
+    #[test]
+    fn the_schema_lists_every_poll_mode() {
+        let labels: Vec<&str> = PollMode::ALL.iter().map(|m| m.label()).collect();
+        for section in [&super::keys::DATAPATH, &super::keys::GROUP_DATAPATH] {
+            let key = section.keys.iter().find(|k| k.name == "poll").unwrap();
+            assert!(matches!(key.ty, super::keys::Ty::Enum(names) if names == labels));
+        }
     }
 
     #[test]
@@ -320,5 +400,56 @@ chain: [h1, r1, r2, h2]
             .find(|k| k.name == "io")
             .unwrap();
         assert!(matches!(key.ty, super::keys::Ty::Enum(names) if names == labels));
+    }
+
+    #[test]
+    fn io_xdp_turns_offload_off_and_refuses_it_on() {
+        let spec = parse("t.yaml", &chain("", "    datapath: { io: xdp }\n"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let r2 = &spec.vnf("r2").unwrap().datapath;
+        assert_eq!((r2.io, r2.offload), (PortIo::Xdp, false));
+        assert!(
+            spec.vnf("r1").unwrap().datapath.offload,
+            "others keep the default"
+        );
+        let spec = parse(
+            "t.yaml",
+            &chain("", "    datapath: { io: xdp, offload: false }\n"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!spec.vnf("r2").unwrap().datapath.offload);
+        let text = chain("", "    datapath: { io: xdp, offload: true }\n");
+        one_error_at(&text, "true }", "cannot carry 64 KB super-frames");
+        // Inherited: xdp from defaults, offload: true on the VNF.
+        let text = chain(
+            "defaults:\n  datapath: { io: xdp }\n",
+            "    datapath: { offload: true }\n",
+        );
+        one_error_at(&text, "true }", "`offload: true` with `io: xdp`");
+        // Offload from defaults, xdp on the VNF: the VNF's io wins.
+        let spec = parse(
+            "t.yaml",
+            &chain(
+                "defaults:\n  datapath: { offload: true }\n",
+                "    datapath: { io: xdp }\n",
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!spec.vnf("r2").unwrap().datapath.offload);
+    }
+
+    #[test]
+    fn io_xdp_refuses_an_mtu_native_xdp_on_veth_cannot_take() {
+        let links = |mtu: u32| {
+            format!(
+                "name: t\nhosts:\n  h1: {{ interfaces: {{ eth0: {{ address: 10.0.1.10/24 }} }} }}\n  \
+                 h2: {{ interfaces: {{ eth0: {{ address: 10.0.2.10/24 }} }} }}\nvnfs:\n  \
+                 r1: {{ module: router, ports: [a, b], datapath: {{ io: xdp }} }}\nlinks:\n  \
+                 - [h1:eth0, r1:a]\n  - {{ a: r1:b, b: h2:eth0, mtu: {mtu} }}\n"
+            )
+        };
+        parse("t.yaml", &links(3506)).unwrap_or_else(|e| panic!("{e}"));
+        let text = links(3507);
+        one_error_at(&text, "{ a: r1:b", "link MTU 3507 is above 3506");
     }
 }

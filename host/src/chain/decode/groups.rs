@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 
-use super::super::spec::{Datapath, GroupSpec, LinkKind, LinkSpec, Resources, Span, VnfSpec};
+use super::super::spec::{
+    Datapath, GroupSpec, LinkKind, LinkSpec, PollMode, Resources, Span, VnfSpec,
+};
 use super::super::yaml::Node;
 use super::blocks::{datapath_in, resources_in};
 use super::fields::Ctx;
@@ -26,7 +28,7 @@ pub(super) fn groups(cx: &mut Ctx, node: &Node) -> Vec<GroupSpec> {
         let mut group = GroupSpec {
             name,
             resources: Resources::default(),
-            busy_poll: false,
+            poll: PollMode::default(),
             cpus: Vec::new(),
             span: k.span,
         };
@@ -40,7 +42,7 @@ pub(super) fn groups(cx: &mut Ctx, node: &Node) -> Vec<GroupSpec> {
                 let mut out = Datapath::default();
                 let what = format!("`datapath` of {what}");
                 datapath_in(cx, d, &what, &keys::GROUP_DATAPATH, &mut out);
-                group.busy_poll = out.busy_poll;
+                group.poll = out.poll;
                 group.cpus = out.cpus;
             }
         }

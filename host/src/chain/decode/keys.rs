@@ -75,8 +75,10 @@ pub enum Ty {
 
 const MTU: Ty = Ty::Int(68, 65535);
 const NODE: Ty = Ty::NodeName(MAX_NODE_NAME);
+/// The names of [`crate::chain::PollMode`]'s modes.
+const POLL_MODE: Ty = Ty::Enum(&["sleep", "adaptive", "busy"]);
 /// The names of [`crate::chain::PortIo`]'s kinds.
-const PORT_IO: Ty = Ty::Enum(&["mmsg"]);
+const PORT_IO: Ty = Ty::Enum(&["mmsg", "tpacket", "tpacket_v2", "xdp"]);
 const LOG_LEVEL: Ty = Ty::Enum(&["error", "warn", "info", "debug", "trace"]);
 
 pub static TOP: Section = Section {
@@ -275,10 +277,16 @@ pub static DATAPATH: Section = Section {
             doc: "Frames per call into the module.",
         },
         Key {
+            name: "poll",
+            required: false,
+            ty: POLL_MODE,
+            doc: "How the worker waits: sleep (default), adaptive (spin 200 µs after traffic, then sleep) or busy (a core at 100 %).",
+        },
+        Key {
             name: "busy_poll",
             required: false,
             ty: Ty::Bool,
-            doc: "Spin instead of sleeping: lowest latency, a core at 100 %.",
+            doc: "The older spelling of `poll: busy` (true) or `poll: sleep` (false).",
         },
         Key {
             name: "offload",
@@ -290,7 +298,7 @@ pub static DATAPATH: Section = Section {
             name: "io",
             required: false,
             ty: PORT_IO,
-            doc: "How ports on veth ends move frames: mmsg (recvmmsg/sendmmsg, the default).",
+            doc: "How ports on veth ends move frames: mmsg (recvmmsg/sendmmsg, the default), tpacket (a mapped TPACKET_V3 receive ring, 1 ms block timer), tpacket_v2 (a mapped TPACKET_V2 receive ring) or xdp (AF_XDP; implies offload: false, MTU at most 3506).",
         },
         Key {
             name: "cpus",
@@ -455,10 +463,16 @@ pub static GROUP_DATAPATH: Section = Section {
     doc: "How a group's worker waits (`batch` and `offload` stay per VNF).",
     keys: &[
         Key {
+            name: "poll",
+            required: false,
+            ty: POLL_MODE,
+            doc: "How the group's one worker waits: sleep (default), adaptive or busy (one core at 100 % for the whole group).",
+        },
+        Key {
             name: "busy_poll",
             required: false,
             ty: Ty::Bool,
-            doc: "Spin instead of sleeping: one core at 100 % for the whole group.",
+            doc: "The older spelling of `poll: busy` (true) or `poll: sleep` (false).",
         },
         Key {
             name: "cpus",

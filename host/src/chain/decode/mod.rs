@@ -235,6 +235,7 @@ fn chain(cx: &mut Ctx, file: &str, root: &Node) -> Option<ChainSpec> {
         .get("groups")
         .map_or_else(Vec::new, |g| groups::groups(cx, g));
     groups::check(cx, &groups, &vnfs, &group_spans, &node_spans, &mut links);
+    check_xdp_links(cx, &vnfs, &links);
 
     Some(ChainSpec {
         name,
@@ -245,4 +246,40 @@ fn chain(cx: &mut Ctx, file: &str, root: &Node) -> Option<ChainSpec> {
         links,
         groups,
     })
+}
+
+/// The links of VNFs with `io: xdp` that an AF_XDP port cannot serve: an
+/// MTU above what native XDP on a veth takes without multi-buffer (the
+/// kernel would refuse to attach the program when the worker starts), and
+/// VXLAN links (no native XDP on a vxlan device).
+fn check_xdp_links(cx: &mut Ctx, vnfs: &[super::spec::VnfSpec], links: &[super::spec::LinkSpec]) {
+    use super::spec::{LinkKind, PortIo};
+    use crate::datapath::port::xdp::VETH_XDP_MAX_MTU;
+    let xdp = |node: &str| {
+        vnfs.iter()
+            .any(|v| v.name == node && v.datapath.io == PortIo::Xdp)
+    };
+    for l in links {
+        let Some(vnf) = [&l.a.node, &l.b.node].into_iter().find(|n| xdp(n)) else {
+            continue;
+        };
+        match (&l.kind, l.mtu) {
+            (LinkKind::Veth, Some(mtu)) if mtu > VETH_XDP_MAX_MTU => cx.hint(
+                l.span,
+                format!(
+                    "link MTU {mtu} is above {VETH_XDP_MAX_MTU}, the most an `io: xdp` port of \
+                     {vnf} takes (native XDP on a veth, one page per frame)"
+                ),
+                format!(
+                    "give the link `mtu: {VETH_XDP_MAX_MTU}` or less, or use `io: mmsg` for {vnf}"
+                ),
+            ),
+            (LinkKind::Vxlan(_), _) => cx.hint(
+                l.span,
+                format!("{vnf} has `io: xdp` but this link is VXLAN, which has no native XDP"),
+                format!("use `io: mmsg` for {vnf}"),
+            ),
+            _ => {}
+        }
+    }
 }

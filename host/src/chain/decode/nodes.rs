@@ -352,7 +352,7 @@ pub(super) fn vnf(
                     let NodeValue::Str(key) = &k.value else {
                         continue;
                     };
-                    if key == "busy_poll" || key == "cpus" {
+                    if matches!(key.as_str(), "poll" | "busy_poll" | "cpus") {
                         cx.hint(
                             k.span,
                             format!("{what} is in group `{group}`, whose worker it shares"),

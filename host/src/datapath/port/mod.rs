@@ -2,7 +2,11 @@
 //! the VNFs need no change for a new kind.
 //!
 //! - [`packet_socket`]: a kernel interface (a veth end) through `AF_PACKET`.
+//! - [`tpacket`]: a kernel interface through `AF_PACKET` with a mapped
+//!   `TPACKET` receive ring (and optionally a transmit ring).
 //! - [`tap`]: a TAP device whose descriptor the worker holds.
+//! - [`xdp`]: a veth end through an `AF_XDP` socket and a native XDP
+//!   program (`datapath: { io: xdp }`).
 //! - [`memory`]: an in-memory link between two ports of one process (the
 //!   link between two VNFs of a fused group).
 //! - `fake` (tests only): frames injected and sent frames recorded by the
@@ -15,6 +19,8 @@
 pub mod memory;
 pub mod packet_socket;
 pub mod tap;
+pub mod tpacket;
+pub mod xdp;
 
 #[cfg(test)]
 pub mod fake;

@@ -88,3 +88,58 @@ impl<T: SharedPod> Drop for SharedMapping<T> {
         }
     }
 }
+
+/// A shared mapping of a socket's memory (a `TPACKET` ring), which the
+/// kernel writes while we read it: only raw pointers come out of it, and
+/// [`crate::datapath::sys::tpacket`] decides which bytes the kernel has
+/// handed over.
+pub struct SocketMapping {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the mapping is a plain region of memory owned by self; the
+// pointer is only dereferenced by its owner under the ring protocol.
+unsafe impl Send for SocketMapping {}
+
+impl SocketMapping {
+    /// Maps `len` bytes of socket `fd` from offset 0, shared, read-write,
+    /// populated up front (no page faults in the loop).
+    pub fn new(fd: std::os::fd::BorrowedFd<'_>, len: usize) -> io::Result<Self> {
+        // SAFETY: mapping `len` bytes of a socket the caller borrows; the
+        // kernel checks the length against the ring; the result is checked.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(SocketMapping {
+            ptr: ptr.cast(),
+            len,
+        })
+    }
+
+    /// The start of the mapping; `len()` bytes from it are mapped for the
+    /// life of self.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr
+    }
+}
+
+impl Drop for SocketMapping {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly the region mapped in `new`; no pointer
+        // into it outlives self (its owner holds the ring's cursors only).
+        unsafe {
+            libc::munmap(self.ptr.cast(), self.len);
+        }
+    }
+}

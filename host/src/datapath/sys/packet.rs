@@ -99,8 +99,8 @@ pub fn if_index(ifname: &CStr) -> io::Result<u32> {
     Ok(index)
 }
 
-fn set_int(
-    fd: &OwnedFd,
+pub(super) fn set_int(
+    fd: BorrowedFd<'_>,
     level: libc::c_int,
     opt: libc::c_int,
     value: libc::c_int,
@@ -122,6 +122,17 @@ fn set_int(
 /// read back the frames it sends; with `vnet`, every frame is preceded by
 /// its `virtio_net_hdr`. On failure, says which step failed.
 pub fn open(ifindex: u32, vnet: bool) -> Result<OwnedFd, (Step, io::Error)> {
+    open_with(ifindex, vnet, |_| Ok(()))
+}
+
+/// [`open`], with `configure` run on the socket after its options and
+/// before it is bound (a `TPACKET` ring must exist before the first frame
+/// arrives, and after `PACKET_VNET_HDR`, which a ring freezes).
+pub fn open_with(
+    ifindex: u32,
+    vnet: bool,
+    configure: impl FnOnce(BorrowedFd<'_>) -> Result<(), (Step, io::Error)>,
+) -> Result<OwnedFd, (Step, io::Error)> {
     // Protocol 0 at creation: the socket receives nothing until bind, so
     // no frame from another interface can slip in first.
     // SAFETY: plain socket(2) call; the result is checked.
@@ -136,21 +147,23 @@ pub fn open(ifindex: u32, vnet: bool) -> Result<OwnedFd, (Step, io::Error)> {
     // SAFETY: raw is a freshly created descriptor nothing else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
 
-    set_int(&fd, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+    set_int(fd.as_fd(), libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
         .map_err(|e| ("set PACKET_IGNORE_OUTGOING", e))?;
     // Not PACKET_QDISC_BYPASS: it would hide the frames the worker sends
     // from tcpdump inside the VNF's namespace, and every hop must stay
     // observable.
-    set_int(&fd, libc::SOL_PACKET, PACKET_AUXDATA, 1).map_err(|e| ("set PACKET_AUXDATA", e))?;
+    set_int(fd.as_fd(), libc::SOL_PACKET, PACKET_AUXDATA, 1)
+        .map_err(|e| ("set PACKET_AUXDATA", e))?;
     if vnet {
-        set_int(&fd, libc::SOL_PACKET, PACKET_VNET_HDR, 1)
+        set_int(fd.as_fd(), libc::SOL_PACKET, PACKET_VNET_HDR, 1)
             .map_err(|e| ("set PACKET_VNET_HDR", e))?;
     }
     for opt in [libc::SO_RCVBUFFORCE, libc::SO_SNDBUFFORCE] {
         // Failure (not root) only leaves the default size.
-        let _ = set_int(&fd, libc::SOL_SOCKET, opt, 8 << 20);
+        let _ = set_int(fd.as_fd(), libc::SOL_SOCKET, opt, 8 << 20);
     }
 
+    configure(fd.as_fd())?;
     bind(fd.as_fd(), ifindex).map_err(|e| ("bind", e))?;
     Ok(fd)
 }
