@@ -4,8 +4,8 @@ io_uring_enter, in one run, on a router whose WAN link is `kind: tap`.
 
     python3 benches/tap_io.py [--rounds 2] [--pps 300000]   # as root
 
-h1 (veth) -- lan [r1] wan -- (TAP) h2. For each mode (the worker's
-NFVHOST_TAP_IO: `read-write` or `io_uring`), alternating, ROUNDS times:
+h1 (veth) -- lan [r1] wan -- (TAP) h2. For each mode (r1's `datapath: {
+tap_io: ... }`: `read_write` or `io_uring`), alternating, ROUNDS times:
 iperf3 TCP h1->h2 (TAP writes carry the data) and h2->h1 (-R: TAP reads
 carry it), trafgen 64 B UDP at a fixed offered load h1->h2 and h2->h1, and
 ping RTT; the worker's CPU time during each UDP flood. Prints medians per
@@ -24,10 +24,10 @@ import datapath as dp  # noqa: E402
 
 CHAIN = "nfvbt"
 PORT = 19467
-MODES = ["read-write", "io_uring"]
+MODES = ["read_write", "io_uring"]
 
 
-def gen_chain(tmp, vnet):
+def gen_chain(tmp, vnet, mode):
     text = f"""name: {CHAIN}
 metrics: 127.0.0.1:{PORT}
 defaults:
@@ -46,7 +46,7 @@ vnfs:
     module: router
     ports: [lan, wan]
     resources: {{ cpu: 1.0 }}
-    datapath: {{ offload: {'true' if vnet else 'false'} }}
+    datapath: {{ offload: {'true' if vnet else 'false'}, tap_io: {mode} }}
     config:
       interfaces:
         lan: 10.0.1.1/24
@@ -55,7 +55,7 @@ links:
   - [h1:eth0, r1:lan]
   - {{ a: r1:wan, b: h2:tap0, kind: tap }}
 """
-    path = os.path.join(tmp, f"{CHAIN}.yaml")
+    path = os.path.join(tmp, f"{CHAIN}-{mode}.yaml")
     with open(path, "w") as f:
         f.write(text)
     return path
@@ -152,11 +152,9 @@ def main():
     rows = {}
     try:
         for vnet in offloads:
-            path = gen_chain(tmp, vnet)
             for rnd in range(args.rounds):
                 for mode in (MODES if rnd % 2 == 0 else MODES[::-1]):
-                    env = dict(os.environ, NFVHOST_TAP_IO=mode)
-                    dp.deploy(path, CHAIN, env=env)
+                    dp.deploy(gen_chain(tmp, vnet, mode), CHAIN)
                     try:
                         worker = dp.inspect_pids(CHAIN).get("r1")
                         r = rows.setdefault((vnet, mode), {})

@@ -13,7 +13,7 @@ use crate::support::{have_root, processes_matching, wait_for, Chain};
 
 /// The ids of the XDP programs attached to the interfaces of `node`, from
 /// `ip -d link show` (`prog/xdp id N ...`), by interface.
-fn xdp_programs(chain: &Chain, node: &str) -> Vec<(String, u32)> {
+pub(crate) fn xdp_programs(chain: &Chain, node: &str) -> Vec<(String, u32)> {
     let out = chain.exec_ok(node, &["ip", "-d", "link", "show"]);
     let mut found = Vec::new();
     let mut ifname = String::new();

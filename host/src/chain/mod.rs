@@ -48,6 +48,8 @@
 //!                              #   tpacket (TPACKET_V3 receive ring), tpacket_v2, or
 //!                              #   xdp (AF_XDP, copy mode; implies offload: false,
 //!                              #   refuses offload: true, veth MTU at most 3506)
+//!       tap_io: read_write     #   how TAP ports move frames: read_write (a system call
+//!                              #   per frame) or io_uring (a batch per call)
 //!       cpus: [1]              #   pin the worker to these CPUs
 //!     log_level: info          # optional: error, warn, info (default), debug or
 //!                              #   trace; the module's log lines kept
@@ -109,8 +111,8 @@ pub use error::{ChainError, ChainErrors};
 pub use names::NameKind;
 pub use spec::{
     ChainSpec, Datapath, Endpoint, GroupSpec, HostInterface, HostSpec, Ipv4Cidr, LinkKind,
-    LinkSpec, ModuleRef, ParseCidrError, PollMode, PortIo, Resources, RouteSpec, Span, VnfSpec,
-    Vxlan, WorkerUnit,
+    LinkSpec, ModuleRef, ParseCidrError, PollMode, PortIo, Resources, RouteSpec, Span, TapIo,
+    VnfSpec, Vxlan, WorkerUnit,
 };
 pub use yaml::{Node, NodeValue};
 

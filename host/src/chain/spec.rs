@@ -315,6 +315,8 @@ pub struct Datapath {
     pub cpus: Vec<usize>,
     /// How the worker's ports on kernel interfaces (veth ends) move frames.
     pub io: PortIo,
+    /// How the worker's TAP ports move frames.
+    pub tap_io: TapIo,
 }
 
 impl Default for Datapath {
@@ -325,6 +327,7 @@ impl Default for Datapath {
             offload: true,
             cpus: Vec::new(),
             io: PortIo::default(),
+            tap_io: TapIo::default(),
         }
     }
 }
@@ -359,6 +362,38 @@ impl PollMode {
             PollMode::Sleep => "sleep",
             PollMode::Adaptive => "adaptive",
             PollMode::Busy => "busy",
+        }
+    }
+}
+
+/// How a worker's TAP ports move frames (`datapath: { tap_io: ... }`): a
+/// TAP descriptor has no `recvmmsg` or `sendmmsg`, so batching goes through
+/// io_uring. One system call per frame is the default: on the kernels
+/// measured (`cargo bench -p nfvhost --bench tap_io`, `benches/tap_io.py`)
+/// an io_uring operation costs more than the system call it saves; on a
+/// host whose system calls are dearer (page-table isolation and the like)
+/// the batch may win, and the benchmark tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum TapIo {
+    /// One `read(2)`/`readv(2)` or `write(2)`/`writev(2)` per frame.
+    #[default]
+    #[serde(rename = "read_write")]
+    PerFrame,
+    /// A batch of reads or writes per `io_uring_enter(2)`, on a ring locked
+    /// to the TAP's descriptor (`datapath::sys::uring`).
+    #[serde(rename = "io_uring")]
+    Uring,
+}
+
+impl TapIo {
+    /// Every kind, as a chain file names it.
+    pub const ALL: &'static [TapIo] = &[TapIo::PerFrame, TapIo::Uring];
+
+    /// The name a chain file (and the log) gives this kind.
+    pub fn label(self) -> &'static str {
+        match self {
+            TapIo::PerFrame => "read_write",
+            TapIo::Uring => "io_uring",
         }
     }
 }

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use super::port::memory::{self, MemoryPort};
 use super::port::packet_socket::{PacketSocketError, PacketSocketPort};
-use super::port::tap::{TapIo, TapPort};
+use super::port::tap::TapPort;
 use super::port::tpacket::{TpacketOptions, TpacketPort, Version};
 use super::port::xdp::{XdpPort, XdpPortError};
 use super::port::Port;
@@ -320,26 +320,6 @@ fn open_interface(
     }
 }
 
-/// How TAP ports move frames: one `read`/`write` per frame
-/// ([`TapIo::PerFrame`]), unless the environment variable [`TAP_IO_ENV`]
-/// says `io_uring`. Measured on Linux 6.18 (`cargo bench -p nfvhost --bench
-/// tap_io`, `benches/tap_io.py`), a batch through io_uring costs more per
-/// frame than a system call per frame where system calls are cheap, so it
-/// is not the default; the variable is there to compare the two on a host
-/// whose system calls are dearer (kernel page-table isolation and the
-/// like), and for the benchmark.
-fn tap_io() -> TapIo {
-    match std::env::var(TAP_IO_ENV).as_deref() {
-        Ok("io_uring") => TapIo::Uring,
-        _ => TapIo::PerFrame,
-    }
-}
-
-/// The environment variable (inherited from `nfvhost deploy`) that makes
-/// TAP ports move their frames in batches through io_uring (`io_uring`)
-/// instead of one system call per frame (`read-write`, the default).
-pub const TAP_IO_ENV: &str = "NFVHOST_TAP_IO";
-
 /// Opens every port of every spec, in order (one list per spec), and
 /// leaves the thread in the worker's namespace.
 fn open_ports(specs: &[WorkerSpec]) -> Result<Vec<Vec<Box<dyn Port>>>, SetupError> {
@@ -358,13 +338,14 @@ fn open_ports(specs: &[WorkerSpec]) -> Result<Vec<Vec<Box<dyn Port>>>, SetupErro
                             source: Box::new(source),
                         }
                     })?;
-                let io = tap_io();
-                let mut port = TapPort::new(&p.name, fd, spec.offload, io, spec.batch_size)
-                    .map_err(|source| SetupError::TapPort {
-                        ifname: ifname.clone(),
-                        port: p.name.clone(),
-                        source,
-                    })?;
+                let mut port =
+                    TapPort::new(&p.name, fd, spec.offload, spec.tap_io, spec.batch_size).map_err(
+                        |source| SetupError::TapPort {
+                            ifname: ifname.clone(),
+                            port: p.name.clone(),
+                            source,
+                        },
+                    )?;
                 // Once per worker: every TAP port falls back for the same
                 // reason (io_uring off or too old in this kernel).
                 if let Some(why) = port.take_fallback() {

@@ -64,6 +64,9 @@ pub struct WorkerSpec {
     /// How ports on kernel interfaces move frames.
     #[serde(default)]
     pub io: crate::chain::PortIo,
+    /// How TAP ports move frames.
+    #[serde(default)]
+    pub tap_io: crate::chain::TapIo,
     /// CPUs to pin the worker to (empty: any).
     #[serde(default)]
     pub cpus: Vec<usize>,

@@ -147,6 +147,7 @@ fn vnf_states(
             poll: group.map_or(v.datapath.poll, |g| g.poll),
             offload: v.datapath.offload,
             io: v.datapath.io,
+            tap_io: v.datapath.tap_io,
             cpus: group.map_or_else(|| v.datapath.cpus.clone(), |g| g.cpus.clone()),
             log_level: v.log_level as u8,
         };

@@ -55,7 +55,7 @@ pub fn worker_allow_list() -> Vec<(i64, &'static str)> {
         // A port whose link went away: rebinding its packet socket to the
         // link when it comes back under the same name (no new socket).
         (libc::SYS_bind, "bind"),
-        // TAP ports asked to (NFVHOST_TAP_IO=io_uring; not the default)
+        // TAP ports asked to (`datapath: { tap_io: io_uring }`; not the default)
         // move a batch of frames per call through an io_uring set up
         // before the sandbox (datapath::sys::uring). Its operations are not
         // system calls seccomp sees, so the ring itself is locked down

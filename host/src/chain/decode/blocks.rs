@@ -5,7 +5,7 @@
 
 use nfvhost_abi::LogLevel;
 
-use super::super::spec::{Datapath, PollMode, PortIo, Resources};
+use super::super::spec::{Datapath, PollMode, PortIo, Resources, TapIo};
 use super::super::yaml::{Node, NodeValue};
 use super::fields::Ctx;
 use super::keys;
@@ -42,49 +42,66 @@ pub(super) fn defaults(cx: &mut Ctx, node: &Node) -> Defaults {
     d
 }
 
-/// A `log_level:` value.
-pub(super) fn log_level(cx: &mut Ctx, node: &Node) -> Option<LogLevel> {
-    let text = cx.str(node, "`log_level`")?;
-    let found = LogLevel::ALL.iter().copied().find(|l| l.label() == text);
+/// A value naming one of `all` by its `label`: `what` and `hint` say, in
+/// the error, what the value names and how to choose.
+fn one_of<T: Copy>(
+    cx: &mut Ctx,
+    node: &Node,
+    key: &str,
+    what: &str,
+    all: &[T],
+    label: impl Fn(T) -> &'static str,
+    hint: &str,
+) -> Option<T> {
+    let text = cx.str(node, &format!("`{key}`"))?;
+    let found = all.iter().copied().find(|v| label(*v) == text);
     if found.is_none() {
-        let all: Vec<&str> = LogLevel::ALL.iter().map(|l| l.label()).collect();
+        let names: Vec<&str> = all.iter().map(|v| label(*v)).collect();
         cx.hint(
             node.span,
-            format!("log level `{text}` is not one of {}", all.join(", ")),
-            "`info` keeps errors, warnings and information; `debug` and `trace` add detail",
+            format!("{what} `{text}` is not one of {}", names.join(", ")),
+            hint,
         );
     }
     found
+}
+
+/// A `log_level:` value.
+pub(super) fn log_level(cx: &mut Ctx, node: &Node) -> Option<LogLevel> {
+    one_of(
+        cx,
+        node,
+        "log_level",
+        "log level",
+        LogLevel::ALL,
+        LogLevel::label,
+        "`info` keeps errors, warnings and information; `debug` and `trace` add detail",
+    )
 }
 
 /// A `datapath: { poll: ... }` value.
 fn poll_mode(cx: &mut Ctx, node: &Node) -> Option<PollMode> {
-    let text = cx.str(node, "`poll`")?;
-    let found = PollMode::ALL.iter().copied().find(|m| m.label() == text);
-    if found.is_none() {
-        let all: Vec<&str> = PollMode::ALL.iter().map(|m| m.label()).collect();
-        cx.hint(
-            node.span,
-            format!("poll mode `{text}` is not one of {}", all.join(", ")),
-            "`sleep` costs no CPU while idle; `adaptive` spins briefly after traffic; `busy` takes a core",
-        );
-    }
-    found
+    one_of(cx, node, "poll", "poll mode", PollMode::ALL, PollMode::label,
+        "`sleep` costs no CPU while idle; `adaptive` spins briefly after traffic; `busy` takes a core")
 }
 
 /// A `datapath: { io: ... }` value.
 fn port_io(cx: &mut Ctx, node: &Node) -> Option<PortIo> {
-    let text = cx.str(node, "`io`")?;
-    let found = PortIo::ALL.iter().copied().find(|io| io.label() == text);
-    if found.is_none() {
-        let all: Vec<&str> = PortIo::ALL.iter().map(|io| io.label()).collect();
-        cx.hint(
-            node.span,
-            format!("io `{text}` is not one of {}", all.join(", ")),
-            "`mmsg` (the default) suits every workload; `xdp` is AF_XDP (no offload); see the README",
-        );
-    }
-    found
+    one_of(
+        cx,
+        node,
+        "io",
+        "io",
+        PortIo::ALL,
+        PortIo::label,
+        "`mmsg` (the default) suits every workload; `xdp` is AF_XDP (no offload); see the README",
+    )
+}
+
+/// A `datapath: { tap_io: ... }` value.
+fn tap_io(cx: &mut Ctx, node: &Node) -> Option<TapIo> {
+    one_of(cx, node, "tap_io", "tap_io", TapIo::ALL, TapIo::label,
+        "`read_write` (the default) was faster where measured; `io_uring` batches (benches/tap_io.py)")
 }
 
 /// A `resources:` block, over `out`.
@@ -206,6 +223,9 @@ pub(super) fn datapath_in(
     if let Some((_, b)) = offload {
         out.offload = b;
     }
+    if let Some(t) = df.get("tap_io").and_then(|n| tap_io(cx, n)) {
+        out.tap_io = t;
+    }
     let io = df.get("io").and_then(|n| port_io(cx, n));
     if let Some(io) = io {
         out.io = io;
@@ -248,7 +268,7 @@ pub(super) fn datapath_in(
 mod tests {
     use nfvhost_abi::LogLevel;
 
-    use crate::chain::{parse, ChainError, PollMode, PortIo};
+    use crate::chain::{parse, ChainError, PollMode, PortIo, TapIo};
 
     const WIRING: &str = "\
 hosts:
@@ -380,6 +400,27 @@ chain: [h1, r1, r2, h2]
         );
         let text = chain("", "    datapath: { poll: busy, busy_poll: true }\n");
         one_error_at(&text, "true }", "both `poll` and `busy_poll` are given");
+    }
+
+    #[test]
+    fn tap_io_names_a_tap_port_kind_and_defaults_to_read_write() {
+        let spec = parse("t.yaml", &chain("", "    datapath: { tap_io: io_uring }\n"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(spec.vnf("r1").unwrap().datapath.tap_io, TapIo::PerFrame);
+        assert_eq!(spec.vnf("r2").unwrap().datapath.tap_io, TapIo::Uring);
+        let text = chain("", "    datapath: { tap_io: aio }\n");
+        one_error_at(
+            &text,
+            "aio",
+            "tap_io `aio` is not one of read_write, io_uring",
+        );
+        let labels: Vec<&str> = TapIo::ALL.iter().map(|t| t.label()).collect();
+        let key = super::keys::DATAPATH
+            .keys
+            .iter()
+            .find(|k| k.name == "tap_io")
+            .unwrap();
+        assert!(matches!(key.ty, super::keys::Ty::Enum(names) if names == labels));
     }
 
     #[test]

@@ -78,6 +78,8 @@ const NODE: Ty = Ty::NodeName(MAX_NODE_NAME);
 /// The names of [`crate::chain::PollMode`]'s modes.
 const POLL_MODE: Ty = Ty::Enum(&["sleep", "adaptive", "busy"]);
 /// The names of [`crate::chain::PortIo`]'s kinds.
+/// The names of [`crate::chain::TapIo`]'s kinds.
+const TAP_IO: Ty = Ty::Enum(&["read_write", "io_uring"]);
 const PORT_IO: Ty = Ty::Enum(&["mmsg", "tpacket", "tpacket_v2", "xdp"]);
 const LOG_LEVEL: Ty = Ty::Enum(&["error", "warn", "info", "debug", "trace"]);
 
@@ -299,6 +301,12 @@ pub static DATAPATH: Section = Section {
             required: false,
             ty: PORT_IO,
             doc: "How ports on veth ends move frames: mmsg (recvmmsg/sendmmsg, the default), tpacket (a mapped TPACKET_V3 receive ring, 1 ms block timer), tpacket_v2 (a mapped TPACKET_V2 receive ring) or xdp (AF_XDP; implies offload: false, MTU at most 3506).",
+        },
+        Key {
+            name: "tap_io",
+            required: false,
+            ty: TAP_IO,
+            doc: "How TAP ports move frames: read_write (a system call per frame, the default) or io_uring (a batch per call on a locked-down ring).",
         },
         Key {
             name: "cpus",

@@ -8,29 +8,7 @@ use crate::datapath::sys::fd::{self, tun_offload};
 use crate::datapath::sys::uring::FileRing;
 use crate::engine::{VnetHeader, VNET_HDR_LEN};
 
-/// How a TAP port moves frames: a TAP descriptor has no `recvmmsg` or
-/// `sendmmsg`, so batching goes through io_uring. One system call per
-/// frame is the default: on the kernels measured (`cargo bench -p nfvhost
-/// --bench tap_io`) an io_uring operation costs more than the system call
-/// it saves (see `datapath::setup::TAP_IO_ENV`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TapIo {
-    /// One `read(2)`/`readv(2)` or `write(2)`/`writev(2)` per frame.
-    PerFrame,
-    /// A batch of reads or writes per `io_uring_enter(2)`, on a ring locked
-    /// to this descriptor ([`crate::datapath::sys::uring`]).
-    Uring,
-}
-
-impl TapIo {
-    /// The name in logs and the benchmark.
-    pub fn label(self) -> &'static str {
-        match self {
-            TapIo::PerFrame => "read/write",
-            TapIo::Uring => "io_uring",
-        }
-    }
-}
+pub use crate::chain::TapIo;
 
 /// A TAP device opened without packet information: one `read` is one
 /// Ethernet frame. With `vnet` (the device opened with `IFF_VNET_HDR`), each
