@@ -127,8 +127,9 @@ impl Cell {
 }
 
 /// The table: every pair of port kinds × router/NAT × with/without a
-/// narrower hop, with the default ways of moving frames; then the other
-/// ways (`io:` on veth ports, `tap_io:` on TAP ports) on both hops.
+/// narrower hop, with the default ways of moving frames (`io: tpacket_v2`,
+/// `tap_io: read_write`); then the other ways (`io: mmsg` and `io: xdp` on
+/// veth ports, `tap_io: io_uring` on TAP ports) on both hops.
 fn cells() -> Vec<Cell> {
     let mut cells = Vec::new();
     for hop in [Hop::Router, Hop::Nat] {
@@ -149,14 +150,14 @@ fn cells() -> Vec<Cell> {
             }
         }
         for (inbound, outbound, narrow, datapath) in [
-            (Kind::Veth, Kind::Veth, None, "io: tpacket_v2"),
+            (Kind::Veth, Kind::Veth, None, "io: mmsg"),
             (Kind::Veth, Kind::Veth, Some(1400), "io: xdp"),
             (Kind::Tap, Kind::Tap, None, "tap_io: io_uring"),
             (
                 Kind::Veth,
                 Kind::Tap,
                 Some(1400),
-                "io: tpacket_v2, tap_io: io_uring",
+                "io: mmsg, tap_io: io_uring",
             ),
         ] {
             cells.push(Cell {
@@ -260,43 +261,37 @@ fn every_mix_of_links_carries_every_kind_of_traffic() {
 }
 
 /// The worker really moves frames the way the cell's `datapath:` asks: an
-/// io_uring descriptor for `tap_io: io_uring`, mapped socket rings for
-/// `io: tpacket_v2`, an XDP program on the VNF's veth ends for `io: xdp`.
+/// io_uring descriptor for `tap_io: io_uring`; mapped socket rings for the
+/// default `io: tpacket_v2` when a veth port exists, none for `io: mmsg`;
+/// an XDP program on each of the VNF's veth ends for `io: xdp`.
 fn check_io_in_use(chain: &Chain, cell: &Cell) -> Result<(), String> {
-    let Some(datapath) = cell.datapath else {
-        return Ok(());
-    };
+    let datapath = cell.datapath.unwrap_or("");
     let pids = processes_matching(&format!("/run/nfvhost/{}/", chain.name));
-    let proc_has = |what: &str, found: &dyn Fn(i32) -> bool| {
-        if pids.iter().any(|&p| found(p)) {
-            Ok(())
-        } else {
-            Err(format!("{datapath}: the worker ({pids:?}) has no {what}"))
-        }
-    };
-    if datapath.contains("tap_io: io_uring") {
-        proc_has("io_uring", &|pid| {
-            std::fs::read_dir(format!("/proc/{pid}/fd"))
-                .into_iter()
-                .flatten()
-                .flatten()
-                .any(|e| {
-                    std::fs::read_link(e.path())
-                        .is_ok_and(|l| l.to_string_lossy().contains("io_uring"))
-                })
-        })?;
-    }
-    if datapath.contains("io: tpacket_v2") {
-        proc_has("mapped socket ring", &|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/maps"))
-                .is_ok_and(|m| m.contains("socket:["))
-        })?;
+    let any_worker = |found: &dyn Fn(i32) -> bool| pids.iter().any(|&p| found(p));
+    let ring_mapped = any_worker(&|pid| {
+        std::fs::read_to_string(format!("/proc/{pid}/maps")).is_ok_and(|m| m.contains("socket:["))
+    });
+    let uring_held = any_worker(&|pid| {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy().contains("io_uring"))
+            })
+    });
+    let has_veth = cell.inbound == Kind::Veth || cell.outbound == Kind::Veth;
+    let fail = |what: &str| Err(format!("{{ {datapath} }}: {what} (workers {pids:?})"));
+    if uring_held != datapath.contains("tap_io: io_uring") {
+        return fail(&format!("io_uring held: {uring_held}"));
     }
     if datapath.contains("io: xdp") {
         let programs = crate::xdp::xdp_programs(chain, "x");
         if programs.len() != 2 {
-            return Err(format!("io: xdp: x's ports have XDP programs {programs:?}"));
+            return fail(&format!("x's ports have XDP programs {programs:?}"));
         }
+    } else if ring_mapped != (has_veth && !datapath.contains("io: mmsg")) {
+        return fail(&format!("socket ring mapped: {ring_mapped}"));
     }
     Ok(())
 }

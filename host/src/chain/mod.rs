@@ -44,8 +44,9 @@
 //!       poll: sleep            #   sleep (default) | adaptive: spin 200 µs after traffic, then
 //!                              #   sleep | busy: never sleep, a core at 100 % (old: busy_poll: true)
 //!       offload: true          #   carry checksum/segmentation offload (64 KB TCP super-frames)
-//!       io: mmsg               #   how veth ports move frames: mmsg (recvmmsg/sendmmsg),
-//!                              #   tpacket (TPACKET_V3 receive ring), tpacket_v2, or
+//!       io: tpacket_v2         #   how veth ports move frames: tpacket_v2 (TPACKET_V2
+//!                              #   receive ring, the default), mmsg (recvmmsg/sendmmsg),
+//!                              #   tpacket (TPACKET_V3 receive ring, 1 ms block timer), or
 //!                              #   xdp (AF_XDP, copy mode; implies offload: false,
 //!                              #   refuses offload: true, veth MTU at most 3506)
 //!       tap_io: read_write     #   how TAP ports move frames: read_write (a system call

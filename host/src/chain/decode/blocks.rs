@@ -94,7 +94,7 @@ fn port_io(cx: &mut Ctx, node: &Node) -> Option<PortIo> {
         "io",
         PortIo::ALL,
         PortIo::label,
-        "`mmsg` (the default) suits every workload; `xdp` is AF_XDP (no offload); see the README",
+        "`tpacket_v2` (the default) suits every workload; `xdp` is AF_XDP (no offload); see the README",
     )
 }
 
@@ -363,11 +363,11 @@ chain: [h1, r1, r2, h2]
     }
 
     #[test]
-    fn io_names_a_port_kind_and_defaults_to_mmsg() {
+    fn io_names_a_port_kind_and_defaults_to_tpacket_v2() {
         let spec = parse("t.yaml", &chain("", "    datapath: { io: mmsg }\n"))
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(spec.vnf("r2").unwrap().datapath.io, PortIo::Mmsg);
-        assert_eq!(spec.vnf("r1").unwrap().datapath.io, PortIo::Mmsg);
+        assert_eq!(spec.vnf("r1").unwrap().datapath.io, PortIo::TpacketV2);
         let text = chain("", "    datapath: { io: dpdk }\n");
         one_error_at(
             &text,

@@ -300,7 +300,7 @@ pub static DATAPATH: Section = Section {
             name: "io",
             required: false,
             ty: PORT_IO,
-            doc: "How ports on veth ends move frames: mmsg (recvmmsg/sendmmsg, the default), tpacket (a mapped TPACKET_V3 receive ring, 1 ms block timer), tpacket_v2 (a mapped TPACKET_V2 receive ring) or xdp (AF_XDP; implies offload: false, MTU at most 3506).",
+            doc: "How ports on veth ends move frames: tpacket_v2 (a mapped TPACKET_V2 receive ring, the default), mmsg (recvmmsg/sendmmsg), tpacket (a mapped TPACKET_V3 receive ring, 1 ms block timer) or xdp (AF_XDP; implies offload: false, MTU at most 3506).",
         },
         Key {
             name: "tap_io",
