@@ -6,6 +6,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::BorrowedFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{Port, RecvStats};
@@ -20,11 +21,20 @@ struct Queue {
     capacity: usize,
 }
 
-type Shared = Arc<Mutex<Queue>>;
+/// One direction of a link: the queue, and how many frames it holds, kept
+/// beside it so that asking whether frames wait (which the group loop does
+/// for every member each round) takes no lock.
+#[derive(Default)]
+struct Direction {
+    queue: Mutex<Queue>,
+    queued: AtomicUsize,
+}
 
-fn lock(q: &Shared) -> MutexGuard<'_, Queue> {
+type Shared = Arc<Direction>;
+
+fn lock(d: &Direction) -> MutexGuard<'_, Queue> {
     // A queue holds only bytes: one a panicking thread left is still sound.
-    q.lock().unwrap_or_else(|e| e.into_inner())
+    d.queue.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// One end of an in-memory link.
@@ -52,10 +62,13 @@ impl MemoryPort {
 /// a full queue takes only what fits, as a full socket buffer would.
 pub fn link(a: &str, b: &str, capacity: usize) -> (MemoryPort, MemoryPort) {
     let queue = || {
-        Arc::new(Mutex::new(Queue {
-            capacity,
-            ..Queue::default()
-        }))
+        Arc::new(Direction {
+            queue: Mutex::new(Queue {
+                capacity,
+                ..Queue::default()
+            }),
+            queued: AtomicUsize::new(0),
+        })
     };
     let (a_to_b, b_to_a) = (queue(), queue());
     (
@@ -84,7 +97,7 @@ impl Port for MemoryPort {
     }
 
     fn has_pending(&self) -> bool {
-        !lock(&self.rx).frames.is_empty()
+        self.rx.queued.load(Ordering::Acquire) > 0
     }
 
     fn recv_batch(
@@ -109,6 +122,7 @@ impl Port for MemoryPort {
             stats.frames += 1;
             q.spare.push(frame);
         }
+        self.rx.queued.store(q.frames.len(), Ordering::Release);
         Ok(stats)
     }
 
@@ -129,6 +143,7 @@ impl Port for MemoryPort {
                 .map_or(VnetHeader::NONE, VnetHeader::for_transmit);
             q.frames.push_back((buf, vnet));
         }
+        self.tx.queued.store(q.frames.len(), Ordering::Release);
         Ok(taken)
     }
 }
