@@ -4,8 +4,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use crate::support::{
-    cgroup_dirs, have_root, namespaces_with_prefix, processes_matching, quiet_snapshot, run_ok,
-    wait_for, Chain,
+    cgroup_dirs, have_root, iperf3_tcp_then_udp, namespaces_with_prefix, processes_matching,
+    quiet_snapshot, run_ok, wait_for, Chain,
 };
 
 const METRICS: &str = "127.0.0.1:9464";
@@ -42,62 +42,19 @@ fn iperf3_tcp_and_udp_cross_the_router() {
         return;
     }
     let chain = deploy();
-    let mut server = chain
-        .command("h2", &["iperf3", "-s", "-B", "10.0.2.10", "-p", "5201"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    assert!(wait_for(Duration::from_secs(5), || {
-        chain
-            .exec("h2", &["ss", "-ltn", "sport = :5201"])
-            .stdout
-            .windows(4)
-            .any(|w| w == b"5201")
-    }));
-    let tcp = chain.exec_ok(
-        "h1",
-        &["iperf3", "-c", "10.0.2.10", "-p", "5201", "-t", "2", "-J"],
-    );
-    let tcp: serde_json::Value = serde_json::from_str(&tcp).unwrap();
-    let tcp_bps = tcp["end"]["sum_received"]["bits_per_second"]
-        .as_f64()
-        .unwrap();
+    let f = iperf3_tcp_then_udp(&chain, "h1", "h2", "10.0.2.10", 2);
+    let (tcp_bps, lost) = (f.tcp_bps, f.udp_lost_percent);
     assert!(tcp_bps > 1e6, "TCP through the router: {tcp_bps} b/s");
-    assert_eq!(
-        tcp["end"]["sum_sent"]["retransmits"]
-            .as_u64()
-            .map(|r| r < 10_000),
-        Some(true)
+    assert!(
+        f.tcp_retransmits < 10_000,
+        "{} retransmits",
+        f.tcp_retransmits
     );
-
-    let udp = chain.exec_ok(
-        "h1",
-        &[
-            "iperf3",
-            "-c",
-            "10.0.2.10",
-            "-p",
-            "5201",
-            "-u",
-            "-b",
-            "20M",
-            "-t",
-            "2",
-            "-J",
-        ],
-    );
-    let udp: serde_json::Value = serde_json::from_str(&udp).unwrap();
-    let sum = &udp["end"]["sum"];
-    let lost = sum["lost_percent"].as_f64().unwrap();
-    let packets = sum["packets"].as_u64().unwrap();
-    assert!(packets > 1000, "UDP datagrams: {packets}");
+    assert!(f.udp_packets > 1000, "UDP datagrams: {}", f.udp_packets);
     assert!(
         lost < 5.0,
         "UDP loss through the router at 20 Mb/s: {lost}%"
     );
-    let _ = server.kill();
-    let _ = server.wait();
     eprintln!(
         "iperf3 through one router VNF: TCP {:.0} Mb/s, UDP 20 Mb/s with {lost:.2}% loss",
         tcp_bps / 1e6

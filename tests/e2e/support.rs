@@ -346,3 +346,69 @@ pub fn ping_rtt_ms(ping: &str) -> [f64; 4] {
     let v: Vec<f64> = nums.split('/').map(|n| n.parse().unwrap()).collect();
     [v[0], v[1], v[2], v[3]]
 }
+
+/// What [`iperf3_tcp_then_udp`] measured.
+pub struct Iperf3Figures {
+    /// TCP received, bits per second.
+    pub tcp_bps: f64,
+    pub tcp_retransmits: u64,
+    /// UDP at 20 Mb/s: datagrams sent, and the share lost.
+    pub udp_packets: u64,
+    pub udp_lost_percent: f64,
+}
+
+/// Kills the iperf3 server when the measurement ends, however it ends.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// iperf3 from `from` to a server on `to` at `addr`: TCP for `tcp_secs`,
+/// then UDP at 20 Mb/s for 2 s.
+pub fn iperf3_tcp_then_udp(
+    chain: &Chain,
+    from: &str,
+    to: &str,
+    addr: &str,
+    tcp_secs: u32,
+) -> Iperf3Figures {
+    let _server = Server(
+        chain
+            .command(to, &["iperf3", "-s", "-B", addr, "-p", "5201"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start iperf3 -s"),
+    );
+    assert!(
+        wait_for(Duration::from_secs(5), || {
+            chain
+                .exec(to, &["ss", "-ltn", "sport = :5201"])
+                .stdout
+                .windows(4)
+                .any(|w| w == b"5201")
+        }),
+        "iperf3 -s never listened on {to}"
+    );
+    let json = |args: &[&str]| -> serde_json::Value {
+        let mut all = vec!["iperf3", "-c", addr, "-p", "5201", "-J"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&chain.exec_ok(from, &all)).expect("iperf3 -J output")
+    };
+    let secs = tcp_secs.to_string();
+    let tcp = json(&["-t", &secs]);
+    let udp = json(&["-u", "-b", "20M", "-t", "2"]);
+    let sum = &udp["end"]["sum"];
+    Iperf3Figures {
+        tcp_bps: tcp["end"]["sum_received"]["bits_per_second"]
+            .as_f64()
+            .expect("TCP bits per second"),
+        tcp_retransmits: tcp["end"]["sum_sent"]["retransmits"].as_u64().unwrap_or(0),
+        udp_packets: sum["packets"].as_u64().expect("UDP datagrams"),
+        udp_lost_percent: sum["lost_percent"].as_f64().expect("UDP loss"),
+    }
+}

@@ -1,10 +1,7 @@
 //! `tests/chains/tpacket.yaml`: the router of chains/basic.yaml with its
 //! veth ports on TPACKET_V3 receive rings (`datapath: { io: tpacket }`).
 
-use std::process::Stdio;
-use std::time::Duration;
-
-use crate::support::{have_root, processes_matching, wait_for, Chain};
+use crate::support::{have_root, iperf3_tcp_then_udp, processes_matching, Chain};
 
 /// Ping, UDP and bulk TCP (with offload on: 64 KB super-frames through the
 /// rings) cross a router whose ports are TPACKET rings, and its worker
@@ -38,54 +35,12 @@ fn tpacket_router_forwards_ping_udp_and_tcp() {
     let out = chain.exec_ok("h1", &["ping", "-c", "1", "-W", "2", "10.0.2.10"]);
     assert!(out.contains("ttl=63"), "one hop: {out}");
 
-    let mut server = chain
-        .command("h2", &["iperf3", "-s", "-B", "10.0.2.10", "-p", "5201"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    assert!(wait_for(Duration::from_secs(5), || {
-        chain
-            .exec("h2", &["ss", "-ltn", "sport = :5201"])
-            .stdout
-            .windows(4)
-            .any(|w| w == b"5201")
-    }));
-    let tcp = chain.exec_ok(
-        "h1",
-        &["iperf3", "-c", "10.0.2.10", "-p", "5201", "-t", "2", "-J"],
-    );
-    let tcp: serde_json::Value = serde_json::from_str(&tcp).unwrap();
-    let tcp_bps = tcp["end"]["sum_received"]["bits_per_second"]
-        .as_f64()
-        .unwrap();
+    let f = iperf3_tcp_then_udp(&chain, "h1", "h2", "10.0.2.10", 2);
+    let (tcp_bps, lost) = (f.tcp_bps, f.udp_lost_percent);
     // Well above what segment-sized frames alone would give on this box.
     assert!(tcp_bps > 100e6, "TCP through the rings: {tcp_bps} b/s");
-
-    let udp = chain.exec_ok(
-        "h1",
-        &[
-            "iperf3",
-            "-c",
-            "10.0.2.10",
-            "-p",
-            "5201",
-            "-u",
-            "-b",
-            "20M",
-            "-t",
-            "2",
-            "-J",
-        ],
-    );
-    let udp: serde_json::Value = serde_json::from_str(&udp).unwrap();
-    let sum = &udp["end"]["sum"];
-    let lost = sum["lost_percent"].as_f64().unwrap();
-    let packets = sum["packets"].as_u64().unwrap();
-    assert!(packets > 1000, "UDP datagrams: {packets}");
+    assert!(f.udp_packets > 1000, "UDP datagrams: {}", f.udp_packets);
     assert!(lost < 5.0, "UDP loss through the rings at 20 Mb/s: {lost}%");
-    let _ = server.kill();
-    let _ = server.wait();
 
     let metrics = chain.metrics();
     let r1 = [("chain", "tpacket"), ("vnf", "r1")];

@@ -3,13 +3,12 @@
 //! it, the program sits on exactly the VNF's ends, and destroy leaves no
 //! program behind (the kernel no longer knows the ids that were attached).
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::support::{have_root, processes_matching, wait_for, Chain};
+use crate::support::{have_root, iperf3_tcp_then_udp, processes_matching, wait_for, Chain};
 
 /// The ids of the XDP programs attached to the interfaces of `node`, from
 /// `ip -d link show` (`prog/xdp id N ...`), by interface.
@@ -83,58 +82,17 @@ fn io_xdp_router_forwards_ping_udp_and_tcp_and_destroy_removes_its_programs() {
     );
     assert!(out.contains("3 received"), "{out}");
 
-    let mut server = chain
-        .command("h2", &["iperf3", "-s", "-B", "10.0.2.10", "-p", "5201"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    assert!(wait_for(Duration::from_secs(5), || {
-        chain
-            .exec("h2", &["ss", "-ltn", "sport = :5201"])
-            .stdout
-            .windows(4)
-            .any(|w| w == b"5201")
-    }));
-    let tcp = chain.exec_ok(
-        "h1",
-        &["iperf3", "-c", "10.0.2.10", "-p", "5201", "-t", "3", "-J"],
-    );
-    let tcp: serde_json::Value = serde_json::from_str(&tcp).unwrap();
-    let tcp_bps = tcp["end"]["sum_received"]["bits_per_second"]
-        .as_f64()
-        .unwrap();
+    let f = iperf3_tcp_then_udp(&chain, "h1", "h2", "10.0.2.10", 3);
+    let (tcp_bps, lost) = (f.tcp_bps, f.udp_lost_percent);
     assert!(
         tcp_bps > 50e6,
         "bulk TCP through the xdp router: {tcp_bps} b/s"
     );
-    let udp = chain.exec_ok(
-        "h1",
-        &[
-            "iperf3",
-            "-c",
-            "10.0.2.10",
-            "-p",
-            "5201",
-            "-u",
-            "-b",
-            "20M",
-            "-t",
-            "2",
-            "-J",
-        ],
-    );
-    let udp: serde_json::Value = serde_json::from_str(&udp).unwrap();
-    let sum = &udp["end"]["sum"];
-    let lost = sum["lost_percent"].as_f64().unwrap();
-    let packets = sum["packets"].as_u64().unwrap();
-    assert!(packets > 1000, "UDP datagrams: {packets}");
+    assert!(f.udp_packets > 1000, "UDP datagrams: {}", f.udp_packets);
     assert!(
         lost < 5.0,
         "UDP loss through the xdp router at 20 Mb/s: {lost}%"
     );
-    let _ = server.kill();
-    let _ = server.wait();
 
     // The worker's packet counters saw the traffic (it went through the
     // XSKs, not around them through the kernel).

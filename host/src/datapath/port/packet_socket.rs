@@ -40,13 +40,11 @@ impl PacketSocketPort {
     /// network namespace. Frames this socket sends are not read back. With `vnet`,
     /// every frame is preceded by its `virtio_net_hdr`.
     pub fn open(name: &str, ifname: &str, vnet: bool) -> Result<Self, PacketSocketError> {
-        let no_interface = |source| PacketSocketError::NoInterface {
-            ifname: ifname.into(),
-            source,
-        };
-        let c_ifname = CString::new(ifname)
-            .map_err(|_| no_interface(io::Error::from(io::ErrorKind::InvalidInput)))?;
-        let ifindex = packet::if_index(&c_ifname).map_err(no_interface)?;
+        let (c_ifname, ifindex) =
+            packet::interface(ifname).map_err(|source| PacketSocketError::NoInterface {
+                ifname: ifname.into(),
+                source,
+            })?;
         let fd =
             packet::open(ifindex, vnet).map_err(|(what, source)| PacketSocketError::Socket {
                 ifname: ifname.into(),
@@ -89,26 +87,9 @@ impl Port for PacketSocketPort {
         self.vnet
     }
 
-    /// Looks the interface up by name through the socket itself: a link
-    /// set down and up again keeps its index (the kernel resumes delivery
-    /// on its own); a link deleted and created again under the same name
-    /// has a new one, and the socket is bound to it (binding an open packet
-    /// socket needs no privilege). Up once the link is administratively up;
-    /// the error the socket kept from the link going away is cleared then.
+    /// See [`packet::rebind_when_back`].
     fn recheck(&mut self) -> bool {
-        let Ok((index, up)) = packet::link_index_and_up(self.fd.as_fd(), &self.ifname) else {
-            return false;
-        };
-        if index != self.ifindex {
-            if packet::bind(self.fd.as_fd(), index).is_err() {
-                return false;
-            }
-            self.ifindex = index;
-        }
-        if up {
-            let _ = packet::take_error(self.fd.as_fd());
-        }
-        up
+        packet::rebind_when_back(self.fd.as_fd(), &self.ifname, &mut self.ifindex)
     }
 
     fn take_kernel_drops(&mut self) -> u64 {

@@ -53,13 +53,11 @@ impl TpacketPort {
         vnet: bool,
         options: TpacketOptions,
     ) -> Result<Self, PacketSocketError> {
-        let no_interface = |source| PacketSocketError::NoInterface {
-            ifname: ifname.into(),
-            source,
-        };
-        let c_ifname = CString::new(ifname)
-            .map_err(|_| no_interface(io::Error::from(io::ErrorKind::InvalidInput)))?;
-        let ifindex = packet::if_index(&c_ifname).map_err(no_interface)?;
+        let (c_ifname, ifindex) =
+            packet::interface(ifname).map_err(|source| PacketSocketError::NoInterface {
+                ifname: ifname.into(),
+                source,
+            })?;
         let geometry = Geometry::for_port(options.version, options.max_frame, options.tx_ring);
         let (fd, rings) = tpacket::open(ifindex, vnet, geometry).map_err(|(what, source)| {
             PacketSocketError::Socket {
@@ -119,19 +117,7 @@ impl Port for TpacketPort {
     /// mapped while the link is away, and binding again to a link that
     /// came back under the same name needs no privilege.
     fn recheck(&mut self) -> bool {
-        let Ok((index, up)) = packet::link_index_and_up(self.fd.as_fd(), &self.ifname) else {
-            return false;
-        };
-        if index != self.ifindex {
-            if packet::bind(self.fd.as_fd(), index).is_err() {
-                return false;
-            }
-            self.ifindex = index;
-        }
-        if up {
-            let _ = packet::take_error(self.fd.as_fd());
-        }
-        up
+        packet::rebind_when_back(self.fd.as_fd(), &self.ifname, &mut self.ifindex)
     }
 
     /// Frames the kernel dropped because the ring was full.

@@ -19,7 +19,6 @@
 //! followed (that would need `bpf(2)` and privileges the sandboxed worker
 //! no longer has): the port stays down until the worker restarts.
 
-use std::ffi::CString;
 use std::io;
 use std::os::fd::BorrowedFd;
 
@@ -75,13 +74,11 @@ impl XdpPort {
     /// socket, UMEM, rings, program, link. Needs the privileges the worker
     /// has before its sandbox.
     pub fn open(name: &str, ifname: &str) -> Result<Self, XdpPortError> {
-        let no_interface = |source| XdpPortError::NoInterface {
-            ifname: ifname.into(),
-            source,
-        };
-        let c_ifname = CString::new(ifname)
-            .map_err(|_| no_interface(io::Error::from(io::ErrorKind::InvalidInput)))?;
-        let ifindex = packet::if_index(&c_ifname).map_err(no_interface)?;
+        let (c_ifname, ifindex) =
+            packet::interface(ifname).map_err(|source| XdpPortError::NoInterface {
+                ifname: ifname.into(),
+                source,
+            })?;
         // A veth answers ETHTOOL_GCHANNELS; a device that does not has one
         // queue as far as we can tell, and the bind below says otherwise.
         if let Ok(queues) = xdp::rx_queues(&c_ifname) {

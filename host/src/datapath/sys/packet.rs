@@ -8,7 +8,7 @@
 //! ([`crate::datapath::vlan`]), so a module sees the frame as it was on the
 //! wire. Frames are sent as they are: a tag in the frame leaves in it.
 
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
@@ -88,6 +88,15 @@ fn stripped_tag(msg: &libc::msghdr) -> Option<StrippedTag> {
 
 /// The step of opening a socket that failed, for error messages.
 pub type Step = &'static str;
+
+/// The interface `ifname` (a name with a NUL in it is `InvalidInput`) as
+/// a C string, and its index in the calling thread's namespace.
+pub fn interface(ifname: &str) -> io::Result<(CString, u32)> {
+    let c_ifname =
+        CString::new(ifname).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let index = if_index(&c_ifname)?;
+    Ok((c_ifname, index))
+}
 
 /// The index of interface `ifname` in the calling thread's namespace.
 pub fn if_index(ifname: &CStr) -> io::Result<u32> {
@@ -213,6 +222,29 @@ pub fn link_index_and_up(fd: BorrowedFd<'_>, ifname: &CStr) -> io::Result<(u32, 
     // SAFETY: the kernel just wrote the flags member of the union.
     let flags = unsafe { req.ifr_ifru.ifru_flags };
     Ok((index as u32, flags as libc::c_int & libc::IFF_UP != 0))
+}
+
+/// Whether the link `ifname` that packet socket `fd` (bound to
+/// `*ifindex`) lost is usable again. A link set down and up keeps its index
+/// (the kernel resumes delivery on its own); one deleted and created again
+/// under the same name has a new one, and the socket is bound to it
+/// (binding an open packet socket needs no privilege). Up once the link is
+/// administratively up; the error the socket kept from the link going away
+/// is cleared then.
+pub fn rebind_when_back(fd: BorrowedFd<'_>, ifname: &CStr, ifindex: &mut u32) -> bool {
+    let Ok((index, up)) = link_index_and_up(fd, ifname) else {
+        return false;
+    };
+    if index != *ifindex {
+        if bind(fd, index).is_err() {
+            return false;
+        }
+        *ifindex = index;
+    }
+    if up {
+        let _ = take_error(fd);
+    }
+    up
 }
 
 /// Reads and clears the socket's pending error (`SO_ERROR`), so an old
