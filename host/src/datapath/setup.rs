@@ -18,7 +18,7 @@ use super::port::tpacket::{TpacketOptions, TpacketPort, Version};
 use super::port::xdp::{XdpPort, XdpPortError};
 use super::port::Port;
 use super::spec::SUPER_FRAME_SLOT;
-use super::spec::{instance_limits, PortBinding, WorkerSpec};
+use super::spec::{instance_limits, PortBinding, WorkerPort, WorkerSpec};
 use super::stats::StatsSegment;
 use super::sys::process;
 use super::worker::{Instantiator, Worker, WorkerError};
@@ -270,13 +270,14 @@ pub fn run_group(specs: Vec<WorkerSpec>) -> Result<(), SetupError> {
     Ok(())
 }
 
-/// Opens the port `name` on the kernel interface `ifname` (a veth end in
-/// the worker's namespace) the way the spec's `io` says.
+/// Opens `port` on the kernel interface `ifname` (a veth end in the
+/// worker's namespace) the way the spec's `io` says.
 fn open_interface(
     spec: &WorkerSpec,
-    name: &str,
+    port: &WorkerPort,
     ifname: &str,
 ) -> Result<Box<dyn Port>, SetupError> {
+    let name = port.name.as_str();
     match spec.io {
         PortIo::Mmsg => Ok(Box::new(PacketSocketPort::open(
             name,
@@ -292,15 +293,10 @@ fn open_interface(
             // The longest frame the ring must hold whole: a super-frame
             // with offload, else the link's MTU with a VLAN-tagged
             // Ethernet header (the kernel removes the tag; room anyway).
-            let mtu = spec
-                .ports
-                .iter()
-                .find(|p| p.name == name)
-                .map_or(1500, |p| p.mtu as usize);
             let max_frame = if spec.offload {
                 SUPER_FRAME_SLOT
             } else {
-                mtu + 18
+                port.mtu as usize + 18
             };
             let options = TpacketOptions {
                 version,
@@ -373,9 +369,7 @@ fn open_ports(specs: &[WorkerSpec]) -> Result<Vec<Vec<Box<dyn Port>>>, SetupErro
         let mut ports: Vec<Box<dyn Port>> = Vec::new();
         for p in &spec.ports {
             match &p.binding {
-                PortBinding::Interface { ifname } => {
-                    ports.push(open_interface(spec, &p.name, ifname)?)
-                }
+                PortBinding::Interface { ifname } => ports.push(open_interface(spec, p, ifname)?),
                 PortBinding::Tap { .. } => {
                     let tap = taps.next().expect("opened above, in spec order");
                     ports.push(Box::new(tap));
